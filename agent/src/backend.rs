@@ -1,0 +1,93 @@
+//! The model interface the loop drives: raw text completion of a prompt we rendered ourselves,
+//! streamed. The real implementation is mistral.rs (`mistral` module); tests use
+//! [`Replay`](crate::replay::Replay), which plays back recorded model turns.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::{Deserialize, Serialize};
+
+use crate::prompt::{Family, TemplateInfo};
+
+/// Sampling settings for one completion. Greedy unless `temperature` is set above zero.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sampling {
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub top_k: Option<u32>,
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenRequest {
+    pub prompt: String,
+    pub max_tokens: usize,
+    pub sampling: Sampling,
+    /// Strings that end the turn (excluded from the output).
+    pub stop: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Finish {
+    /// The model ended its turn (end-of-turn token or stop string).
+    Stop,
+    /// `max_tokens` was reached.
+    Length,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct GenStats {
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+    /// Time to the first generated token: prompt processing (after any prefix-cache reuse).
+    pub prompt_secs: f64,
+    pub decode_secs: f64,
+}
+
+impl GenStats {
+    pub fn decode_tokens_per_sec(&self) -> f64 {
+        if self.decode_secs > 0.0 && self.completion_tokens > 1 {
+            (self.completion_tokens - 1) as f64 / self.decode_secs
+        } else {
+            0.0
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenOutput {
+    pub text: String,
+    pub finish: Finish,
+    pub stats: GenStats,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("model error: {0}")]
+    Model(String),
+    #[error("the replayed transcript has no turn left for step {0}")]
+    ReplayExhausted(usize),
+}
+
+/// What the loop needs to know about the loaded model.
+#[derive(Debug, Clone)]
+pub struct ModelInfo {
+    /// Name shown to the user (catalogue name or path).
+    pub name: String,
+    pub family: Family,
+    pub template: TemplateInfo,
+    /// Context window in tokens, when known.
+    pub max_context: Option<usize>,
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Called with each piece of generated text as it arrives.
+pub type OnText<'a> = &'a mut (dyn FnMut(&str) + Send);
+
+pub trait Backend: Send + Sync {
+    fn info(&self) -> &ModelInfo;
+    /// Completes `req.prompt`. Dropping the future cancels the generation.
+    fn generate<'a>(&'a self, req: GenRequest, on_text: OnText<'a>) -> BoxFuture<'a, Result<GenOutput, BackendError>>;
+}

@@ -1,0 +1,67 @@
+//! The live progress line on stderr: one line per step (step n/N, tokens, tokens/s, the tool
+//! being called). indicatif draws nothing when stderr is not a terminal.
+
+use agent::events::{Event, Observer, Progress};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+pub struct ProgressLine {
+    bar: ProgressBar,
+}
+
+impl ProgressLine {
+    pub fn new() -> Self {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Self { bar }
+    }
+
+    pub fn message(&self, msg: impl Into<String>) {
+        self.bar.set_message(msg.into());
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+fn line(p: &Progress) -> String {
+    let mut s = format!("step {}/{} · {} tokens · {:.1} tok/s", p.step, p.max_steps, p.tokens, p.tokens_per_sec);
+    if let Some(t) = &p.tool {
+        s.push_str(" · calling ");
+        s.push_str(t);
+    }
+    s
+}
+
+impl Observer for ProgressLine {
+    fn progress(&mut self, p: &Progress) {
+        self.bar.set_message(line(p));
+    }
+
+    fn event(&mut self, event: &Event) {
+        match event {
+            Event::StepStarted { step, max_steps, kind } => self.bar.set_message(format!("step {step}/{max_steps} · {kind:?} · prompt…").to_lowercase()),
+            Event::ModelOutput { step, stats, tokens_per_sec, reasoning, .. } => {
+                let thinking = reasoning.as_ref().map(|r| format!(" · thinking {} chars", r.len())).unwrap_or_default();
+                self.bar.println(format!(
+                    "step {step}: {} prompt tokens in {:.2}s, {} generated at {:.1} tok/s{thinking}",
+                    stats.prompt_tokens, stats.prompt_secs, stats.completion_tokens, tokens_per_sec
+                ));
+            }
+            Event::ToolResult { name, is_error, content, .. } => {
+                let first = content.lines().next().unwrap_or_default();
+                let short: String = first.chars().take(80).collect();
+                self.bar.println(format!("  {} {name}: {short}", if *is_error { "✗" } else { "✓" }));
+            }
+            Event::ParseError { message, .. } => self.bar.println(format!("  ✗ malformed tool call: {message}")),
+            _ => {}
+        }
+    }
+}
+
+impl Drop for ProgressLine {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}

@@ -1,0 +1,158 @@
+//! `agent run TASK.md`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use agent::backend::Sampling;
+use agent::events::{JsonLines, StopReason, TraceWriter};
+use agent::mistral::MistralBackend;
+use agent::models::{self, agent_home};
+use agent::planner::{Agent, RunConfig};
+use agent::task::{Device, MAX_STEPS_RANGE, OutputSpec, Task};
+use agent::toolset;
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use super::progress::ProgressLine;
+use super::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED};
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The task file.
+    task: PathBuf,
+    /// Model: a catalogue name (see `agent models`), a .gguf file or a model directory.
+    #[arg(long)]
+    model: Option<String>,
+    /// Most steps before the run stops without an answer.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(*MAX_STEPS_RANGE.start() as i64..=*MAX_STEPS_RANGE.end() as i64))]
+    max_steps: Option<u32>,
+    /// Seed for sampling (with a temperature above 0).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Where the model runs.
+    #[arg(long, value_parser = ["cpu", "cuda", "auto"])]
+    device: Option<String>,
+    /// Print one JSON event per line on stdout instead of the answer.
+    #[arg(long)]
+    json: bool,
+    /// Write the trace here (default: $AGENT_HOME/runs/RUN_ID.jsonl).
+    #[arg(long)]
+    trace: Option<PathBuf>,
+    /// Most tokens the model may generate in one step.
+    #[arg(long, default_value_t = 1024)]
+    max_tokens: usize,
+}
+
+/// A sortable, readable run id: UTC time plus the process id.
+fn run_id() -> String {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{}", rem / 3600, rem % 3600 / 60, rem % 60, std::process::id())
+}
+
+fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("agent: {msg}");
+    ExitCode::from(code)
+}
+
+pub fn main(args: RunArgs) -> ExitCode {
+    let mut task = match Task::load(&args.task) {
+        Ok(t) => t,
+        Err(e) => return fail(EXIT_BAD_INPUT, e),
+    };
+    task.front.apply_overrides(args.model.clone(), args.max_steps, args.seed);
+    let device = match args.device.as_deref() {
+        Some("cpu") => Device::Cpu,
+        Some("cuda") => Device::Cuda,
+        Some(_) => Device::Auto,
+        None => task.front.device_or_default(),
+    };
+    let output = task.front.output_or_default();
+    let tools = match toolset::build(&task.front.tools_or_default(), &output) {
+        Ok(t) => t,
+        Err(e) => return fail(EXIT_BAD_INPUT, format!("{}: {e}", task.path.display())),
+    };
+    let model = match models::resolve(task.front.model_or_default()) {
+        Ok(m) => m,
+        Err(e) => return fail(EXIT_BAD_INPUT, e),
+    };
+    let s = task.front.sampling_or_default();
+    let cfg = RunConfig {
+        run_id: run_id(),
+        task_name: task.path.display().to_string(),
+        instructions: task.instructions.clone(),
+        max_steps: task.front.max_steps_or_default(),
+        sampling: Sampling { temperature: s.temperature, top_p: s.top_p, top_k: s.top_k, seed: s.seed },
+        output_schema: match output {
+            OutputSpec::Text => None,
+            OutputSpec::Schema(v) => Some(v),
+        },
+        max_tokens_per_step: args.max_tokens,
+    };
+    let trace_path = args.trace.clone().unwrap_or_else(|| agent_home().join("runs").join(format!("{}.jsonl", cfg.run_id)));
+
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(EXIT_FAILED, format!("cannot start the async runtime: {e}")),
+    };
+    rt.block_on(async move {
+        let progress = (!args.json && std::io::stderr().is_terminal()).then(ProgressLine::new);
+        if let Some(p) = &progress {
+            p.message(format!("loading {}…", model.name));
+        }
+        let backend = match MistralBackend::load(&model, device).await {
+            Ok(b) => b,
+            Err(e) => return fail(EXIT_FAILED, e),
+        };
+        let trace = match TraceWriter::create(&trace_path) {
+            Ok(t) => t,
+            Err(e) => return fail(EXIT_FAILED, format!("cannot write trace {}: {e}", trace_path.display())),
+        };
+        let mut agent = Agent::new(&backend, tools);
+        agent.observe(Box::new(trace));
+        if args.json {
+            agent.observe(Box::new(JsonLines(std::io::stdout())));
+        }
+        let shown = progress.is_some();
+        if let Some(p) = progress {
+            agent.observe(Box::new(p));
+        }
+        let cancel = CancellationToken::new();
+        let on_signal = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                on_signal.cancel();
+            }
+        });
+        let outcome = agent.run(&cfg, &cancel).await;
+        drop(agent); // clears the progress line before the answer is printed
+        if shown {
+            eprintln!("trace: {}", trace_path.display());
+        }
+        match outcome {
+            Err(e) => fail(EXIT_FAILED, e),
+            Ok(o) => match o.stop {
+                StopReason::Answer => {
+                    if !args.json {
+                        println!("{}", o.answer_text().unwrap_or_default());
+                    }
+                    ExitCode::SUCCESS
+                }
+                StopReason::MaxSteps => fail(EXIT_FAILED, format!("no final answer after {} steps (trace: {})", o.steps, trace_path.display())),
+                StopReason::Cancelled => fail(EXIT_INTERRUPTED, format!("interrupted at step {} (trace: {})", o.steps, trace_path.display())),
+            },
+        }
+    })
+}

@@ -1,0 +1,127 @@
+//! Reads the metadata of a GGUF file (chat template, special tokens, architecture) without
+//! loading tensors, so the family can be detected before the model loads and without mistral.rs.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GgufError {
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+/// The metadata values we use; arrays other than the token list are skipped.
+#[derive(Debug, Clone, Default)]
+pub struct GgufMeta {
+    pub strings: HashMap<String, String>,
+    pub ints: HashMap<String, u64>,
+    pub tokens: Vec<String>,
+}
+
+impl GgufMeta {
+    pub fn token(&self, key: &str) -> Option<String> {
+        let id = *self.ints.get(key)? as usize;
+        self.tokens.get(id).cloned()
+    }
+}
+
+struct Reader<R: Read> {
+    r: R,
+}
+
+impl<R: Read> Reader<R> {
+    fn bytes<const N: usize>(&mut self) -> std::io::Result<[u8; N]> {
+        let mut b = [0u8; N];
+        self.r.read_exact(&mut b)?;
+        Ok(b)
+    }
+    fn u32(&mut self) -> std::io::Result<u32> {
+        Ok(u32::from_le_bytes(self.bytes()?))
+    }
+    fn u64(&mut self) -> std::io::Result<u64> {
+        Ok(u64::from_le_bytes(self.bytes()?))
+    }
+    fn string(&mut self) -> std::io::Result<String> {
+        let n = self.u64()?;
+        if n > 64 << 20 {
+            return Err(std::io::Error::other(format!("string of {n} bytes")));
+        }
+        let mut b = vec![0u8; n as usize];
+        self.r.read_exact(&mut b)?;
+        Ok(String::from_utf8_lossy(&b).into_owned())
+    }
+    fn skip(&mut self, n: u64) -> std::io::Result<()> {
+        std::io::copy(&mut (&mut self.r).take(n), &mut std::io::sink())?;
+        Ok(())
+    }
+}
+
+/// GGUF value type ids and the fixed size of the scalar ones.
+fn scalar_size(t: u32) -> Option<u64> {
+    match t {
+        0 | 1 | 7 => Some(1),
+        2 | 3 => Some(2),
+        4..=6 => Some(4),
+        10..=12 => Some(8),
+        _ => None,
+    }
+}
+
+pub fn read(path: &Path) -> Result<GgufMeta, GgufError> {
+    let p = path.display().to_string();
+    let file = File::open(path).map_err(|source| GgufError::Io { path: p.clone(), source })?;
+    read_from(BufReader::new(file)).map_err(|e| GgufError::Invalid { path: p, message: e.to_string() })
+}
+
+fn read_from<R: Read>(r: R) -> std::io::Result<GgufMeta> {
+    let mut r = Reader { r };
+    if &r.bytes::<4>()? != b"GGUF" {
+        return Err(std::io::Error::other("not a GGUF file (bad magic)"));
+    }
+    let version = r.u32()?;
+    if version < 2 {
+        return Err(std::io::Error::other(format!("unsupported GGUF version {version}")));
+    }
+    let _tensors = r.u64()?;
+    let kvs = r.u64()?;
+    let mut meta = GgufMeta::default();
+    for _ in 0..kvs {
+        let key = r.string()?;
+        let t = r.u32()?;
+        match t {
+            8 => {
+                let v = r.string()?;
+                meta.strings.insert(key, v);
+            }
+            9 => {
+                let et = r.u32()?;
+                let n = r.u64()?;
+                if et == 8 {
+                    let keep = key == "tokenizer.ggml.tokens";
+                    for _ in 0..n {
+                        let s = r.string()?;
+                        if keep {
+                            meta.tokens.push(s);
+                        }
+                    }
+                } else {
+                    let size = scalar_size(et).ok_or_else(|| std::io::Error::other(format!("{key}: nested arrays are not supported")))?;
+                    r.skip(size * n)?;
+                }
+            }
+            4 | 10 => {
+                let v = if t == 4 { r.u32()? as u64 } else { r.u64()? };
+                meta.ints.insert(key, v);
+            }
+            _ => {
+                let size = scalar_size(t).ok_or_else(|| std::io::Error::other(format!("{key}: unknown value type {t}")))?;
+                r.skip(size)?;
+            }
+        }
+    }
+    Ok(meta)
+}

@@ -1,0 +1,268 @@
+//! The mistral.rs backend: loads a resolved model in-process and completes raw token prompts.
+//! We send `CompletionTokens` (not chat requests) because the loop renders prompts itself; the
+//! prefix cache still matches token prefixes, so each step re-processes only the new turns.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use either::Either;
+use mistralrs::{
+    Constraint, CustomLogitsProcessor, GgufModelBuilder, Model, ModelDType, MultimodalLoaderType, MultimodalModelBuilder, NormalRequest,
+    Request, RequestMessage, Response, SamplingParams, StopTokens, Tensor, TextModelBuilder, TokenSource,
+};
+
+use crate::backend::{Backend, BackendError, BoxFuture, Finish, GenOutput, GenRequest, GenStats, ModelInfo, OnText, Sampling};
+use crate::models::{ModelSource, ResolvedModel};
+use crate::task::Device;
+
+/// Sequences kept in the prefix cache. One run needs one (the growing conversation); a few more
+/// let `agent serve` keep several runs warm.
+const PREFIX_CACHE_SEQS: usize = 4;
+
+pub struct MistralBackend {
+    model: Model,
+    info: ModelInfo,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("this build of agent has no CUDA support; rebuild with `--features cuda`, or use --device cpu")]
+    NoCuda,
+    #[error("cannot load {name}: {message}")]
+    Load { name: String, message: String },
+}
+
+fn use_cpu(device: Device) -> Result<bool, LoadError> {
+    match device {
+        Device::Cpu => Ok(true),
+        Device::Cuda if !cfg!(feature = "cuda") => Err(LoadError::NoCuda),
+        Device::Cuda => Ok(false),
+        Device::Auto => Ok(!cfg!(feature = "cuda")),
+    }
+}
+
+impl MistralBackend {
+    pub async fn load(m: &ResolvedModel, device: Device) -> Result<Self, LoadError> {
+        let cpu = use_cpu(device)?;
+        let err = |e: anyhow::Error| LoadError::Load { name: m.name.clone(), message: format!("{e:#}") };
+        let model = match &m.source {
+            ModelSource::Gguf { file } => {
+                let dir = file.parent().map(|d| d.display().to_string()).unwrap_or_else(|| ".".into());
+                let name = file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+                let mut b = GgufModelBuilder::new(dir, vec![name]).with_token_source(TokenSource::None).with_prefix_cache_n(Some(PREFIX_CACHE_SEQS));
+                if cpu {
+                    b = b.with_force_cpu();
+                }
+                b.build().await.map_err(err)?
+            }
+            ModelSource::Dir { dir, architectures } => {
+                let dir = dir.display().to_string();
+                let isq = if cpu { None } else { m.gpu_isq.and_then(|q| mistralrs::parse_isq_value(q, None).ok()) };
+                if architectures.iter().any(|a| a == "Llama4ForConditionalGeneration") {
+                    // mistral.rs loads Llama 4 only through its multimodal loader, whose prefix
+                    // cache is off unless asked for.
+                    let mut b = MultimodalModelBuilder::new(dir)
+                        .with_loader_type(MultimodalLoaderType::Llama4)
+                        .with_token_source(TokenSource::None)
+                        .with_prefix_cache_n(Some(PREFIX_CACHE_SEQS));
+                    if cpu {
+                        b = b.with_force_cpu().with_dtype(ModelDType::F32);
+                    }
+                    if let Some(q) = isq {
+                        b = b.with_isq(q);
+                    }
+                    b.build().await.map_err(err)?
+                } else {
+                    let mut b = TextModelBuilder::new(dir).with_token_source(TokenSource::None).with_prefix_cache_n(Some(PREFIX_CACHE_SEQS));
+                    if cpu {
+                        // bf16 matmuls are slower than f32 on CPU in candle 0.10.
+                        b = b.with_force_cpu().with_dtype(ModelDType::F32);
+                    }
+                    if let Some(q) = isq {
+                        b = b.with_isq(q);
+                    }
+                    b.build().await.map_err(err)?
+                }
+            }
+        };
+        let max_context = model.max_sequence_length().ok().flatten();
+        let info = ModelInfo { name: m.name.clone(), family: m.family.clone(), template: m.template.clone(), max_context };
+        Ok(Self { model, info })
+    }
+
+    /// Tokenizes text exactly as the model will see it (special tokens recognised, no BOS added:
+    /// the rendered prompt carries its own).
+    pub async fn tokenize(&self, text: &str) -> Result<Vec<u32>, BackendError> {
+        self.model.tokenize(Either::Right(text.to_string()), None, false, false, None).await.map_err(|e| BackendError::Model(e.to_string()))
+    }
+}
+
+/// Counts generated tokens exactly (it runs once per sampled token) and, when a seed is given,
+/// samples with its own seeded generator: mistral.rs 0.8.1 seeds one engine-wide RNG, so
+/// per-request seeds need sampling here.
+struct StepSampler {
+    prompt_len: usize,
+    generated: AtomicUsize,
+    seeded: Option<SeededSampling>,
+}
+
+struct SeededSampling {
+    temperature: f64,
+    top_k: Option<u32>,
+    top_p: Option<f64>,
+    seed: u64,
+}
+
+/// splitmix64: a tiny, well-distributed generator; reproducibility is what matters here.
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = x;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl SeededSampling {
+    fn pick(&self, logits: &[f32], position: usize) -> usize {
+        let mut idx: Vec<usize> = (0..logits.len()).filter(|&i| logits[i].is_finite()).collect();
+        idx.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+        if let Some(k) = self.top_k {
+            idx.truncate((k as usize).max(1));
+        }
+        let max = idx.first().map_or(0.0, |&i| logits[i] as f64);
+        let mut probs: Vec<f64> = idx.iter().map(|&i| ((logits[i] as f64 - max) / self.temperature).exp()).collect();
+        let total: f64 = probs.iter().sum();
+        probs.iter_mut().for_each(|p| *p /= total);
+        if let Some(p) = self.top_p {
+            let mut acc = 0.0;
+            let keep = probs.iter().position(|&q| {
+                acc += q;
+                acc >= p
+            });
+            let n = keep.map_or(probs.len(), |k| k + 1);
+            probs.truncate(n);
+            idx.truncate(n);
+            let t: f64 = probs.iter().sum();
+            probs.iter_mut().for_each(|q| *q /= t);
+        }
+        // The draw depends only on the seed and the position, so a run is reproducible.
+        let r = (splitmix(self.seed ^ splitmix(position as u64)) >> 11) as f64 / (1u64 << 53) as f64;
+        let mut acc = 0.0;
+        for (k, q) in probs.iter().enumerate() {
+            acc += q;
+            if r < acc {
+                return idx[k];
+            }
+        }
+        idx.last().copied().unwrap_or(0)
+    }
+}
+
+impl CustomLogitsProcessor for StepSampler {
+    fn apply(&self, logits: &Tensor, context: &[u32]) -> mistralrs::Result<Tensor> {
+        self.generated.fetch_add(1, Ordering::Relaxed);
+        let Some(s) = &self.seeded else { return Ok(logits.clone()) };
+        let values: Vec<f32> = logits.to_vec1()?;
+        let chosen = s.pick(&values, context.len().saturating_sub(self.prompt_len));
+        let mut forced = vec![f32::NEG_INFINITY; values.len()];
+        forced[chosen] = 0.0;
+        Tensor::from_vec(forced, values.len(), logits.device())
+    }
+}
+
+static REQUEST_ID: AtomicUsize = AtomicUsize::new(1);
+
+fn sampling_params(s: &Sampling, max_tokens: usize, stop: Vec<String>) -> (SamplingParams, Option<SeededSampling>) {
+    let mut p = SamplingParams::deterministic();
+    p.max_len = Some(max_tokens);
+    if !stop.is_empty() {
+        p.stop_toks = Some(StopTokens::Seqs(stop));
+    }
+    let seeded = match s.temperature {
+        Some(t) if t > 0.0 => Some(SeededSampling { temperature: t, top_k: s.top_k, top_p: s.top_p, seed: s.seed.unwrap_or(0) }),
+        _ => None,
+    };
+    (p, seeded)
+}
+
+impl Backend for MistralBackend {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn generate<'a>(&'a self, req: GenRequest, on_text: OnText<'a>) -> BoxFuture<'a, Result<GenOutput, BackendError>> {
+        Box::pin(async move {
+            let toks = self.tokenize(&req.prompt).await?;
+            let (params, seeded) = sampling_params(&req.sampling, req.max_tokens, req.stop);
+            let sampler = Arc::new(StepSampler { prompt_len: toks.len(), generated: AtomicUsize::new(0), seeded });
+            let prompt_tokens = toks.len();
+            let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+            let request = Request::Normal(Box::new(NormalRequest {
+                messages: RequestMessage::CompletionTokens(toks),
+                sampling_params: params,
+                response: tx,
+                return_logprobs: false,
+                is_streaming: true,
+                id: REQUEST_ID.fetch_add(1, Ordering::Relaxed),
+                constraint: Constraint::None,
+                suffix: None,
+                tools: None,
+                tool_choice: None,
+                logits_processors: Some(vec![sampler.clone() as Arc<dyn CustomLogitsProcessor>]),
+                return_raw_logits: false,
+                web_search_options: None,
+                model_id: None,
+                truncate_sequence: false,
+            }));
+            let started = Instant::now();
+            let sender = self.model.inner().get_sender(None).map_err(|e| BackendError::Model(e.to_string()))?;
+            sender.send(request).await.map_err(|e| BackendError::Model(e.to_string()))?;
+            let mut text = String::new();
+            let mut first: Option<Instant> = None;
+            let mut finish = Finish::Stop;
+            while let Some(resp) = rx.recv().await {
+                match resp {
+                    Response::CompletionChunk(c) => {
+                        let Some(choice) = c.choices.into_iter().next() else { continue };
+                        if first.is_none() {
+                            first = Some(Instant::now());
+                        }
+                        if !choice.text.is_empty() {
+                            on_text(&choice.text);
+                            text.push_str(&choice.text);
+                        }
+                        if let Some(reason) = choice.finish_reason {
+                            if reason == "length" {
+                                finish = Finish::Length;
+                            }
+                            break;
+                        }
+                    }
+                    Response::CompletionDone(done) => {
+                        if let Some(choice) = done.choices.into_iter().next() {
+                            text = choice.text;
+                        }
+                        break;
+                    }
+                    Response::CompletionModelError(e, _) | Response::ModelError(e, _) => return Err(BackendError::Model(e)),
+                    Response::InternalError(e) | Response::ValidationError(e) => return Err(BackendError::Model(e.to_string())),
+                    _ => {}
+                }
+            }
+            let end = Instant::now();
+            let first = first.unwrap_or(end);
+            Ok(GenOutput {
+                text,
+                finish,
+                stats: GenStats {
+                    prompt_tokens,
+                    completion_tokens: sampler.generated.load(Ordering::Relaxed),
+                    prompt_secs: (first - started).as_secs_f64(),
+                    decode_secs: (end - first).as_secs_f64(),
+                },
+            })
+        })
+    }
+}
+

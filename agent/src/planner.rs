@@ -1,0 +1,250 @@
+//! The planner loop. A step renders the conversation, generates (streamed), parses tool calls,
+//! dispatches them and appends the results; the run ends on a final answer, at `max_steps`, or
+//! when cancelled (the trace is kept either way).
+
+use std::time::Instant;
+
+use agent_tools::ToolRegistry;
+use agent_tools::builtin::FINAL_ANSWER;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{Backend, BackendError, Finish, GenRequest, Sampling};
+use crate::events::{Event, Observer, Progress, StepKind, StopReason};
+use crate::parse::{Parsed, parse_hermes, parse_llama4_json};
+use crate::prompt::{self, Family, Message, Qwen3Variant, RenderError, RenderOptions, Role, ToolCall};
+
+/// The agent's standing instructions. Short on purpose: small models follow short prompts.
+pub const SYSTEM_PROMPT: &str = "You are a helpful assistant that completes the user's task. Use the tools when they help; call one tool at a time and wait for its result. When you know the answer, call final_answer with it.";
+
+/// Told to the model before its last allowed step.
+const LAST_STEP_NOTE: &str = "You have one step left. Give your final answer now.";
+
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub run_id: String,
+    /// Shown in the trace (the task file, or "<inline>").
+    pub task_name: String,
+    pub instructions: String,
+    pub max_steps: u32,
+    pub sampling: Sampling,
+    /// JSON Schema the final answer must satisfy; free text when `None`.
+    pub output_schema: Option<Value>,
+    /// Cap on generated tokens per step.
+    pub max_tokens_per_step: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The answer (a JSON string for text answers); `None` when the run stopped without one.
+    pub answer: Option<Value>,
+    pub steps: u32,
+    pub stop: StopReason,
+    /// The whole conversation, for library users who continue it.
+    pub messages: Vec<Message>,
+}
+
+impl Outcome {
+    /// The answer as the CLI prints it: text as is, JSON pretty-printed.
+    pub fn answer_text(&self) -> Option<String> {
+        self.answer.as_ref().map(|a| match a {
+            Value::String(s) => s.clone(),
+            other => serde_json::to_string_pretty(other).unwrap_or_else(|_| other.to_string()),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+}
+
+pub struct Agent<'a> {
+    backend: &'a dyn Backend,
+    tools: ToolRegistry,
+    observers: Vec<Box<dyn Observer + 'a>>,
+}
+
+enum StepEnd {
+    Continue(StepKind),
+    Done(Value),
+}
+
+impl<'a> Agent<'a> {
+    pub fn new(backend: &'a dyn Backend, tools: ToolRegistry) -> Self {
+        Self { backend, tools, observers: Vec::new() }
+    }
+
+    pub fn observe(&mut self, observer: Box<dyn Observer + 'a>) {
+        self.observers.push(observer);
+    }
+
+    fn emit(&mut self, event: Event) {
+        for o in &mut self.observers {
+            o.event(&event);
+        }
+    }
+
+    /// Runs the task to its end. Cancelling `cancel` stops at once (in-flight generation and
+    /// tool calls are dropped) and returns an outcome with [`StopReason::Cancelled`].
+    pub async fn run(&mut self, cfg: &RunConfig, cancel: &CancellationToken) -> Result<Outcome, RunError> {
+        let info = self.backend.info().clone();
+        self.emit(Event::RunStarted {
+            run_id: cfg.run_id.clone(),
+            task: cfg.task_name.clone(),
+            model: info.name.clone(),
+            family: info.family.name().into(),
+            max_steps: cfg.max_steps,
+            tools: self.tools.names().map(String::from).collect(),
+        });
+        let mut messages = vec![Message::system(SYSTEM_PROMPT), Message::user(cfg.instructions.clone())];
+        let mut kind = StepKind::Plan;
+        for step in 1..=cfg.max_steps {
+            if step == cfg.max_steps && step > 1 {
+                kind = StepKind::Answer;
+                messages.push(Message::user(LAST_STEP_NOTE));
+            }
+            let end = tokio::select! {
+                biased;
+                () = cancel.cancelled() => None,
+                r = self.step(cfg, step, kind, &mut messages) => Some(r?),
+            };
+            match end {
+                None => return Ok(self.finish(None, step, StopReason::Cancelled, messages)),
+                Some(StepEnd::Done(answer)) => return Ok(self.finish(Some(answer), step, StopReason::Answer, messages)),
+                Some(StepEnd::Continue(next)) => kind = next,
+            }
+        }
+        Ok(self.finish(None, cfg.max_steps, StopReason::MaxSteps, messages))
+    }
+
+    fn finish(&mut self, answer: Option<Value>, steps: u32, stop: StopReason, messages: Vec<Message>) -> Outcome {
+        let outcome = Outcome { answer, steps, stop, messages };
+        let text = outcome.answer_text().unwrap_or_default();
+        self.emit(Event::Final { answer: outcome.answer.clone().unwrap_or(Value::Null), text, steps, stop });
+        outcome
+    }
+
+    async fn step(&mut self, cfg: &RunConfig, step: u32, kind: StepKind, messages: &mut Vec<Message>) -> Result<StepEnd, RunError> {
+        self.emit(Event::StepStarted { step, max_steps: cfg.max_steps, kind });
+        let info = self.backend.info();
+        let specs = self.tools.specs();
+        let prompt = prompt::render(&info.family, &info.template, messages, &specs, RenderOptions::default())?;
+        let req = GenRequest { prompt, max_tokens: cfg.max_tokens_per_step, sampling: cfg.sampling, stop: prompt::stop_strings(&info.family) };
+
+        let mut progress = Progress { step, max_steps: cfg.max_steps, ..Progress::default() };
+        let started = Instant::now();
+        let observers = &mut self.observers;
+        let mut on_text = |_: &str| {
+            progress.tokens += 1;
+            let secs = started.elapsed().as_secs_f64();
+            progress.tokens_per_sec = if secs > 0.0 { progress.tokens as f64 / secs } else { 0.0 };
+            for o in observers.iter_mut() {
+                o.progress(&progress);
+            }
+        };
+        let out = self.backend.generate(req, &mut on_text).await?;
+
+        let parsed = parse_turn(&info.family, &out.text);
+        self.emit(Event::ModelOutput {
+            step,
+            text: out.text.clone(),
+            reasoning: parsed.reasoning.clone(),
+            content: parsed.content.clone(),
+            finish: out.finish,
+            stats: out.stats,
+            tokens_per_sec: out.stats.decode_tokens_per_sec(),
+        });
+        let mut assistant = Message::assistant(parsed.content.clone());
+        assistant.reasoning = parsed.reasoning.clone();
+        assistant.tool_calls = parsed.calls.clone();
+        // Keep a malformed call's text in the turn, so the model sees what it wrote.
+        for e in &parsed.errors {
+            if !assistant.content.is_empty() {
+                assistant.content.push('\n');
+            }
+            assistant.content.push_str(&e.raw);
+        }
+        messages.push(assistant);
+
+        let mut next = StepKind::Act;
+        for e in &parsed.errors {
+            self.emit(Event::ParseError { step, message: e.message.clone(), raw: e.raw.clone() });
+            messages.push(Message::tool(format!("Error: {}. Write the call as <tool_call>{{\"name\": ..., \"arguments\": {{...}}}}</tool_call>.", e.message)));
+            next = StepKind::Recover;
+        }
+        for (k, call) in parsed.calls.iter().enumerate() {
+            if let Some(answer) = self.call_tool(step, k, call, &mut progress, messages).await {
+                return Ok(StepEnd::Done(answer));
+            }
+            if messages.last().is_some_and(|m| m.role == Role::Tool && m.content.starts_with("Error:")) {
+                next = StepKind::Recover;
+            }
+        }
+        if !parsed.calls.is_empty() || !parsed.errors.is_empty() {
+            return Ok(StepEnd::Continue(next));
+        }
+
+        // No call: the reply itself is the answer, if it is one.
+        if parsed.content.is_empty() {
+            let why = if out.finish == Finish::Length { "Your reply was cut off before it gave an answer." } else { "Your reply was empty." };
+            messages.push(Message::user(format!("{why} Continue the task and give your final answer.")));
+            return Ok(StepEnd::Continue(StepKind::Recover));
+        }
+        match &cfg.output_schema {
+            None => Ok(StepEnd::Done(Value::String(parsed.content))),
+            Some(schema) => match answer_from_text(&parsed.content, schema) {
+                Ok(v) => Ok(StepEnd::Done(v)),
+                Err(why) => {
+                    messages.push(Message::user(format!("Your answer must be JSON matching the output schema: {why}. Call final_answer with it.")));
+                    Ok(StepEnd::Continue(StepKind::Recover))
+                }
+            },
+        }
+    }
+
+    /// Runs one call; returns the answer when it was a valid `final_answer`.
+    async fn call_tool(&mut self, step: u32, k: usize, call: &ToolCall, progress: &mut Progress, messages: &mut Vec<Message>) -> Option<Value> {
+        let id = format!("call_{step}_{k}");
+        self.emit(Event::ToolCall { step, id: id.clone(), name: call.name.clone(), arguments: call.arguments.clone() });
+        progress.tool = Some(call.name.clone());
+        for o in &mut self.observers {
+            o.progress(progress);
+        }
+        let out = self.tools.call(&call.name, call.arguments.clone()).await;
+        self.emit(Event::ToolResult {
+            step,
+            id,
+            name: call.name.clone(),
+            content: out.content.clone(),
+            is_error: out.is_error,
+            structured: out.structured.clone(),
+        });
+        if call.name == FINAL_ANSWER && !out.is_error {
+            return out.structured;
+        }
+        messages.push(Message::tool(if out.is_error { format!("Error: {}", out.content) } else { out.content }));
+        None
+    }
+}
+
+/// Parses a turn in the family's tool-call format.
+pub fn parse_turn(family: &Family, text: &str) -> Parsed {
+    match family {
+        Family::Llama4 => parse_llama4_json(text),
+        Family::Qwen3(Qwen3Variant::Thinking2507) => parse_hermes(text, true),
+        _ => parse_hermes(text, false),
+    }
+}
+
+/// A structured answer given as plain text: JSON, possibly fenced, valid against `schema`.
+fn answer_from_text(text: &str, schema: &Value) -> Result<Value, String> {
+    let t = text.trim();
+    let t = t.strip_prefix("```json").or_else(|| t.strip_prefix("```")).map_or(t, |b| b.trim_end().trim_end_matches("```")).trim();
+    let v: Value = serde_json::from_str(t).map_err(|e| format!("not valid JSON ({e})"))?;
+    agent_tools::validate_arguments(schema, &v).map_err(|e| e.to_string())?;
+    Ok(v)
+}

@@ -1,0 +1,392 @@
+//! The front matter keys and their checks.
+
+use std::ops::RangeInclusive;
+
+use serde::{Deserialize, Serialize};
+use serde_yaml_ng::Value;
+
+use super::check::{
+    Checked, FieldError, Seg, child, describe, entries, integer, integer_u32, number, string,
+    wrong_type,
+};
+use super::output::{OutputSpec, check_output};
+use super::thinking::{ThinkingPolicySpec, ThinkingSpec, check_thinking};
+use super::tools::{ToolSource, check_tools};
+
+/// Model used when neither the task nor `--model` names one: tiny, so a first
+/// run downloads little and works on any CPU.
+pub const DEFAULT_MODEL: &str = "smollm2-135m";
+/// Steps (model turns) per run when not set.
+pub const DEFAULT_MAX_STEPS: u32 = 8;
+/// Allowed `max_steps` (also for `--max-steps`). The upper bound catches typos
+/// (`max_steps: 80000`) that would otherwise burn hours of compute.
+pub const MAX_STEPS_RANGE: RangeInclusive<u32> = 1..=1000;
+/// Allowed `sampling.temperature`.
+pub const TEMPERATURE_RANGE: RangeInclusive<f64> = 0.0..=2.0;
+
+/// The keys a task file may set. Every key is optional; `None` means "use the
+/// default" (see `docs/TASK_FORMAT.md` and the `*_or_default` methods).
+///
+/// Deserialising goes through the same checks as a task file, so a value that
+/// would be rejected in a task file is rejected everywhere (unknown keys
+/// included, as with `deny_unknown_fields`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "serde_yaml_ng::Value")]
+pub struct FrontMatter {
+    /// A catalogue name, a `.gguf` file or a Hugging Face–layout directory;
+    /// resolved by the model loader, not here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<Device>,
+    /// Most model turns in one run, within [`MAX_STEPS_RANGE`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_steps: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<ToolSource>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<ThinkingSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<Sampling>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<OutputSpec>,
+}
+
+/// Where the model runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Device {
+    Cpu,
+    Cuda,
+    /// CUDA when available, otherwise CPU.
+    #[default]
+    Auto,
+}
+
+/// Token sampling. Greedy (deterministic) unless `temperature` is set above 0,
+/// because reproducible runs are the more useful default for an agent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "serde_yaml_ng::Value")]
+pub struct Sampling {
+    /// Within [`TEMPERATURE_RANGE`]; 0 means greedy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// Nucleus sampling mass: greater than 0, at most 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    /// Sample among the k most likely tokens: at least 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+impl Sampling {
+    /// True when decoding should be greedy: no temperature, or temperature 0.
+    pub fn is_greedy(&self) -> bool {
+        self.temperature.is_none_or(|t| t == 0.0)
+    }
+}
+
+impl FrontMatter {
+    /// Applies command-line flags, which win over the file: `--model`,
+    /// `--max-steps`, `--seed`. `None` leaves the file's value alone.
+    pub fn apply_overrides(
+        &mut self,
+        model: Option<String>,
+        max_steps: Option<u32>,
+        seed: Option<u64>,
+    ) {
+        if let Some(model) = model {
+            self.model = Some(model);
+        }
+        if let Some(max_steps) = max_steps {
+            self.max_steps = Some(max_steps);
+        }
+        if let Some(seed) = seed {
+            self.sampling.get_or_insert_with(Sampling::default).seed = Some(seed);
+        }
+    }
+
+    /// The model to load: `model`, or [`DEFAULT_MODEL`].
+    pub fn model_or_default(&self) -> &str {
+        self.model.as_deref().unwrap_or(DEFAULT_MODEL)
+    }
+
+    /// `device`, or [`Device::Auto`].
+    pub fn device_or_default(&self) -> Device {
+        self.device.unwrap_or_default()
+    }
+
+    /// `max_steps`, or [`DEFAULT_MAX_STEPS`].
+    pub fn max_steps_or_default(&self) -> u32 {
+        self.max_steps.unwrap_or(DEFAULT_MAX_STEPS)
+    }
+
+    /// `tools`, or every built-in tool.
+    pub fn tools_or_default(&self) -> Vec<ToolSource> {
+        self.tools
+            .clone()
+            .unwrap_or_else(|| vec![ToolSource::AllBuiltins])
+    }
+
+    /// The thinking budget per step kind, defaults filled in.
+    pub fn thinking_policy(&self) -> ThinkingPolicySpec {
+        self.thinking
+            .as_ref()
+            .map(ThinkingSpec::policy)
+            .unwrap_or_default()
+    }
+
+    /// `sampling`, or greedy decoding.
+    pub fn sampling_or_default(&self) -> Sampling {
+        self.sampling.clone().unwrap_or_default()
+    }
+
+    /// `output`, or free text.
+    pub fn output_or_default(&self) -> OutputSpec {
+        self.output.clone().unwrap_or_default()
+    }
+}
+
+const TOP_KEYS: [&str; 7] = [
+    "model",
+    "device",
+    "max_steps",
+    "tools",
+    "thinking",
+    "sampling",
+    "output",
+];
+const SAMPLING_KEYS: [&str; 4] = ["temperature", "top_p", "top_k", "seed"];
+
+/// The whole front matter. Keys are checked in document order and the first
+/// problem wins, so the user fixes errors top to bottom. An empty value
+/// (`model:`) counts as unset, as it would for an `Option` with serde.
+pub(crate) fn check_front_matter(value: &Value) -> Checked<FrontMatter> {
+    let map = match value {
+        Value::Null => return Ok(FrontMatter::default()),
+        Value::Mapping(map) => map,
+        other => {
+            let message = format!(
+                "front matter must be a mapping of keys to values; found {}",
+                describe(other)
+            );
+            return Err(FieldError::new(&[], message));
+        }
+    };
+    let mut front = FrontMatter::default();
+    for (key, value) in entries(map, &[], &TOP_KEYS)? {
+        if value.is_null() {
+            continue;
+        }
+        let path = [Seg::Key(key.to_owned())];
+        match key {
+            "model" => {
+                let expected = "a model name, .gguf file or model directory";
+                front.model = Some(string(value, &path, expected)?.to_owned());
+            }
+            "device" => front.device = Some(check_device(value, &path)?),
+            "max_steps" => {
+                let (min, max) = (*MAX_STEPS_RANGE.start(), *MAX_STEPS_RANGE.end());
+                front.max_steps = Some(integer_u32(value, &path, min, max)?);
+            }
+            "tools" => front.tools = Some(check_tools(value, &path)?),
+            "thinking" => front.thinking = Some(check_thinking(value, &path)?),
+            "sampling" => front.sampling = Some(check_sampling(value, &path)?),
+            _ => front.output = Some(check_output(value, &path)?),
+        }
+    }
+    Ok(front)
+}
+
+fn check_device(value: &Value, path: &[Seg]) -> Checked<Device> {
+    match value.as_str() {
+        Some("cpu") => Ok(Device::Cpu),
+        Some("cuda") => Ok(Device::Cuda),
+        Some("auto") => Ok(Device::Auto),
+        _ => Err(wrong_type(path, "one of cpu, cuda, auto", value)),
+    }
+}
+
+fn check_sampling(value: &Value, path: &[Seg]) -> Checked<Sampling> {
+    let Value::Mapping(map) = value else {
+        return Err(wrong_type(
+            path,
+            "a mapping with keys temperature, top_p, top_k, seed",
+            value,
+        ));
+    };
+    let mut sampling = Sampling::default();
+    for (key, value) in entries(map, path, &SAMPLING_KEYS)? {
+        if value.is_null() {
+            continue;
+        }
+        let path = child(path, key);
+        match key {
+            "temperature" => {
+                let range = "between 0 and 2";
+                sampling.temperature = Some(number(
+                    value,
+                    &path,
+                    |t| TEMPERATURE_RANGE.contains(&t),
+                    range,
+                )?);
+            }
+            "top_p" => {
+                let range = "greater than 0 and at most 1";
+                sampling.top_p = Some(number(value, &path, |p| p > 0.0 && p <= 1.0, range)?);
+            }
+            "top_k" => sampling.top_k = Some(integer_u32(value, &path, 1, u32::MAX)?),
+            _ => sampling.seed = Some(integer(value, &path, 0, u64::MAX)?),
+        }
+    }
+    Ok(sampling)
+}
+
+impl TryFrom<Value> for FrontMatter {
+    type Error = FieldError;
+
+    fn try_from(value: Value) -> Result<Self, FieldError> {
+        check_front_matter(&value)
+    }
+}
+
+impl TryFrom<Value> for Sampling {
+    type Error = FieldError;
+
+    fn try_from(value: Value) -> Result<Self, FieldError> {
+        check_sampling(&value, &[])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::thinking::Budget;
+
+    #[test]
+    fn overrides_replace_file_values() {
+        let mut front = FrontMatter {
+            model: Some("qwen3-0.6b".into()),
+            max_steps: Some(3),
+            sampling: Some(Sampling {
+                temperature: Some(0.7),
+                seed: Some(1),
+                ..Sampling::default()
+            }),
+            ..FrontMatter::default()
+        };
+        front.apply_overrides(Some("llama4-scout".into()), Some(20), Some(42));
+        assert_eq!(
+            front,
+            FrontMatter {
+                model: Some("llama4-scout".into()),
+                max_steps: Some(20),
+                sampling: Some(Sampling {
+                    temperature: Some(0.7),
+                    seed: Some(42),
+                    ..Sampling::default()
+                }),
+                ..FrontMatter::default()
+            }
+        );
+    }
+
+    #[test]
+    fn absent_overrides_keep_file_values() {
+        let original = FrontMatter {
+            model: Some("m".into()),
+            max_steps: Some(3),
+            ..FrontMatter::default()
+        };
+        let mut front = original.clone();
+        front.apply_overrides(None, None, None);
+        assert_eq!(front, original);
+    }
+
+    #[test]
+    fn seed_override_creates_sampling() {
+        let mut front = FrontMatter::default();
+        front.apply_overrides(None, None, Some(7));
+        assert_eq!(
+            front,
+            FrontMatter {
+                sampling: Some(Sampling {
+                    seed: Some(7),
+                    ..Sampling::default()
+                }),
+                ..FrontMatter::default()
+            }
+        );
+    }
+
+    #[test]
+    fn defaults() {
+        let front = FrontMatter::default();
+        assert_eq!(front.model_or_default(), "smollm2-135m");
+        assert_eq!(front.device_or_default(), Device::Auto);
+        assert_eq!(front.max_steps_or_default(), 8);
+        assert_eq!(front.tools_or_default(), vec![ToolSource::AllBuiltins]);
+        assert_eq!(
+            front.thinking_policy(),
+            ThinkingPolicySpec {
+                plan: Some(Budget::Tokens(2048)),
+                act: Some(Budget::Off),
+                recover: Some(Budget::Tokens(1024)),
+                answer: Some(Budget::Tokens(512)),
+                total: None,
+            }
+        );
+        assert!(front.sampling_or_default().is_greedy());
+        assert!(
+            Sampling {
+                temperature: Some(0.0),
+                ..Sampling::default()
+            }
+            .is_greedy()
+        );
+        assert!(
+            !Sampling {
+                temperature: Some(0.2),
+                ..Sampling::default()
+            }
+            .is_greedy()
+        );
+        assert_eq!(front.output_or_default(), OutputSpec::Text);
+    }
+
+    #[test]
+    fn serde_round_trip_uses_the_same_checks() {
+        let front = FrontMatter {
+            model: Some("m".into()),
+            device: Some(Device::Cuda),
+            max_steps: Some(5),
+            tools: Some(vec![
+                ToolSource::AllBuiltins,
+                ToolSource::Builtin("read_file".into()),
+            ]),
+            thinking: Some(ThinkingSpec::Uniform(Budget::Tokens(64))),
+            sampling: Some(Sampling {
+                top_k: Some(40),
+                ..Sampling::default()
+            }),
+            output: Some(OutputSpec::Text),
+        };
+        let json = serde_json::to_value(&front).unwrap();
+        assert_eq!(serde_json::from_value::<FrontMatter>(json).unwrap(), front);
+        let err =
+            serde_json::from_value::<FrontMatter>(serde_json::json!({"max_steps": 0})).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "max_steps: 0 is out of range: must be between 1 and 1000"
+        );
+        let err =
+            serde_json::from_value::<FrontMatter>(serde_json::json!({"modle": "x"})).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("modle: unknown key; allowed keys: model, device"),
+            "{err}"
+        );
+    }
+}

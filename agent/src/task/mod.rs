@@ -1,0 +1,320 @@
+//! Task files: what `agent run TASK.md` reads.
+//!
+//! A task file is Markdown. It may start with YAML front matter between a first
+//! line `---` and the next line `---`; everything after it (or the whole file,
+//! without front matter) is the instructions given to the model. The format is
+//! documented for users in `docs/TASK_FORMAT.md`.
+//!
+//! Parsing is strict (unknown keys, wrong types and out-of-range values are all
+//! errors) because a task file is usually run unattended: a typo that silently
+//! falls back to a default would waste a whole run. Every error is one line
+//! naming file, line and key; see [`TaskError`].
+
+mod check;
+mod error;
+mod front;
+mod locate;
+mod output;
+mod thinking;
+mod tools;
+
+use std::path::{Path, PathBuf};
+
+use serde_yaml_ng::Value;
+
+pub use check::FieldError;
+pub use error::TaskError;
+pub use front::{
+    DEFAULT_MAX_STEPS, DEFAULT_MODEL, Device, FrontMatter, MAX_STEPS_RANGE, Sampling,
+    TEMPERATURE_RANGE,
+};
+pub use output::OutputSpec;
+pub use thinking::{Budget, ThinkingPolicySpec, ThinkingSpec};
+pub use tools::ToolSource;
+
+/// The path recorded for tasks that did not come from a file.
+pub const INLINE_PATH: &str = "<inline>";
+
+/// A parsed task: its settings and its instructions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    /// Where the task came from, as given (used in messages), or [`INLINE_PATH`].
+    pub path: PathBuf,
+    /// The Markdown body, without leading blank lines or trailing whitespace;
+    /// never empty.
+    pub instructions: String,
+    pub front: FrontMatter,
+}
+
+impl Task {
+    /// Reads and parses a task file.
+    pub fn load(path: &Path) -> Result<Task, TaskError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TaskError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Task::parse(path, &text)
+    }
+
+    /// Parses task text; `path` is only used in errors and recorded in the task.
+    pub fn parse(path: &Path, text: &str) -> Result<Task, TaskError> {
+        let split = split(text).ok_or_else(|| TaskError::UnclosedFrontMatter {
+            path: path.to_owned(),
+        })?;
+        let front = match split.yaml {
+            Some(yaml) => parse_front_matter(path, yaml)?,
+            None => FrontMatter::default(),
+        };
+        let instructions = trim_body(split.body);
+        if instructions.is_empty() {
+            let reason = if split.yaml.is_some() {
+                "nothing follows the front matter; write the task below the closing `---`"
+            } else {
+                "the task file is empty"
+            };
+            return Err(TaskError::NoInstructions {
+                path: path.to_owned(),
+                reason,
+            });
+        }
+        Ok(Task {
+            path: path.to_owned(),
+            instructions: instructions.to_owned(),
+            front,
+        })
+    }
+
+    /// Parses task text that did not come from a file (front matter allowed),
+    /// recording the path as [`INLINE_PATH`].
+    pub fn parse_inline(text: &str) -> Result<Task, TaskError> {
+        Task::parse(Path::new(INLINE_PATH), text)
+    }
+
+    /// A task made of plain instructions with default settings, e.g. from a
+    /// command-line prompt. The text is taken as is, even if it starts with `---`.
+    pub fn from_instructions(text: &str) -> Task {
+        Task {
+            path: PathBuf::from(INLINE_PATH),
+            instructions: text.to_owned(),
+            front: FrontMatter::default(),
+        }
+    }
+}
+
+/// Lines of the file before the YAML starts: the opening `---`.
+const YAML_LINE_OFFSET: usize = 1;
+
+/// A task file cut into front matter and body.
+struct Split<'a> {
+    /// The YAML between the delimiters (which starts on line 2 of the file).
+    yaml: Option<&'a str>,
+    body: &'a str,
+}
+
+/// Cuts off the front matter; `None` when it is opened but never closed.
+/// A delimiter is a line holding only `---` (trailing whitespace and `\r` allowed).
+fn split(text: &str) -> Option<Split<'_>> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut lines = text.split_inclusive('\n');
+    let is_delimiter = |line: &str| line.trim_end() == "---";
+    match lines.next() {
+        Some(first) if is_delimiter(first) => {
+            let yaml_start = first.len();
+            let mut offset = yaml_start;
+            for line in lines {
+                if is_delimiter(line) {
+                    return Some(Split {
+                        yaml: Some(&text[yaml_start..offset]),
+                        body: &text[offset + line.len()..],
+                    });
+                }
+                offset += line.len();
+            }
+            None
+        }
+        _ => Some(Split {
+            yaml: None,
+            body: text,
+        }),
+    }
+}
+
+/// The body without leading blank lines and trailing whitespace. Leading
+/// indentation of the first line is kept: in Markdown it can be meaningful.
+fn trim_body(body: &str) -> &str {
+    let body = body.trim_end();
+    let mut start = 0;
+    for line in body.split_inclusive('\n') {
+        if !line.trim().is_empty() {
+            break;
+        }
+        start += line.len();
+    }
+    &body[start..]
+}
+
+fn parse_front_matter(path: &Path, yaml: &str) -> Result<FrontMatter, TaskError> {
+    let value: Value = if is_blank_yaml(yaml) {
+        Value::Null
+    } else {
+        serde_yaml_ng::from_str(yaml).map_err(|error| yaml_error(path, yaml, &error))?
+    };
+    front::check_front_matter(&value).map_err(|error| {
+        let key = error.key();
+        TaskError::Invalid {
+            path: path.to_owned(),
+            line: locate::line_of(yaml, &error.at).map(|line| line + YAML_LINE_OFFSET),
+            key: (!key.is_empty()).then_some(key),
+            message: error.message,
+        }
+    })
+}
+
+/// A YAML error as a task error. Duplicate keys get the key and the line of
+/// the repeat, which serde_yaml_ng's own error lacks.
+fn yaml_error(path: &Path, yaml: &str, error: &serde_yaml_ng::Error) -> TaskError {
+    let message = strip_positions(&error.to_string());
+    if message.contains("duplicate entry")
+        && let Some((key, line)) = locate::first_duplicate(yaml)
+    {
+        return TaskError::Invalid {
+            path: path.to_owned(),
+            line: Some(line + YAML_LINE_OFFSET),
+            key: Some(key),
+            message: "duplicate key: each key may appear only once".to_owned(),
+        };
+    }
+    TaskError::Yaml {
+        path: path.to_owned(),
+        line: error.location().map(|l| l.line() + YAML_LINE_OFFSET),
+        message,
+    }
+}
+
+/// Only blank lines and comments: an empty front matter, which the YAML
+/// parser would report as "EOF while parsing" rather than as empty.
+fn is_blank_yaml(yaml: &str) -> bool {
+    yaml.lines().all(|line| {
+        let line = line.trim();
+        line.is_empty() || line.starts_with('#')
+    })
+}
+
+/// Removes `at line L column C` / `at position N` from a serde_yaml_ng message:
+/// those count lines within the front matter, not the file, and the file line
+/// is already in front of the message.
+fn strip_positions(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(" at ") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + " at ".len()..];
+        let skipped = skip_position(after);
+        if skipped.len() == after.len() {
+            out.push_str(" at ");
+        }
+        rest = skipped;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Skips a leading `line L column C` or `position N`; returns `text` unchanged otherwise.
+fn skip_position(text: &str) -> &str {
+    fn number(text: &str) -> Option<&str> {
+        let digits = text.len() - text.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        (digits > 0).then(|| &text[digits..])
+    }
+    let line_column = || {
+        let rest = number(text.strip_prefix("line ")?)?;
+        number(rest.strip_prefix(" column ")?)
+    };
+    let position = || number(text.strip_prefix("position ")?);
+    line_column().or_else(position).unwrap_or(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_front_matter_and_body() {
+        let task = Task::parse(
+            Path::new("t.md"),
+            "---\r\nmax_steps: 2\r\n---  \r\n\r\n  Do it.\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(
+            task,
+            Task {
+                path: PathBuf::from("t.md"),
+                instructions: "  Do it.".into(),
+                front: FrontMatter {
+                    max_steps: Some(2),
+                    ..FrontMatter::default()
+                },
+            }
+        );
+    }
+
+    #[test]
+    fn without_front_matter_the_whole_file_is_instructions() {
+        let task = Task::parse(Path::new("t.md"), "# Title\n\ntext ---\n---\n").unwrap();
+        assert_eq!(task.instructions, "# Title\n\ntext ---\n---");
+        assert_eq!(task.front, FrontMatter::default());
+    }
+
+    #[test]
+    fn empty_or_comment_only_front_matter_is_default() {
+        let task = Task::parse_inline("---\n# nothing yet\n\n---\nGo.").unwrap();
+        assert_eq!(
+            task,
+            Task {
+                path: PathBuf::from("<inline>"),
+                instructions: "Go.".into(),
+                front: FrontMatter::default()
+            }
+        );
+        assert_eq!(
+            Task::parse_inline("---\n---\nGo.").unwrap().front,
+            FrontMatter::default()
+        );
+    }
+
+    #[test]
+    fn from_instructions_takes_text_verbatim() {
+        assert_eq!(
+            Task::from_instructions("---\nnot front matter"),
+            Task {
+                path: PathBuf::from("<inline>"),
+                instructions: "---\nnot front matter".into(),
+                front: FrontMatter::default(),
+            }
+        );
+    }
+
+    #[test]
+    fn positions_are_stripped_from_yaml_messages() {
+        assert_eq!(
+            strip_positions(
+                "did not find expected key at line 3 column 1, while parsing a block mapping at line 1 column 1"
+            ),
+            "did not find expected key, while parsing a block mapping"
+        );
+        assert_eq!(
+            strip_positions("look at this at position 4"),
+            "look at this"
+        );
+    }
+
+    #[test]
+    fn every_error_exits_with_2() {
+        let err = Task::parse_inline("---\nmodel: x\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "<inline>:1: front matter is not closed: add a line containing only `---` after it"
+        );
+        assert_eq!(err.exit_code(), 2);
+        assert_eq!(err.line(), Some(1));
+    }
+}

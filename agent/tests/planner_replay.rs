@@ -1,0 +1,142 @@
+//! The planner loop against recorded model turns: exact events, prompts and outcomes.
+
+use std::sync::{Arc, Mutex};
+
+use agent::backend::{Finish, GenStats, ModelInfo, Sampling};
+use agent::events::{Collect, Event, StepKind, StopReason};
+use agent::planner::{Agent, Outcome, RunConfig};
+use agent::prompt::{Family, TemplateInfo};
+use agent::replay::{RecordedTurn, Replay};
+use agent::task::{OutputSpec, ToolSource};
+use agent::toolset;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+fn info() -> ModelInfo {
+    ModelInfo { name: "replay".into(), family: Family::ChatMl { default_system: None }, template: TemplateInfo::default(), max_context: None }
+}
+
+fn turn(text: &str) -> RecordedTurn {
+    RecordedTurn { text: text.into(), finish: Finish::Stop }
+}
+
+fn config(max_steps: u32, output_schema: Option<Value>) -> RunConfig {
+    RunConfig {
+        run_id: "test".into(),
+        task_name: "task.md".into(),
+        instructions: "What is 17 * 23?".into(),
+        max_steps,
+        sampling: Sampling::default(),
+        output_schema,
+        max_tokens_per_step: 256,
+    }
+}
+
+async fn run(turns: Vec<RecordedTurn>, cfg: RunConfig, cancel: CancellationToken) -> (Outcome, Vec<Event>, Vec<String>) {
+    let backend = Replay::new(info(), turns);
+    let output = cfg.output_schema.clone().map_or(OutputSpec::Text, OutputSpec::Schema);
+    let tools = toolset::build(&[ToolSource::AllBuiltins], &output).unwrap();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let mut agent = Agent::new(&backend, tools);
+    agent.observe(Box::new(Collect(events.clone())));
+    let outcome = agent.run(&cfg, &cancel).await.unwrap();
+    drop(agent);
+    let prompts = backend.prompts.lock().unwrap().clone();
+    let events = events.lock().unwrap().clone();
+    (outcome, events, prompts)
+}
+
+/// The events without the model-output statistics, which depend on timing.
+fn shape(events: &[Event]) -> Vec<Value> {
+    events
+        .iter()
+        .map(|e| {
+            let mut v = serde_json::to_value(e).unwrap();
+            if let Some(o) = v.as_object_mut() {
+                for k in ["prompt_tokens", "completion_tokens", "prompt_secs", "decode_secs", "tokens_per_sec"] {
+                    o.remove(k);
+                }
+            }
+            v
+        })
+        .collect()
+}
+
+const CALC: &str = "<tool_call>\n{\"name\": \"calculator\", \"arguments\": {\"expression\": \"17 * 23\"}}\n</tool_call>";
+const FINAL: &str = "<tool_call>\n{\"name\": \"final_answer\", \"arguments\": {\"answer\": \"391\"}}\n</tool_call>";
+
+#[tokio::test]
+async fn two_steps_tool_then_answer() {
+    let (outcome, events, prompts) = run(vec![turn(CALC), turn(FINAL)], config(4, None), CancellationToken::new()).await;
+    assert_eq!((outcome.answer, outcome.steps, outcome.stop), (Some(json!("391")), 2, StopReason::Answer));
+    assert_eq!(
+        shape(&events),
+        vec![
+            json!({"event": "run_started", "run_id": "test", "task": "task.md", "model": "replay", "family": "chatml", "max_steps": 4, "tools": ["calculator", "final_answer"]}),
+            json!({"event": "step_started", "step": 1, "max_steps": 4, "kind": "plan"}),
+            json!({"event": "model_output", "step": 1, "text": CALC, "content": "", "finish": "stop"}),
+            json!({"event": "tool_call", "step": 1, "id": "call_1_0", "name": "calculator", "arguments": {"expression": "17 * 23"}}),
+            json!({"event": "tool_result", "step": 1, "id": "call_1_0", "name": "calculator", "content": "391", "is_error": false, "structured": {"result": 391.0}}),
+            json!({"event": "step_started", "step": 2, "max_steps": 4, "kind": "act"}),
+            json!({"event": "model_output", "step": 2, "text": FINAL, "content": "", "finish": "stop"}),
+            json!({"event": "tool_call", "step": 2, "id": "call_2_0", "name": "final_answer", "arguments": {"answer": "391"}}),
+            json!({"event": "tool_result", "step": 2, "id": "call_2_0", "name": "final_answer", "content": "391", "is_error": false, "structured": "391"}),
+            json!({"event": "final", "answer": "391", "text": "391", "steps": 2, "stop": "answer"}),
+        ]
+    );
+    // The second prompt carries the call and its result in the Hermes format.
+    assert!(prompts[1].ends_with(&format!("<|im_start|>assistant\n{CALC}<|im_end|>\n<|im_start|>user\n<tool_response>\n391\n</tool_response><|im_end|>\n<|im_start|>assistant\n")), "{}", prompts[1]);
+}
+
+#[tokio::test]
+async fn malformed_call_goes_back_as_error_then_recovers() {
+    let bad = "<tool_call>\n{\"name\": \"calculator\", \"arguments\": {\"expression\": }\n</tool_call>";
+    let (outcome, events, prompts) = run(vec![turn(bad), turn("The answer is 391.")], config(4, None), CancellationToken::new()).await;
+    assert_eq!((outcome.answer, outcome.steps, outcome.stop), (Some(json!("The answer is 391.")), 2, StopReason::Answer));
+    let kinds: Vec<_> = events.iter().filter_map(|e| if let Event::StepStarted { kind, .. } = e { Some(*kind) } else { None }).collect();
+    assert_eq!(kinds, vec![StepKind::Plan, StepKind::Recover]);
+    assert!(events.iter().any(|e| matches!(e, Event::ParseError { message, .. } if message.starts_with("the tool call is not valid JSON"))));
+    assert!(prompts[1].contains("<tool_response>\nError: the tool call is not valid JSON"), "{}", prompts[1]);
+}
+
+#[tokio::test]
+async fn tool_error_and_unknown_tool_are_reported_to_the_model() {
+    let unknown = "<tool_call>\n{\"name\": \"search\", \"arguments\": {}}\n</tool_call>";
+    let (outcome, events, prompts) = run(vec![turn(unknown), turn(FINAL)], config(4, None), CancellationToken::new()).await;
+    assert_eq!(outcome.answer, Some(json!("391")));
+    assert!(events.iter().any(|e| matches!(e, Event::StepStarted { step: 2, kind: StepKind::Recover, .. })));
+    assert!(prompts[1].contains("Error: unknown tool `search`; available tools: calculator, final_answer"), "{}", prompts[1]);
+}
+
+#[tokio::test]
+async fn structured_output_is_validated() {
+    let schema = json!({"type": "object", "properties": {"product": {"type": "integer"}}, "required": ["product"]});
+    let wrong = "<tool_call>\n{\"name\": \"final_answer\", \"arguments\": {\"answer\": {\"product\": \"391\"}}}\n</tool_call>";
+    let right = "```json\n{\"product\": 391}\n```";
+    let (outcome, _, prompts) = run(vec![turn(wrong), turn(right)], config(4, Some(schema)), CancellationToken::new()).await;
+    assert_eq!((outcome.answer, outcome.steps), (Some(json!({"product": 391})), 2));
+    assert!(prompts[1].contains("arguments do not match the schema at /answer/product"), "{}", prompts[1]);
+}
+
+#[tokio::test]
+async fn max_steps_stops_without_answer_and_warns_on_last_step() {
+    let (outcome, events, prompts) = run(vec![turn(CALC), turn(CALC)], config(2, None), CancellationToken::new()).await;
+    assert_eq!((outcome.answer, outcome.steps, outcome.stop), (None, 2, StopReason::MaxSteps));
+    assert!(events.iter().any(|e| matches!(e, Event::StepStarted { step: 2, kind: StepKind::Answer, .. })));
+    assert!(prompts[1].contains("You have one step left. Give your final answer now."));
+}
+
+#[tokio::test]
+async fn cancellation_ends_the_run_cleanly() {
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let (outcome, events, _) = run(vec![turn(FINAL)], config(4, None), cancel).await;
+    assert_eq!((outcome.answer, outcome.stop), (None, StopReason::Cancelled));
+    assert!(matches!(events.last(), Some(Event::Final { stop: StopReason::Cancelled, .. })));
+}
+
+#[test]
+fn stats_rate_skips_the_first_token() {
+    let s = GenStats { prompt_tokens: 10, completion_tokens: 11, prompt_secs: 0.5, decode_secs: 2.0 };
+    assert_eq!(s.decode_tokens_per_sec(), 5.0);
+}

@@ -1,0 +1,1 @@
+//! wasmtime host for sandboxed tools (issue 6).

@@ -1,0 +1,74 @@
+//! The tool model shared by every tool source: a tool has a name, a description and a JSON
+//! Schema for its arguments; a call returns text (and optionally structured JSON) or a tool
+//! error that goes back to the model. Sources (built-in Rust tools today; MCP servers and wasm
+//! components later) all plug into one [`ToolRegistry`].
+
+pub mod builtin;
+mod registry;
+mod schema;
+
+pub use registry::{ToolRegistry, RegistryError};
+pub use schema::{SchemaError, validate_arguments};
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// What the model sees of a tool: the OpenAI-shaped function definition that chat templates
+/// render (`{"type": "function", "function": {name, description, parameters}}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of the arguments object.
+    pub parameters: Value,
+}
+
+impl ToolSpec {
+    /// The function definition in the shape chat templates expect, keys in template order.
+    pub fn to_openai(&self) -> Value {
+        let mut function = serde_json::Map::new();
+        function.insert("name".into(), Value::String(self.name.clone()));
+        function.insert("description".into(), Value::String(self.description.clone()));
+        function.insert("parameters".into(), self.parameters.clone());
+        let mut tool = serde_json::Map::new();
+        tool.insert("type".into(), Value::String("function".into()));
+        tool.insert("function".into(), Value::Object(function));
+        Value::Object(tool)
+    }
+}
+
+/// The result of one call, as the model will see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolOutput {
+    /// Text sent back to the model.
+    pub content: String,
+    /// Structured result, when the tool has one (kept in the trace).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub structured: Option<Value>,
+    /// True when the call failed: the model sees the content as a tool error.
+    #[serde(default)]
+    pub is_error: bool,
+}
+
+impl ToolOutput {
+    pub fn text(content: impl Into<String>) -> Self {
+        Self { content: content.into(), structured: None, is_error: false }
+    }
+
+    pub fn error(content: impl Into<String>) -> Self {
+        Self { content: content.into(), structured: None, is_error: true }
+    }
+}
+
+/// A boxed future, so tools can be stored as trait objects.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A tool the model can call. Arguments are validated against `spec().parameters` by the
+/// registry before `call` runs, so implementations may rely on the schema's shape.
+pub trait Tool: Send + Sync {
+    fn spec(&self) -> &ToolSpec;
+    fn call(&self, arguments: Value) -> BoxFuture<'_, ToolOutput>;
+}
