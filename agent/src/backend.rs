@@ -25,6 +25,9 @@ pub struct GenRequest {
     pub sampling: Sampling,
     /// Strings that end the turn (excluded from the output).
     pub stop: Vec<String>,
+    /// When set, the completion must be one JSON value valid against this schema (decoding is
+    /// constrained token by token).
+    pub json_schema: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

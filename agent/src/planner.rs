@@ -13,9 +13,13 @@ use crate::backend::{Backend, BackendError, Finish, GenRequest, Sampling};
 use crate::events::{Event, Observer, Progress, StepKind, StopReason};
 use crate::parse::{Parsed, parse_hermes, parse_llama4_json};
 use crate::prompt::{self, Family, Message, Qwen3Variant, RenderError, RenderOptions, Role, ToolCall};
+use crate::task::ToolChoice;
 
 /// The agent's standing instructions. Short on purpose: small models follow short prompts.
 pub const SYSTEM_PROMPT: &str = "You are a helpful assistant that completes the user's task. Use the tools when they help; call one tool at a time and wait for its result. When you know the answer, call final_answer with it.";
+
+/// Told to the model when it repeats a call it already made.
+const REPEAT_NOTE: &str = "You already made that call and have its result above. Give your final answer now.";
 
 /// Told to the model before its last allowed step.
 const LAST_STEP_NOTE: &str = "You have one step left. Give your final answer now.";
@@ -32,6 +36,8 @@ pub struct RunConfig {
     pub output_schema: Option<Value>,
     /// Cap on generated tokens per step.
     pub max_tokens_per_step: usize,
+    /// `Required`: every turn is a tool call (the call's opening is written for the model).
+    pub tool_choice: ToolChoice,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +72,8 @@ pub struct Agent<'a> {
     backend: &'a dyn Backend,
     tools: ToolRegistry,
     observers: Vec<Box<dyn Observer + 'a>>,
+    /// Calls made so far (name and arguments), to notice a model going round in circles.
+    seen_calls: std::collections::HashSet<String>,
 }
 
 enum StepEnd {
@@ -75,7 +83,7 @@ enum StepEnd {
 
 impl<'a> Agent<'a> {
     pub fn new(backend: &'a dyn Backend, tools: ToolRegistry) -> Self {
-        Self { backend, tools, observers: Vec::new() }
+        Self { backend, tools, observers: Vec::new(), seen_calls: Default::default() }
     }
 
     pub fn observe(&mut self, observer: Box<dyn Observer + 'a>) {
@@ -103,7 +111,7 @@ impl<'a> Agent<'a> {
         let mut messages = vec![Message::system(SYSTEM_PROMPT), Message::user(cfg.instructions.clone())];
         let mut kind = StepKind::Plan;
         for step in 1..=cfg.max_steps {
-            if step == cfg.max_steps && step > 1 {
+            if step == cfg.max_steps && step > 1 && kind != StepKind::Answer {
                 kind = StepKind::Answer;
                 messages.push(Message::user(LAST_STEP_NOTE));
             }
@@ -132,8 +140,23 @@ impl<'a> Agent<'a> {
         self.emit(Event::StepStarted { step, max_steps: cfg.max_steps, kind });
         let info = self.backend.info();
         let specs = self.tools.specs();
-        let prompt = prompt::render(&info.family, &info.template, messages, &specs, RenderOptions::default())?;
-        let req = GenRequest { prompt, max_tokens: cfg.max_tokens_per_step, sampling: cfg.sampling, stop: prompt::stop_strings(&info.family) };
+        let mut prompt = prompt::render(&info.family, &info.template, messages, &specs, RenderOptions::default())?;
+        // A required call is made certain by writing its opening ourselves: raw completion
+        // lets the model continue our text.
+        let required = cfg.tool_choice == ToolChoice::Required;
+        let prefill = if required { prompt::call_prefill(&info.family) } else { "" };
+        prompt.push_str(prefill);
+        let req = GenRequest {
+            prompt,
+            max_tokens: cfg.max_tokens_per_step,
+            sampling: cfg.sampling,
+            stop: prompt::stop_strings(&info.family),
+            json_schema: required.then(|| {
+                // On the last step the only call left to make is the answer.
+                let allowed: Vec<_> = if kind == StepKind::Answer { specs.iter().filter(|s| s.name == FINAL_ANSWER).cloned().collect() } else { specs.clone() };
+                prompt::call_schema(&info.family, &allowed)
+            }),
+        };
 
         let mut progress = Progress { step, max_steps: cfg.max_steps, ..Progress::default() };
         let started = Instant::now();
@@ -146,7 +169,11 @@ impl<'a> Agent<'a> {
                 o.progress(&progress);
             }
         };
-        let out = self.backend.generate(req, &mut on_text).await?;
+        let mut out = self.backend.generate(req, &mut on_text).await?;
+        out.text.insert_str(0, prefill);
+        if required && !out.text.trim_end().ends_with(prompt::call_suffix(&info.family)) {
+            out.text.push_str(prompt::call_suffix(&info.family));
+        }
 
         let parsed = parse_turn(&info.family, &out.text);
         self.emit(Event::ModelOutput {
@@ -171,6 +198,13 @@ impl<'a> Agent<'a> {
         messages.push(assistant);
 
         let mut next = StepKind::Act;
+        // A turn that only repeats earlier calls has nothing new to learn: the results are in
+        // the conversation already, so the next step is for the answer.
+        let mut fresh = false;
+        for c in &parsed.calls {
+            fresh |= self.seen_calls.insert(format!("{}{}", c.name, c.arguments));
+        }
+        let repeats = !fresh && !parsed.calls.is_empty() && parsed.calls.iter().all(|c| c.name != FINAL_ANSWER);
         for e in &parsed.errors {
             self.emit(Event::ParseError { step, message: e.message.clone(), raw: e.raw.clone() });
             messages.push(Message::tool(format!("Error: {}. Write the call as <tool_call>{{\"name\": ..., \"arguments\": {{...}}}}</tool_call>.", e.message)));
@@ -183,6 +217,10 @@ impl<'a> Agent<'a> {
             if messages.last().is_some_and(|m| m.role == Role::Tool && m.content.starts_with("Error:")) {
                 next = StepKind::Recover;
             }
+        }
+        if repeats && next == StepKind::Act {
+            messages.push(Message::user(REPEAT_NOTE));
+            return Ok(StepEnd::Continue(StepKind::Answer));
         }
         if !parsed.calls.is_empty() || !parsed.errors.is_empty() {
             return Ok(StepEnd::Continue(next));

@@ -29,6 +29,7 @@ fn config(max_steps: u32, output_schema: Option<Value>) -> RunConfig {
         sampling: Sampling::default(),
         output_schema,
         max_tokens_per_step: 256,
+        tool_choice: agent::task::ToolChoice::Auto,
     }
 }
 
@@ -76,7 +77,7 @@ async fn two_steps_tool_then_answer() {
             json!({"event": "step_started", "step": 1, "max_steps": 4, "kind": "plan"}),
             json!({"event": "model_output", "step": 1, "text": CALC, "content": "", "finish": "stop"}),
             json!({"event": "tool_call", "step": 1, "id": "call_1_0", "name": "calculator", "arguments": {"expression": "17 * 23"}}),
-            json!({"event": "tool_result", "step": 1, "id": "call_1_0", "name": "calculator", "content": "391", "is_error": false, "structured": {"result": 391.0}}),
+            json!({"event": "tool_result", "step": 1, "id": "call_1_0", "name": "calculator", "content": "17 * 23 = 391", "is_error": false, "structured": {"result": 391.0}}),
             json!({"event": "step_started", "step": 2, "max_steps": 4, "kind": "act"}),
             json!({"event": "model_output", "step": 2, "text": FINAL, "content": "", "finish": "stop"}),
             json!({"event": "tool_call", "step": 2, "id": "call_2_0", "name": "final_answer", "arguments": {"answer": "391"}}),
@@ -85,7 +86,7 @@ async fn two_steps_tool_then_answer() {
         ]
     );
     // The second prompt carries the call and its result in the Hermes format.
-    assert!(prompts[1].ends_with(&format!("<|im_start|>assistant\n{CALC}<|im_end|>\n<|im_start|>user\n<tool_response>\n391\n</tool_response><|im_end|>\n<|im_start|>assistant\n")), "{}", prompts[1]);
+    assert!(prompts[1].ends_with(&format!("<|im_start|>assistant\n{CALC}<|im_end|>\n<|im_start|>user\n<tool_response>\n17 * 23 = 391\n</tool_response><|im_end|>\n<|im_start|>assistant\n")), "{}", prompts[1]);
 }
 
 #[tokio::test]
@@ -139,4 +140,13 @@ async fn cancellation_ends_the_run_cleanly() {
 fn stats_rate_skips_the_first_token() {
     let s = GenStats { prompt_tokens: 10, completion_tokens: 11, prompt_secs: 0.5, decode_secs: 2.0 };
     assert_eq!(s.decode_tokens_per_sec(), 5.0);
+}
+
+#[tokio::test]
+async fn a_repeated_call_leads_to_the_answer_step() {
+    let (outcome, events, prompts) = run(vec![turn(CALC), turn(CALC), turn(FINAL)], config(8, None), CancellationToken::new()).await;
+    assert_eq!((outcome.answer, outcome.steps), (Some(json!("391")), 3));
+    let kinds: Vec<_> = events.iter().filter_map(|e| if let Event::StepStarted { kind, .. } = e { Some(*kind) } else { None }).collect();
+    assert_eq!(kinds, vec![StepKind::Plan, StepKind::Act, StepKind::Answer]);
+    assert!(prompts[2].contains("You already made that call and have its result above. Give your final answer now."));
 }

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use agent::task::{
+use agent::task::{ToolChoice, 
     Budget, Device, FrontMatter, OutputSpec, Sampling, Task, TaskError, ThinkingPolicySpec,
     ThinkingSpec, ToolSource,
 };
@@ -63,6 +63,7 @@ fn complete_example_sets_every_key() {
                     "required": ["city", "population"],
                     "additionalProperties": false
                 }))),
+                tool_choice: Some(ToolChoice::Required),
             },
         }
     );
@@ -96,6 +97,7 @@ fn uniform_thinking_and_text_output() {
                 ..Sampling::default()
             }),
             output: Some(OutputSpec::Text),
+            tool_choice: None,
         }
     );
 }
@@ -153,7 +155,7 @@ fn cli_overrides_win_over_the_file() {
 const BAD: &[(&str, &str)] = &[
     (
         "unknown_key.md",
-        "3: modle: unknown key; allowed keys: model, device, max_steps, tools, thinking, sampling, output",
+        "3: modle: unknown key; allowed keys: model, device, max_steps, tools, thinking, sampling, output, tool_choice",
     ),
     (
         "unknown_sampling_key.md",
@@ -226,6 +228,10 @@ const BAD: &[(&str, &str)] = &[
     (
         "tool_source_mcp.md",
         r#"4: tools[1]: unsupported tool source "mcp:github": supported forms are `builtin` (every built-in tool) and `builtin:NAME` (one built-in tool); MCP and wasm tool sources are not supported yet"#,
+    ),
+    (
+        "tool_choice_unknown.md",
+        "2: tool_choice: expected one of auto, required; found the string \"sometimes\"",
     ),
     (
         "tool_name_invalid.md",

@@ -94,7 +94,7 @@ mod tests {
         );
         assert_eq!(
             block_on(reg.call("calculator", json!({"expression": "2+3*4"}))),
-            ToolOutput { content: "14".into(), structured: Some(json!({"result": 14.0})), is_error: false }
+            ToolOutput { content: "2+3*4 = 14".into(), structured: Some(json!({"result": 14.0})), is_error: false }
         );
         assert_eq!(
             block_on(reg.call("nope", json!({}))),

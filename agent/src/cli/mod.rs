@@ -1,5 +1,6 @@
 //! Command-line interface. Results go to stdout, progress and diagnostics to stderr.
 
+mod bench;
 mod models;
 mod progress;
 mod run;
@@ -21,6 +22,8 @@ enum Command {
     Run(run::RunArgs),
     /// List the model catalogue and what is installed.
     Models(models::ModelsArgs),
+    /// Measure speed side by side with peers (see docs/BENCHMARKS.md).
+    Bench(bench::BenchArgs),
 }
 
 /// Exit codes: 0 answered, 1 failed, 2 bad input (task file, flags, model name), 130 interrupted.
@@ -36,5 +39,6 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run::main(args),
         Command::Models(args) => models::main(args),
+        Command::Bench(args) => bench::main(args),
     }
 }

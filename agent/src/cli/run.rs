@@ -100,6 +100,7 @@ pub fn main(args: RunArgs) -> ExitCode {
             OutputSpec::Schema(v) => Some(v),
         },
         max_tokens_per_step: args.max_tokens,
+        tool_choice: task.front.tool_choice_or_default(),
     };
     let trace_path = args.trace.clone().unwrap_or_else(|| agent_home().join("runs").join(format!("{}.jsonl", cfg.run_id)));
 

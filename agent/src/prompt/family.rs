@@ -68,8 +68,9 @@ pub fn detect_family(chat_template: Option<&str>, architectures: &[String]) -> F
 /// A ChatML template that inserts a fixed system turn when the conversation has none (SmolLM2
 /// does) writes it as a string literal: `'<|im_start|>system\nYou are ...<|im_end|>\n'`.
 fn default_system(template: &str) -> Option<String> {
-    let open = "<|im_start|>system\\n";
-    let start = template.find(open)? + open.len();
+    // The newline is a real one in some templates and an escape (`\n`) in others.
+    let (at, open) = ["<|im_start|>system\\n", "<|im_start|>system\n"].iter().find_map(|o| template.find(o).map(|i| (i, *o)))?;
+    let start = at + open.len();
     let rest = &template[start..];
     let end = rest.find("<|im_end|>")?;
     let text = &rest[..end];
@@ -90,6 +91,10 @@ mod tests {
     fn detects_families() {
         assert_eq!(
             detect_family(Some(SMOLLM2), &[]),
+            Family::ChatMl { default_system: Some("You are a helpful AI assistant named SmolLM, trained by Hugging Face".into()) }
+        );
+        assert_eq!(
+            detect_family(Some(&SMOLLM2.replace("\\n", "\n")), &[]),
             Family::ChatMl { default_system: Some("You are a helpful AI assistant named SmolLM, trained by Hugging Face".into()) }
         );
         assert_eq!(detect_family(Some("<|im_start|>{{ x }}<tool_call> enable_thinking"), &[]), Family::Qwen3(Qwen3Variant::Hybrid));

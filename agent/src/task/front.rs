@@ -50,6 +50,19 @@ pub struct FrontMatter {
     pub sampling: Option<Sampling>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<OutputSpec>,
+    /// Whether each step must call a tool (`final_answer` included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<ToolChoice>,
+}
+
+/// `tool_choice`: `auto` lets the model answer in plain text; `required` makes every turn a
+/// tool call (small models that would otherwise answer from memory use the tools).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolChoice {
+    #[default]
+    Auto,
+    Required,
 }
 
 /// Where the model runs.
@@ -143,13 +156,18 @@ impl FrontMatter {
         self.sampling.clone().unwrap_or_default()
     }
 
+    /// `tool_choice`, or `auto`.
+    pub fn tool_choice_or_default(&self) -> ToolChoice {
+        self.tool_choice.unwrap_or_default()
+    }
+
     /// `output`, or free text.
     pub fn output_or_default(&self) -> OutputSpec {
         self.output.clone().unwrap_or_default()
     }
 }
 
-const TOP_KEYS: [&str; 7] = [
+const TOP_KEYS: [&str; 8] = [
     "model",
     "device",
     "max_steps",
@@ -157,6 +175,7 @@ const TOP_KEYS: [&str; 7] = [
     "thinking",
     "sampling",
     "output",
+    "tool_choice",
 ];
 const SAMPLING_KEYS: [&str; 4] = ["temperature", "top_p", "top_k", "seed"];
 
@@ -194,10 +213,19 @@ pub(crate) fn check_front_matter(value: &Value) -> Checked<FrontMatter> {
             "tools" => front.tools = Some(check_tools(value, &path)?),
             "thinking" => front.thinking = Some(check_thinking(value, &path)?),
             "sampling" => front.sampling = Some(check_sampling(value, &path)?),
+            "tool_choice" => front.tool_choice = Some(check_tool_choice(value, &path)?),
             _ => front.output = Some(check_output(value, &path)?),
         }
     }
     Ok(front)
+}
+
+fn check_tool_choice(value: &Value, path: &[Seg]) -> Checked<ToolChoice> {
+    match value.as_str() {
+        Some("auto") => Ok(ToolChoice::Auto),
+        Some("required") => Ok(ToolChoice::Required),
+        _ => Err(wrong_type(path, "one of auto, required", value)),
+    }
 }
 
 fn check_device(value: &Value, path: &[Seg]) -> Checked<Device> {
@@ -372,6 +400,7 @@ mod tests {
                 ..Sampling::default()
             }),
             output: Some(OutputSpec::Text),
+            tool_choice: Some(ToolChoice::Required),
         };
         let json = serde_json::to_value(&front).unwrap();
         assert_eq!(serde_json::from_value::<FrontMatter>(json).unwrap(), front);

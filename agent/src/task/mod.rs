@@ -25,7 +25,7 @@ use serde_yaml_ng::Value;
 pub use check::FieldError;
 pub use error::TaskError;
 pub use front::{
-    DEFAULT_MAX_STEPS, DEFAULT_MODEL, Device, FrontMatter, MAX_STEPS_RANGE, Sampling,
+    DEFAULT_MAX_STEPS, DEFAULT_MODEL, Device, FrontMatter, MAX_STEPS_RANGE, Sampling, ToolChoice,
     TEMPERATURE_RANGE,
 };
 pub use output::OutputSpec;

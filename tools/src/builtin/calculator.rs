@@ -43,7 +43,9 @@ impl Tool for Calculator {
         let expr = arguments.get("expression").and_then(Value::as_str).unwrap_or_default().to_string();
         Box::pin(async move {
             match evaluate(&expr) {
-                Ok(v) => ToolOutput { content: format_number(v), structured: Some(json!({"result": v})), is_error: false },
+                // The expression is repeated so that a small model reading the result sees
+                // what was computed, not a bare number.
+                Ok(v) => ToolOutput { content: format!("{} = {}", expr.trim(), format_number(v)), structured: Some(json!({"result": v})), is_error: false },
                 Err(e) => ToolOutput::error(format!("cannot evaluate `{expr}`: {e}")),
             }
         })

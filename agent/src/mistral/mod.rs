@@ -2,6 +2,10 @@
 //! We send `CompletionTokens` (not chat requests) because the loop renders prompts itself; the
 //! prefix cache still matches token prefixes, so each step re-processes only the new turns.
 
+mod convert;
+
+pub use convert::fast_gguf;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -44,13 +48,20 @@ fn use_cpu(device: Device) -> Result<bool, LoadError> {
 
 impl MistralBackend {
     pub async fn load(m: &ResolvedModel, device: Device) -> Result<Self, LoadError> {
+        Self::load_with_prefix_cache(m, device, Some(PREFIX_CACHE_SEQS)).await
+    }
+
+    /// Like [`load`](Self::load) with the prefix cache sized (or off with `None`), for
+    /// benchmarks that compare the two.
+    pub async fn load_with_prefix_cache(m: &ResolvedModel, device: Device, prefix_cache: Option<usize>) -> Result<Self, LoadError> {
         let cpu = use_cpu(device)?;
         let err = |e: anyhow::Error| LoadError::Load { name: m.name.clone(), message: format!("{e:#}") };
         let model = match &m.source {
             ModelSource::Gguf { file } => {
+                let file = &if cpu { fast_gguf(file).map_err(|e| LoadError::Load { name: m.name.clone(), message: e })? } else { file.clone() };
                 let dir = file.parent().map(|d| d.display().to_string()).unwrap_or_else(|| ".".into());
                 let name = file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-                let mut b = GgufModelBuilder::new(dir, vec![name]).with_token_source(TokenSource::None).with_prefix_cache_n(Some(PREFIX_CACHE_SEQS));
+                let mut b = GgufModelBuilder::new(dir, vec![name]).with_token_source(TokenSource::None).with_prefix_cache_n(prefix_cache);
                 if cpu {
                     b = b.with_force_cpu();
                 }
@@ -65,7 +76,7 @@ impl MistralBackend {
                     let mut b = MultimodalModelBuilder::new(dir)
                         .with_loader_type(MultimodalLoaderType::Llama4)
                         .with_token_source(TokenSource::None)
-                        .with_prefix_cache_n(Some(PREFIX_CACHE_SEQS));
+                        .with_prefix_cache_n(prefix_cache);
                     if cpu {
                         b = b.with_force_cpu().with_dtype(ModelDType::F32);
                     }
@@ -74,7 +85,7 @@ impl MistralBackend {
                     }
                     b.build().await.map_err(err)?
                 } else {
-                    let mut b = TextModelBuilder::new(dir).with_token_source(TokenSource::None).with_prefix_cache_n(Some(PREFIX_CACHE_SEQS));
+                    let mut b = TextModelBuilder::new(dir).with_token_source(TokenSource::None).with_prefix_cache_n(prefix_cache);
                     if cpu {
                         // bf16 matmuls are slower than f32 on CPU in candle 0.10.
                         b = b.with_force_cpu().with_dtype(ModelDType::F32);
@@ -89,6 +100,11 @@ impl MistralBackend {
         let max_context = model.max_sequence_length().ok().flatten();
         let info = ModelInfo { name: m.name.clone(), family: m.family.clone(), template: m.template.clone(), max_context };
         Ok(Self { model, info })
+    }
+
+    /// The loaded mistral.rs model, for callers that need more than completions.
+    pub fn model(&self) -> &Model {
+        &self.model
     }
 
     /// Tokenizes text exactly as the model will see it (special tokens recognised, no BOS added:
@@ -194,7 +210,7 @@ impl Backend for MistralBackend {
     fn generate<'a>(&'a self, req: GenRequest, on_text: OnText<'a>) -> BoxFuture<'a, Result<GenOutput, BackendError>> {
         Box::pin(async move {
             let toks = self.tokenize(&req.prompt).await?;
-            let (params, seeded) = sampling_params(&req.sampling, req.max_tokens, req.stop);
+            let (params, seeded) = sampling_params(&req.sampling, req.max_tokens, req.stop.clone());
             let sampler = Arc::new(StepSampler { prompt_len: toks.len(), generated: AtomicUsize::new(0), seeded });
             let prompt_tokens = toks.len();
             let (tx, mut rx) = tokio::sync::mpsc::channel(64);
@@ -205,7 +221,7 @@ impl Backend for MistralBackend {
                 return_logprobs: false,
                 is_streaming: true,
                 id: REQUEST_ID.fetch_add(1, Ordering::Relaxed),
-                constraint: Constraint::None,
+                constraint: req.json_schema.map_or(Constraint::None, Constraint::JsonSchema),
                 suffix: None,
                 tools: None,
                 tool_choice: None,

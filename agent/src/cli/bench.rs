@@ -1,0 +1,228 @@
+//! `agent bench`: speed measured side by side with peers, on the same model file and prompt.
+//! - `decode`: decode tokens/s of SmolLM2 through agent's backend, through a minimal mistral.rs
+//!   program (its chat API on the downloaded GGUF), and through llama.cpp (node-llama-cpp).
+//! - `prefix`: prompt-processing time per step of a growing 10-step conversation, with mistral.rs's
+//!   prefix cache on and off, and whether the generated text is the same.
+//! - `rss`: peak resident memory over an N-step conversation (run once per setting, in a fresh
+//!   process, since peak RSS only grows).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use agent::backend::{Backend, GenRequest, Sampling};
+use agent::mistral::{MistralBackend, fast_gguf};
+use agent::models::{self, ModelSource, agent_home};
+use agent::prompt::{self, Message, RenderOptions};
+use agent::task::Device;
+use clap::{Args, Subcommand};
+use mistralrs::{GgufModelBuilder, RequestBuilder, TextMessageRole, TokenSource};
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Subcommand)]
+enum What {
+    /// Decode tokens/s: agent vs raw mistral.rs vs llama.cpp, same GGUF, same prompt, greedy.
+    Decode {
+        #[arg(long, default_value_t = 128)]
+        tokens: usize,
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+    },
+    /// Prompt time per step of a 10-step conversation, prefix cache on and off.
+    Prefix {
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+    },
+    /// Peak RSS over an N-step conversation with the prefix cache on or off.
+    Rss {
+        #[arg(long, default_value_t = 50)]
+        steps: usize,
+        #[arg(long)]
+        no_prefix_cache: bool,
+    },
+}
+
+const STORY: &str = "Write a long, detailed story about a lighthouse keeper who finds a message in a bottle. Describe the sea, the weather and every room of the lighthouse.";
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+pub fn main(args: BenchArgs) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("agent: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let r = rt.block_on(async {
+        match args.what {
+            What::Decode { tokens, repeats } => decode(tokens, repeats).await,
+            What::Prefix { steps } => prefix(steps).await,
+            What::Rss { steps, no_prefix_cache } => rss(steps, !no_prefix_cache).await,
+        }
+    });
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("agent bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn smollm2() -> anyhow::Result<(models::ResolvedModel, PathBuf)> {
+    let m = models::resolve(models::DEFAULT_MODEL)?;
+    let ModelSource::Gguf { file } = &m.source else { anyhow::bail!("smollm2 is not a GGUF") };
+    let file = file.clone();
+    Ok((m, file))
+}
+
+fn chat_prompt(m: &models::ResolvedModel, user: &str) -> anyhow::Result<String> {
+    Ok(prompt::render(&m.family, &m.template, &[Message::user(user)], &[], RenderOptions::default())?)
+}
+
+/// Decode tok/s of the raw mistral.rs chat API on `file` (a minimal program: builder, request).
+async fn raw_mistralrs(file: &Path, tokens: usize, repeats: usize) -> anyhow::Result<f64> {
+    let dir = file.parent().map(|d| d.display().to_string()).unwrap_or_default();
+    let name = file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let model = GgufModelBuilder::new(dir, vec![name]).with_token_source(TokenSource::None).with_force_cpu().with_prefix_cache_n(None).build().await?;
+    let mut rates = Vec::new();
+    for _ in 0..repeats {
+        let req = RequestBuilder::new().add_message(TextMessageRole::User, STORY).set_sampler_max_len(tokens);
+        let resp = model.send_chat_request(req).await?;
+        rates.push(resp.usage.avg_compl_tok_per_sec as f64);
+    }
+    Ok(median(rates))
+}
+
+async fn agent_decode(m: &models::ResolvedModel, tokens: usize, repeats: usize) -> anyhow::Result<(f64, usize)> {
+    let backend = MistralBackend::load(m, Device::Cpu).await?;
+    let prompt = chat_prompt(m, STORY)?;
+    let mut rates = Vec::new();
+    let mut generated = 0;
+    for _ in 0..repeats {
+        let mut sink = |_: &str| {};
+        // No stop strings: every engine generates until EOS or the token cap.
+        let out = backend.generate(GenRequest { prompt: prompt.clone(), max_tokens: tokens, sampling: Sampling::default(), stop: vec![], json_schema: None }, &mut sink).await?;
+        generated = out.stats.completion_tokens;
+        rates.push(out.stats.decode_tokens_per_sec());
+    }
+    Ok((median(rates), generated))
+}
+
+/// llama.cpp through node-llama-cpp 3.21.1 (prebuilt CPU binaries from npm), installed into
+/// `$AGENT_HOME/bench/llama-cpp` on first use.
+fn llama_cpp(file: &Path, prompt: &str, tokens: usize, repeats: usize) -> anyhow::Result<f64> {
+    let dir = agent_home().join("bench").join("llama-cpp");
+    if !dir.join("node_modules/node-llama-cpp").is_dir() {
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("package.json"), "{\"name\":\"agent-bench-llama-cpp\",\"private\":true}\n")?;
+        let ok = Command::new("npm")
+            .args(["install", "--silent", "--omit=optional", "--ignore-scripts", "node-llama-cpp@3.21.1", "@node-llama-cpp/linux-x64@3.21.1"])
+            .current_dir(&dir)
+            .status()?
+            .success();
+        anyhow::ensure!(ok, "npm install node-llama-cpp@3.21.1 failed");
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cli/bench_llama_cpp.mjs");
+    let out = Command::new("node").arg(&script).arg(file).arg(tokens.to_string()).arg(repeats.to_string()).env("LLAMA_DIR", &dir).env("PROMPT", prompt).output()?;
+    anyhow::ensure!(out.status.success(), "node-llama-cpp: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(text.trim())?;
+    v["decode_tok_s"].as_f64().ok_or_else(|| anyhow::anyhow!("node-llama-cpp printed {text}"))
+}
+
+async fn decode(tokens: usize, repeats: usize) -> anyhow::Result<()> {
+    let (m, original) = smollm2()?;
+    let converted = fast_gguf(&original).map_err(anyhow::Error::msg)?;
+    let prompt = chat_prompt(&m, STORY)?;
+    let (agent_rate, generated) = agent_decode(&m, tokens, repeats).await?;
+    let raw_original = raw_mistralrs(&original, tokens, repeats).await?;
+    let raw_converted = raw_mistralrs(&converted, tokens, repeats).await?;
+    let llama_original = llama_cpp(&original, &prompt, tokens, repeats)?;
+    println!("decode tokens/s, SmolLM2-135M-Instruct, greedy, {tokens} new tokens ({generated} by agent), median of {repeats}, {} threads", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!("| engine | model file | tok/s | vs llama.cpp |");
+    println!("|---|---|---|---|");
+    for (engine, fname, rate) in [
+        ("llama.cpp (node-llama-cpp 3.21.1)", &original, llama_original),
+        ("agent (mistral.rs 0.8.1, raw tokens)", &converted, agent_rate),
+        ("mistral.rs 0.8.1 chat API", &converted, raw_converted),
+        ("mistral.rs 0.8.1 chat API", &original, raw_original),
+    ] {
+        let f = fname.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        println!("| {engine} | {f} | {rate:.1} | {:.2}x |", rate / llama_original);
+    }
+    Ok(())
+}
+
+/// A conversation that grows like an agent run: each step appends the model's reply and a tool
+/// result, then asks for the next reply.
+async fn conversation(backend: &MistralBackend, m: &models::ResolvedModel, steps: usize, tokens: usize) -> anyhow::Result<Vec<(usize, f64, String)>> {
+    let mut messages = vec![Message::system("You are a helpful assistant."), Message::user("Count the vowels in each word I send you, one word per turn.")];
+    let words = ["lighthouse", "bottle", "keeper", "harbour", "weather", "message", "stairs", "lantern", "storm", "gull"];
+    let mut rows = Vec::new();
+    for step in 0..steps {
+        let p = prompt::render(&m.family, &m.template, &messages, &[], RenderOptions::default())?;
+        let mut sink = |_: &str| {};
+        let out = backend.generate(GenRequest { prompt: p, max_tokens: tokens, sampling: Sampling::default(), stop: prompt::stop_strings(&m.family), json_schema: None }, &mut sink).await?;
+        rows.push((out.stats.prompt_tokens, out.stats.prompt_secs, out.text.clone()));
+        messages.push(Message::assistant(out.text));
+        messages.push(Message::user(format!("Next word: {}", words[step % words.len()])));
+    }
+    Ok(rows)
+}
+
+async fn prefix(steps: usize) -> anyhow::Result<()> {
+    let (m, _) = smollm2()?;
+    let on = MistralBackend::load(&m, Device::Cpu).await?;
+    let with_cache = conversation(&on, &m, steps, 24).await?;
+    drop(on);
+    let off = MistralBackend::load_with_prefix_cache(&m, Device::Cpu, None).await?;
+    let without = conversation(&off, &m, steps, 24).await?;
+    println!("| step | prompt tokens | prompt s, cache on | prompt s, cache off | same output |");
+    println!("|---|---|---|---|---|");
+    for (i, (a, b)) in with_cache.iter().zip(&without).enumerate() {
+        println!("| {} | {} | {:.3} | {:.3} | {} |", i + 1, a.0, a.1, b.1, if a.2 == b.2 { "yes" } else { "NO" });
+    }
+    let last = steps - 1;
+    println!(
+        "step {} / step 1 prompt time: cache on {:.2}x, cache off {:.2}x",
+        steps,
+        with_cache[last].1 / with_cache[0].1,
+        without[last].1 / without[0].1
+    );
+    Ok(())
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<f64>().ok()))
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+async fn rss(steps: usize, cache: bool) -> anyhow::Result<()> {
+    let (m, _) = smollm2()?;
+    let backend = MistralBackend::load_with_prefix_cache(&m, Device::Cpu, cache.then_some(4)).await?;
+    let loaded = peak_rss_mib();
+    let started = Instant::now();
+    let rows = conversation(&backend, &m, steps, 24).await?;
+    println!(
+        "prefix cache {}: {} steps, last prompt {} tokens, peak RSS {:.0} MiB after load, {:.0} MiB after the run ({:.0}s)",
+        if cache { "on" } else { "off" },
+        steps,
+        rows.last().map_or(0, |r| r.0),
+        loaded,
+        peak_rss_mib(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

