@@ -58,3 +58,33 @@ fn models_lists_the_catalogue() {
     let names: Vec<String> = stdout(&o).lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["name"].as_str().unwrap().to_string()).collect();
     assert_eq!(names, ["smollm2-135m", "qwen3-0.6b", "qwen3-4b", "qwen3-30b-a3b", "llama4-scout", "qwen3-moe-tiny", "llama4-tiny"]);
 }
+
+/// Ctrl-C ends the run cleanly: exit 130, and the trace ends with a `final` event that says so.
+#[test]
+fn interrupt_keeps_the_trace() {
+    let dir = tmp_dir("interrupt");
+    let task = dir.join("long.md");
+    std::fs::write(&task, "---\nmax_steps: 20\n---\nWrite a very long story about the sea, with many chapters.\n").unwrap();
+    let trace = dir.join("trace.jsonl");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agent"))
+        .args(["run", task.to_str().unwrap(), "--max-tokens", "4000", "--trace", trace.to_str().unwrap()])
+        .current_dir(repo_root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the model is generating, then interrupt as a terminal's Ctrl-C would.
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&trace).unwrap_or_default().contains("\"step_started\"") {
+        assert!(started.elapsed().as_secs() < 120, "the run never started a step");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(stderr(&out).contains("agent: interrupted at step 1 (trace: "), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&trace).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.last().unwrap()["stop"], "cancelled", "{lines:?}");
+}

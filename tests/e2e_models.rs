@@ -78,3 +78,20 @@ async fn smollm2_prompt_matches_mistralrs_template_tokens() {
     let out = backend.generate(req, &mut on_text).await.unwrap();
     assert!(out.stats.completion_tokens >= 1 && pieces >= 1, "{out:?}");
 }
+
+/// `sampling.seed` makes sampling reproducible: the same seed gives the same text.
+#[tokio::test(flavor = "multi_thread")]
+async fn seeded_sampling_is_reproducible() {
+    let m = models::resolve("smollm2-135m").unwrap();
+    let backend = MistralBackend::load(&m, Device::Cpu).await.unwrap();
+    let prompt = prompt::render(&m.family, &m.template, &[Message::user("Tell me a story about a cat.")], &[], RenderOptions::default()).unwrap();
+    let mut texts = Vec::new();
+    for seed in [7, 7, 8] {
+        let sampling = Sampling { temperature: Some(1.0), top_p: Some(0.95), top_k: Some(50), seed: Some(seed) };
+        let mut sink = |_: &str| {};
+        let out = backend.generate(GenRequest { prompt: prompt.clone(), max_tokens: 40, sampling, stop: vec![], json_schema: None }, &mut sink).await.unwrap();
+        texts.push(out.text);
+    }
+    assert_eq!(texts[0], texts[1]);
+    assert_ne!(texts[0], texts[2], "different seeds gave the same 40 sampled tokens");
+}

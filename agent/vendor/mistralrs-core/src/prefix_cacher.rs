@@ -1,4 +1,4 @@
-use candle_core::{Device, Result};
+use candle_core::Result;
 use indexmap::IndexMap;
 use itertools::Itertools;
 use tracing::info;
@@ -131,19 +131,12 @@ impl PrefixCacheManagerV2 {
                 continue;
             };
 
-            let cache_device = match first_non_none {
-                KvCache::Normal { k, .. } => {
-                    k.all_data().as_ref().expect("No KV cache data").device()
-                }
-                KvCache::Rotating { k, .. } => {
-                    k.all_data().as_ref().expect("No KV cache data").device()
-                }
-                KvCache::Shared { .. } => continue,
-            };
-
-            if !matches!(cache_device, Device::Cpu) {
-                n_on_device += 1;
+            // agent patch: entries on the CPU count too (upstream counted only GPU entries), or a
+            // CPU-only run never evicts and keeps every finished sequence's KV forever.
+            if matches!(first_non_none, KvCache::Shared { .. }) {
+                continue;
             }
+            n_on_device += 1;
         }
         let mut n_evicted = 0;
         // Intentionally evict the first ones first, as they are the oldest
@@ -159,20 +152,11 @@ impl PrefixCacheManagerV2 {
                 continue;
             };
 
-            let cache_device = match first_non_none {
-                KvCache::Normal { k, .. } => {
-                    k.all_data().as_ref().expect("No KV cache data").device()
-                }
-                KvCache::Rotating { k, .. } => {
-                    k.all_data().as_ref().expect("No KV cache data").device()
-                }
-                KvCache::Shared { .. } => continue,
-            };
-
-            if !matches!(cache_device, Device::Cpu) {
-                cache.cache.clear();
-                n_evicted += 1;
+            if matches!(first_non_none, KvCache::Shared { .. }) {
+                continue;
             }
+            cache.cache.clear();
+            n_evicted += 1;
         }
 
         self.caches.retain(|_tokens, cache| !cache.cache.is_empty());
@@ -253,6 +237,17 @@ impl PrefixCacheManagerV2 {
         let mut best_match: Option<(usize, &CacheElement, usize, usize, usize)> = None;
         for (k, v) in &self.caches {
             let match_len = toks.shared_prefix_len(k);
+            // agent patch: the key holds every token of the finished sequence, but the KV cache
+            // lacks the last sampled one. Match no further than the rows the cache holds, or a
+            // prompt that extends the key exactly attends to an unwritten row.
+            let coverage = v
+                .cache
+                .iter()
+                .flatten()
+                .filter(|l| matches!(l, KvCache::Normal { .. }))
+                .map(|l| l.current_seq_len())
+                .min();
+            let match_len = coverage.map_or(match_len, |c| match_len.min(c));
             if match_len == 0 {
                 continue;
             }
