@@ -66,7 +66,7 @@ fn interrupt_keeps_the_trace() {
     let task = dir.join("long.md");
     std::fs::write(&task, "---\nmax_steps: 20\n---\nWrite a very long story about the sea, with many chapters.\n").unwrap();
     let trace = dir.join("trace.jsonl");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agent"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_agent"))
         .args(["run", task.to_str().unwrap(), "--max-tokens", "4000", "--trace", trace.to_str().unwrap()])
         .current_dir(repo_root())
         .stdout(std::process::Stdio::piped())
