@@ -95,3 +95,30 @@ async fn seeded_sampling_is_reproducible() {
     assert_eq!(texts[0], texts[1]);
     assert_ne!(texts[0], texts[2], "different seeds gave the same 40 sampled tokens");
 }
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// The prefix cache must reuse KV exactly. The agent loop's next prompt extends a finished
+/// sequence token for token (prompt + generated tokens + more); mistral.rs 0.8.1 matched one
+/// token past the KV it had written and attended to an unwritten row. Our patched copy
+/// (agent/vendor) clamps the match, so the logits equal those computed without the cache.
+#[tokio::test(flavor = "multi_thread")]
+async fn prefix_cache_reuse_is_exact_when_a_prompt_extends_a_finished_sequence() {
+    let m = models::resolve("smollm2-135m").unwrap();
+    let on = MistralBackend::load_with_prefix_cache(&m, Device::Cpu, Some(4)).await.unwrap();
+    let off = MistralBackend::load_with_prefix_cache(&m, Device::Cpu, None).await.unwrap();
+    let base = prompt::render(&m.family, &m.template, &[Message::user("Describe a lighthouse at night.")], &[], RenderOptions::default()).unwrap();
+    let (first, _, _) = on.generate_with_logits(&base, 1, vec![]).await.unwrap();
+    let extended = format!("{base}{first} and the sea");
+    let (base_toks, ext_toks) = (on.tokenize(&base).await.unwrap(), on.tokenize(&extended).await.unwrap());
+    // The cached key is base + the generated token; the new prompt extends it exactly.
+    let key = on.tokenize(&format!("{base}{first}")).await.unwrap();
+    assert_eq!((key.len(), &key[..base_toks.len()]), (base_toks.len() + 1, &base_toks[..]));
+    assert_eq!(&ext_toks[..key.len()], &key[..], "the extension must keep the key's tokens");
+    let (_, with_cache, _) = on.generate_with_logits(&extended, 1, vec![]).await.unwrap();
+    let (_, without, _) = off.generate_with_logits(&extended, 1, vec![]).await.unwrap();
+    assert_eq!(max_diff(&with_cache, &without), 0.0);
+}

@@ -184,62 +184,6 @@ async fn conversation(backend: &MistralBackend, m: &models::ResolvedModel, steps
     Ok(rows)
 }
 
-/// Generates like the backend does, and also returns the logits of the first generated token.
-async fn generate_with_logits(backend: &MistralBackend, prompt: &str, max_tokens: usize, stop: Vec<String>) -> anyhow::Result<(String, Vec<f32>, f64)> {
-    use std::sync::{Arc, Mutex};
-    use mistralrs::{Constraint, CustomLogitsProcessor, NormalRequest, Request, RequestMessage, Response, SamplingParams, StopTokens};
-    let toks = backend.tokenize(prompt).await?;
-    let first: Arc<Mutex<Option<Vec<f32>>>> = Arc::new(Mutex::new(None));
-    let capture = first.clone();
-    let processor = move |logits: &mistralrs::Tensor, _ctx: &[u32]| -> mistralrs::Result<mistralrs::Tensor> {
-        if let Ok(mut f) = capture.lock()
-            && f.is_none()
-        {
-            *f = Some(logits.to_vec1::<f32>()?);
-        }
-        Ok(logits.clone())
-    };
-    let mut params = SamplingParams::deterministic();
-    params.max_len = Some(max_tokens);
-    params.stop_toks = Some(StopTokens::Seqs(stop));
-    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-    let started = Instant::now();
-    backend.model().inner().get_sender(None)?.send(Request::Normal(Box::new(NormalRequest {
-        messages: RequestMessage::CompletionTokens(toks),
-        sampling_params: params,
-        response: tx,
-        return_logprobs: false,
-        is_streaming: false,
-        id: 0,
-        constraint: Constraint::None,
-        suffix: None,
-        tools: None,
-        tool_choice: None,
-        logits_processors: Some(vec![Arc::new(processor) as Arc<dyn CustomLogitsProcessor>]),
-        return_raw_logits: false,
-        web_search_options: None,
-        model_id: None,
-        truncate_sequence: false,
-    }))).await?;
-    let mut text = String::new();
-    let mut prompt_secs = 0.0;
-    while let Some(r) = rx.recv().await {
-        match r {
-            Response::CompletionDone(d) => {
-                text = d.choices.into_iter().next().map(|c| c.text).unwrap_or_default();
-                prompt_secs = d.usage.total_prompt_time_sec as f64;
-                break;
-            }
-            Response::CompletionModelError(e, _) => anyhow::bail!(e),
-            Response::InternalError(e) | Response::ValidationError(e) => anyhow::bail!(e.to_string()),
-            _ => {}
-        }
-    }
-    let _ = started;
-    let logits = first.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.take().unwrap_or_default();
-    Ok((text, logits, prompt_secs))
-}
-
 /// Each step: prompt processing time with the prefix cache on and off, and how far the first
 /// generated token's logits differ between the two on the *same* prompt. The conversation is
 /// fixed by the cache-off run, so both runs see identical prompts; numeric noise from a
@@ -257,8 +201,8 @@ async fn prefix(steps: usize) -> anyhow::Result<()> {
     for step in 0..steps {
         let p = prompt::render(&m.family, &m.template, &messages, &[], RenderOptions::default())?;
         let n = off.tokenize(&p).await?.len();
-        let (text_off, logits_off, secs_off) = generate_with_logits(&off, &p, 24, stop.clone()).await?;
-        let (text_on, logits_on, secs_on) = generate_with_logits(&on, &p, 24, stop.clone()).await?;
+        let (text_off, logits_off, secs_off) = off.generate_with_logits( &p, 24, stop.clone()).await?;
+        let (text_on, logits_on, secs_on) = on.generate_with_logits( &p, 24, stop.clone()).await?;
         let diff = logits_on.iter().zip(&logits_off).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         println!("| {} | {n} | {secs_on:.3} | {secs_off:.3} | {diff:.2e} | {} |", step + 1, if text_on == text_off { "yes" } else { "no" });
         if step == 0 {
@@ -274,10 +218,10 @@ async fn prefix(steps: usize) -> anyhow::Result<()> {
     // every generated token.
     let base = chat_prompt(&m, "Describe a lighthouse at night in three sentences.")?;
     for extra in [" Next word: anchor", "a"] {
-        let _ = generate_with_logits(&on, &base, 1, vec![]).await?;
+        let _ = on.generate_with_logits( &base, 1, vec![]).await?;
         let p2 = format!("{base}{extra}");
-        let (_, lo, _) = generate_with_logits(&off, &p2, 1, vec![]).await?;
-        let (_, ln, _) = generate_with_logits(&on, &p2, 1, vec![]).await?;
+        let (_, lo, _) = off.generate_with_logits( &p2, 1, vec![]).await?;
+        let (_, ln, _) = on.generate_with_logits( &p2, 1, vec![]).await?;
         let d = ln.iter().zip(&lo).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         let suffix = on.tokenize(&p2).await?.len() - on.tokenize(&base).await?.len();
         println!("prefill-cached prefix + {suffix}-token suffix: max logit difference cache on vs off {d:.2e}");

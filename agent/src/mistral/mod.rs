@@ -6,7 +6,7 @@ mod convert;
 
 pub use convert::fast_gguf;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -111,6 +111,60 @@ impl MistralBackend {
     /// the rendered prompt carries its own).
     pub async fn tokenize(&self, text: &str) -> Result<Vec<u32>, BackendError> {
         self.model.tokenize(Either::Right(text.to_string()), None, false, false, None).await.map_err(|e| BackendError::Model(e.to_string()))
+    }
+}
+
+impl MistralBackend {
+    /// Greedy completion that also returns the logits of the first generated token and the
+    /// prompt-processing time: lets benchmarks and tests check that the prefix cache reuses
+    /// KV exactly (the logits must not depend on whether a prefix came from the cache).
+    pub async fn generate_with_logits(&self, prompt: &str, max_tokens: usize, stop: Vec<String>) -> Result<(String, Vec<f32>, f64), BackendError> {
+        let err = |e: &dyn std::fmt::Display| BackendError::Model(e.to_string());
+        let toks = self.tokenize(prompt).await?;
+        let first: Arc<Mutex<Option<Vec<f32>>>> = Arc::new(Mutex::new(None));
+        let capture = first.clone();
+        let processor = move |logits: &Tensor, _ctx: &[u32]| -> mistralrs::Result<Tensor> {
+            if let Ok(mut f) = capture.lock()
+                && f.is_none()
+            {
+                *f = Some(logits.to_vec1::<f32>()?);
+            }
+            Ok(logits.clone())
+        };
+        let (params, _) = sampling_params(&Sampling::default(), max_tokens, stop);
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let request = Request::Normal(Box::new(NormalRequest {
+            messages: RequestMessage::CompletionTokens(toks),
+            sampling_params: params,
+            response: tx,
+            return_logprobs: false,
+            is_streaming: false,
+            id: REQUEST_ID.fetch_add(1, Ordering::Relaxed),
+            constraint: Constraint::None,
+            suffix: None,
+            tools: None,
+            tool_choice: None,
+            logits_processors: Some(vec![Arc::new(processor) as Arc<dyn CustomLogitsProcessor>]),
+            return_raw_logits: false,
+            web_search_options: None,
+            model_id: None,
+            truncate_sequence: false,
+        }));
+        self.model.inner().get_sender(None).map_err(|e| err(&e))?.send(request).await.map_err(|e| err(&e))?;
+        while let Some(r) = rx.recv().await {
+            match r {
+                Response::CompletionDone(d) => {
+                    let prompt_secs = d.usage.total_prompt_time_sec as f64;
+                    let text = d.choices.into_iter().next().map(|c| c.text).unwrap_or_default();
+                    let logits = first.lock().map_err(|_| BackendError::Model("logits capture poisoned".into()))?.take().unwrap_or_default();
+                    return Ok((text, logits, prompt_secs));
+                }
+                Response::CompletionModelError(e, _) => return Err(BackendError::Model(e)),
+                Response::InternalError(e) | Response::ValidationError(e) => return Err(err(&e)),
+                _ => {}
+            }
+        }
+        Err(BackendError::Model("the engine closed the response channel".into()))
     }
 }
 
