@@ -88,3 +88,42 @@ fn interrupt_keeps_the_trace() {
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&trace).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.last().unwrap()["stop"], "cancelled", "{lines:?}");
 }
+
+fn parse_cli(format: &str, stdin: &str, extra: &[&str]) -> serde_json::Value {
+    use std::io::Write;
+    let mut args = vec!["parse", "--format", format];
+    args.extend_from_slice(extra);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agent"))
+        .args(&args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn parse_command_prints_the_turn() {
+    let qwen = "<think>\nadd them\n</think>\n\nSure.\n<tool_call>\n{\"name\": \"calculator\", \"arguments\": {\"expression\": \"2+2\"}}\n</tool_call>\n<tool_call>\n{\"name\": \"calculator\", \"arguments\": {\"expression\": }\n</tool_call>";
+    let v = parse_cli("qwen3", qwen, &[]);
+    assert_eq!(v["reasoning"], "add them");
+    assert_eq!(v["content"], "Sure.");
+    assert_eq!(v["tool_calls"], serde_json::json!([{"name": "calculator", "arguments": {"expression": "2+2"}}]));
+    assert_eq!(v["errors"].as_array().unwrap().len(), 1, "{v}");
+    let v = parse_cli("llama4-pythonic", "[get_weather(city='北京 ☀️', days=2), math.factorial(n=5)]", &[]);
+    assert_eq!(
+        v["tool_calls"],
+        serde_json::json!([{"name": "get_weather", "arguments": {"city": "北京 ☀️", "days": 2}}, {"name": "math.factorial", "arguments": {"n": 5}}])
+    );
+    // With tools given, schema violations are reported with their path.
+    let dir = tmp_dir("parse");
+    let tools = dir.join("tools.json");
+    std::fs::write(&tools, r#"[{"name": "calculator", "description": "", "parameters": {"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]}}]"#).unwrap();
+    let v = parse_cli("llama4-json", "{\"name\": \"calculator\", \"parameters\": {\"expression\": 4}}", &["--tools", tools.to_str().unwrap()]);
+    let errors = v["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{v}");
+    assert!(errors[0]["message"].as_str().unwrap().contains("/expression"), "{v}");
+}

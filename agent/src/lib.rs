@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod events;
+pub mod formats;
 pub mod gguf_meta;
 #[cfg(feature = "mistralrs")]
 pub mod mistral;

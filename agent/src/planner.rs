@@ -11,7 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::{Backend, BackendError, Finish, GenRequest, Sampling};
 use crate::events::{Event, Observer, Progress, StepKind, StopReason};
-use crate::parse::{Parsed, parse_hermes, parse_llama4_json};
+use crate::formats::{self, Format};
+use crate::parse::Parsed;
 use crate::prompt::{self, Family, Message, Qwen3Variant, RenderError, RenderOptions, Role, ToolCall};
 use crate::task::ToolChoice;
 
@@ -175,7 +176,7 @@ impl<'a> Agent<'a> {
             out.text.push_str(prompt::call_suffix(&info.family));
         }
 
-        let parsed = parse_turn(&info.family, &out.text);
+        let parsed = parse_turn(&info.family, &out.text, &specs);
         self.emit(Event::ModelOutput {
             step,
             text: out.text.clone(),
@@ -269,13 +270,19 @@ impl<'a> Agent<'a> {
     }
 }
 
-/// Parses a turn in the family's tool-call format.
-pub fn parse_turn(family: &Family, text: &str) -> Parsed {
+/// The tool-call format a family writes, and whether its prompt opens the thinking block.
+pub fn call_format(family: &Family) -> (Format, bool) {
     match family {
-        Family::Llama4 => parse_llama4_json(text),
-        Family::Qwen3(Qwen3Variant::Thinking2507) => parse_hermes(text, true),
-        _ => parse_hermes(text, false),
+        Family::Llama4 => (Format::Llama4Json, false),
+        Family::Qwen3(Qwen3Variant::Thinking2507) => (Format::Qwen3, true),
+        _ => (Format::Qwen3, false),
     }
+}
+
+/// Parses a turn in the family's tool-call format.
+pub fn parse_turn(family: &Family, text: &str, tools: &[agent_tools::ToolSpec]) -> Parsed {
+    let (format, think_opened) = call_format(family);
+    formats::parse_with_schema(format, text, think_opened, tools)
 }
 
 /// A structured answer given as plain text: JSON, possibly fenced, valid against `schema`.

@@ -2,6 +2,7 @@
 
 mod bench;
 mod models;
+mod parse;
 mod progress;
 mod run;
 
@@ -22,6 +23,8 @@ enum Command {
     Run(run::RunArgs),
     /// List the model catalogue and what is installed.
     Models(models::ModelsArgs),
+    /// Parse raw model output (stdin) into reasoning, content, tool calls and errors.
+    Parse(parse::ParseArgs),
     /// Measure speed side by side with peers (see docs/BENCHMARKS.md).
     Bench(bench::BenchArgs),
 }
@@ -40,5 +43,6 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::main(args),
         Command::Models(args) => models::main(args),
         Command::Bench(args) => bench::main(args),
+        Command::Parse(args) => parse::main(args),
     }
 }

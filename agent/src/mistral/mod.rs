@@ -133,23 +133,7 @@ impl MistralBackend {
         };
         let (params, _) = sampling_params(&Sampling::default(), max_tokens, stop);
         let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-        let request = Request::Normal(Box::new(NormalRequest {
-            messages: RequestMessage::CompletionTokens(toks),
-            sampling_params: params,
-            response: tx,
-            return_logprobs: false,
-            is_streaming: false,
-            id: REQUEST_ID.fetch_add(1, Ordering::Relaxed),
-            constraint: Constraint::None,
-            suffix: None,
-            tools: None,
-            tool_choice: None,
-            logits_processors: Some(vec![Arc::new(processor) as Arc<dyn CustomLogitsProcessor>]),
-            return_raw_logits: false,
-            web_search_options: None,
-            model_id: None,
-            truncate_sequence: false,
-        }));
+        let request = completion_request(toks, params, tx, false, Constraint::None, Arc::new(processor));
         self.model.inner().get_sender(None).map_err(|e| err(&e))?.send(request).await.map_err(|e| err(&e))?;
         while let Some(r) = rx.recv().await {
             match r {
@@ -241,6 +225,34 @@ impl CustomLogitsProcessor for StepSampler {
     }
 }
 
+/// A raw-token completion request: the one shape of request this backend sends.
+fn completion_request(
+    toks: Vec<u32>,
+    params: SamplingParams,
+    response: tokio::sync::mpsc::Sender<Response>,
+    streaming: bool,
+    constraint: Constraint,
+    processor: Arc<dyn CustomLogitsProcessor>,
+) -> Request {
+    Request::Normal(Box::new(NormalRequest {
+        messages: RequestMessage::CompletionTokens(toks),
+        sampling_params: params,
+        response,
+        return_logprobs: false,
+        is_streaming: streaming,
+        id: REQUEST_ID.fetch_add(1, Ordering::Relaxed),
+        constraint,
+        suffix: None,
+        tools: None,
+        tool_choice: None,
+        logits_processors: Some(vec![processor]),
+        return_raw_logits: false,
+        web_search_options: None,
+        model_id: None,
+        truncate_sequence: false,
+    }))
+}
+
 static REQUEST_ID: AtomicUsize = AtomicUsize::new(1);
 
 fn sampling_params(s: &Sampling, max_tokens: usize, stop: Vec<String>) -> (SamplingParams, Option<SeededSampling>) {
@@ -268,23 +280,8 @@ impl Backend for MistralBackend {
             let sampler = Arc::new(StepSampler { prompt_len: toks.len(), generated: AtomicUsize::new(0), seeded });
             let prompt_tokens = toks.len();
             let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-            let request = Request::Normal(Box::new(NormalRequest {
-                messages: RequestMessage::CompletionTokens(toks),
-                sampling_params: params,
-                response: tx,
-                return_logprobs: false,
-                is_streaming: true,
-                id: REQUEST_ID.fetch_add(1, Ordering::Relaxed),
-                constraint: req.json_schema.map_or(Constraint::None, Constraint::JsonSchema),
-                suffix: None,
-                tools: None,
-                tool_choice: None,
-                logits_processors: Some(vec![sampler.clone() as Arc<dyn CustomLogitsProcessor>]),
-                return_raw_logits: false,
-                web_search_options: None,
-                model_id: None,
-                truncate_sequence: false,
-            }));
+            let constraint = req.json_schema.map_or(Constraint::None, Constraint::JsonSchema);
+            let request = completion_request(toks, params, tx, true, constraint, sampler.clone());
             let started = Instant::now();
             let sender = self.model.inner().get_sender(None).map_err(|e| BackendError::Model(e.to_string()))?;
             sender.send(request).await.map_err(|e| BackendError::Model(e.to_string()))?;
