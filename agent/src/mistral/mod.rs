@@ -152,9 +152,9 @@ impl MistralBackend {
     }
 }
 
-/// Counts generated tokens exactly (it runs once per sampled token) and, when a seed is given,
-/// samples with its own seeded generator: mistral.rs 0.8.1 seeds one engine-wide RNG, so
-/// per-request seeds need sampling here.
+/// Counts generated tokens exactly (it runs once per sampled token) and, with a temperature,
+/// samples with its own seeded noise (the engine then decodes greedily): mistral.rs 0.8.1
+/// seeds one engine-wide RNG, so per-request seeds need sampling here.
 struct StepSampler {
     prompt_len: usize,
     generated: AtomicUsize,
@@ -178,38 +178,40 @@ fn splitmix(mut x: u64) -> u64 {
 }
 
 impl SeededSampling {
-    fn pick(&self, logits: &[f32], position: usize) -> usize {
-        let mut idx: Vec<usize> = (0..logits.len()).filter(|&i| logits[i].is_finite()).collect();
-        idx.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
-        if let Some(k) = self.top_k {
-            idx.truncate((k as usize).max(1));
+    /// Logits whose argmax is a sample: the Gumbel-max trick. `l/T + Gumbel noise` has its
+    /// maximum at token i with probability softmax(l/T)_i, so the engine's greedy pick samples.
+    /// Unlike forcing one token, this composes with grammar constraints: when the engine masks
+    /// tokens the grammar rejects, the argmax of what remains is a sample from the distribution
+    /// renormalised over the allowed tokens. top-k and top-p cut the candidates first.
+    fn noised(&self, logits: &[f32], position: usize) -> Vec<f32> {
+        let mut keep: Vec<usize> = (0..logits.len()).filter(|&i| logits[i].is_finite()).collect();
+        let by_logit = |a: &usize, b: &usize| logits[*b].total_cmp(&logits[*a]);
+        if let Some(k) = self.top_k.map(|k| (k as usize).max(1))
+            && k < keep.len()
+        {
+            keep.select_nth_unstable_by(k - 1, by_logit);
+            keep.truncate(k);
         }
-        let max = idx.first().map_or(0.0, |&i| logits[i] as f64);
-        let mut probs: Vec<f64> = idx.iter().map(|&i| ((logits[i] as f64 - max) / self.temperature).exp()).collect();
-        let total: f64 = probs.iter().sum();
-        probs.iter_mut().for_each(|p| *p /= total);
-        if let Some(p) = self.top_p {
+        if let Some(p) = self.top_p.filter(|p| *p < 1.0) {
+            keep.sort_unstable_by(by_logit);
+            let max = keep.first().map_or(0.0, |&i| logits[i] as f64);
+            let weights: Vec<f64> = keep.iter().map(|&i| ((logits[i] as f64 - max) / self.temperature).exp()).collect();
+            let total: f64 = weights.iter().sum();
             let mut acc = 0.0;
-            let keep = probs.iter().position(|&q| {
-                acc += q;
+            let n = weights.iter().position(|w| {
+                acc += w / total;
                 acc >= p
             });
-            let n = keep.map_or(probs.len(), |k| k + 1);
-            probs.truncate(n);
-            idx.truncate(n);
-            let t: f64 = probs.iter().sum();
-            probs.iter_mut().for_each(|q| *q /= t);
+            keep.truncate(n.map_or(keep.len(), |k| k + 1));
         }
-        // The draw depends only on the seed and the position, so a run is reproducible.
-        let r = (splitmix(self.seed ^ splitmix(position as u64)) >> 11) as f64 / (1u64 << 53) as f64;
-        let mut acc = 0.0;
-        for (k, q) in probs.iter().enumerate() {
-            acc += q;
-            if r < acc {
-                return idx[k];
-            }
+        let mut out = vec![f32::NEG_INFINITY; logits.len()];
+        // The noise depends only on (seed, position, token): a run is reproducible.
+        let base = splitmix(self.seed ^ splitmix(position as u64));
+        for i in keep {
+            let u = ((splitmix(base ^ i as u64) >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+            out[i] = (logits[i] as f64 / self.temperature - (-u.ln()).ln()) as f32;
         }
-        idx.last().copied().unwrap_or(0)
+        out
     }
 }
 
@@ -218,10 +220,8 @@ impl CustomLogitsProcessor for StepSampler {
         self.generated.fetch_add(1, Ordering::Relaxed);
         let Some(s) = &self.seeded else { return Ok(logits.clone()) };
         let values: Vec<f32> = logits.to_vec1()?;
-        let chosen = s.pick(&values, context.len().saturating_sub(self.prompt_len));
-        let mut forced = vec![f32::NEG_INFINITY; values.len()];
-        forced[chosen] = 0.0;
-        Tensor::from_vec(forced, values.len(), logits.device())
+        let noised = s.noised(&values, context.len().saturating_sub(self.prompt_len));
+        Tensor::from_vec(noised, values.len(), logits.device())
     }
 }
 
@@ -333,3 +333,24 @@ impl Backend for MistralBackend {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Gumbel-max sampling draws tokens with their softmax probabilities, reproducibly.
+    #[test]
+    fn noised_logits_sample_the_softmax() {
+        let s = SeededSampling { temperature: 1.0, top_k: None, top_p: None, seed: 42 };
+        let logits = [0.0f32, 3f32.ln(), f32::NEG_INFINITY];
+        let argmax = |v: &[f32]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap();
+        let draws: Vec<usize> = (0..4000).map(|pos| argmax(&s.noised(&logits, pos))).collect();
+        let ones = draws.iter().filter(|&&i| i == 1).count() as f64 / draws.len() as f64;
+        assert!((ones - 0.75).abs() < 0.03, "P(token 1) = {ones}");
+        assert!(!draws.contains(&2));
+        assert_eq!(draws, (0..4000).map(|pos| argmax(&s.noised(&logits, pos))).collect::<Vec<_>>());
+        // top-k 1 is greedy.
+        let greedy = SeededSampling { top_k: Some(1), ..s };
+        assert!((0..100).all(|pos| argmax(&greedy.noised(&logits, pos)) == 1));
+    }
+}

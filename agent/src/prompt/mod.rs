@@ -171,14 +171,25 @@ pub fn call_suffix(family: &Family) -> &'static str {
 
 /// JSON Schema of one valid call in the family's format: the tool's name and its arguments'
 /// schema, one alternative per tool. Decoding constrained by it cannot produce a malformed call.
+/// An arguments object whose schema does not say otherwise is closed: no invented parameters,
+/// where a small model would ramble until its token limit. (Whitespace stays free: forcing the
+/// templates' exact `", "`/`": "` spacing pushed SmolLM2 off its preferred tokens, e.g. into
+/// opening a string with `}}`.)
 pub fn call_schema(family: &Family, tools: &[ToolSpec]) -> Value {
     let args_key = if *family == Family::Llama4 { "parameters" } else { "arguments" };
     let alternatives: Vec<Value> = tools
         .iter()
         .map(|t| {
+            let mut params = t.parameters.clone();
+            if let Value::Object(o) = &mut params
+                && o.get("type").and_then(Value::as_str) == Some("object")
+                && !o.contains_key("additionalProperties")
+            {
+                o.insert("additionalProperties".into(), Value::Bool(false));
+            }
             let mut props = serde_json::Map::new();
             props.insert("name".into(), serde_json::json!({"const": t.name}));
-            props.insert(args_key.into(), t.parameters.clone());
+            props.insert(args_key.into(), params);
             serde_json::json!({"type": "object", "properties": props, "required": ["name", args_key], "additionalProperties": false})
         })
         .collect();
