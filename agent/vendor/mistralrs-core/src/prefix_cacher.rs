@@ -341,10 +341,14 @@ impl PrefixCacheManagerV2 {
             videos_match_until,
         )) = best_match
         {
-            let new_toks = toks.0[match_len..].to_vec();
-            if new_toks.is_empty() {
+            // agent patch: a prompt that a cached sequence already covers whole (a retry, another
+            // seed, the same task again) used to skip the cache and prefill everything; reuse all
+            // but its last token, which must be recomputed to get the next token's logits.
+            let match_len = match_len.min(toks.0.len().saturating_sub(1));
+            if match_len == 0 {
                 return Ok(None);
             }
+            let new_toks = toks.0[match_len..].to_vec();
 
             let mut cache = cache_element.clone();
             // Count how many input images are not already cached
