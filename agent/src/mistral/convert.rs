@@ -54,7 +54,8 @@ pub fn fast_gguf(path: &Path) -> Result<PathBuf, String> {
         }
     }
     metadata.sort_by(|a, b| a.0.cmp(b.0));
-    let partial = target.with_extension("partial");
+    // Per process: tests (and users) may start several runs at once on a fresh machine.
+    let partial = target.with_extension(format!("partial-{}", std::process::id()));
     {
         let mut w = BufWriter::new(File::create(&partial).map_err(|e| err(&e))?);
         let meta_refs: Vec<(&str, &gguf_file::Value)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
