@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use agent::formats::{Event, Format, StreamParser, parse_with_schema, render_calls};
+use agent::formats::{Event, Format, StreamParser, parse_with_schema, render_calls, schema_types};
 use agent::prompt::ToolCall;
 use agent_tools::ToolSpec;
 use serde_json::{Map, Value};
@@ -166,20 +166,6 @@ fn load_cases(dir: &PathBuf) -> Vec<Case> {
         }
     }
     cases
-}
-
-/// The JSON Schema type names a parameter schema admits (`type`, a `type` list, `anyOf`/`oneOf`).
-fn schema_types(schema: &Value, out: &mut Vec<String>) {
-    match schema.get("type") {
-        Some(Value::String(t)) => out.push(t.clone()),
-        Some(Value::Array(ts)) => out.extend(ts.iter().filter_map(|t| t.as_str().map(str::to_string))),
-        _ => {}
-    }
-    for key in ["anyOf", "oneOf"] {
-        for alt in schema.get(key).and_then(Value::as_array).into_iter().flatten() {
-            schema_types(alt, out);
-        }
-    }
 }
 
 fn admits(types: &[String], v: &Value) -> bool {

@@ -106,7 +106,8 @@ pub(crate) fn parse_function(inner: &str, tools: &[ToolSpec]) -> Result<ToolCall
     Ok(ToolCall { name, arguments: Value::Object(args) })
 }
 
-fn schema_types(schema: &Value, out: &mut Vec<String>) {
+/// The JSON Schema type names a parameter schema admits (`type`, a `type` list, `anyOf`/`oneOf`).
+pub fn schema_types(schema: &Value, out: &mut Vec<String>) {
     match schema.get("type") {
         Some(Value::String(t)) => out.push(t.clone()),
         Some(Value::Array(ts)) => out.extend(ts.iter().filter_map(|t| t.as_str().map(str::to_string))),

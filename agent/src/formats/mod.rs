@@ -17,6 +17,7 @@ use serde_json::Value;
 
 pub use crate::parse::{CallError, Parsed};
 use crate::prompt::{ToolCall, pyjson};
+pub use coder::schema_types;
 pub use stream::StreamParser;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -136,18 +137,8 @@ pub fn render_call(format: Format, call: &ToolCall) -> String {
 /// The calls of one assistant turn, exactly as the model writes them.
 pub fn render_calls(format: Format, calls: &[ToolCall]) -> String {
     match format {
-        // Byte for byte what `prompt::qwen3` (the official template) writes.
-        Format::Qwen3 => calls
-            .iter()
-            .map(|c| {
-                let args = match &c.arguments {
-                    Value::String(s) => s.clone(),
-                    v => pyjson::to_string(v),
-                };
-                format!("<tool_call>\n{{\"name\": \"{}\", \"arguments\": {args}}}\n</tool_call>", c.name)
-            })
-            .collect::<Vec<_>>()
-            .join("\n"),
+        // The renderer the prompt uses (the official template's form).
+        Format::Qwen3 => calls.iter().map(|c| crate::prompt::qwen3::tool_call_text(&c.name, &c.arguments)).collect::<Vec<_>>().join("\n"),
         Format::Qwen3Coder => calls.iter().map(coder::render_call).collect::<Vec<_>>().join("\n"),
         Format::Llama4Pythonic => format!("[{}]", calls.iter().map(pythonic::render_call).collect::<Vec<_>>().join(", ")),
         Format::Llama4Json => calls

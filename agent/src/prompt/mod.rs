@@ -8,7 +8,7 @@ mod family;
 pub mod jinja;
 mod llama4;
 pub mod pyjson;
-mod qwen3;
+pub(crate) mod qwen3;
 
 pub use family::{Family, Qwen3Variant, detect_family};
 

@@ -22,7 +22,7 @@ pub(super) fn tools_block(tools: &[ToolSpec]) -> String {
 }
 
 /// One `<tool_call>` block as the template writes it.
-pub(super) fn tool_call_text(name: &str, arguments: &serde_json::Value) -> String {
+pub(crate) fn tool_call_text(name: &str, arguments: &serde_json::Value) -> String {
     // A string `arguments` is pasted raw by the template; ours are always structured.
     let args = match arguments {
         serde_json::Value::String(s) => s.clone(),
