@@ -162,7 +162,7 @@ pub(crate) fn convert(raw: &str, schema: Option<&Value>) -> Value {
 }
 
 /// A value as Qwen3-Coder writes it: strings raw, everything else as JSON.
-fn raw_value(v: &Value) -> String {
+pub(crate) fn raw_value(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => pyjson::to_string(other),

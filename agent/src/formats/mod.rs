@@ -6,6 +6,8 @@
 //! schemas, and [`render_calls`] writes calls back exactly as each model writes them.
 
 mod coder;
+mod grammar;
+mod grammar_values;
 mod pythonic;
 mod stream;
 
@@ -18,6 +20,7 @@ use serde_json::Value;
 pub use crate::parse::{CallError, Parsed};
 use crate::prompt::{ToolCall, pyjson};
 pub use coder::schema_types;
+pub use grammar::{Choice, GrammarError, GrammarOptions, MARKERS, Thinking, constrained_schema, lark};
 pub use stream::StreamParser;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
