@@ -25,9 +25,9 @@ pub struct GenRequest {
     pub sampling: Sampling,
     /// Strings that end the turn (excluded from the output).
     pub stop: Vec<String>,
-    /// When set, the completion must be one JSON value valid against this schema (decoding is
-    /// constrained token by token).
-    pub json_schema: Option<serde_json::Value>,
+    /// When set, decoding is constrained token by token to this Lark grammar (llguidance's
+    /// dialect; see [`formats::lark`](crate::formats::lark)).
+    pub grammar: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +82,9 @@ pub struct ModelInfo {
     pub template: TemplateInfo,
     /// Context window in tokens, when known.
     pub max_context: Option<usize>,
+    /// Which call and reasoning markers ([`formats::MARKERS`](crate::formats::MARKERS)) the
+    /// tokenizer has as single tokens: grammars write those as special tokens.
+    pub special_tokens: Vec<String>,
 }
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

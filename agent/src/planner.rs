@@ -9,9 +9,9 @@ use agent_tools::builtin::FINAL_ANSWER;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{Backend, BackendError, Finish, GenRequest, Sampling};
+use crate::backend::{Backend, BackendError, Finish, GenRequest, ModelInfo, Sampling};
 use crate::events::{Event, Observer, Progress, StepKind, StopReason};
-use crate::formats::{self, Format};
+use crate::formats::{self, Format, GrammarError, GrammarOptions, Thinking};
 use crate::parse::Parsed;
 use crate::prompt::{self, Family, Message, Qwen3Variant, RenderError, RenderOptions, Role, ToolCall};
 use crate::task::ToolChoice;
@@ -37,8 +37,15 @@ pub struct RunConfig {
     pub output_schema: Option<Value>,
     /// Cap on generated tokens per step.
     pub max_tokens_per_step: usize,
-    /// `Required`: every turn is a tool call (the call's opening is written for the model).
+    /// Which calls a step may make; on the last step only `final_answer` is left.
     pub tool_choice: ToolChoice,
+    /// Constrain calls by a grammar built from the tools' schemas (see [`formats::lark`]):
+    /// a call, once opened, cannot be malformed or invalid.
+    pub constrain_calls: bool,
+    /// Grammar bounds (see [`GrammarOptions`]): the characters of a free string argument, and
+    /// the calls in one turn.
+    pub max_string_chars: Option<usize>,
+    pub max_calls: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +74,8 @@ pub enum RunError {
     Backend(#[from] BackendError),
     #[error(transparent)]
     Render(#[from] RenderError),
+    #[error(transparent)]
+    Grammar(#[from] GrammarError),
 }
 
 pub struct Agent<'a> {
@@ -141,22 +150,13 @@ impl<'a> Agent<'a> {
         self.emit(Event::StepStarted { step, max_steps: cfg.max_steps, kind });
         let info = self.backend.info();
         let specs = self.tools.specs();
-        let mut prompt = prompt::render(&info.family, &info.template, messages, &specs, RenderOptions::default())?;
-        // A required call is made certain by writing its opening ourselves: raw completion
-        // lets the model continue our text.
-        let required = cfg.tool_choice == ToolChoice::Required;
-        let prefill = if required { prompt::call_prefill(&info.family) } else { "" };
-        prompt.push_str(prefill);
+        let prompt = prompt::render(&info.family, &info.template, messages, &specs, RenderOptions::default())?;
         let req = GenRequest {
             prompt,
             max_tokens: cfg.max_tokens_per_step,
             sampling: cfg.sampling,
             stop: prompt::stop_strings(&info.family),
-            json_schema: required.then(|| {
-                // On the last step the only call left to make is the answer.
-                let allowed: Vec<_> = if kind == StepKind::Answer { specs.iter().filter(|s| s.name == FINAL_ANSWER).cloned().collect() } else { specs.clone() };
-                prompt::call_schema(&info.family, &allowed)
-            }),
+            grammar: if cfg.constrain_calls { Some(step_grammar(&info, cfg, kind, &specs)?) } else { None },
         };
 
         let mut progress = Progress { step, max_steps: cfg.max_steps, ..Progress::default() };
@@ -170,11 +170,7 @@ impl<'a> Agent<'a> {
                 o.progress(&progress);
             }
         };
-        let mut out = self.backend.generate(req, &mut on_text).await?;
-        out.text.insert_str(0, prefill);
-        if required && !out.text.trim_end().ends_with(prompt::call_suffix(&info.family)) {
-            out.text.push_str(prompt::call_suffix(&info.family));
-        }
+        let out = self.backend.generate(req, &mut on_text).await?;
 
         let parsed = parse_turn(&info.family, &out.text, &specs);
         self.emit(Event::ModelOutput {
@@ -277,6 +273,34 @@ pub fn call_format(family: &Family) -> (Format, bool) {
         Family::Qwen3(Qwen3Variant::Thinking2507) => (Format::Qwen3, true),
         _ => (Format::Qwen3, false),
     }
+}
+
+/// The grammar of one step: the task's tool choice over the enabled tools, except that on the
+/// last step the only call left to make is the answer.
+pub fn step_grammar(info: &ModelInfo, cfg: &RunConfig, kind: StepKind, specs: &[agent_tools::ToolSpec]) -> Result<String, GrammarError> {
+    let (format, think_opened) = call_format(&info.family);
+    let thinking = match info.family {
+        _ if think_opened => Thinking::Open,
+        Family::Qwen3(Qwen3Variant::Hybrid) => Thinking::Optional,
+        _ => Thinking::Off,
+    };
+    let opts = GrammarOptions {
+        format,
+        thinking,
+        special_tokens: info.special_tokens.clone(),
+        max_string_chars: cfg.max_string_chars,
+        max_calls: cfg.max_calls,
+    };
+    if kind == StepKind::Answer && specs.iter().any(|s| s.name == FINAL_ANSWER) {
+        let choice = match cfg.tool_choice {
+            ToolChoice::Auto => ToolChoice::Auto,
+            ToolChoice::None => ToolChoice::None,
+            ToolChoice::Required | ToolChoice::Tool(_) => ToolChoice::Tool(FINAL_ANSWER.into()),
+        };
+        let answer: Vec<_> = specs.iter().filter(|s| s.name == FINAL_ANSWER).cloned().collect();
+        return formats::lark(&opts, &answer, &choice);
+    }
+    formats::lark(&opts, specs, &cfg.tool_choice)
 }
 
 /// Parses a turn in the family's tool-call format.

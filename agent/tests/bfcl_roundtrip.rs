@@ -18,7 +18,7 @@ use std::time::Instant;
 
 mod llg;
 
-use agent::formats::{Choice, Event, Format, GrammarError, GrammarOptions, StreamParser, constrained_schema, lark, parse_with_schema, render_calls, schema_types, validate};
+use agent::formats::{Event, Format, GrammarError, GrammarOptions, StreamParser, ToolChoice, constrained_schema, lark, parse_with_schema, render_calls, schema_types, validate};
 use agent::prompt::ToolCall;
 use agent_tools::ToolSpec;
 use serde_json::{Map, Value};
@@ -421,7 +421,7 @@ fn bfcl_grammars_accept_exactly_the_valid_calls() {
             let closed: Vec<ToolSpec> =
                 case.tools.iter().map(|t| ToolSpec { parameters: constrained_schema(&t.parameters), ..t.clone() }).collect();
             let valid = parsed.errors.is_empty() && validate(&parsed.calls, &closed).is_empty();
-            let grammar = match lark(&opts, &case.tools, &Choice::Required) {
+            let grammar = match lark(&opts, &case.tools, &ToolChoice::Required) {
                 Ok(g) => g,
                 Err(e @ GrammarError::BadSchema { .. }) => {
                     assert!(!valid || format == Format::Qwen3Coder, "[{format}] {}: {e}, yet the call validated", case.id);

@@ -199,6 +199,16 @@ fn qwen3_braces_and_escapes_inside_strings() {
     );
 }
 
+/// Markers written as text inside a JSON string (a model without them as special tokens can do
+/// that, and the grammar lets it: the string is valid) are part of the string.
+#[test]
+fn qwen3_tags_inside_json_strings() {
+    let text = "<tool_call>\n{\"name\": \"note\", \"arguments\": {\"s\": \"a </tool_call> b <tool_call> \\\" c\"}}\n</tool_call>\nDone";
+    let p = parsed(Format::Qwen3, text, false, &[]);
+    assert_eq!(p.calls, vec![call("note", json!({"s": "a </tool_call> b <tool_call> \" c"}))]);
+    assert_eq!((p.content.as_str(), p.errors.len()), ("Done", 0));
+}
+
 #[test]
 fn qwen3_call_inside_thinking_is_reasoning() {
     let text = "<think>maybe <tool_call>{\"name\": \"a\"}</tool_call> or not</think>ok";

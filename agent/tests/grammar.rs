@@ -4,7 +4,7 @@
 
 mod llg;
 
-use agent::formats::{Choice, Format, GrammarOptions, Thinking, lark, render_calls};
+use agent::formats::{Format, GrammarOptions, Thinking, ToolChoice as Choice, lark, render_calls};
 use agent::prompt::ToolCall;
 use agent_tools::ToolSpec;
 use llg::Checker;
@@ -181,7 +181,6 @@ fn textual_markers() {
 #[test]
 fn bounds() {
     let tools = tools();
-    let (checker, special) = setup(Format::Qwen3);
     for format in Format::ALL {
         let (checker, special) = setup(format);
         let o = GrammarOptions { max_string_chars: Some(8), max_calls: Some(2), ..opts(format, &special, Thinking::Off) };
@@ -191,6 +190,9 @@ fn bounds() {
         assert!(checker.accepts(&g, &long, true).is_err(), "[{format}] string over the bound");
         let three = render_calls(format, &good_calls()[2]);
         assert!(checker.accepts(&g, &three, true).is_err(), "[{format}] three calls over the bound of two");
+        let one = lark(&GrammarOptions { max_calls: Some(1), ..o.clone() }, &tools, &Choice::Auto).unwrap();
+        checker.accepts(&one, &render_calls(format, &[call("calculator", json!({"expression": "1+1"}))]), true).unwrap();
+        let two = render_calls(format, &[call("ping", json!({})), call("ping", json!({}))]);
+        assert!(checker.accepts(&one, &two, true).is_err(), "[{format}] two calls over the bound of one");
     }
-    drop((checker, special));
 }

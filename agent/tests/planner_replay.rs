@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 fn info() -> ModelInfo {
-    ModelInfo { name: "replay".into(), family: Family::ChatMl { default_system: None }, template: TemplateInfo::default(), max_context: None }
+    ModelInfo { name: "replay".into(), family: Family::ChatMl { default_system: None }, template: TemplateInfo::default(), max_context: None, special_tokens: vec![] }
 }
 
 fn turn(text: &str) -> RecordedTurn {
@@ -30,6 +30,9 @@ fn config(max_steps: u32, output_schema: Option<Value>) -> RunConfig {
         output_schema,
         max_tokens_per_step: 256,
         tool_choice: agent::task::ToolChoice::Auto,
+        constrain_calls: true,
+        max_string_chars: None,
+        max_calls: None,
     }
 }
 

@@ -231,8 +231,10 @@ const BAD: &[(&str, &str)] = &[
     ),
     (
         "tool_choice_unknown.md",
-        "2: tool_choice: expected one of auto, required; found the string \"sometimes\"",
+        "2: tool_choice: expected one of auto, required, none, or a mapping `tool: NAME`; found the string \"sometimes\"",
     ),
+    ("tool_choice_tool_not_string.md", "3: tool_choice.tool: expected the name of an enabled tool; found the integer 42"),
+    ("tool_choice_wrong_key.md", "3: tool_choice.name: unknown key; allowed keys: tool"),
     (
         "tool_name_invalid.md",
         r#"2: tools[0]: invalid built-in tool name "Read-File": a name is one or more of a-z, 0-9 and _"#,
@@ -324,6 +326,12 @@ const BAD: &[(&str, &str)] = &[
         " cannot read task file: No such file or directory (os error 2)",
     ),
 ];
+
+#[test]
+fn tool_choice_none_and_named() {
+    assert_eq!(load("tool_choice_none.md").front.tool_choice, Some(ToolChoice::None));
+    assert_eq!(load("tool_choice_named.md").front.tool_choice, Some(ToolChoice::Tool("calculator".into())));
+}
 
 #[test]
 fn malformed_files_fail_with_one_exact_line() {

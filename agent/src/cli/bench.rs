@@ -3,6 +3,8 @@
 //!   program (its chat API on the downloaded GGUF), and through llama.cpp (node-llama-cpp).
 //! - `prefix`: prompt-processing time per step of a growing 10-step conversation, with mistral.rs's
 //!   prefix cache on and off, and whether the generated text is the same.
+//! - `grammar`: decode tokens/s of SmolLM2 with no grammar, the `auto` grammar (free text until a
+//!   call) and a forced `final_answer` call (the tokens are one long JSON string).
 //! - `rss`: peak resident memory over an N-step conversation (run once per setting, in a fresh
 //!   process, since peak RSS only grows).
 
@@ -11,6 +13,7 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 use agent::backend::{Backend, GenRequest, Sampling};
+use agent::formats::{self, GrammarOptions, Thinking, ToolChoice};
 use agent::mistral::{MistralBackend, fast_gguf};
 use agent::models::{self, ModelSource, agent_home};
 use agent::prompt::{self, Message, RenderOptions};
@@ -37,6 +40,13 @@ enum What {
     Prefix {
         #[arg(long, default_value_t = 10)]
         steps: usize,
+    },
+    /// Decode tokens/s with and without the step's grammar (SmolLM2).
+    Grammar {
+        #[arg(long, default_value_t = 128)]
+        tokens: usize,
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
     },
     /// Peak RSS over an N-step conversation with the prefix cache on or off.
     Rss {
@@ -69,6 +79,7 @@ pub fn main(args: BenchArgs) -> ExitCode {
             What::Decode { tokens, repeats } => decode(tokens, repeats).await,
             What::Prefix { steps } => prefix(steps).await,
             What::Rss { steps, prefix_cache } => rss(steps, prefix_cache).await,
+            What::Grammar { tokens, repeats } => grammar(tokens, repeats).await,
         }
     });
     match r {
@@ -113,7 +124,7 @@ async fn agent_decode(m: &models::ResolvedModel, tokens: usize, repeats: usize) 
     for _ in 0..repeats {
         let mut sink = |_: &str| {};
         // No stop strings: every engine generates until EOS or the token cap.
-        let out = backend.generate(GenRequest { prompt: prompt.clone(), max_tokens: tokens, sampling: Sampling::default(), stop: vec![], json_schema: None }, &mut sink).await?;
+        let out = backend.generate(GenRequest { prompt: prompt.clone(), max_tokens: tokens, sampling: Sampling::default(), stop: vec![], grammar: None }, &mut sink).await?;
         generated = out.stats.completion_tokens;
         rates.push(out.stats.decode_tokens_per_sec());
     }
@@ -176,7 +187,7 @@ async fn conversation(backend: &MistralBackend, m: &models::ResolvedModel, steps
     for step in 0..steps {
         let p = prompt::render(&m.family, &m.template, &messages, &[], RenderOptions::default())?;
         let mut sink = |_: &str| {};
-        let out = backend.generate(GenRequest { prompt: p, max_tokens: tokens, sampling: Sampling::default(), stop: prompt::stop_strings(&m.family), json_schema: None }, &mut sink).await?;
+        let out = backend.generate(GenRequest { prompt: p, max_tokens: tokens, sampling: Sampling::default(), stop: prompt::stop_strings(&m.family), grammar: None }, &mut sink).await?;
         rows.push((out.stats.prompt_tokens, out.stats.prompt_secs, out.text.clone()));
         messages.push(Message::assistant(out.text));
         messages.push(Message::user(format!("Next word: {}", words[step % words.len()])));
@@ -262,5 +273,42 @@ async fn rss(steps: usize, cache: usize) -> anyhow::Result<()> {
         peak_rss_mib(),
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+async fn grammar(tokens: usize, repeats: usize) -> anyhow::Result<()> {
+    let m = models::resolve("smollm2-135m")?;
+    let backend = MistralBackend::load(&m, Device::Cpu).await?;
+    let info = backend.info().clone();
+    let tools = agent::toolset::build(&[agent::task::ToolSource::AllBuiltins], &agent::task::OutputSpec::Text)?.specs();
+    let (format, _) = agent::planner::call_format(&m.family);
+    let opts = GrammarOptions { thinking: Thinking::Off, special_tokens: info.special_tokens.clone(), ..GrammarOptions::new(format) };
+    let story = "Write a long, detailed story about a lighthouse keeper and give it as your final answer.";
+    let messages = [Message::system(agent::planner::SYSTEM_PROMPT), Message::user(story)];
+    let p = prompt::render(&m.family, &m.template, &messages, &tools, RenderOptions::default())?;
+    println!("SmolLM2-135M, CPU, {tokens} tokens greedy, median of {repeats}; the same prompt each time (prefix-cached)");
+    println!("{:<34} {:>10} {:>8} {:>10}", "grammar", "tokens", "tok/s", "vs none");
+    let mut base = None;
+    for (label, grammar) in [
+        ("none", None),
+        ("auto (free text until a call)", Some(formats::lark(&opts, &tools, &ToolChoice::Auto)?)),
+        ("final_answer call (JSON string)", Some(formats::lark(&opts, &tools, &ToolChoice::Tool("final_answer".into()))?)),
+    ] {
+        let mut rates = Vec::new();
+        let mut n = 0;
+        for _ in 0..repeats + 1 {
+            let req = GenRequest { prompt: p.clone(), max_tokens: tokens, sampling: Sampling::default(), stop: Vec::new(), grammar: grammar.clone() };
+            let mut sink = |_: &str| {};
+            let out = backend.generate(req, &mut sink).await?;
+            n = out.stats.completion_tokens;
+            rates.push(out.stats.decode_tokens_per_sec());
+        }
+        rates.remove(0); // warm-up
+        rates.sort_by(f64::total_cmp);
+        let rate = rates[rates.len() / 2];
+        let ratio = base.map_or(1.0, |b: f64| rate / b);
+        base.get_or_insert(rate);
+        println!("{label:<34} {n:>10} {rate:>8.1} {ratio:>9.2}x");
+    }
     Ok(())
 }

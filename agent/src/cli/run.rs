@@ -101,6 +101,13 @@ pub fn main(args: RunArgs) -> ExitCode {
         },
         max_tokens_per_step: args.max_tokens,
         tool_choice: task.front.tool_choice_or_default(),
+        constrain_calls: true,
+        // A string that rambles on (small models do) ends before it could outgrow the step
+        // (about 3-4 characters a token in prose and code, so real arguments stay clear of it).
+        max_string_chars: Some(args.max_tokens.saturating_mul(3)),
+        // One call per turn, as the system prompt asks: a small model otherwise repeats calls
+        // until the token limit cuts the last one.
+        max_calls: Some(1),
     };
     let trace_path = args.trace.clone().unwrap_or_else(|| agent_home().join("runs").join(format!("{}.jsonl", cfg.run_id)));
 

@@ -10,15 +10,18 @@
 //! otherwise as text, which free text then must not contain.
 
 use agent_tools::ToolSpec;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::Format;
 use super::grammar_values::{Values, bound_strings, close_objects, enum_conflict, lit};
 
-/// Which calls a step may make.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Choice {
+/// Which calls a step may make (`tool_choice` in a task file).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolChoice {
     /// Free text, or calls: the grammar takes hold once the model opens a call.
+    #[default]
     Auto,
     /// At least one call, nothing but calls.
     Required,
@@ -72,9 +75,9 @@ pub enum GrammarError {
 pub const MARKERS: [&str; 6] = ["<tool_call>", "</tool_call>", "<think>", "</think>", "<|python_start|>", "<|python_end|>"];
 
 /// The Lark grammar of one assistant turn.
-pub fn lark(opts: &GrammarOptions, tools: &[ToolSpec], choice: &Choice) -> Result<String, GrammarError> {
+pub fn lark(opts: &GrammarOptions, tools: &[ToolSpec], choice: &ToolChoice) -> Result<String, GrammarError> {
     let allowed: Vec<&ToolSpec> = match choice {
-        Choice::Tool(name) => match tools.iter().find(|t| &t.name == name) {
+        ToolChoice::Tool(name) => match tools.iter().find(|t| &t.name == name) {
             Some(t) => vec![t],
             None => {
                 let names = tools.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ");
@@ -83,15 +86,15 @@ pub fn lark(opts: &GrammarOptions, tools: &[ToolSpec], choice: &Choice) -> Resul
         },
         _ => tools.iter().collect(),
     };
-    if *choice == Choice::Required && allowed.is_empty() {
+    if *choice == ToolChoice::Required && allowed.is_empty() {
         return Err(GrammarError::NoTools);
     }
     for t in &allowed {
         check_types(&t.parameters, "")
             .map_err(|(path, message)| GrammarError::BadSchema { tool: t.name.clone(), path: if path.is_empty() { "/".into() } else { path }, message })?;
     }
-    let calls_allowed = *choice != Choice::None && !allowed.is_empty();
-    let calls_forced = matches!(choice, Choice::Required | Choice::Tool(_));
+    let calls_allowed = *choice != ToolChoice::None && !allowed.is_empty();
+    let calls_forced = matches!(choice, ToolChoice::Required | ToolChoice::Tool(_));
     let mut g = Builder { opts, values: Values::new(opts.max_string_chars) };
     let text = g.text_terminal();
     let lead = g.lead_terminal();
@@ -204,7 +207,8 @@ impl Builder<'_> {
     fn more_calls(&self) -> String {
         let sep = self.separator();
         match self.opts.max_calls {
-            Some(n) => format!("(({sep}) call){{0,{}}}", n.saturating_sub(1)),
+            Some(0 | 1) => String::new(),
+            Some(n) => format!("(({sep}) call){{0,{}}}", n - 1),
             None => format!("(({sep}) call)*"),
         }
     }

@@ -20,7 +20,7 @@ use serde_json::Value;
 pub use crate::parse::{CallError, Parsed};
 use crate::prompt::{ToolCall, pyjson};
 pub use coder::schema_types;
-pub use grammar::{Choice, GrammarError, GrammarOptions, MARKERS, Thinking, constrained_schema, lark};
+pub use grammar::{GrammarError, GrammarOptions, MARKERS, Thinking, ToolChoice, constrained_schema, lark};
 pub use stream::StreamParser;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

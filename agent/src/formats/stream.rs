@@ -271,7 +271,10 @@ impl StreamParser {
     fn step_call(&mut self, bare: bool, fin: bool, out: &mut Vec<Event>) -> bool {
         let (open, close) = if bare { ("", coder::FUNCTION_CLOSE) } else { (CALL_OPEN, CALL_CLOSE) };
         // A new `<tool_call>` before the close also ends this call (the close was dropped).
-        let found = match (self.buf.find(close), if bare { None } else { self.buf.find(CALL_OPEN) }) {
+        // Tags inside a JSON string are text (a model without the tags as special tokens can
+        // write them there).
+        let find = |tag: &str| if bare { self.buf.find(tag) } else { find_outside_json_string(&self.buf, tag) };
+        let found = match (find(close), if bare { None } else { find(CALL_OPEN) }) {
             (Some(c), Some(o)) if o < c => Some((o, 0)),
             (Some(c), _) => Some((c, close.len())),
             (None, Some(o)) => Some((o, 0)),
@@ -397,6 +400,36 @@ impl StreamParser {
             None => false,
         }
     }
+}
+
+/// The first `tag` in a call body that is not inside a string of the body's JSON (when the body
+/// is JSON at all; otherwise simply the first).
+fn find_outside_json_string(body: &str, tag: &str) -> Option<usize> {
+    let json = body.trim_start().starts_with('{');
+    let mut from = 0;
+    loop {
+        let i = from + body.get(from..)?.find(tag)?;
+        if !json || !in_json_string(body.get(..i).unwrap_or("")) {
+            return Some(i);
+        }
+        from = i + tag.len();
+    }
+}
+
+/// Whether JSON text, cut at its end, is inside a string.
+fn in_json_string(text: &str) -> bool {
+    let mut inside = false;
+    let mut escaped = false;
+    for c in text.chars() {
+        if escaped {
+            escaped = false;
+        } else if inside && c == '\\' {
+            escaped = true;
+        } else if c == '"' {
+            inside = !inside;
+        }
+    }
+    inside
 }
 
 /// Whether text starts like `{"name":`: `None` while undecided.

@@ -27,6 +27,10 @@ const PREFIX_CACHE_SEQS: usize = 4;
 pub struct MistralBackend {
     model: Model,
     info: ModelInfo,
+    /// The tokenizer's size, when the model's output layer is larger (padded): ids past it are
+    /// no token at all, and must never be sampled (a random or confused model can pick one,
+    /// and a grammar cannot judge it).
+    vocab: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,8 +102,18 @@ impl MistralBackend {
             }
         };
         let max_context = model.max_sequence_length().ok().flatten();
-        let info = ModelInfo { name: m.name.clone(), family: m.family.clone(), template: m.template.clone(), max_context };
-        Ok(Self { model, info })
+        let info = ModelInfo { name: m.name.clone(), family: m.family.clone(), template: m.template.clone(), max_context, special_tokens: Vec::new() };
+        let vocab = match &m.source {
+            ModelSource::Dir { dir, .. } => tokenizer_size(&dir.join("tokenizer.json")),
+            ModelSource::Gguf { .. } => None,
+        };
+        let mut backend = Self { model, info, vocab };
+        for marker in crate::formats::MARKERS {
+            if backend.tokenize(marker).await.map_err(|e| LoadError::Load { name: m.name.clone(), message: e.to_string() })?.len() == 1 {
+                backend.info.special_tokens.push(marker.to_string());
+            }
+        }
+        Ok(backend)
     }
 
     /// The loaded mistral.rs model, for callers that need more than completions.
@@ -159,6 +173,15 @@ struct StepSampler {
     prompt_len: usize,
     generated: AtomicUsize,
     seeded: Option<SeededSampling>,
+    vocab: Option<usize>,
+}
+
+/// The number of ids a `tokenizer.json` defines (its largest id + 1).
+fn tokenizer_size(path: &std::path::Path) -> Option<usize> {
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    let vocab = v.pointer("/model/vocab")?.as_object()?.values().filter_map(serde_json::Value::as_u64).max();
+    let added = v.get("added_tokens").and_then(|a| a.as_array()).and_then(|a| a.iter().filter_map(|t| t.get("id")?.as_u64()).max());
+    Some(vocab.max(added)? as usize + 1)
 }
 
 struct SeededSampling {
@@ -218,10 +241,19 @@ impl SeededSampling {
 impl CustomLogitsProcessor for StepSampler {
     fn apply(&self, logits: &Tensor, context: &[u32]) -> mistralrs::Result<Tensor> {
         self.generated.fetch_add(1, Ordering::Relaxed);
-        let Some(s) = &self.seeded else { return Ok(logits.clone()) };
-        let values: Vec<f32> = logits.to_vec1()?;
-        let noised = s.noised(&values, context.len().saturating_sub(self.prompt_len));
-        Tensor::from_vec(noised, values.len(), logits.device())
+        let n = logits.dims1()?;
+        let padded = self.vocab.filter(|&v| v < n);
+        if self.seeded.is_none() && padded.is_none() {
+            return Ok(logits.clone());
+        }
+        let mut values: Vec<f32> = logits.to_vec1()?;
+        if let Some(v) = padded {
+            values[v..].fill(f32::NEG_INFINITY);
+        }
+        if let Some(s) = &self.seeded {
+            values = s.noised(&values, context.len().saturating_sub(self.prompt_len));
+        }
+        Tensor::from_vec(values, n, logits.device())
     }
 }
 
@@ -277,10 +309,10 @@ impl Backend for MistralBackend {
         Box::pin(async move {
             let toks = self.tokenize(&req.prompt).await?;
             let (params, seeded) = sampling_params(&req.sampling, req.max_tokens, req.stop.clone());
-            let sampler = Arc::new(StepSampler { prompt_len: toks.len(), generated: AtomicUsize::new(0), seeded });
+            let sampler = Arc::new(StepSampler { prompt_len: toks.len(), generated: AtomicUsize::new(0), seeded, vocab: self.vocab });
             let prompt_tokens = toks.len();
             let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-            let constraint = req.json_schema.map_or(Constraint::None, Constraint::JsonSchema);
+            let constraint = req.grammar.map_or(Constraint::None, Constraint::Lark);
             let request = completion_request(toks, params, tx, true, constraint, sampler.clone());
             let started = Instant::now();
             let sender = self.model.inner().get_sender(None).map_err(|e| BackendError::Model(e.to_string()))?;

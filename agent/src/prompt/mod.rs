@@ -151,51 +151,6 @@ pub fn render(
     }
 }
 
-/// The opening of a tool call in the family's format, written into the prompt when a call is
-/// required; the model continues with the call's JSON (see [`call_schema`]).
-pub fn call_prefill(family: &Family) -> &'static str {
-    match family {
-        Family::Llama4 => "",
-        _ => "<tool_call>\n",
-    }
-}
-
-/// The closing the model would write after the call's JSON, added back after constrained
-/// generation (which stops at the end of the JSON).
-pub fn call_suffix(family: &Family) -> &'static str {
-    match family {
-        Family::Llama4 => "",
-        _ => "\n</tool_call>",
-    }
-}
-
-/// JSON Schema of one valid call in the family's format: the tool's name and its arguments'
-/// schema, one alternative per tool. Decoding constrained by it cannot produce a malformed call.
-/// An arguments object whose schema does not say otherwise is closed: no invented parameters,
-/// where a small model would ramble until its token limit. (Whitespace stays free: forcing the
-/// templates' exact `", "`/`": "` spacing pushed SmolLM2 off its preferred tokens, e.g. into
-/// opening a string with `}}`.)
-pub fn call_schema(family: &Family, tools: &[ToolSpec]) -> Value {
-    let args_key = if *family == Family::Llama4 { "parameters" } else { "arguments" };
-    let alternatives: Vec<Value> = tools
-        .iter()
-        .map(|t| {
-            let mut params = t.parameters.clone();
-            if let Value::Object(o) = &mut params
-                && o.get("type").and_then(Value::as_str) == Some("object")
-                && !o.contains_key("additionalProperties")
-            {
-                o.insert("additionalProperties".into(), Value::Bool(false));
-            }
-            let mut props = serde_json::Map::new();
-            props.insert("name".into(), serde_json::json!({"const": t.name}));
-            props.insert(args_key.into(), params);
-            serde_json::json!({"type": "object", "properties": props, "required": ["name", args_key], "additionalProperties": false})
-        })
-        .collect();
-    serde_json::json!({"anyOf": alternatives})
-}
-
 /// Stop strings that end an assistant turn, per family.
 pub fn stop_strings(family: &Family) -> Vec<String> {
     match family {

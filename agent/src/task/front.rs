@@ -56,14 +56,9 @@ pub struct FrontMatter {
 }
 
 /// `tool_choice`: `auto` lets the model answer in plain text; `required` makes every turn a
-/// tool call (small models that would otherwise answer from memory use the tools).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ToolChoice {
-    #[default]
-    Auto,
-    Required,
-}
+/// tool call (small models that would otherwise answer from memory use the tools); `none`
+/// allows no call; `{tool: NAME}` allows calls of that tool only.
+pub use crate::formats::ToolChoice;
 
 /// Where the model runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -158,7 +153,7 @@ impl FrontMatter {
 
     /// `tool_choice`, or `auto`.
     pub fn tool_choice_or_default(&self) -> ToolChoice {
-        self.tool_choice.unwrap_or_default()
+        self.tool_choice.clone().unwrap_or_default()
     }
 
     /// `output`, or free text.
@@ -221,10 +216,24 @@ pub(crate) fn check_front_matter(value: &Value) -> Checked<FrontMatter> {
 }
 
 fn check_tool_choice(value: &Value, path: &[Seg]) -> Checked<ToolChoice> {
-    match value.as_str() {
-        Some("auto") => Ok(ToolChoice::Auto),
-        Some("required") => Ok(ToolChoice::Required),
-        _ => Err(wrong_type(path, "one of auto, required", value)),
+    const EXPECTED: &str = "one of auto, required, none, or a mapping `tool: NAME`";
+    match value {
+        Value::String(s) => match s.as_str() {
+            "auto" => Ok(ToolChoice::Auto),
+            "required" => Ok(ToolChoice::Required),
+            "none" => Ok(ToolChoice::None),
+            _ => Err(wrong_type(path, EXPECTED, value)),
+        },
+        Value::Mapping(map) => {
+            let mut name = None;
+            for (key, v) in entries(map, path, &["tool"])? {
+                let mut p = path.to_vec();
+                p.push(Seg::Key(key.to_owned()));
+                name = Some(string(v, &p, "the name of an enabled tool")?.to_owned());
+            }
+            name.map(ToolChoice::Tool).ok_or_else(|| FieldError::new(path, "a mapping needs `tool: NAME`".to_string()))
+        }
+        _ => Err(wrong_type(path, EXPECTED, value)),
     }
 }
 

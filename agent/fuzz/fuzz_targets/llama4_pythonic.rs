@@ -1,0 +1,5 @@
+#![no_main]
+
+include!("common.rs");
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check(Format::Llama4Pythonic, data));
