@@ -5,3 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tests/fixtures/build.sh
 cargo test --workspace "$@"
+# The fuzz targets (run with cargo fuzz on nightly, see agent/fuzz/README.md) must keep compiling.
+cargo check --quiet --manifest-path agent/fuzz/Cargo.toml

@@ -46,6 +46,8 @@ pub struct RunConfig {
     /// the calls in one turn.
     pub max_string_chars: Option<usize>,
     pub max_calls: Option<usize>,
+    /// The tool-call format, when not the model family's (`tool_format` in a task file).
+    pub format: Option<Format>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -172,7 +174,7 @@ impl<'a> Agent<'a> {
         };
         let out = self.backend.generate(req, &mut on_text).await?;
 
-        let parsed = parse_turn(&info.family, &out.text, &specs);
+        let parsed = parse_turn(&info.family, cfg.format, &out.text, &specs);
         self.emit(Event::ModelOutput {
             step,
             text: out.text.clone(),
@@ -278,10 +280,13 @@ pub fn call_format(family: &Family) -> (Format, bool) {
 /// The grammar of one step: the task's tool choice over the enabled tools, except that on the
 /// last step the only call left to make is the answer.
 pub fn step_grammar(info: &ModelInfo, cfg: &RunConfig, kind: StepKind, specs: &[agent_tools::ToolSpec]) -> Result<String, GrammarError> {
-    let (format, think_opened) = call_format(&info.family);
+    let (family_format, think_opened) = call_format(&info.family);
+    let format = cfg.format.unwrap_or(family_format);
     let thinking = match info.family {
         _ if think_opened => Thinking::Open,
-        Family::Qwen3(Qwen3Variant::Hybrid) => Thinking::Optional,
+        // A model's own template may think; without `<think>` as a special token the grammar
+        // turns this off itself.
+        Family::Qwen3(Qwen3Variant::Hybrid) | Family::Template => Thinking::Optional,
         _ => Thinking::Off,
     };
     let opts = GrammarOptions {
@@ -303,10 +308,10 @@ pub fn step_grammar(info: &ModelInfo, cfg: &RunConfig, kind: StepKind, specs: &[
     formats::lark(&opts, specs, &cfg.tool_choice)
 }
 
-/// Parses a turn in the family's tool-call format.
-pub fn parse_turn(family: &Family, text: &str, tools: &[agent_tools::ToolSpec]) -> Parsed {
-    let (format, think_opened) = call_format(family);
-    formats::parse_with_schema(format, text, think_opened, tools)
+/// Parses a turn in the family's tool-call format, or in `format` when the task sets one.
+pub fn parse_turn(family: &Family, format: Option<Format>, text: &str, tools: &[agent_tools::ToolSpec]) -> Parsed {
+    let (family_format, think_opened) = call_format(family);
+    formats::parse_with_schema(format.unwrap_or(family_format), text, think_opened, tools)
 }
 
 /// A structured answer given as plain text: JSON, possibly fenced, valid against `schema`.

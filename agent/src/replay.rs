@@ -26,11 +26,13 @@ pub struct Replay {
     next: AtomicUsize,
     /// Every prompt the loop sent, for assertions.
     pub prompts: Mutex<Vec<String>>,
+    /// The grammar of every request (a replayed turn is not checked against it).
+    pub grammars: Mutex<Vec<Option<String>>>,
 }
 
 impl Replay {
     pub fn new(info: ModelInfo, turns: Vec<RecordedTurn>) -> Self {
-        Self { info, turns, next: AtomicUsize::new(0), prompts: Mutex::new(Vec::new()) }
+        Self { info, turns, next: AtomicUsize::new(0), prompts: Mutex::new(Vec::new()), grammars: Mutex::new(Vec::new()) }
     }
 
     /// Parses a JSON-lines transcript.
@@ -49,6 +51,9 @@ impl Backend for Replay {
         Box::pin(async move {
             if let Ok(mut p) = self.prompts.lock() {
                 p.push(req.prompt.clone());
+            }
+            if let Ok(mut g) = self.grammars.lock() {
+                g.push(req.grammar.clone());
             }
             let i = self.next.fetch_add(1, Ordering::SeqCst);
             let turn = self.turns.get(i).ok_or(BackendError::ReplayExhausted(i + 1))?;

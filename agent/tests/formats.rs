@@ -344,6 +344,20 @@ fn coder_missing_parameter_close_and_multiline_values() {
     );
 }
 
+/// Found by fuzzing: a bare `<function=…>` ends at a following `<tool_call>` or a stray
+/// `</tool_call>` (it ran on past them), and a value keeps a `\r` before the template's `\n`.
+#[test]
+fn coder_bare_function_ends_at_call_tags() {
+    let text = "<function=a>\n<parameter=x>\n1\n<tool_call>\n<function=b>\n</function>\n</tool_call>";
+    let p = parsed(Format::Qwen3Coder, text, false, &[]);
+    assert_eq!((p.calls, p.errors), (vec![call("a", json!({"x": "1"})), call("b", json!({}))], vec![]));
+    let text = "<function=a>\n<parameter=x>\n1\n</parameter>\n</tool_call>after";
+    let p = parsed(Format::Qwen3Coder, text, false, &[]);
+    assert_eq!((p.calls, p.content.as_str()), (vec![call("a", json!({"x": "1"}))], "after"));
+    let text = "<tool_call>\n<function=a>\n<parameter=x>\nline\r\n</parameter>\n</function>\n</tool_call>";
+    assert_eq!(parsed(Format::Qwen3Coder, text, false, &[]).calls, vec![call("a", json!({"x": "line\r"}))]);
+}
+
 #[test]
 fn coder_bare_function_and_several_calls() {
     let text = "Two calls:\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n</function>\n<function=get_weather>\n<parameter=city>\n東京 🗼\n</parameter>\n<parameter=days>\n3\n</parameter>\n</function>";

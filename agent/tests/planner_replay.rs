@@ -33,6 +33,7 @@ fn config(max_steps: u32, output_schema: Option<Value>) -> RunConfig {
         constrain_calls: true,
         max_string_chars: None,
         max_calls: None,
+        format: None,
     }
 }
 
@@ -152,4 +153,38 @@ async fn a_repeated_call_leads_to_the_answer_step() {
     let kinds: Vec<_> = events.iter().filter_map(|e| if let Event::StepStarted { kind, .. } = e { Some(*kind) } else { None }).collect();
     assert_eq!(kinds, vec![StepKind::Plan, StepKind::Act, StepKind::Answer]);
     assert!(prompts[2].contains("You already made that call and have its result above. Give your final answer now."));
+}
+
+/// Each step's grammar follows `tool_choice`; on the last step only `final_answer` is left.
+#[tokio::test]
+async fn grammar_per_step_and_last_step_answer_only() {
+    let mut cfg = config(2, None);
+    cfg.tool_choice = agent::task::ToolChoice::Required;
+    let backend = Replay::new(info(), vec![turn(CALC), turn(FINAL)]);
+    let tools = toolset::build(&[ToolSource::AllBuiltins], &OutputSpec::Text).unwrap();
+    let outcome = Agent::new(&backend, tools).run(&cfg, &CancellationToken::new()).await.unwrap();
+    assert_eq!(outcome.answer, Some(json!("391")));
+    let grammars: Vec<String> = backend.grammars.lock().unwrap().iter().map(|g| g.clone().expect("a grammar")).collect();
+    assert_eq!(grammars.len(), 2);
+    assert!(grammars[0].contains(r#"{"const":"calculator"}"#) && grammars[0].contains(r#"{"const":"final_answer"}"#), "{}", grammars[0]);
+    assert!(!grammars[1].contains(r#"{"const":"calculator"}"#) && grammars[1].contains(r#"{"const":"final_answer"}"#), "{}", grammars[1]);
+    // Required: the body is calls only, no free text.
+    assert!(grammars[0].contains("body: calls\n"), "{}", grammars[0]);
+    cfg.constrain_calls = false;
+    let backend = Replay::new(info(), vec![turn(FINAL)]);
+    let tools = toolset::build(&[ToolSource::AllBuiltins], &OutputSpec::Text).unwrap();
+    Agent::new(&backend, tools).run(&cfg, &CancellationToken::new()).await.unwrap();
+    assert_eq!(*backend.grammars.lock().unwrap(), vec![None]);
+}
+
+/// A task's `tool_format` overrides the family's: a ChatML model's pythonic calls are read.
+#[tokio::test]
+async fn tool_format_override() {
+    let mut cfg = config(4, None);
+    cfg.format = Some(agent::formats::Format::Llama4Pythonic);
+    let turns = vec![turn(r#"[calculator(expression="17 * 23")]"#), turn(r#"[final_answer(answer="391")]"#)];
+    let (outcome, events, _) = run(turns, cfg, CancellationToken::new()).await;
+    assert_eq!((outcome.answer, outcome.steps), (Some(json!("391")), 2));
+    let results: Vec<Value> = shape(&events).into_iter().filter(|e| e["event"] == "tool_result").collect();
+    assert_eq!(results[0]["content"], json!("17 * 23 = 391"), "{results:?}");
 }

@@ -64,6 +64,7 @@ fn complete_example_sets_every_key() {
                     "additionalProperties": false
                 }))),
                 tool_choice: Some(ToolChoice::Required),
+                tool_format: Some(agent::formats::Format::Qwen3),
             },
         }
     );
@@ -98,6 +99,7 @@ fn uniform_thinking_and_text_output() {
             }),
             output: Some(OutputSpec::Text),
             tool_choice: None,
+            tool_format: None,
         }
     );
 }
@@ -155,7 +157,7 @@ fn cli_overrides_win_over_the_file() {
 const BAD: &[(&str, &str)] = &[
     (
         "unknown_key.md",
-        "3: modle: unknown key; allowed keys: model, device, max_steps, tools, thinking, sampling, output, tool_choice",
+        "3: modle: unknown key; allowed keys: model, device, max_steps, tools, thinking, sampling, output, tool_choice, tool_format",
     ),
     (
         "unknown_sampling_key.md",
@@ -235,6 +237,7 @@ const BAD: &[(&str, &str)] = &[
     ),
     ("tool_choice_tool_not_string.md", "3: tool_choice.tool: expected the name of an enabled tool; found the integer 42"),
     ("tool_choice_wrong_key.md", "3: tool_choice.name: unknown key; allowed keys: tool"),
+    ("tool_format_unknown.md", r#"2: tool_format: expected one of qwen3, qwen3-coder, llama4-pythonic, llama4-json; found the string "hermes""#),
     (
         "tool_name_invalid.md",
         r#"2: tools[0]: invalid built-in tool name "Read-File": a name is one or more of a-z, 0-9 and _"#,

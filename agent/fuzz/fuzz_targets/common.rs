@@ -45,7 +45,9 @@ fn check(format: Format, data: &[u8]) {
         assert_eq!(reasoning.trim_matches('\n'), r, "chunked reasoning differs");
     }
 
-    if !whole.calls.is_empty() && whole.calls.iter().all(|c| c.arguments.is_object()) {
+    // Names as tools have them (the Hermes template writes the name unescaped, as Qwen's does).
+    let plain_name = |n: &str| n.chars().all(|c| c.is_alphanumeric() || "_-.".contains(c));
+    if !whole.calls.is_empty() && whole.calls.iter().all(|c| c.arguments.is_object() && plain_name(&c.name)) {
         let rendered = formats::render_calls(format, &whole.calls);
         let again = formats::parse(format, &rendered, false);
         // Qwen3-Coder values are untyped text without a schema: compare the text form.

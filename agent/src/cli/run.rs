@@ -108,6 +108,7 @@ pub fn main(args: RunArgs) -> ExitCode {
         // One call per turn, as the system prompt asks: a small model otherwise repeats calls
         // until the token limit cuts the last one.
         max_calls: Some(1),
+        format: task.front.tool_format,
     };
     let trace_path = args.trace.clone().unwrap_or_else(|| agent_home().join("runs").join(format!("{}.jsonl", cfg.run_id)));
 

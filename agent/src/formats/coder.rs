@@ -43,10 +43,11 @@ pub(crate) fn segments(body: &str) -> Vec<Result<(&str, &str), &str>> {
     out
 }
 
-/// Strips exactly one leading and one trailing newline.
+/// Strips exactly one leading and one trailing `\n`, the template's own (a `\r` before it
+/// belongs to the value).
 fn strip_one_newline(v: &str) -> &str {
-    let v = v.strip_prefix("\r\n").or_else(|| v.strip_prefix('\n')).unwrap_or(v);
-    v.strip_suffix("\r\n").or_else(|| v.strip_suffix('\n')).unwrap_or(v)
+    let v = v.strip_prefix('\n').unwrap_or(v);
+    v.strip_suffix('\n').unwrap_or(v)
 }
 
 /// Parses what follows `<function=` up to (not including) `</function>`.

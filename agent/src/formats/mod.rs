@@ -23,15 +23,19 @@ pub use coder::schema_types;
 pub use grammar::{GrammarError, GrammarOptions, MARKERS, Thinking, ToolChoice, constrained_schema, lark};
 pub use stream::StreamParser;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Format {
     /// Hermes JSON inside `<tool_call>` tags.
+    #[serde(rename = "qwen3")]
     Qwen3,
     /// XML `<function=…>` with `<parameter=…>` tags, inside `<tool_call>` or bare.
+    #[serde(rename = "qwen3-coder")]
     Qwen3Coder,
     /// `[f(a=1), g()]`, optionally inside `<|python_start|>…<|python_end|>`.
+    #[serde(rename = "llama4-pythonic")]
     Llama4Pythonic,
     /// `{"name": …, "parameters": {…}}`, possibly several, separated by `;` or newlines.
+    #[serde(rename = "llama4-json")]
     Llama4Json,
 }
 

@@ -270,16 +270,14 @@ impl StreamParser {
 
     fn step_call(&mut self, bare: bool, fin: bool, out: &mut Vec<Event>) -> bool {
         let (open, close) = if bare { ("", coder::FUNCTION_CLOSE) } else { (CALL_OPEN, CALL_CLOSE) };
-        // A new `<tool_call>` before the close also ends this call (the close was dropped).
+        // A new `<tool_call>` before the close also ends this call (the close was dropped; for a
+        // bare `<function=…>`, there was none).
         // Tags inside a JSON string are text (a model without the tags as special tokens can
         // write them there).
         let find = |tag: &str| if bare { self.buf.find(tag) } else { find_outside_json_string(&self.buf, tag) };
-        let found = match (find(close), if bare { None } else { find(CALL_OPEN) }) {
-            (Some(c), Some(o)) if o < c => Some((o, 0)),
-            (Some(c), _) => Some((c, close.len())),
-            (None, Some(o)) => Some((o, 0)),
-            (None, None) => None,
-        };
+        // A bare call also ends at a stray `</tool_call>` (dropped with it).
+        let stray_close = if bare { find(CALL_CLOSE).map(|i| (i, CALL_CLOSE.len())) } else { None };
+        let found = [find(close).map(|i| (i, close.len())), find(CALL_OPEN).map(|i| (i, 0)), stray_close].into_iter().flatten().min_by_key(|(i, _)| *i);
         let (body_len, taken) = match found {
             Some((i, tag_len)) => (i, i + tag_len),
             None if fin => {

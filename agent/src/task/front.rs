@@ -53,6 +53,9 @@ pub struct FrontMatter {
     /// Whether each step must call a tool (`final_answer` included).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<ToolChoice>,
+    /// The tool-call format, when not the one the model's family writes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_format: Option<crate::formats::Format>,
 }
 
 /// `tool_choice`: `auto` lets the model answer in plain text; `required` makes every turn a
@@ -162,7 +165,7 @@ impl FrontMatter {
     }
 }
 
-const TOP_KEYS: [&str; 8] = [
+const TOP_KEYS: [&str; 9] = [
     "model",
     "device",
     "max_steps",
@@ -171,6 +174,7 @@ const TOP_KEYS: [&str; 8] = [
     "sampling",
     "output",
     "tool_choice",
+    "tool_format",
 ];
 const SAMPLING_KEYS: [&str; 4] = ["temperature", "top_p", "top_k", "seed"];
 
@@ -209,6 +213,11 @@ pub(crate) fn check_front_matter(value: &Value) -> Checked<FrontMatter> {
             "thinking" => front.thinking = Some(check_thinking(value, &path)?),
             "sampling" => front.sampling = Some(check_sampling(value, &path)?),
             "tool_choice" => front.tool_choice = Some(check_tool_choice(value, &path)?),
+            "tool_format" => {
+                let expected = "one of qwen3, qwen3-coder, llama4-pythonic, llama4-json";
+                let name = string(value, &path, expected)?;
+                front.tool_format = Some(name.parse().map_err(|_| wrong_type(&path, expected, value))?);
+            }
             _ => front.output = Some(check_output(value, &path)?),
         }
     }
@@ -409,7 +418,8 @@ mod tests {
                 ..Sampling::default()
             }),
             output: Some(OutputSpec::Text),
-            tool_choice: Some(ToolChoice::Required),
+            tool_choice: Some(ToolChoice::Tool("calculator".into())),
+            tool_format: Some(crate::formats::Format::Qwen3Coder),
         };
         let json = serde_json::to_value(&front).unwrap();
         assert_eq!(serde_json::from_value::<FrontMatter>(json).unwrap(), front);
