@@ -8,9 +8,13 @@
 //! only acceptable value is `""` are omitted). Each question's calls are rendered in every format
 //! and parsed back, whole and one char at a time; both must give exactly the calls, no errors.
 //!
-//! Not covered: the multi-turn categories (ground truth is pythonic source per turn), `memory`
-//! and `web_search` (ground truth is an answer string, not calls), and the irrelevance/relevance
-//! categories (no ground truth).
+//! The multi-turn categories' ground truth is pythonic source, one string per call
+//! (`cd(folder='document')`, sometimes with positional arguments): each is read by the Llama 4
+//! pythonic parser with its function's schema, then round-tripped through every format like
+//! the single-turn calls.
+//!
+//! Not covered: `memory` and `web_search` (ground truth is an answer string, not calls), and the
+//! irrelevance/relevance categories (no ground truth).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -478,4 +482,68 @@ fn bfcl_grammars_accept_exactly_the_valid_calls() {
         expected.insert((format.name(), "schema refused"), 95);
     }
     assert_eq!(counts, expected);
+}
+
+/// Every call of the multi-turn categories' ground truth, read as pythonic source with its
+/// function's schema (BFCL's `multi_turn_func_doc`, all classes but the memory ones, whose
+/// names repeat), then rendered in every format and parsed back.
+#[test]
+fn bfcl_multi_turn_calls_read_and_round_trip() {
+    let dir = bfcl_dir();
+    let mut docs: BTreeMap<String, ToolSpec> = BTreeMap::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("multi_turn_func_doc")).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for f in files.iter().filter(|f| !f.file_name().unwrap().to_string_lossy().starts_with("memory")) {
+        for function in read_jsonl(f) {
+            let spec = tool_spec(&function);
+            assert!(docs.insert(spec.name.clone(), spec).is_none(), "{}: a function name repeats", f.display());
+        }
+    }
+    let mut total = 0usize;
+    let mut failures = Vec::new();
+    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    for category in ["multi_turn_base", "multi_turn_long_context", "multi_turn_miss_func", "multi_turn_miss_param"] {
+        for answer in read_jsonl(&dir.join(format!("possible_answer/BFCL_v4_{category}.json"))) {
+            let id = answer["id"].as_str().expect("answer id").to_string();
+            for source in answer["ground_truth"].as_array().expect("turns").iter().flat_map(|t| t.as_array().expect("calls").iter()) {
+                let source = source.as_str().expect("a call string");
+                total += 1;
+                let name = source.split('(').next().unwrap_or("").trim();
+                let Some(spec) = docs.get(name) else {
+                    failures.push(format!("{id}: `{name}` has no function doc"));
+                    continue;
+                };
+                let tools = vec![spec.clone()];
+                let read = parse_with_schema(Format::Llama4Pythonic, &format!("[{source}]"), false, &tools);
+                if !read.errors.is_empty() || read.calls.len() != 1 {
+                    failures.push(format!("{id}: {source}: read {:?}, errors {:?}", read.calls, read.errors));
+                    continue;
+                }
+                let case = Case { category: "multi_turn", id: id.clone(), tools, calls: read.calls };
+                for format in Format::ALL {
+                    let text = render_calls(format, &case.calls);
+                    let key = match check(format, &case, &text) {
+                        Outcome::RoundTripped => "round-tripped",
+                        Outcome::Accepted(_) => UNTYPED,
+                        Outcome::Failed(why) => {
+                            failures.push(format!("[{format}] {id}: {source}: {why}"));
+                            "failed"
+                        }
+                    };
+                    *outcomes.entry(format!("{format}: {key}")).or_default() += 1;
+                }
+            }
+        }
+    }
+    eprintln!("BFCL v4 multi-turn ground truth: {total} calls");
+    for (k, n) in &outcomes {
+        eprintln!("  {k:<80} {n:>5}");
+    }
+    for f in failures.iter().take(20) {
+        eprintln!("{f}");
+    }
+    assert!(failures.is_empty(), "{} failures (see above)", failures.len());
+    assert_eq!(total, 4625);
+    let expected: BTreeMap<String, usize> = Format::ALL.iter().map(|f| (format!("{f}: round-tripped"), 4625)).collect();
+    assert_eq!(outcomes, expected);
 }

@@ -450,6 +450,28 @@ fn pythonic_literals_and_escapes() {
     );
 }
 
+/// Positional arguments take the parameter names in schema order (BFCL's multi-turn ground
+/// truth writes `sort('final_report.pdf')`); without the tool's schema they are an error.
+#[test]
+fn pythonic_positional_arguments() {
+    let spec = ToolSpec {
+        name: "mv".into(),
+        description: String::new(),
+        parameters: json!({"type": "object", "properties": {"source": {"type": "string"}, "destination": {"type": "string"}}}),
+    };
+    let tools = vec![spec];
+    let p = parsed(Format::Llama4Pythonic, "[mv('a.txt', destination='b')]", false, &tools);
+    assert_eq!((p.calls, p.errors), (vec![call("mv", json!({"source": "a.txt", "destination": "b"}))], vec![]));
+    let p = parsed(Format::Llama4Pythonic, "[mv('a', 'b', 'c')]", false, &tools);
+    assert_eq!(p.errors[0].message, "`mv` takes 2 parameters; 3 positional arguments given");
+    let p = parsed(Format::Llama4Pythonic, "[mv(source='a', 'b')]", false, &tools);
+    assert_eq!(p.errors[0].message, "`mv`: a positional argument follows a keyword argument");
+    let p = parsed(Format::Llama4Pythonic, "[mv('a', source='b')]", false, &tools);
+    assert_eq!(p.errors[0].message, "`mv`: argument `source` is given twice");
+    let p = parsed(Format::Llama4Pythonic, "[cp('a')]", false, &tools);
+    assert_eq!(p.errors[0].message, "`cp`: positional arguments need the tool's schema to be named; write key=value");
+}
+
 #[test]
 fn pythonic_dotted_names() {
     assert_eq!(
@@ -483,7 +505,7 @@ fn pythonic_bad_call_does_not_drop_good_ones() {
     );
     assert_eq!(
         parsed(Format::Llama4Pythonic, "[f(1, 2)]", false, &[]).errors,
-        vec![err("`f`: positional arguments are not supported; write key=value", "f(1, 2)")]
+        vec![err("`f`: positional arguments need the tool's schema to be named; write key=value", "f(1, 2)")]
     );
 }
 

@@ -2,6 +2,7 @@
 //! recursive-descent reader that tells "the text ended too early" (wait for more) apart from
 //! "this is not a valid call" (report it), so the stream parser can emit each call as it closes.
 
+use agent_tools::ToolSpec;
 use serde_json::{Map, Number, Value};
 
 use crate::prompt::ToolCall;
@@ -235,8 +236,10 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// `name(key=value, ...)` with a possibly dotted name.
-    fn call(&mut self) -> PResult<ToolCall> {
+    /// `name(key=value, ...)` with a possibly dotted name. Positional arguments (BFCL's ground
+    /// truth has `sort('report.pdf')`) take the names of the tool's parameters in schema order,
+    /// which `params` gives; without a schema they are an error.
+    fn call(&mut self, params: &dyn Fn(&str) -> Option<Vec<String>>) -> PResult<ToolCall> {
         self.ws();
         let mut name = self.ident()?.to_string();
         while self.peek() == Some('.') {
@@ -252,26 +255,36 @@ impl<'a> Reader<'a> {
             c => return bad(format!("expected `(` after `{name}`, found `{c}`")),
         }
         let mut args = Map::new();
+        let mut positional = Vec::new();
         loop {
             self.ws();
             if self.need()? == ')' {
                 self.bump();
-                return Ok(ToolCall { name, arguments: Value::Object(args) });
+                break;
             }
+            let start = self.pos;
             let c = self.need()?;
-            if !(c.is_alphabetic() || c == '_') {
-                return bad(format!("`{name}`: positional arguments are not supported; write key=value"));
-            }
-            let key = self.ident()?.to_string();
-            self.ws();
-            match self.need()? {
-                '=' => {
+            let mut key = None;
+            if c.is_alphabetic() || c == '_' {
+                let k = self.ident()?.to_string();
+                self.ws();
+                if self.need()? == '=' {
                     self.bump();
+                    key = Some(k);
+                } else {
+                    self.pos = start;
                 }
-                c => return bad(format!("`{name}`: expected `=` after `{key}`, found `{c}` (positional arguments are not supported)")),
             }
             let v = self.value()?;
-            args.insert(key, v);
+            match key {
+                Some(k) => {
+                    if args.insert(k.clone(), v).is_some() {
+                        return bad(format!("`{name}`: argument `{k}` is given twice"));
+                    }
+                }
+                None if !args.is_empty() => return bad(format!("`{name}`: a positional argument follows a keyword argument")),
+                None => positional.push(v),
+            }
             self.ws();
             match self.need()? {
                 ',' => {
@@ -279,18 +292,41 @@ impl<'a> Reader<'a> {
                 }
                 ')' => {
                     self.bump();
-                    return Ok(ToolCall { name, arguments: Value::Object(args) });
+                    break;
                 }
                 c => return bad(format!("`{name}`: mismatched brackets: expected `,` or `)`, found `{c}`")),
             }
         }
+        if positional.is_empty() {
+            return Ok(ToolCall { name, arguments: Value::Object(args) });
+        }
+        let Some(names) = params(&name) else {
+            return bad(format!("`{name}`: positional arguments need the tool's schema to be named; write key=value"));
+        };
+        if positional.len() > names.len() {
+            return bad(format!("`{name}` takes {} parameters; {} positional arguments given", names.len(), positional.len()));
+        }
+        let mut named = Map::new();
+        for (k, v) in names.into_iter().zip(positional) {
+            if args.contains_key(&k) {
+                return bad(format!("`{name}`: argument `{k}` is given twice"));
+            }
+            named.insert(k, v);
+        }
+        named.extend(args);
+        Ok(ToolCall { name, arguments: Value::Object(named) })
     }
 }
 
 /// Reads one call starting at byte `pos` of `s`; returns it and the byte offset after it.
-pub(crate) fn parse_call(s: &str, pos: usize) -> PResult<(ToolCall, usize)> {
+/// `tools` name positional arguments (see `Reader::call`).
+pub(crate) fn parse_call(s: &str, pos: usize, tools: &[ToolSpec]) -> PResult<(ToolCall, usize)> {
     let mut r = Reader { s, pos };
-    let call = r.call()?;
+    let params = |name: &str| {
+        let props = tools.iter().find(|t| t.name == name)?.parameters.get("properties")?.as_object()?;
+        Some(props.keys().cloned().collect())
+    };
+    let call = r.call(&params)?;
     Ok((call, r.pos))
 }
 
@@ -393,7 +429,7 @@ mod tests {
     use serde_json::json;
 
     fn call(s: &str) -> PResult<ToolCall> {
-        parse_call(s, 0).map(|(c, _)| c)
+        parse_call(s, 0, &[]).map(|(c, _)| c)
     }
 
     #[test]

@@ -321,7 +321,7 @@ impl StreamParser {
                 self.consume(start + 1);
                 true
             }
-            _ => match pythonic::parse_call(buf, start) {
+            _ => match pythonic::parse_call(buf, start, &self.tools) {
                 Ok((call, end)) => {
                     out.push(Event::Call(call));
                     self.consume(end);
