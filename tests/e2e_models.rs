@@ -74,7 +74,7 @@ async fn smollm2_prompt_matches_mistralrs_template_tokens() {
     // And the backend generates from such a prompt.
     let mut pieces = 0;
     let mut on_text = |_: &str| pieces += 1;
-    let req = GenRequest { prompt: prompt::render(&m.family, &m.template, &[Message::user("Say hi")], &[], RenderOptions::default()).unwrap(), max_tokens: 8, sampling: Sampling::default(), stop: prompt::stop_strings(&m.family), grammar: None };
+    let req = GenRequest { prompt: prompt::render(&m.family, &m.template, &[Message::user("Say hi")], &[], RenderOptions::default()).unwrap(), max_tokens: 8, sampling: Sampling::default(), stop: prompt::stop_strings(&m.family), grammar: None, think: Default::default() };
     let out = backend.generate(req, &mut on_text).await.unwrap();
     assert!(out.stats.completion_tokens >= 1 && pieces >= 1, "{out:?}");
 }
@@ -89,7 +89,7 @@ async fn seeded_sampling_is_reproducible() {
     for seed in [7, 7, 8] {
         let sampling = Sampling { temperature: Some(1.0), top_p: Some(0.95), top_k: Some(50), seed: Some(seed) };
         let mut sink = |_: &str| {};
-        let out = backend.generate(GenRequest { prompt: prompt.clone(), max_tokens: 40, sampling, stop: vec![], grammar: None }, &mut sink).await.unwrap();
+        let out = backend.generate(GenRequest { prompt: prompt.clone(), max_tokens: 40, sampling, stop: vec![], grammar: None, think: Default::default() }, &mut sink).await.unwrap();
         texts.push(out.text);
     }
     assert_eq!(texts[0], texts[1]);
@@ -164,6 +164,7 @@ async fn constrained_calls_are_always_valid() {
                     sampling: Sampling { temperature: Some(0.7), top_p: Some(0.9), top_k: Some(40), seed: Some(seed) },
                     stop: prompt::stop_strings(&m.family),
                     grammar: constrained.then(|| grammar.clone()),
+                    think: Default::default(),
                 };
                 let mut sink = |_: &str| {};
                 let out = backend.generate(req, &mut sink).await.unwrap();
@@ -192,4 +193,46 @@ async fn a_repeated_prompt_reuses_the_cache() {
     // Identical logits: the reused rows are exact. (The time saved is measured by
     // `agent bench prefix`, not asserted here.)
     assert_eq!(max_diff(&first, &again), 0.0);
+}
+
+/// The tiny random-weight Qwen3-MoE never closes `</think>` by itself. With the block opened in
+/// the prompt and a budget of N, it writes exactly N reasoning tokens, then the early-stop
+/// text's tokens (ending in `</think>`) are forced, then it goes on: asserted token by token.
+/// `off` is the template's empty think block, and nothing is counted.
+#[tokio::test(flavor = "multi_thread")]
+async fn thinking_budget_is_exact_to_the_token() {
+    use agent::backend::{EARLY_STOP, ThinkLimit, ThinkingUse};
+    use agent::task::Budget;
+    require_fixture("models/qwen3-moe-tiny/config.json");
+    let m = models::resolve("qwen3-moe-tiny").unwrap();
+    let backend = MistralBackend::load(&m, Device::Cpu).await.unwrap();
+    let stop = backend.tokenize(EARLY_STOP).await.unwrap();
+    let close = backend.tokenize("</think>").await.unwrap()[0];
+    let messages = [Message::user("How many primes are below 100? Think first.")];
+    for n in [0usize, 1, 7, 64, 512] {
+        let plan = agent::thinking::plan(&m.family, Budget::Tokens(n as u32));
+        let mut p = prompt::render(&m.family, &m.template, &messages, &[], plan.render).unwrap();
+        p.push_str(plan.prefill);
+        assert!(p.ends_with("<|im_start|>assistant\n<think>\n"));
+        let after = 5;
+        let req = GenRequest { prompt: p, max_tokens: n + stop.len() + after, sampling: Sampling::default(), stop: vec![], grammar: None, think: plan.limit };
+        let mut sink = |_: &str| {};
+        let (out, ids) = backend.generate_ids(req, &mut sink, true).await.unwrap();
+        assert_eq!(out.thinking, ThinkingUse { tokens: n, capped: true }, "budget {n}");
+        // All but the last generated token were seen as context.
+        assert_eq!(ids.len(), n + stop.len() + after - 1, "budget {n}");
+        assert!(!ids[..n].contains(&close), "budget {n}: the model closed the block itself");
+        assert_eq!(&ids[n..n + stop.len()], &stop[..], "budget {n}: the early-stop text follows the N reasoning tokens");
+        let parsed = agent::formats::parse(agent::formats::Format::Qwen3, &out.text, true);
+        assert!(parsed.reasoning.as_deref().unwrap_or("").ends_with("I have to give the solution based on the thinking directly now."), "budget {n}: {:?}", parsed.reasoning);
+    }
+    // Off: the hybrid template's own switch; no block to count.
+    let plan = agent::thinking::plan(&m.family, Budget::Off);
+    let p = prompt::render(&m.family, &m.template, &messages, &[], plan.render).unwrap();
+    assert!(p.ends_with("<|im_start|>assistant\n<think>\n\n</think>\n\n"), "{p:?}");
+    assert_eq!(plan.limit, ThinkLimit::default());
+    let req = GenRequest { prompt: p, max_tokens: 16, sampling: Sampling::default(), stop: vec![], grammar: None, think: plan.limit };
+    let mut sink = |_: &str| {};
+    let out = backend.generate(req, &mut sink).await.unwrap();
+    assert_eq!(out.thinking, ThinkingUse::default());
 }

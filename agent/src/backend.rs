@@ -28,6 +28,30 @@ pub struct GenRequest {
     /// When set, decoding is constrained token by token to this Lark grammar (llguidance's
     /// dialect; see [`formats::lark`](crate::formats::lark)).
     pub grammar: Option<String>,
+    /// The reasoning block of this completion (thinking models only).
+    pub think: ThinkLimit,
+}
+
+/// Qwen's early-stop text (Qwen3 Technical Report, §4.3), written when a reasoning block
+/// reaches its budget; the model then continues into its answer or call.
+pub const EARLY_STOP: &str =
+    "\n\nConsidering the limited time by the user, I have to give the solution based on the thinking directly now.\n</think>\n\n";
+
+/// How a completion's reasoning block is counted and capped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ThinkLimit {
+    /// The prompt ends inside `<think>` (the reasoning starts with the first token).
+    pub opened: bool,
+    /// After this many reasoning tokens, [`EARLY_STOP`] is forced; `None`: no cap.
+    pub cap: Option<usize>,
+}
+
+/// Reasoning tokens a completion used (the forced early-stop text not counted).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThinkingUse {
+    pub tokens: usize,
+    /// The cap ended the reasoning.
+    pub capped: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +87,7 @@ pub struct GenOutput {
     pub text: String,
     pub finish: Finish,
     pub stats: GenStats,
+    pub thinking: ThinkingUse,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::backend::{Finish, GenStats};
+use crate::task::Budget;
 
 /// Why a step runs; each kind gets its own thinking budget (see `docs/TASK_FORMAT.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -40,7 +41,15 @@ pub enum StopReason {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     RunStarted { run_id: String, task: String, model: String, family: String, max_steps: u32, tools: Vec<String> },
-    StepStarted { step: u32, max_steps: u32, kind: StepKind },
+    StepStarted {
+        step: u32,
+        max_steps: u32,
+        kind: StepKind,
+        /// The budget the policy chose for this step.
+        thinking_budget: Budget,
+        /// False for models that do not think: the budget is recorded, not applied.
+        thinking_applies: bool,
+    },
     ModelOutput {
         step: u32,
         /// The raw completion, exactly as generated.
@@ -52,6 +61,10 @@ pub enum Event {
         #[serde(flatten)]
         stats: GenStats,
         tokens_per_sec: f64,
+        /// Reasoning tokens (the forced early-stop text not counted).
+        thinking_tokens: usize,
+        /// The budget ended the reasoning.
+        thinking_capped: bool,
     },
     ToolCall { step: u32, id: String, name: String, arguments: Value },
     ToolResult {

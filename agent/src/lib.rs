@@ -13,4 +13,5 @@ pub mod planner;
 pub mod prompt;
 pub mod replay;
 pub mod task;
+pub mod thinking;
 pub mod toolset;

@@ -12,8 +12,9 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::{Backend, BackendError, Finish, GenRequest, ModelInfo, Sampling};
 use crate::events::{Event, Observer, Progress, StepKind, StopReason};
 use crate::formats::{self, Format, GrammarError, GrammarOptions, Thinking};
+use crate::thinking::{self, StepContext, ThinkingPolicy};
 use crate::parse::Parsed;
-use crate::prompt::{self, Family, Message, Qwen3Variant, RenderError, RenderOptions, Role, ToolCall};
+use crate::prompt::{self, Family, Message, Qwen3Variant, RenderError, Role, ToolCall};
 use crate::task::ToolChoice;
 
 /// The agent's standing instructions. Short on purpose: small models follow short prompts.
@@ -48,6 +49,8 @@ pub struct RunConfig {
     pub max_calls: Option<usize>,
     /// The tool-call format, when not the model family's (`tool_format` in a task file).
     pub format: Option<Format>,
+    /// Each step's thinking budget.
+    pub thinking: ThinkingPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -86,6 +89,10 @@ pub struct Agent<'a> {
     observers: Vec<Box<dyn Observer + 'a>>,
     /// Calls made so far (name and arguments), to notice a model going round in circles.
     seen_calls: std::collections::HashSet<String>,
+    /// Reasoning tokens spent so far in the run.
+    thinking_used: usize,
+    /// The last tool result's content, for thinking policies.
+    last_tool_result: Option<String>,
 }
 
 enum StepEnd {
@@ -95,7 +102,7 @@ enum StepEnd {
 
 impl<'a> Agent<'a> {
     pub fn new(backend: &'a dyn Backend, tools: ToolRegistry) -> Self {
-        Self { backend, tools, observers: Vec::new(), seen_calls: Default::default() }
+        Self { backend, tools, observers: Vec::new(), seen_calls: Default::default(), thinking_used: 0, last_tool_result: None }
     }
 
     pub fn observe(&mut self, observer: Box<dyn Observer + 'a>) {
@@ -149,16 +156,21 @@ impl<'a> Agent<'a> {
     }
 
     async fn step(&mut self, cfg: &RunConfig, step: u32, kind: StepKind, messages: &mut Vec<Message>) -> Result<StepEnd, RunError> {
-        self.emit(Event::StepStarted { step, max_steps: cfg.max_steps, kind });
         let info = self.backend.info();
+        let cx = StepContext { kind, step, thinking_used: self.thinking_used, last_tool_result: self.last_tool_result.as_deref() };
+        let budget = cfg.thinking.budget(&cx);
+        let think = thinking::plan(&info.family, budget);
+        self.emit(Event::StepStarted { step, max_steps: cfg.max_steps, kind, thinking_budget: budget, thinking_applies: think.applies });
         let specs = self.tools.specs();
-        let prompt = prompt::render(&info.family, &info.template, messages, &specs, RenderOptions::default())?;
+        let mut prompt = prompt::render(&info.family, &info.template, messages, &specs, think.render)?;
+        prompt.push_str(think.prefill);
         let req = GenRequest {
             prompt,
             max_tokens: cfg.max_tokens_per_step,
             sampling: cfg.sampling,
             stop: prompt::stop_strings(&info.family),
-            grammar: if cfg.constrain_calls { Some(step_grammar(&info, cfg, kind, &specs)?) } else { None },
+            grammar: if cfg.constrain_calls { Some(step_grammar(info, cfg, kind, &specs, think.grammar)?) } else { None },
+            think: think.limit,
         };
 
         let mut progress = Progress { step, max_steps: cfg.max_steps, ..Progress::default() };
@@ -174,7 +186,8 @@ impl<'a> Agent<'a> {
         };
         let out = self.backend.generate(req, &mut on_text).await?;
 
-        let parsed = parse_turn(&info.family, cfg.format, &out.text, &specs);
+        self.thinking_used += out.thinking.tokens;
+        let parsed = parse_turn(&info.family, cfg.format, &out.text, &specs, think.limit.opened);
         self.emit(Event::ModelOutput {
             step,
             text: out.text.clone(),
@@ -183,6 +196,8 @@ impl<'a> Agent<'a> {
             finish: out.finish,
             stats: out.stats,
             tokens_per_sec: out.stats.decode_tokens_per_sec(),
+            thinking_tokens: out.thinking.tokens,
+            thinking_capped: out.thinking.capped,
         });
         let mut assistant = Message::assistant(parsed.content.clone());
         assistant.reasoning = parsed.reasoning.clone();
@@ -263,6 +278,7 @@ impl<'a> Agent<'a> {
         if call.name == FINAL_ANSWER && !out.is_error {
             return out.structured;
         }
+        self.last_tool_result = Some(out.content.clone());
         messages.push(Message::tool(if out.is_error { format!("Error: {}", out.content) } else { out.content }));
         None
     }
@@ -279,16 +295,9 @@ pub fn call_format(family: &Family) -> (Format, bool) {
 
 /// The grammar of one step: the task's tool choice over the enabled tools, except that on the
 /// last step the only call left to make is the answer.
-pub fn step_grammar(info: &ModelInfo, cfg: &RunConfig, kind: StepKind, specs: &[agent_tools::ToolSpec]) -> Result<String, GrammarError> {
-    let (family_format, think_opened) = call_format(&info.family);
-    let format = cfg.format.unwrap_or(family_format);
-    let thinking = match info.family {
-        _ if think_opened => Thinking::Open,
-        // A model's own template may think; without `<think>` as a special token the grammar
-        // turns this off itself.
-        Family::Qwen3(Qwen3Variant::Hybrid) | Family::Template => Thinking::Optional,
-        _ => Thinking::Off,
-    };
+/// `thinking`: what the step's thinking plan lets come before the answer.
+pub fn step_grammar(info: &ModelInfo, cfg: &RunConfig, kind: StepKind, specs: &[agent_tools::ToolSpec], thinking: Thinking) -> Result<String, GrammarError> {
+    let format = cfg.format.unwrap_or(call_format(&info.family).0);
     let opts = GrammarOptions {
         format,
         thinking,
@@ -309,9 +318,9 @@ pub fn step_grammar(info: &ModelInfo, cfg: &RunConfig, kind: StepKind, specs: &[
 }
 
 /// Parses a turn in the family's tool-call format, or in `format` when the task sets one.
-pub fn parse_turn(family: &Family, format: Option<Format>, text: &str, tools: &[agent_tools::ToolSpec]) -> Parsed {
-    let (family_format, think_opened) = call_format(family);
-    formats::parse_with_schema(format.unwrap_or(family_format), text, think_opened, tools)
+/// `think_opened`: the prompt ended inside `<think>`.
+pub fn parse_turn(family: &Family, format: Option<Format>, text: &str, tools: &[agent_tools::ToolSpec], think_opened: bool) -> Parsed {
+    formats::parse_with_schema(format.unwrap_or(call_format(family).0), text, think_opened, tools)
 }
 
 /// A structured answer given as plain text: JSON, possibly fenced, valid against `schema`.

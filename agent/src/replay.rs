@@ -26,13 +26,13 @@ pub struct Replay {
     next: AtomicUsize,
     /// Every prompt the loop sent, for assertions.
     pub prompts: Mutex<Vec<String>>,
-    /// The grammar of every request (a replayed turn is not checked against it).
-    pub grammars: Mutex<Vec<Option<String>>>,
+    /// Every request whole (a replayed turn is not checked against its grammar or budget).
+    pub requests: Mutex<Vec<GenRequest>>,
 }
 
 impl Replay {
     pub fn new(info: ModelInfo, turns: Vec<RecordedTurn>) -> Self {
-        Self { info, turns, next: AtomicUsize::new(0), prompts: Mutex::new(Vec::new()), grammars: Mutex::new(Vec::new()) }
+        Self { info, turns, next: AtomicUsize::new(0), prompts: Mutex::new(Vec::new()), requests: Mutex::new(Vec::new()) }
     }
 
     /// Parses a JSON-lines transcript.
@@ -52,8 +52,8 @@ impl Backend for Replay {
             if let Ok(mut p) = self.prompts.lock() {
                 p.push(req.prompt.clone());
             }
-            if let Ok(mut g) = self.grammars.lock() {
-                g.push(req.grammar.clone());
+            if let Ok(mut r) = self.requests.lock() {
+                r.push(req.clone());
             }
             let i = self.next.fetch_add(1, Ordering::SeqCst);
             let turn = self.turns.get(i).ok_or(BackendError::ReplayExhausted(i + 1))?;
@@ -67,6 +67,7 @@ impl Backend for Replay {
             Ok(GenOutput {
                 text: turn.text.clone(),
                 finish: turn.finish,
+                thinking: crate::backend::ThinkingUse::default(),
                 stats: GenStats { prompt_tokens: req.prompt.len() / 4, completion_tokens: count, prompt_secs: 0.0, decode_secs: 0.0 },
             })
         })

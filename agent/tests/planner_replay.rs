@@ -34,6 +34,7 @@ fn config(max_steps: u32, output_schema: Option<Value>) -> RunConfig {
         max_string_chars: None,
         max_calls: None,
         format: None,
+        thinking: Default::default(),
     }
 }
 
@@ -78,12 +79,13 @@ async fn two_steps_tool_then_answer() {
         shape(&events),
         vec![
             json!({"event": "run_started", "run_id": "test", "task": "task.md", "model": "replay", "family": "chatml", "max_steps": 4, "tools": ["calculator", "final_answer"]}),
-            json!({"event": "step_started", "step": 1, "max_steps": 4, "kind": "plan"}),
-            json!({"event": "model_output", "step": 1, "text": CALC, "content": "", "finish": "stop"}),
+            // The default policy's budgets, recorded; a ChatML model does not think.
+            json!({"event": "step_started", "step": 1, "max_steps": 4, "kind": "plan", "thinking_budget": 2048, "thinking_applies": false}),
+            json!({"event": "model_output", "step": 1, "text": CALC, "content": "", "finish": "stop", "thinking_tokens": 0, "thinking_capped": false}),
             json!({"event": "tool_call", "step": 1, "id": "call_1_0", "name": "calculator", "arguments": {"expression": "17 * 23"}}),
             json!({"event": "tool_result", "step": 1, "id": "call_1_0", "name": "calculator", "content": "17 * 23 = 391", "is_error": false, "structured": {"result": 391.0}}),
-            json!({"event": "step_started", "step": 2, "max_steps": 4, "kind": "act"}),
-            json!({"event": "model_output", "step": 2, "text": FINAL, "content": "", "finish": "stop"}),
+            json!({"event": "step_started", "step": 2, "max_steps": 4, "kind": "act", "thinking_budget": "off", "thinking_applies": false}),
+            json!({"event": "model_output", "step": 2, "text": FINAL, "content": "", "finish": "stop", "thinking_tokens": 0, "thinking_capped": false}),
             json!({"event": "tool_call", "step": 2, "id": "call_2_0", "name": "final_answer", "arguments": {"answer": "391"}}),
             json!({"event": "tool_result", "step": 2, "id": "call_2_0", "name": "final_answer", "content": "391", "is_error": false, "structured": "391"}),
             json!({"event": "final", "answer": "391", "text": "391", "steps": 2, "stop": "answer"}),
@@ -164,7 +166,7 @@ async fn grammar_per_step_and_last_step_answer_only() {
     let tools = toolset::build(&[ToolSource::AllBuiltins], &OutputSpec::Text).unwrap();
     let outcome = Agent::new(&backend, tools).run(&cfg, &CancellationToken::new()).await.unwrap();
     assert_eq!(outcome.answer, Some(json!("391")));
-    let grammars: Vec<String> = backend.grammars.lock().unwrap().iter().map(|g| g.clone().expect("a grammar")).collect();
+    let grammars: Vec<String> = backend.requests.lock().unwrap().iter().map(|r| r.grammar.clone().expect("a grammar")).collect();
     assert_eq!(grammars.len(), 2);
     assert!(grammars[0].contains(r#"{"const":"calculator"}"#) && grammars[0].contains(r#"{"const":"final_answer"}"#), "{}", grammars[0]);
     assert!(!grammars[1].contains(r#"{"const":"calculator"}"#) && grammars[1].contains(r#"{"const":"final_answer"}"#), "{}", grammars[1]);
@@ -174,7 +176,7 @@ async fn grammar_per_step_and_last_step_answer_only() {
     let backend = Replay::new(info(), vec![turn(FINAL)]);
     let tools = toolset::build(&[ToolSource::AllBuiltins], &OutputSpec::Text).unwrap();
     Agent::new(&backend, tools).run(&cfg, &CancellationToken::new()).await.unwrap();
-    assert_eq!(*backend.grammars.lock().unwrap(), vec![None]);
+    assert_eq!(backend.requests.lock().unwrap().iter().map(|r| r.grammar.clone()).collect::<Vec<_>>(), vec![None]);
 }
 
 /// A task's `tool_format` overrides the family's: a ChatML model's pythonic calls are read.
@@ -187,4 +189,62 @@ async fn tool_format_override() {
     assert_eq!((outcome.answer, outcome.steps), (Some(json!("391")), 2));
     let results: Vec<Value> = shape(&events).into_iter().filter(|e| e["event"] == "tool_result").collect();
     assert_eq!(results[0]["content"], json!("17 * 23 = 391"), "{results:?}");
+}
+
+fn qwen3_info() -> ModelInfo {
+    let special_tokens = ["<tool_call>", "</tool_call>", "<think>", "</think>"].map(String::from).to_vec();
+    ModelInfo { family: Family::Qwen3(agent::prompt::Qwen3Variant::Hybrid), special_tokens, ..info() }
+}
+
+/// Budgets follow the policy per step kind (plan, act after a result, recover after a
+/// malformed call), and each becomes the Qwen3 hybrid template's switch or a capped open block.
+#[tokio::test]
+async fn thinking_budget_per_step_kind() {
+    use agent::backend::ThinkLimit;
+    use agent::task::{Budget, ThinkingPolicySpec};
+    use agent::thinking::ThinkingPolicy;
+    let mut cfg = config(5, None);
+    cfg.thinking = ThinkingPolicy::Kinds(ThinkingPolicySpec { plan: Some(Budget::Tokens(64)), act: Some(Budget::Off), recover: Some(Budget::Tokens(7)), ..Default::default() });
+    let turns = vec![turn(&format!("Multiply.\n</think>\n\n{CALC}")), turn("<tool_call>\n{\"name\": \"calculator\"\n</tool_call>"), turn(&format!("Fix it.\n</think>\n\n{FINAL}"))];
+    let backend = Replay::new(qwen3_info(), turns);
+    let tools = toolset::build(&[ToolSource::AllBuiltins], &OutputSpec::Text).unwrap();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let mut agent = Agent::new(&backend, tools);
+    agent.observe(Box::new(Collect(events.clone())));
+    let outcome = agent.run(&cfg, &CancellationToken::new()).await.unwrap();
+    drop(agent);
+    assert_eq!(outcome.answer, Some(json!("391")));
+    let started: Vec<Value> = shape(&events.lock().unwrap()).into_iter().filter(|e| e["event"] == "step_started").collect();
+    let budgets: Vec<(Value, Value, Value)> = started.iter().map(|e| (e["kind"].clone(), e["thinking_budget"].clone(), e["thinking_applies"].clone())).collect();
+    assert_eq!(budgets, vec![(json!("plan"), json!(64), json!(true)), (json!("act"), json!("off"), json!(true)), (json!("recover"), json!(7), json!(true))]);
+    let requests = backend.requests.lock().unwrap().clone();
+    let limits: Vec<ThinkLimit> = requests.iter().map(|r| r.think).collect();
+    assert_eq!(limits, vec![ThinkLimit { opened: true, cap: Some(64) }, ThinkLimit::default(), ThinkLimit { opened: true, cap: Some(7) }]);
+    assert!(requests[0].prompt.ends_with("<|im_start|>assistant\n<think>\n"), "{}", requests[0].prompt);
+    // `off` is the template's own switch: the empty think block.
+    assert!(requests[1].prompt.ends_with("<|im_start|>assistant\n<think>\n\n</think>\n\n"), "{}", requests[1].prompt);
+    // The reasoning of a turn that opened in the prompt is read as reasoning.
+    let outputs: Vec<Value> = shape(&events.lock().unwrap()).into_iter().filter(|e| e["event"] == "model_output").collect();
+    assert_eq!(outputs[0]["reasoning"], json!("Multiply."));
+}
+
+/// A library caller's own policy, from the step's context, is obeyed.
+#[tokio::test]
+async fn custom_thinking_policy() {
+    use agent::task::Budget;
+    use agent::thinking::{StepContext, ThinkingPolicy};
+    let mut cfg = config(4, None);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    cfg.thinking = ThinkingPolicy::Custom(Arc::new(move |cx: &StepContext| {
+        log.lock().unwrap().push((cx.step, cx.last_tool_result.map(String::from)));
+        if cx.last_tool_result.is_some_and(|r| r.contains("391")) { Budget::Tokens(3) } else { Budget::Unlimited }
+    }));
+    let backend = Replay::new(qwen3_info(), vec![turn(&format!("<think>\nplan\n</think>\n\n{CALC}")), turn(&format!("ok\n</think>\n\n{FINAL}"))]);
+    let tools = toolset::build(&[ToolSource::AllBuiltins], &OutputSpec::Text).unwrap();
+    let outcome = Agent::new(&backend, tools).run(&cfg, &CancellationToken::new()).await.unwrap();
+    assert_eq!(outcome.answer, Some(json!("391")));
+    assert_eq!(*seen.lock().unwrap(), vec![(1, None), (2, Some("17 * 23 = 391".to_string()))]);
+    let caps: Vec<Option<usize>> = backend.requests.lock().unwrap().iter().map(|r| r.think.cap).collect();
+    assert_eq!(caps, vec![None, Some(3)]);
 }

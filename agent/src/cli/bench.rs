@@ -124,7 +124,7 @@ async fn agent_decode(m: &models::ResolvedModel, tokens: usize, repeats: usize) 
     for _ in 0..repeats {
         let mut sink = |_: &str| {};
         // No stop strings: every engine generates until EOS or the token cap.
-        let out = backend.generate(GenRequest { prompt: prompt.clone(), max_tokens: tokens, sampling: Sampling::default(), stop: vec![], grammar: None }, &mut sink).await?;
+        let out = backend.generate(GenRequest { prompt: prompt.clone(), max_tokens: tokens, sampling: Sampling::default(), stop: vec![], grammar: None, think: Default::default() }, &mut sink).await?;
         generated = out.stats.completion_tokens;
         rates.push(out.stats.decode_tokens_per_sec());
     }
@@ -187,7 +187,7 @@ async fn conversation(backend: &MistralBackend, m: &models::ResolvedModel, steps
     for step in 0..steps {
         let p = prompt::render(&m.family, &m.template, &messages, &[], RenderOptions::default())?;
         let mut sink = |_: &str| {};
-        let out = backend.generate(GenRequest { prompt: p, max_tokens: tokens, sampling: Sampling::default(), stop: prompt::stop_strings(&m.family), grammar: None }, &mut sink).await?;
+        let out = backend.generate(GenRequest { prompt: p, max_tokens: tokens, sampling: Sampling::default(), stop: prompt::stop_strings(&m.family), grammar: None, think: Default::default() }, &mut sink).await?;
         rows.push((out.stats.prompt_tokens, out.stats.prompt_secs, out.text.clone()));
         messages.push(Message::assistant(out.text));
         messages.push(Message::user(format!("Next word: {}", words[step % words.len()])));
@@ -297,7 +297,7 @@ async fn grammar(tokens: usize, repeats: usize) -> anyhow::Result<()> {
         let mut rates = Vec::new();
         let mut n = 0;
         for _ in 0..repeats + 1 {
-            let req = GenRequest { prompt: p.clone(), max_tokens: tokens, sampling: Sampling::default(), stop: Vec::new(), grammar: grammar.clone() };
+            let req = GenRequest { prompt: p.clone(), max_tokens: tokens, sampling: Sampling::default(), stop: Vec::new(), grammar: grammar.clone(), think: Default::default() };
             let mut sink = |_: &str| {};
             let out = backend.generate(req, &mut sink).await?;
             n = out.stats.completion_tokens;

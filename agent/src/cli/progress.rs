@@ -2,6 +2,7 @@
 //! being called). indicatif draws nothing when stderr is not a terminal.
 
 use agent::events::{Event, Observer, Progress};
+use agent::task::Budget;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub struct ProgressLine {
@@ -34,6 +35,14 @@ fn line(p: &Progress) -> String {
     s
 }
 
+fn budget_text(b: &Budget) -> String {
+    match b {
+        Budget::Off => "off".into(),
+        Budget::Tokens(n) => n.to_string(),
+        Budget::Unlimited => "unlimited".into(),
+    }
+}
+
 impl Observer for ProgressLine {
     fn progress(&mut self, p: &Progress) {
         self.bar.set_message(line(p));
@@ -41,9 +50,16 @@ impl Observer for ProgressLine {
 
     fn event(&mut self, event: &Event) {
         match event {
-            Event::StepStarted { step, max_steps, kind } => self.bar.set_message(format!("step {step}/{max_steps} · {kind:?} · prompt…").to_lowercase()),
-            Event::ModelOutput { step, stats, tokens_per_sec, reasoning, .. } => {
-                let thinking = reasoning.as_ref().map(|r| format!(" · thinking {} chars", r.len())).unwrap_or_default();
+            Event::StepStarted { step, max_steps, kind, thinking_budget, thinking_applies } => {
+                let budget = if *thinking_applies { format!(" · thinking budget {}", budget_text(thinking_budget)) } else { String::new() };
+                self.bar.set_message(format!("step {step}/{max_steps} · {kind:?}{budget} · prompt…").to_lowercase())
+            }
+            Event::ModelOutput { step, stats, tokens_per_sec, thinking_tokens, thinking_capped, .. } => {
+                let thinking = match (*thinking_tokens, *thinking_capped) {
+                    (0, false) => String::new(),
+                    (n, false) => format!(" · thought {n} tokens"),
+                    (n, true) => format!(" · thought {n} tokens (budget reached)"),
+                };
                 self.bar.println(format!(
                     "step {step}: {} prompt tokens in {:.2}s, {} generated at {:.1} tok/s{thinking}",
                     stats.prompt_tokens, stats.prompt_secs, stats.completion_tokens, tokens_per_sec

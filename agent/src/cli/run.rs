@@ -10,7 +10,8 @@ use agent::events::{JsonLines, StopReason, TraceWriter};
 use agent::mistral::MistralBackend;
 use agent::models::{self, agent_home};
 use agent::planner::{Agent, RunConfig};
-use agent::task::{Device, MAX_STEPS_RANGE, OutputSpec, Task};
+use agent::thinking::ThinkingPolicy;
+use agent::task::{Device, MAX_STEPS_RANGE, OutputSpec, Task, ThinkingSpec};
 use agent::toolset;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
@@ -43,6 +44,15 @@ pub struct RunArgs {
     /// Most tokens the model may generate in one step.
     #[arg(long, default_value_t = 1024)]
     max_tokens: usize,
+    /// Thinking budget for every step (`off`, `unlimited`, a token count), or per step kind
+    /// (`{plan: 4096, act: off}`); overrides the task's `thinking`.
+    #[arg(long, value_parser = parse_thinking)]
+    thinking: Option<ThinkingSpec>,
+}
+
+/// `--thinking`, in the same syntax as the task file's `thinking:`.
+fn parse_thinking(s: &str) -> Result<ThinkingSpec, String> {
+    serde_yaml_ng::from_str(s).map_err(|e| format!("{e}"))
 }
 
 /// A sortable, readable run id: UTC time plus the process id.
@@ -109,6 +119,7 @@ pub fn main(args: RunArgs) -> ExitCode {
         // until the token limit cuts the last one.
         max_calls: Some(1),
         format: task.front.tool_format,
+        thinking: ThinkingPolicy::Kinds(args.thinking.as_ref().or(task.front.thinking.as_ref()).map(ThinkingSpec::policy).unwrap_or_default()),
     };
     let trace_path = args.trace.clone().unwrap_or_else(|| agent_home().join("runs").join(format!("{}.jsonl", cfg.run_id)));
 

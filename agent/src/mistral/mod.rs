@@ -3,6 +3,7 @@
 //! prefix cache still matches token prefixes, so each step re-processes only the new turns.
 
 mod convert;
+mod think;
 
 pub use convert::fast_gguf;
 
@@ -16,7 +17,8 @@ use mistralrs::{
     Request, RequestMessage, Response, SamplingParams, StopTokens, Tensor, TextModelBuilder, TokenSource,
 };
 
-use crate::backend::{Backend, BackendError, BoxFuture, Finish, GenOutput, GenRequest, GenStats, ModelInfo, OnText, Sampling};
+use crate::backend::{Backend, BackendError, BoxFuture, EARLY_STOP, Finish, GenOutput, GenRequest, GenStats, ModelInfo, OnText, Sampling, ThinkingUse};
+use think::{ThinkControl, ThinkTokens};
 use crate::models::{ModelSource, ResolvedModel};
 use crate::task::Device;
 
@@ -31,6 +33,9 @@ pub struct MistralBackend {
     /// no token at all, and must never be sampled (a random or confused model can pick one,
     /// and a grammar cannot judge it).
     vocab: Option<usize>,
+    /// For thinking budgets: `<think>`/`</think>` ids and the early-stop text's tokens, when the
+    /// tokenizer has both markers as single tokens.
+    think: Option<ThinkTokens>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,11 +112,22 @@ impl MistralBackend {
             ModelSource::Dir { dir, .. } => tokenizer_size(&dir.join("tokenizer.json")),
             ModelSource::Gguf { .. } => None,
         };
-        let mut backend = Self { model, info, vocab };
+        let mut backend = Self { model, info, vocab, think: None };
+        let load_err = |e: BackendError| LoadError::Load { name: m.name.clone(), message: e.to_string() };
+        let mut ids = std::collections::HashMap::new();
         for marker in crate::formats::MARKERS {
-            if backend.tokenize(marker).await.map_err(|e| LoadError::Load { name: m.name.clone(), message: e.to_string() })?.len() == 1 {
+            if let [id] = backend.tokenize(marker).await.map_err(load_err)?[..] {
                 backend.info.special_tokens.push(marker.to_string());
+                ids.insert(marker, id);
             }
+        }
+        if let (Some(&open), Some(&close)) = (ids.get("<think>"), ids.get("</think>")) {
+            let stop = backend.tokenize(EARLY_STOP).await.map_err(load_err)?;
+            let bytes = match &m.source {
+                ModelSource::Dir { dir, .. } => token_bytes(&dir.join("tokenizer.json")),
+                ModelSource::Gguf { .. } => Vec::new(),
+            };
+            backend.think = Some(ThinkTokens { open, close, stop, bytes });
         }
         Ok(backend)
     }
@@ -174,6 +190,16 @@ struct StepSampler {
     generated: AtomicUsize,
     seeded: Option<SeededSampling>,
     vocab: Option<usize>,
+    think: Option<ThinkControl>,
+    /// The generated ids as of the last sampling step, when asked for (tests, benchmarks).
+    ids: Option<Mutex<Vec<u32>>>,
+}
+
+/// Each token's bytes, from a `tokenizer.json` (special tokens: none, they are whole); empty
+/// when it cannot be read.
+fn token_bytes(path: &std::path::Path) -> Vec<Vec<u8>> {
+    let Ok(bt) = toktrie_hf_tokenizers::ByteTokenizer::from_file(path) else { return Vec::new() };
+    bt.token_bytes().into_iter().map(|b| if b.first() == Some(&0xFF) { Vec::new() } else { b }).collect()
 }
 
 /// The number of ids a `tokenizer.json` defines (its largest id + 1).
@@ -241,7 +267,19 @@ impl SeededSampling {
 impl CustomLogitsProcessor for StepSampler {
     fn apply(&self, logits: &Tensor, context: &[u32]) -> mistralrs::Result<Tensor> {
         self.generated.fetch_add(1, Ordering::Relaxed);
+        if let Some(ids) = &self.ids
+            && let Ok(mut ids) = ids.lock()
+        {
+            *ids = context.get(self.prompt_len..).unwrap_or(&[]).to_vec();
+        }
         let n = logits.dims1()?;
+        if let Some(forced) = self.think.as_ref().and_then(|t| t.next_forced(context.get(self.prompt_len..).unwrap_or(&[]))) {
+            let mut only = vec![f32::NEG_INFINITY; n];
+            if let Some(x) = only.get_mut(forced as usize) {
+                *x = 0.0;
+            }
+            return Tensor::from_vec(only, n, logits.device());
+        }
         let padded = self.vocab.filter(|&v| v < n);
         if self.seeded.is_none() && padded.is_none() {
             return Ok(logits.clone());
@@ -306,10 +344,20 @@ impl Backend for MistralBackend {
     }
 
     fn generate<'a>(&'a self, req: GenRequest, on_text: OnText<'a>) -> BoxFuture<'a, Result<GenOutput, BackendError>> {
-        Box::pin(async move {
+        Box::pin(async move { Ok(self.generate_ids(req, on_text, false).await?.0) })
+    }
+}
+
+impl MistralBackend {
+    /// [`Backend::generate`], and with `ids`, the generated token ids (all but the last, which
+    /// no sampling step saw as context).
+    pub async fn generate_ids(&self, req: GenRequest, on_text: OnText<'_>, ids: bool) -> Result<(GenOutput, Vec<u32>), BackendError> {
+        {
             let toks = self.tokenize(&req.prompt).await?;
             let (params, seeded) = sampling_params(&req.sampling, req.max_tokens, req.stop.clone());
-            let sampler = Arc::new(StepSampler { prompt_len: toks.len(), generated: AtomicUsize::new(0), seeded, vocab: self.vocab });
+            let think = self.think.clone().map(|t| ThinkControl::new(t, req.think.cap, req.think.opened));
+            let ids = ids.then(|| Mutex::new(Vec::new()));
+            let sampler = Arc::new(StepSampler { prompt_len: toks.len(), generated: AtomicUsize::new(0), seeded, vocab: self.vocab, think, ids });
             let prompt_tokens = toks.len();
             let (tx, mut rx) = tokio::sync::mpsc::channel(64);
             let constraint = req.grammar.map_or(Constraint::None, Constraint::Lark);
@@ -351,17 +399,22 @@ impl Backend for MistralBackend {
             }
             let end = Instant::now();
             let first = first.unwrap_or(end);
-            Ok(GenOutput {
+            let total = sampler.generated.load(Ordering::Relaxed);
+            let (tokens, capped) = sampler.think.as_ref().map_or((0, false), |t| t.usage(total));
+            let ids = sampler.ids.as_ref().and_then(|m| m.lock().ok().map(|v| v.clone())).unwrap_or_default();
+            let out = GenOutput {
                 text,
                 finish,
+                thinking: ThinkingUse { tokens, capped },
                 stats: GenStats {
                     prompt_tokens,
                     completion_tokens: sampler.generated.load(Ordering::Relaxed),
                     prompt_secs: (first - started).as_secs_f64(),
                     decode_secs: (end - first).as_secs_f64(),
                 },
-            })
-        })
+            };
+            Ok((out, ids))
+        }
     }
 }
 

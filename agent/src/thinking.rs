@@ -1,0 +1,172 @@
+//! Thinking budgets per step: the policy that picks a step's budget, and how a budget becomes
+//! a prompt and a generation limit for each model family.
+//!
+//! Qwen3 hybrid: `off` is the template's own switch (`enable_thinking: false`, the empty think
+//! block); `tokens: N` opens the block in the prompt (`<think>\n`, what the model writes
+//! itself) and caps it inside generation (see `mistral::think`); `unlimited` leaves the model
+//! to it. Qwen3-Thinking-2507 opens the block in its template and cannot switch off: `off` is a
+//! cap of 0. Models that do not think accept any budget; it is recorded as not applicable.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::backend::ThinkLimit;
+use crate::events::StepKind;
+use crate::formats::Thinking;
+use crate::prompt::{Family, Qwen3Variant, RenderOptions};
+pub use crate::task::{Budget, ThinkingPolicySpec};
+
+/// What a policy sees when it picks a step's budget.
+#[derive(Debug, Clone, Copy)]
+pub struct StepContext<'a> {
+    pub kind: StepKind,
+    /// 1-based.
+    pub step: u32,
+    /// Reasoning tokens spent by earlier steps of the run.
+    pub thinking_used: usize,
+    /// The content of the last tool result, if the previous step produced one.
+    pub last_tool_result: Option<&'a str>,
+}
+
+/// Chooses each step's thinking budget.
+#[derive(Clone)]
+pub enum ThinkingPolicy {
+    /// A budget per step kind, and an optional cap on the run's total (a task's `thinking:`).
+    Kinds(ThinkingPolicySpec),
+    /// The caller's own choice, from the step's context (library use: adaptive policies).
+    Custom(Arc<dyn Fn(&StepContext) -> Budget + Send + Sync>),
+}
+
+impl fmt::Debug for ThinkingPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ThinkingPolicy::Kinds(spec) => f.debug_tuple("Kinds").field(spec).finish(),
+            ThinkingPolicy::Custom(_) => f.write_str("Custom(..)"),
+        }
+    }
+}
+
+impl Default for ThinkingPolicy {
+    /// plan 2048, act off, recover 1024, answer 512.
+    fn default() -> Self {
+        ThinkingPolicy::Kinds(ThinkingPolicySpec::default())
+    }
+}
+
+impl ThinkingPolicy {
+    /// The step's budget. A run-wide total caps what is left of it.
+    pub fn budget(&self, cx: &StepContext) -> Budget {
+        match self {
+            ThinkingPolicy::Custom(f) => f(cx),
+            ThinkingPolicy::Kinds(spec) => {
+                let spec = spec.clone().with_defaults();
+                let budget = match cx.kind {
+                    StepKind::Plan => spec.plan,
+                    StepKind::Act => spec.act,
+                    StepKind::Recover => spec.recover,
+                    StepKind::Answer => spec.answer,
+                }
+                .unwrap_or(Budget::Unlimited);
+                match spec.total {
+                    None => budget,
+                    Some(total) => {
+                        let left = (total as usize).saturating_sub(cx.thinking_used) as u32;
+                        match budget {
+                            Budget::Off => Budget::Off,
+                            _ if left == 0 => Budget::Off,
+                            Budget::Tokens(n) => Budget::Tokens(n.min(left)),
+                            Budget::Unlimited => Budget::Tokens(left),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How one step's budget is carried out for a model family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThinkPlan {
+    pub render: RenderOptions,
+    /// Written after the rendered prompt (`<think>\n` to open the block).
+    pub prefill: &'static str,
+    pub limit: ThinkLimit,
+    /// What the step's grammar allows before the answer.
+    pub grammar: Thinking,
+    /// Whether the family thinks at all (else the budget is recorded, not applied).
+    pub applies: bool,
+}
+
+pub fn plan(family: &Family, budget: Budget) -> ThinkPlan {
+    let base = ThinkPlan {
+        render: RenderOptions::default(),
+        prefill: "",
+        limit: ThinkLimit::default(),
+        grammar: Thinking::Off,
+        applies: false,
+    };
+    match family {
+        Family::Qwen3(Qwen3Variant::Hybrid) => match budget {
+            Budget::Off => ThinkPlan { render: RenderOptions { enable_thinking: Some(false), ..RenderOptions::default() }, applies: true, ..base },
+            Budget::Tokens(n) => ThinkPlan {
+                prefill: "<think>\n",
+                limit: ThinkLimit { opened: true, cap: Some(n as usize) },
+                grammar: Thinking::Open,
+                applies: true,
+                ..base
+            },
+            Budget::Unlimited => ThinkPlan { grammar: Thinking::Optional, applies: true, ..base },
+        },
+        Family::Qwen3(Qwen3Variant::Thinking2507) => {
+            let cap = match budget {
+                Budget::Off => Some(0),
+                Budget::Tokens(n) => Some(n as usize),
+                Budget::Unlimited => None,
+            };
+            ThinkPlan { limit: ThinkLimit { opened: true, cap }, grammar: Thinking::Open, applies: true, ..base }
+        }
+        // A model's own template may think (its reasoning is counted, not capped); without
+        // `<think>` as a special token the grammar turns this off itself.
+        Family::Template => ThinkPlan { grammar: Thinking::Optional, ..base },
+        Family::Qwen3(Qwen3Variant::Instruct2507) | Family::Llama4 | Family::ChatMl { .. } => base,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cx(kind: StepKind, used: usize) -> StepContext<'static> {
+        StepContext { kind, step: 1, thinking_used: used, last_tool_result: None }
+    }
+
+    #[test]
+    fn default_policy_and_total() {
+        let p = ThinkingPolicy::default();
+        let got: Vec<Budget> = [StepKind::Plan, StepKind::Act, StepKind::Recover, StepKind::Answer].map(|k| p.budget(&cx(k, 0))).to_vec();
+        assert_eq!(got, vec![Budget::Tokens(2048), Budget::Off, Budget::Tokens(1024), Budget::Tokens(512)]);
+        let spec = ThinkingPolicySpec { plan: Some(Budget::Unlimited), total: Some(3000), ..ThinkingPolicySpec::default() };
+        let p = ThinkingPolicy::Kinds(spec);
+        assert_eq!(p.budget(&cx(StepKind::Plan, 1000)), Budget::Tokens(2000));
+        assert_eq!(p.budget(&cx(StepKind::Recover, 2500)), Budget::Tokens(500));
+        assert_eq!(p.budget(&cx(StepKind::Recover, 3000)), Budget::Off);
+        let custom = ThinkingPolicy::Custom(Arc::new(|c: &StepContext| if c.step > 2 { Budget::Off } else { Budget::Tokens(9) }));
+        assert_eq!(custom.budget(&StepContext { step: 3, ..cx(StepKind::Plan, 0) }), Budget::Off);
+    }
+
+    #[test]
+    fn plans_per_family() {
+        let hybrid = Family::Qwen3(Qwen3Variant::Hybrid);
+        assert_eq!(plan(&hybrid, Budget::Off).render.enable_thinking, Some(false));
+        let p = plan(&hybrid, Budget::Tokens(7));
+        assert_eq!((p.prefill, p.limit, p.grammar), ("<think>\n", ThinkLimit { opened: true, cap: Some(7) }, Thinking::Open));
+        let p = plan(&Family::Qwen3(Qwen3Variant::Thinking2507), Budget::Off);
+        assert_eq!((p.prefill, p.limit), ("", ThinkLimit { opened: true, cap: Some(0) }));
+        for family in [Family::Llama4, Family::ChatMl { default_system: None }, Family::Qwen3(Qwen3Variant::Instruct2507)] {
+            for b in [Budget::Off, Budget::Tokens(5), Budget::Unlimited] {
+                let p = plan(&family, b);
+                assert_eq!((p.applies, p.prefill, p.limit, p.render), (false, "", ThinkLimit::default(), RenderOptions::default()));
+            }
+        }
+    }
+}
