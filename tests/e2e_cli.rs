@@ -20,6 +20,18 @@ fn smollm2_calls_a_tool_and_finishes() {
     assert_eq!((last["event"].as_str(), last["stop"].as_str()), (Some("final"), Some("answer")), "{last}");
     assert!(last["steps"].as_u64().unwrap() >= 2, "{last}");
     assert_eq!(std::fs::read_to_string(&trace).unwrap().lines().count(), ev.len());
+    // The default thinking policy's budget for each step's kind, recorded; SmolLM2 does not
+    // think, so none applies and none is used.
+    for e in ev.iter().filter(|e| e["event"] == "step_started") {
+        let want = match e["kind"].as_str().unwrap() {
+            "plan" => serde_json::json!(2048),
+            "act" => serde_json::json!("off"),
+            "recover" => serde_json::json!(1024),
+            _ => serde_json::json!(512),
+        };
+        assert_eq!((&e["thinking_budget"], &e["thinking_applies"]), (&want, &serde_json::json!(false)), "{e}");
+    }
+    assert!(ev.iter().filter(|e| e["event"] == "model_output").all(|e| e["thinking_tokens"] == 0), "{}", stdout(&o));
 }
 
 #[test]

@@ -236,3 +236,39 @@ async fn thinking_budget_is_exact_to_the_token() {
     let out = backend.generate(req, &mut sink).await.unwrap();
     assert_eq!(out.thinking, ThinkingUse::default());
 }
+
+/// A whole run through the CLI with the tiny Qwen3-MoE and a per-kind policy from `--thinking`:
+/// every step's trace records the budget of its kind, and the reasoning it used is exactly that
+/// budget (the random model never closes the block itself), or none for `off`.
+#[test]
+fn cli_run_follows_the_thinking_policy() {
+    require_fixture("models/qwen3-moe-tiny/config.json");
+    let dir = tmp_dir("thinking-policy");
+    let task = dir.join("task.md");
+    std::fs::write(&task, "---\ntool_choice: required\nmax_steps: 4\n---\nWhat is 17 * 23?\n").unwrap();
+    let o = agent(&["run", task.to_str().unwrap(), "--model", "qwen3-moe-tiny", "--json", "--max-tokens", "96", "--thinking", "{plan: 8, act: off, recover: 5, answer: 3}"]);
+    let ev = events(&o);
+    let want = |kind: &str| match kind {
+        "plan" => serde_json::json!(8),
+        "act" => serde_json::json!("off"),
+        "recover" => serde_json::json!(5),
+        _ => serde_json::json!(3),
+    };
+    let mut steps = 0;
+    for (started, output) in ev.iter().filter(|e| e["event"] == "step_started").zip(ev.iter().filter(|e| e["event"] == "model_output")) {
+        steps += 1;
+        let kind = started["kind"].as_str().unwrap();
+        assert_eq!((&started["thinking_budget"], &started["thinking_applies"]), (&want(kind), &serde_json::json!(true)), "{started}");
+        let used = match want(kind).as_u64() {
+            Some(n) => (n, true),
+            None => (0, false),
+        };
+        assert_eq!((output["thinking_tokens"].as_u64().unwrap(), output["thinking_capped"].as_bool().unwrap()), used, "{kind}: {output}");
+    }
+    assert!(steps >= 2, "{}", stderr(&o));
+    assert_eq!(ev.last().unwrap()["event"], "final", "{}", stderr(&o));
+    // `--show-thinking` streams the reasoning (the forced early-stop text included) to stderr.
+    let o = agent(&["run", task.to_str().unwrap(), "--model", "qwen3-moe-tiny", "--max-steps", "1", "--max-tokens", "48", "--thinking", "4", "--show-thinking"]);
+    let err = stderr(&o);
+    assert!(err.contains("[thinking, step 1]\n") && err.contains("I have to give the solution based on the thinking directly now."), "{err}");
+}

@@ -96,6 +96,8 @@ pub struct Progress {
 pub trait Observer: Send {
     fn event(&mut self, _event: &Event) {}
     fn progress(&mut self, _progress: &Progress) {}
+    /// Reasoning text as the model streams it (the whole of it is also in `ModelOutput`).
+    fn reasoning(&mut self, _step: u32, _text: &str) {}
 }
 
 /// Appends each event to a JSON-lines file and flushes it at once.

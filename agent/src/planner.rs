@@ -176,12 +176,18 @@ impl<'a> Agent<'a> {
         let mut progress = Progress { step, max_steps: cfg.max_steps, ..Progress::default() };
         let started = Instant::now();
         let observers = &mut self.observers;
-        let mut on_text = |_: &str| {
+        // Reasoning goes to observers as it streams (`--show-thinking`).
+        let mut live = formats::StreamParser::new(cfg.format.unwrap_or(call_format(&info.family).0), think.limit.opened);
+        let mut on_text = |chunk: &str| {
             progress.tokens += 1;
             let secs = started.elapsed().as_secs_f64();
             progress.tokens_per_sec = if secs > 0.0 { progress.tokens as f64 / secs } else { 0.0 };
+            let reasoning: String = live.push(chunk).into_iter().filter_map(|e| if let formats::Event::Reasoning(r) = e { Some(r) } else { None }).collect();
             for o in observers.iter_mut() {
                 o.progress(&progress);
+                if !reasoning.is_empty() {
+                    o.reasoning(step, &reasoning);
+                }
             }
         };
         let out = self.backend.generate(req, &mut on_text).await?;

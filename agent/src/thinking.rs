@@ -2,9 +2,9 @@
 //! a prompt and a generation limit for each model family.
 //!
 //! Qwen3 hybrid: `off` is the template's own switch (`enable_thinking: false`, the empty think
-//! block); `tokens: N` opens the block in the prompt (`<think>\n`, what the model writes
-//! itself) and caps it inside generation (see `mistral::think`); `unlimited` leaves the model
-//! to it. Qwen3-Thinking-2507 opens the block in its template and cannot switch off: `off` is a
+//! block); otherwise the block is opened in the prompt (`<think>\n`, what the model writes
+//! first itself when thinking is on), and `tokens: N` caps it inside generation (see
+//! `mistral::think`). Qwen3-Thinking-2507 opens the block in its template and cannot switch off: `off` is a
 //! cap of 0. Models that do not think accept any budget; it is recorded as not applicable.
 
 use std::fmt;
@@ -115,7 +115,9 @@ pub fn plan(family: &Family, budget: Budget) -> ThinkPlan {
                 applies: true,
                 ..base
             },
-            Budget::Unlimited => ThinkPlan { grammar: Thinking::Optional, applies: true, ..base },
+            Budget::Unlimited => {
+                ThinkPlan { prefill: "<think>\n", limit: ThinkLimit { opened: true, cap: None }, grammar: Thinking::Open, applies: true, ..base }
+            }
         },
         Family::Qwen3(Qwen3Variant::Thinking2507) => {
             let cap = match budget {

@@ -539,6 +539,9 @@ fn llama4_json_malformed_keeps_the_text() {
     );
     let p = parsed(Format::Llama4Json, "{\"name\": \"a\", \"parameters\": {\"x\": [1", false, &[]);
     assert_eq!(p.errors.iter().map(|e| e.raw.as_str()).collect::<Vec<_>>(), vec!["{\"name\": \"a\", \"parameters\": {\"x\": [1"]);
+    // Found by fuzzing: the message of a number out of range must not depend on the chunking.
+    let p = parsed(Format::Llama4Json, "{\"name\": 777777777777777E7777777634, \"x\": 1}", false, &[]);
+    assert_eq!(p.errors[0].message, "the tool call is not valid JSON: number out of range at line 1 column 35");
 }
 
 // ---------------------------------------------------------------- validation

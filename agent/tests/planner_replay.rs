@@ -240,7 +240,7 @@ async fn custom_thinking_policy() {
         log.lock().unwrap().push((cx.step, cx.last_tool_result.map(String::from)));
         if cx.last_tool_result.is_some_and(|r| r.contains("391")) { Budget::Tokens(3) } else { Budget::Unlimited }
     }));
-    let backend = Replay::new(qwen3_info(), vec![turn(&format!("<think>\nplan\n</think>\n\n{CALC}")), turn(&format!("ok\n</think>\n\n{FINAL}"))]);
+    let backend = Replay::new(qwen3_info(), vec![turn(&format!("plan\n</think>\n\n{CALC}")), turn(&format!("ok\n</think>\n\n{FINAL}"))]);
     let tools = toolset::build(&[ToolSource::AllBuiltins], &OutputSpec::Text).unwrap();
     let outcome = Agent::new(&backend, tools).run(&cfg, &CancellationToken::new()).await.unwrap();
     assert_eq!(outcome.answer, Some(json!("391")));

@@ -5,6 +5,7 @@
 //!   prefix cache on and off, and whether the generated text is the same.
 //! - `grammar`: decode tokens/s of SmolLM2 with no grammar, the `auto` grammar (free text until a
 //!   call) and a forced `final_answer` call (the tokens are one long JSON string).
+//! - `thinking`: see `bench_thinking`.
 //! - `rss`: peak resident memory over an N-step conversation (run once per setting, in a fresh
 //!   process, since peak RSS only grows).
 
@@ -42,6 +43,14 @@ enum What {
         steps: usize,
     },
     /// Decode tokens/s with and without the step's grammar (SmolLM2).
+    /// Decode tokens/s with and without thinking-budget enforcement (tiny Qwen3-MoE), and a
+    /// multi-step run with `act: off` against `unlimited`.
+    Thinking {
+        #[arg(long, default_value_t = 256)]
+        tokens: usize,
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+    },
     Grammar {
         #[arg(long, default_value_t = 128)]
         tokens: usize,
@@ -80,6 +89,7 @@ pub fn main(args: BenchArgs) -> ExitCode {
             What::Prefix { steps } => prefix(steps).await,
             What::Rss { steps, prefix_cache } => rss(steps, prefix_cache).await,
             What::Grammar { tokens, repeats } => grammar(tokens, repeats).await,
+            What::Thinking { tokens, repeats } => super::bench_thinking::thinking(tokens, repeats).await,
         }
     });
     match r {

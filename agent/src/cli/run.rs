@@ -48,6 +48,27 @@ pub struct RunArgs {
     /// (`{plan: 4096, act: off}`); overrides the task's `thinking`.
     #[arg(long, value_parser = parse_thinking)]
     thinking: Option<ThinkingSpec>,
+    /// Stream the model's reasoning to stderr as it thinks.
+    #[arg(long)]
+    show_thinking: bool,
+}
+
+/// `--show-thinking`: reasoning on stderr, one block per step.
+struct ShowThinking {
+    step: u32,
+}
+
+impl agent::events::Observer for ShowThinking {
+    fn reasoning(&mut self, step: u32, text: &str) {
+        use std::io::Write;
+        let mut err = std::io::stderr().lock();
+        if step != self.step {
+            self.step = step;
+            let _ = write!(err, "\n[thinking, step {step}]\n");
+        }
+        let _ = write!(err, "{text}");
+        let _ = err.flush();
+    }
 }
 
 /// `--thinking`, in the same syntax as the task file's `thinking:`.
@@ -144,6 +165,9 @@ pub fn main(args: RunArgs) -> ExitCode {
         agent.observe(Box::new(trace));
         if args.json {
             agent.observe(Box::new(JsonLines(std::io::stdout())));
+        }
+        if args.show_thinking {
+            agent.observe(Box::new(ShowThinking { step: 0 }));
         }
         let shown = progress.is_some();
         if let Some(p) = progress {

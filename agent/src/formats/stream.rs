@@ -215,6 +215,13 @@ impl StreamParser {
             State::L4Bad(message) => {
                 if fin {
                     let raw = std::mem::take(&mut self.buf);
+                    // Read again whole: where serde_json gives up on a partial number (found
+                    // by fuzzing) depends on where the chunk ended; the whole text does not.
+                    let mut stream = serde_json::Deserializer::from_str(&raw).into_iter::<serde_json::Value>();
+                    let message = match stream.next() {
+                        Some(Err(e)) => format!("the tool call is not valid JSON: {e}"),
+                        _ => message,
+                    };
                     out.push(Event::Error(CallError { message, raw }));
                 }
                 false

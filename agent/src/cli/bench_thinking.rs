@@ -1,0 +1,83 @@
+//! `agent bench thinking`: what thinking budgets cost and save, with the tiny random-weight
+//! Qwen3-MoE (the only thinking model that installs here; it never closes `</think>` itself).
+//! - Decode tokens/s of one long reasoning block: untracked (as with no budget), counted only,
+//!   and capped halfway (the early-stop text forced, then the answer's tokens).
+//! - A 4-step run through the planner (`agent run`, same task, greedy) with `unlimited`
+//!   thinking against `{plan: 64, act: off, recover: off, answer: off}`: wall time and tokens.
+
+use std::process::Command;
+use std::time::Instant;
+
+use agent::backend::{Backend, GenRequest, Sampling, ThinkLimit};
+use agent::mistral::MistralBackend;
+use agent::models;
+use agent::prompt::{self, Message};
+use agent::task::{Budget, Device};
+use anyhow::{Context, bail};
+
+pub async fn thinking(tokens: usize, repeats: usize) -> anyhow::Result<()> {
+    let m = models::resolve("qwen3-moe-tiny")?;
+    let backend = MistralBackend::load(&m, Device::Cpu).await?;
+    let plan = agent::thinking::plan(&m.family, Budget::Tokens(1));
+    let mut p = prompt::render(&m.family, &m.template, &[Message::user("Think about the primes below 100.")], &[], plan.render)?;
+    p.push_str(plan.prefill);
+    println!("qwen3-moe-tiny (random weights), CPU, {tokens} tokens greedy from an open think block, median of {repeats}");
+    println!("{:<40} {:>8} {:>10} {:>10}", "budget control", "tok/s", "thinking", "vs none");
+    let mut base = None;
+    for (label, limit) in [
+        ("no budget (block not tracked)", ThinkLimit::default()),
+        ("counted, no cap", ThinkLimit { opened: true, cap: None }),
+        ("capped at half the tokens", ThinkLimit { opened: true, cap: Some(tokens / 2) }),
+    ] {
+        let mut rates = Vec::new();
+        let mut used = 0;
+        for _ in 0..repeats + 1 {
+            let req = GenRequest {
+                prompt: p.clone(),
+                max_tokens: tokens,
+                sampling: Sampling::default(),
+                stop: Vec::new(),
+                grammar: None,
+                think: limit,
+            };
+            let mut sink = |_: &str| {};
+            let out = backend.generate(req, &mut sink).await?;
+            used = out.thinking.tokens;
+            rates.push(out.stats.decode_tokens_per_sec());
+        }
+        rates.remove(0); // warm-up
+        rates.sort_by(f64::total_cmp);
+        let rate = rates[rates.len() / 2];
+        let ratio = base.map_or(1.0, |b: f64| rate / b);
+        base.get_or_insert(rate);
+        println!("{label:<40} {rate:>8.1} {used:>10} {ratio:>9.2}x");
+    }
+    multi_step()
+}
+
+/// Runs `agent run` twice on the same 4-step task, once per policy.
+fn multi_step() -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("cannot find the agent binary")?;
+    let dir = std::env::temp_dir().join(format!("agent-bench-thinking-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let task = dir.join("task.md");
+    std::fs::write(&task, "---\ntool_choice: required\nmax_steps: 4\n---\nWhat is 17 * 23? Use the calculator.\n")?;
+    println!("\n4-step run (`agent run`, tool_choice: required, --max-tokens 256), wall time including model load");
+    println!("{:<48} {:>8} {:>16} {:>10}", "policy", "seconds", "thinking tokens", "steps");
+    for policy in ["unlimited", "{plan: 64, act: off, recover: off, answer: off}"] {
+        let started = Instant::now();
+        let out = Command::new(&exe)
+            .args(["run", &task.to_string_lossy(), "--model", "qwen3-moe-tiny", "--json", "--max-tokens", "256", "--thinking", policy])
+            .output()?;
+        let secs = started.elapsed().as_secs_f64();
+        let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        if events.is_empty() {
+            bail!("agent run printed no events: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let thinking: u64 = events.iter().filter(|e| e["event"] == "model_output").filter_map(|e| e["thinking_tokens"].as_u64()).sum();
+        let steps = events.iter().filter(|e| e["event"] == "step_started").count();
+        println!("{policy:<48} {secs:>8.1} {thinking:>16} {steps:>10}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
