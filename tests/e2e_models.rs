@@ -272,3 +272,26 @@ fn cli_run_follows_the_thinking_policy() {
     let err = stderr(&o);
     assert!(err.contains("[thinking, step 1]\n") && err.contains("I have to give the solution based on the thinking directly now."), "{err}");
 }
+
+/// `examples/adaptive_thinking.rs` (a library user's closure policy) runs with the tiny
+/// Qwen3-MoE, and each step thinks exactly what the closure chose. (`cargo test` builds the
+/// examples; this looks for it beside the test binaries.)
+#[test]
+fn adaptive_thinking_example_obeys_its_closure() {
+    require_fixture("models/qwen3-moe-tiny/config.json");
+    let exe = std::env::current_exe().unwrap();
+    let example = exe.parent().and_then(|d| d.parent()).unwrap().join("examples/adaptive_thinking");
+    assert!(example.is_file(), "{} is missing: build it with `cargo test` or `cargo build -p agent --example adaptive_thinking`", example.display());
+    let o = std::process::Command::new(&example).args(["qwen3-moe-tiny", "What is 17 * 23?"]).current_dir(repo_root()).output().unwrap();
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}\n{}", out, stderr(&o));
+    let steps: Vec<&str> = out.lines().filter(|l| l.starts_with("step ")).collect();
+    assert_eq!(steps.first().copied(), Some("step 1 Plan: budget 256, thought 256 tokens (capped)"), "{out}");
+    for line in &steps {
+        // The random model never ends its reasoning itself: a budget of N is N tokens, capped.
+        let budget = line.split("budget ").nth(1).and_then(|r| r.split(',').next()).unwrap();
+        let want = if budget == "\"off\"" { ", thought 0 tokens".to_string() } else { format!(", thought {budget} tokens (capped)") };
+        assert!(line.ends_with(&want), "{line}");
+    }
+    assert!(out.lines().last().unwrap().starts_with("answer: "), "{out}");
+}

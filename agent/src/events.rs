@@ -65,6 +65,10 @@ pub enum Event {
         thinking_tokens: usize,
         /// The budget ended the reasoning.
         thinking_capped: bool,
+        /// The turn ended inside its reasoning (the token limit came first): `reasoning` is
+        /// a truncated thought.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        reasoning_truncated: bool,
     },
     ToolCall { step: u32, id: String, name: String, arguments: Value },
     ToolResult {

@@ -27,6 +27,48 @@ impl GgufMeta {
         let id = *self.ints.get(key)? as usize;
         self.tokens.get(id).cloned()
     }
+
+    /// Each token's bytes, decoded from the vocabulary's spelling: GPT-2 byte-level BPE
+    /// (`gpt2`: Qwen3, Llama 4) or SentencePiece (`llama`: `▁` for a space, `<0xNN>` bytes).
+    /// Empty for other tokenizers.
+    pub fn token_bytes(&self) -> Vec<Vec<u8>> {
+        match self.strings.get("tokenizer.ggml.model").map(String::as_str) {
+            Some("gpt2") => {
+                let decoder = byte_decoder();
+                self.tokens
+                    .iter()
+                    .map(|t| t.chars().flat_map(|c| decoder.get(&c).map_or_else(|| c.to_string().into_bytes(), |b| vec![*b])).collect())
+                    .collect()
+            }
+            Some("llama") => self
+                .tokens
+                .iter()
+                .map(|t| match t.strip_prefix("<0x").and_then(|h| h.strip_suffix('>')).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) if t.len() == 6 => vec![b],
+                    _ => t.replace('\u{2581}', " ").into_bytes(),
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// GPT-2's byte-level alphabet, reversed: the char each byte is spelled with → the byte.
+/// Printable bytes stand for themselves; the others are shifted to 256 and up, in order.
+fn byte_decoder() -> HashMap<char, u8> {
+    let printable = |b: u8| (b'!'..=b'~').contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
+    let mut map = HashMap::new();
+    let mut shifted = 0u32;
+    for b in 0..=255u8 {
+        let c = if printable(b) {
+            char::from(b)
+        } else {
+            shifted += 1;
+            char::from_u32(255 + shifted).unwrap_or(char::REPLACEMENT_CHARACTER)
+        };
+        map.insert(c, b);
+    }
+    map
 }
 
 struct Reader<R: Read> {
@@ -124,4 +166,22 @@ fn read_from<R: Read>(r: R) -> std::io::Result<GgufMeta> {
         }
     }
     Ok(meta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_bytes_from_both_spellings() {
+        let mut m = GgufMeta::default();
+        m.strings.insert("tokenizer.ggml.model".into(), "gpt2".into());
+        // "Ġ" is GPT-2's space; "Ã©" spells é's two bytes; "ä¸" is the first two bytes of 中.
+        m.tokens = ["Ġhello", "Ã©", "ä¸", "<|im_start|>"].map(String::from).to_vec();
+        assert_eq!(m.token_bytes(), vec![b" hello".to_vec(), "é".as_bytes().to_vec(), vec![0xE4, 0xB8], b"<|im_start|>".to_vec()]);
+        m.strings.insert("tokenizer.ggml.model".into(), "llama".into());
+        m.tokens = ["\u{2581}the", "<0xE4>", "<s>"].map(String::from).to_vec();
+        assert_eq!(m.token_bytes(), vec![b" the".to_vec(), vec![0xE4], b"<s>".to_vec()]);
+        assert_eq!(byte_decoder().len(), 256);
+    }
 }

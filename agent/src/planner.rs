@@ -204,6 +204,7 @@ impl<'a> Agent<'a> {
             tokens_per_sec: out.stats.decode_tokens_per_sec(),
             thinking_tokens: out.thinking.tokens,
             thinking_capped: out.thinking.capped,
+            reasoning_truncated: parsed.reasoning_truncated,
         });
         let mut assistant = Message::assistant(parsed.content.clone());
         assistant.reasoning = parsed.reasoning.clone();

@@ -2,6 +2,7 @@
 //! Qwen3-MoE (the only thinking model that installs here; it never closes `</think>` itself).
 //! - Decode tokens/s of one long reasoning block: untracked (as with no budget), counted only,
 //!   and capped halfway (the early-stop text forced, then the answer's tokens).
+//! - Forcing the early-stop text inside one generation against a second completion.
 //! - A 4-step run through the planner (`agent run`, same task, greedy) with `unlimited`
 //!   thinking against `{plan: 64, act: off, recover: off, answer: off}`: wall time and tokens.
 
@@ -52,7 +53,44 @@ pub async fn thinking(tokens: usize, repeats: usize) -> anyhow::Result<()> {
         base.get_or_insert(rate);
         println!("{label:<40} {rate:>8.1} {used:>10} {ratio:>9.2}x");
     }
+    two_ways(&backend, &p, tokens / 2, tokens / 4, repeats).await?;
     multi_step()
+}
+
+/// The two ways to end a reasoning block at its budget, timed on the same prompt: forcing the
+/// early-stop tokens inside one generation (what agent does), or stopping the generation at
+/// the budget and sending a second completion of prompt + reasoning + early-stop text, which
+/// the prefix cache mostly serves. `after`: tokens generated after the block.
+async fn two_ways(backend: &MistralBackend, p: &str, cap: usize, after: usize, repeats: usize) -> anyhow::Result<()> {
+    let stop_len = backend.tokenize(agent::backend::EARLY_STOP).await?.len();
+    let total = cap + stop_len + after;
+    println!("\nending a {cap}-token reasoning block, then {after} more tokens; median of {repeats} (seconds)");
+    println!("{:<52} {:>8} {:>10}", "method", "seconds", "vs forced");
+    let mut forced = Vec::new();
+    let mut second = Vec::new();
+    for _ in 0..repeats + 1 {
+        let mut sink = |_: &str| {};
+        let t = Instant::now();
+        let req = GenRequest { prompt: p.to_string(), max_tokens: total, sampling: Sampling::default(), stop: Vec::new(), grammar: None, think: ThinkLimit { opened: true, cap: Some(cap) } };
+        backend.generate(req, &mut sink).await?;
+        forced.push(t.elapsed().as_secs_f64());
+
+        let t = Instant::now();
+        let req = GenRequest { prompt: p.to_string(), max_tokens: cap, sampling: Sampling::default(), stop: vec!["</think>".into()], grammar: None, think: ThinkLimit::default() };
+        let first = backend.generate(req, &mut sink).await?;
+        let p2 = format!("{p}{}{}", first.text, agent::backend::EARLY_STOP);
+        let req = GenRequest { prompt: p2, max_tokens: after, sampling: Sampling::default(), stop: Vec::new(), grammar: None, think: ThinkLimit::default() };
+        backend.generate(req, &mut sink).await?;
+        second.push(t.elapsed().as_secs_f64());
+    }
+    for v in [&mut forced, &mut second] {
+        v.remove(0); // warm-up
+        v.sort_by(f64::total_cmp);
+    }
+    let (f, s) = (forced[forced.len() / 2], second[second.len() / 2]);
+    println!("{:<52} {f:>8.2} {:>9.2}x", "forced inside one generation (agent)", 1.0);
+    println!("{:<52} {s:>8.2} {:>9.2}x", "stop at the budget, second completion (prefix cache)", s / f);
+    Ok(())
 }
 
 /// Runs `agent run` twice on the same 4-step task, once per policy.

@@ -125,7 +125,7 @@ impl MistralBackend {
             let stop = backend.tokenize(EARLY_STOP).await.map_err(load_err)?;
             let bytes = match &m.source {
                 ModelSource::Dir { dir, .. } => token_bytes(&dir.join("tokenizer.json")),
-                ModelSource::Gguf { .. } => Vec::new(),
+                ModelSource::Gguf { file } => crate::gguf_meta::read(file).map(|meta| meta.token_bytes()).unwrap_or_default(),
             };
             backend.think = Some(ThinkTokens { open, close, stop, bytes });
         }
