@@ -248,3 +248,23 @@ async fn custom_thinking_policy() {
     let caps: Vec<Option<usize>> = backend.requests.lock().unwrap().iter().map(|r| r.think.cap).collect();
     assert_eq!(caps, vec![None, Some(3)]);
 }
+
+/// A turn cut by the token limit inside its reasoning is recorded as a truncated thought.
+#[tokio::test]
+async fn truncated_thought_is_marked_in_the_trace() {
+    use agent::task::{Budget, ThinkingPolicySpec};
+    use agent::thinking::ThinkingPolicy;
+    let mut cfg = config(2, None);
+    cfg.thinking = ThinkingPolicy::Kinds(ThinkingPolicySpec::uniform(Budget::Unlimited));
+    let cut = RecordedTurn { text: "Let me think about 17 * 23 step by".into(), finish: Finish::Length };
+    let backend = Replay::new(qwen3_info(), vec![cut, turn(&format!("ok\n</think>\n\n{FINAL}"))]);
+    let tools = toolset::build(&[ToolSource::AllBuiltins], &OutputSpec::Text).unwrap();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let mut agent = Agent::new(&backend, tools);
+    agent.observe(Box::new(Collect(events.clone())));
+    agent.run(&cfg, &CancellationToken::new()).await.unwrap();
+    drop(agent);
+    let outputs: Vec<Value> = shape(&events.lock().unwrap()).into_iter().filter(|e| e["event"] == "model_output").collect();
+    assert_eq!((&outputs[0]["reasoning"], &outputs[0]["reasoning_truncated"]), (&json!("Let me think about 17 * 23 step by"), &json!(true)));
+    assert_eq!(outputs[1].get("reasoning_truncated"), None);
+}
