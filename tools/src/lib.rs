@@ -4,6 +4,7 @@
 //! components later) all plug into one [`ToolRegistry`].
 
 pub mod builtin;
+pub mod mcp;
 mod registry;
 mod schema;
 
