@@ -75,6 +75,14 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// The median of timings whose first entry is a warm-up (kept when it is the only one).
+pub(super) fn median_after_warmup(mut v: Vec<f64>) -> f64 {
+    if v.len() > 1 {
+        v.remove(0);
+    }
+    median(v)
+}
+
 pub fn main(args: BenchArgs) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -313,9 +321,7 @@ async fn grammar(tokens: usize, repeats: usize) -> anyhow::Result<()> {
             n = out.stats.completion_tokens;
             rates.push(out.stats.decode_tokens_per_sec());
         }
-        rates.remove(0); // warm-up
-        rates.sort_by(f64::total_cmp);
-        let rate = rates[rates.len() / 2];
+        let rate = median_after_warmup(rates);
         let ratio = base.map_or(1.0, |b: f64| rate / b);
         base.get_or_insert(rate);
         println!("{label:<34} {n:>10} {rate:>8.1} {ratio:>9.2}x");

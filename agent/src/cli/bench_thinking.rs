@@ -16,6 +16,8 @@ use agent::prompt::{self, Message};
 use agent::task::{Budget, Device};
 use anyhow::{Context, bail};
 
+use super::bench::median_after_warmup;
+
 pub async fn thinking(tokens: usize, repeats: usize) -> anyhow::Result<()> {
     let m = models::resolve("qwen3-moe-tiny")?;
     let backend = MistralBackend::load(&m, Device::Cpu).await?;
@@ -46,9 +48,7 @@ pub async fn thinking(tokens: usize, repeats: usize) -> anyhow::Result<()> {
             used = out.thinking.tokens;
             rates.push(out.stats.decode_tokens_per_sec());
         }
-        rates.remove(0); // warm-up
-        rates.sort_by(f64::total_cmp);
-        let rate = rates[rates.len() / 2];
+        let rate = median_after_warmup(rates);
         let ratio = base.map_or(1.0, |b: f64| rate / b);
         base.get_or_insert(rate);
         println!("{label:<40} {rate:>8.1} {used:>10} {ratio:>9.2}x");
@@ -83,11 +83,7 @@ async fn two_ways(backend: &MistralBackend, p: &str, cap: usize, after: usize, r
         backend.generate(req, &mut sink).await?;
         second.push(t.elapsed().as_secs_f64());
     }
-    for v in [&mut forced, &mut second] {
-        v.remove(0); // warm-up
-        v.sort_by(f64::total_cmp);
-    }
-    let (f, s) = (forced[forced.len() / 2], second[second.len() / 2]);
+    let (f, s) = (median_after_warmup(forced), median_after_warmup(second));
     println!("{:<52} {f:>8.2} {:>9.2}x", "forced inside one generation (agent)", 1.0);
     println!("{:<52} {s:>8.2} {:>9.2}x", "stop at the budget, second completion (prefix cache)", s / f);
     Ok(())

@@ -162,14 +162,8 @@ impl Builder<'_> {
     /// Free text: it must not open a call (or close one: the parser drops stray closers).
     /// Special-token markers cannot appear in regex text at all; textual ones are excluded.
     fn text_terminal(&self) -> String {
-        let mut banned: Vec<&str> = Vec::new();
         match self.opts.format {
-            Format::Qwen3 | Format::Qwen3Coder => {
-                banned.extend(["<tool_call>", "</tool_call>", "</think>"].into_iter().filter(|m| !self.special(m)));
-                if self.opts.format == Format::Qwen3Coder {
-                    banned.push("<function=");
-                }
-            }
+            Format::Qwen3 | Format::Qwen3Coder => text_regex("+", &self.textual_markers()),
             Format::Llama4Pythonic | Format::Llama4Json => {
                 // An answer that starts like a call list would be read as one.
                 let start = if self.opts.format == Format::Llama4Pythonic { "\\[" } else { "{" };
@@ -177,10 +171,19 @@ impl Builder<'_> {
                 if !self.special("<|python_start|>") {
                     t.push_str(" & ~/[ \\t\\n]*<\\|python_start\\|>(.|\\n)*/");
                 }
-                return t;
+                t
             }
         }
-        text_regex("+", &banned)
+    }
+
+    /// What free text must not contain in the Hermes-style formats: the call and reasoning
+    /// markers that are text for this tokenizer, and Qwen3-Coder's bare `<function=`.
+    fn textual_markers(&self) -> Vec<&'static str> {
+        let mut banned: Vec<&str> = ["<tool_call>", "</tool_call>", "</think>"].into_iter().filter(|m| !self.special(m)).collect();
+        if self.opts.format == Format::Qwen3Coder {
+            banned.push("<function=");
+        }
+        banned
     }
 
     /// With a textual call opener: free text up to and including the opener, one terminal.
@@ -188,11 +191,7 @@ impl Builder<'_> {
         if !matches!(self.opts.format, Format::Qwen3 | Format::Qwen3Coder) || self.special("<tool_call>") {
             return None;
         }
-        let mut banned = vec!["<tool_call>", "</tool_call>", "</think>"];
-        if self.opts.format == Format::Qwen3Coder {
-            banned.push("<function=");
-        }
-        Some(format!("({}) {}", text_regex("*", &banned), lit("<tool_call>")))
+        Some(format!("({}) {}", text_regex("*", &self.textual_markers()), lit("<tool_call>")))
     }
 
     fn separator(&self) -> &'static str {
