@@ -24,6 +24,16 @@ pub fn agent(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_agent")).args(args).current_dir(repo_root()).output().expect("run agent")
 }
 
+/// Runs the real `agent` binary in `dir` (its working directory: the roots MCP servers see).
+pub fn agent_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_agent")).args(args).current_dir(dir).output().expect("run agent")
+}
+
+/// A reference MCP server installed by tests/fixtures/build.sh.
+pub fn mcp_server_bin(name: &str) -> PathBuf {
+    require_fixture(&format!("fixtures/mcp-servers/node_modules/.bin/{name}"))
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

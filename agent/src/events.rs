@@ -71,6 +71,17 @@ pub enum Event {
         reasoning_truncated: bool,
     },
     ToolCall { step: u32, id: String, name: String, arguments: Value },
+    /// A running call reported progress (MCP `notifications/progress`).
+    ToolProgress {
+        step: u32,
+        id: String,
+        name: String,
+        progress: f64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        total: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
     ToolResult {
         step: u32,
         id: String,
@@ -79,7 +90,13 @@ pub enum Event {
         is_error: bool,
         #[serde(skip_serializing_if = "Option::is_none")]
         structured: Option<Value>,
+        /// Images, audio and resources the tool returned, whole.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<agent_tools::Attachment>,
     },
+    /// An MCP server started, failed, was restarted, changed its tools, asked our model for a
+    /// completion, or asked for user input (declined).
+    McpServer(agent_tools::mcp::McpEvent),
     /// A malformed tool call, sent back to the model as a tool error.
     ParseError { step: u32, message: String, raw: String },
     Final { answer: Value, text: String, steps: u32, stop: StopReason },
@@ -95,6 +112,8 @@ pub struct Progress {
     pub tokens_per_sec: f64,
     /// The tool being called, if any.
     pub tool: Option<String>,
+    /// Its last progress report: `3/4 copying`.
+    pub tool_progress: Option<String>,
 }
 
 pub trait Observer: Send {

@@ -12,6 +12,7 @@ pub mod parse;
 pub mod planner;
 pub mod prompt;
 pub mod replay;
+pub mod sampling;
 pub mod task;
 pub mod thinking;
 pub mod toolset;

@@ -4,7 +4,8 @@
 
 use std::time::Instant;
 
-use agent_tools::ToolRegistry;
+use agent_tools::{CallContext, ToolRegistry};
+use tokio::sync::mpsc;
 use agent_tools::builtin::FINAL_ANSWER;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -93,6 +94,9 @@ pub struct Agent<'a> {
     thinking_used: usize,
     /// The last tool result's content, for thinking policies.
     last_tool_result: Option<String>,
+    /// Events from outside the loop (MCP servers starting, failing, sampling), merged into
+    /// the run's events as they come.
+    side_events: Option<mpsc::UnboundedReceiver<Event>>,
 }
 
 enum StepEnd {
@@ -102,7 +106,24 @@ enum StepEnd {
 
 impl<'a> Agent<'a> {
     pub fn new(backend: &'a dyn Backend, tools: ToolRegistry) -> Self {
-        Self { backend, tools, observers: Vec::new(), seen_calls: Default::default(), thinking_used: 0, last_tool_result: None }
+        Self { backend, tools, observers: Vec::new(), seen_calls: Default::default(), thinking_used: 0, last_tool_result: None, side_events: None }
+    }
+
+    /// Merges events sent on `rx` into the run's (see [`Agent::side_events`]).
+    pub fn side_events(&mut self, rx: mpsc::UnboundedReceiver<Event>) {
+        self.side_events = Some(rx);
+    }
+
+    fn drain_side_events(&mut self) {
+        let mut pending = Vec::new();
+        if let Some(rx) = &mut self.side_events {
+            while let Ok(e) = rx.try_recv() {
+                pending.push(e);
+            }
+        }
+        for e in pending {
+            self.emit(e);
+        }
     }
 
     pub fn observe(&mut self, observer: Box<dyn Observer + 'a>) {
@@ -125,7 +146,7 @@ impl<'a> Agent<'a> {
             model: info.name.clone(),
             family: info.family.name().into(),
             max_steps: cfg.max_steps,
-            tools: self.tools.names().map(String::from).collect(),
+            tools: self.tools.names(),
         });
         let mut messages = vec![Message::system(SYSTEM_PROMPT), Message::user(cfg.instructions.clone())];
         let mut kind = StepKind::Plan;
@@ -149,6 +170,7 @@ impl<'a> Agent<'a> {
     }
 
     fn finish(&mut self, answer: Option<Value>, steps: u32, stop: StopReason, messages: Vec<Message>) -> Outcome {
+        self.drain_side_events();
         let outcome = Outcome { answer, steps, stop, messages };
         let text = outcome.answer_text().unwrap_or_default();
         self.emit(Event::Final { answer: outcome.answer.clone().unwrap_or(Value::Null), text, steps, stop });
@@ -159,6 +181,7 @@ impl<'a> Agent<'a> {
         let info = self.backend.info();
         let cx = StepContext { kind, step, thinking_used: self.thinking_used, last_tool_result: self.last_tool_result.as_deref() };
         let budget = cfg.thinking.budget(&cx);
+        self.drain_side_events();
         let think = thinking::plan(&info.family, budget);
         self.emit(Event::StepStarted { step, max_steps: cfg.max_steps, kind, thinking_budget: budget, thinking_applies: think.applies });
         let specs = self.tools.specs();
@@ -273,7 +296,40 @@ impl<'a> Agent<'a> {
         for o in &mut self.observers {
             o.progress(progress);
         }
-        let out = self.tools.call(&call.name, call.arguments.clone()).await;
+        // Progress reports and side events reach observers while the call runs.
+        let (tx, mut reports) = mpsc::unbounded_channel();
+        let cx = CallContext::with_progress(move |p| {
+            let _ = tx.send(p);
+        });
+        let tools = self.tools.clone();
+        let running = tools.call(&call.name, call.arguments.clone(), cx);
+        tokio::pin!(running);
+        let out = loop {
+            let side = async {
+                match &mut self.side_events {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                out = &mut running => break out,
+                Some(p) = reports.recv() => {
+                    progress.tool_progress = Some(match p.total {
+                        Some(t) => format!("{}/{}", p.progress, t),
+                        None => format!("{}", p.progress),
+                    } + &p.message.as_deref().map(|m| format!(" {m}")).unwrap_or_default());
+                    for o in &mut self.observers {
+                        o.progress(progress);
+                    }
+                    self.emit(Event::ToolProgress { step, id: id.clone(), name: call.name.clone(), progress: p.progress, total: p.total, message: p.message });
+                }
+                Some(e) = side => self.emit(e),
+            }
+        };
+        while let Ok(p) = reports.try_recv() {
+            self.emit(Event::ToolProgress { step, id: id.clone(), name: call.name.clone(), progress: p.progress, total: p.total, message: p.message });
+        }
+        progress.tool_progress = None;
         self.emit(Event::ToolResult {
             step,
             id,
@@ -281,6 +337,7 @@ impl<'a> Agent<'a> {
             content: out.content.clone(),
             is_error: out.is_error,
             structured: out.structured.clone(),
+            attachments: out.attachments.clone(),
         });
         if call.name == FINAL_ANSWER && !out.is_error {
             return out.structured;

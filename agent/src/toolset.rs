@@ -1,9 +1,39 @@
-//! Builds the tool registry a task asks for.
+//! Builds the tool registry a task asks for, and gathers its MCP servers.
+
+use std::path::{Path, PathBuf};
 
 use agent_tools::ToolRegistry;
 use agent_tools::builtin::{self, FINAL_ANSWER};
+use agent_tools::mcp::McpConfig;
 
-use crate::task::{OutputSpec, ToolSource};
+use crate::task::{OutputSpec, Task, ToolSource};
+
+/// The user-level MCP configuration, read when present.
+pub fn user_mcp_config(home: &Path) -> PathBuf {
+    home.join("mcp.json")
+}
+
+/// The MCP servers of a run: `$AGENT_HOME/mcp.json` when present, then each `--mcp-config`
+/// file, then the task's `mcp_servers:`; a later source replaces an earlier server of the same
+/// name. Errors name the file (or task) and the key.
+pub fn mcp_config(home: &Path, files: &[PathBuf], task: Option<&Task>) -> Result<McpConfig, String> {
+    let mut config = McpConfig::default();
+    let user = user_mcp_config(home);
+    let mut sources: Vec<PathBuf> = Vec::new();
+    if user.is_file() {
+        sources.push(user);
+    }
+    sources.extend(files.iter().cloned());
+    for path in sources {
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read MCP configuration {}: {e}", path.display()))?;
+        config = config.merge(McpConfig::from_json(&text, &path.display().to_string()).map_err(|e| e.to_string())?);
+    }
+    if let Some(task) = task {
+        let own = task.front.mcp_config().map_err(|e| format!("{}: {}: {}", task.path.display(), e.key(), e.message))?;
+        config = config.merge(own);
+    }
+    Ok(config)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ToolsetError {

@@ -268,3 +268,70 @@ async fn truncated_thought_is_marked_in_the_trace() {
     assert_eq!((&outputs[0]["reasoning"], &outputs[0]["reasoning_truncated"]), (&json!("Let me think about 17 * 23 step by"), &json!(true)));
     assert_eq!(outputs[1].get("reasoning_truncated"), None);
 }
+
+/// A tool from a changing source (as MCP servers are) that reports progress.
+struct Ticker(agent_tools::ToolSpec);
+
+impl agent_tools::Tool for Ticker {
+    fn spec(&self) -> &agent_tools::ToolSpec {
+        &self.0
+    }
+
+    fn call(&self, _: Value, cx: agent_tools::CallContext) -> agent_tools::BoxFuture<'_, agent_tools::ToolOutput> {
+        Box::pin(async move {
+            for i in 1..=2 {
+                cx.progress(agent_tools::ProgressUpdate { progress: i as f64, total: Some(2.0), message: Some(format!("tick {i}")) });
+                tokio::task::yield_now().await;
+            }
+            agent_tools::ToolOutput::text("ticked")
+        })
+    }
+}
+
+struct Source(Vec<Arc<dyn agent_tools::Tool>>);
+
+impl agent_tools::ToolProvider for Source {
+    fn tools(&self) -> Vec<Arc<dyn agent_tools::Tool>> {
+        self.0.clone()
+    }
+}
+
+#[tokio::test]
+async fn provider_tools_progress_and_side_events_reach_the_trace() {
+    let spec = agent_tools::ToolSpec { name: "srv__tick".into(), description: "Ticks".into(), parameters: json!({"type": "object", "properties": {}}) };
+    let mut tools = toolset::build(&[], &OutputSpec::Text).unwrap();
+    tools.register_provider(Arc::new(Source(vec![Arc::new(Ticker(spec))])));
+    let backend = Replay::new(info(), vec![turn("<tool_call>\n{\"name\": \"srv__tick\", \"arguments\": {}}\n</tool_call>"), turn(FINAL)]);
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let mut agent = Agent::new(&backend, tools);
+    agent.observe(Box::new(Collect(events.clone())));
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    agent.side_events(rx);
+    let started = agent_tools::mcp::McpEvent::Started { server: "srv".into(), tools: 1, millis: 5, protocol: "2025-11-25".into() };
+    tx.send(Event::McpServer(started.clone())).unwrap();
+    let outcome = agent.run(&config(3, None), &CancellationToken::new()).await.unwrap();
+    drop(agent);
+    assert_eq!(outcome.answer, Some(json!("391")));
+    let events = events.lock().unwrap().clone();
+    let names: Vec<Value> = shape(&events).iter().map(|e| json!([e["event"], e.get("what"), e.get("progress"), e.get("message"), e.get("content")])).collect();
+    assert_eq!(
+        names,
+        vec![
+            json!(["run_started", null, null, null, null]),
+            json!(["mcp_server", "started", null, null, null]),
+            json!(["step_started", null, null, null, null]),
+            json!(["model_output", null, null, null, ""]),
+            json!(["tool_call", null, null, null, null]),
+            json!(["tool_progress", null, 1.0, "tick 1", null]),
+            json!(["tool_progress", null, 2.0, "tick 2", null]),
+            json!(["tool_result", null, null, null, "ticked"]),
+            json!(["step_started", null, null, null, null]),
+            json!(["model_output", null, null, null, ""]),
+            json!(["tool_call", null, null, null, null]),
+            json!(["tool_result", null, null, null, "391"]),
+            json!(["final", null, null, null, null]),
+        ]
+    );
+    // The provider's tool is in the run's tool list and in the prompt.
+    assert_eq!(events[0], Event::RunStarted { run_id: "test".into(), task: "task.md".into(), model: "replay".into(), family: "chatml".into(), max_steps: 3, tools: vec!["final_answer".into(), "srv__tick".into()] });
+}

@@ -65,6 +65,7 @@ fn complete_example_sets_every_key() {
                 }))),
                 tool_choice: Some(ToolChoice::Required),
                 tool_format: Some(agent::formats::Format::Qwen3),
+                mcp_servers: None,
             },
         }
     );
@@ -100,6 +101,7 @@ fn uniform_thinking_and_text_output() {
             output: Some(OutputSpec::Text),
             tool_choice: None,
             tool_format: None,
+            mcp_servers: None,
         }
     );
 }
@@ -157,7 +159,12 @@ fn cli_overrides_win_over_the_file() {
 const BAD: &[(&str, &str)] = &[
     (
         "unknown_key.md",
-        "3: modle: unknown key; allowed keys: model, device, max_steps, tools, thinking, sampling, output, tool_choice, tool_format",
+        "3: modle: unknown key; allowed keys: model, device, max_steps, tools, thinking, sampling, output, tool_choice, tool_format, mcp_servers",
+    ),
+    ("mcp_servers_bad_arg.md", "7: mcp_servers.fs.args[1]: expected strings; found the number 3"),
+    (
+        "mcp_servers_unknown_key.md",
+        "6: mcp_servers.web.timeout: unknown key; allowed keys: command, args, env, cwd, url, headers, enabled_tools, disabled_tools, startup_timeout, call_timeout, call_total_timeout, max_output, required",
     ),
     (
         "unknown_sampling_key.md",
@@ -229,7 +236,7 @@ const BAD: &[(&str, &str)] = &[
     ),
     (
         "tool_source_mcp.md",
-        r#"4: tools[1]: unsupported tool source "mcp:github": supported forms are `builtin` (every built-in tool) and `builtin:NAME` (one built-in tool); MCP and wasm tool sources are not supported yet"#,
+        r#"4: tools[1]: unsupported tool source "mcp:github": supported forms are `builtin` (every built-in tool) and `builtin:NAME` (one built-in tool); MCP servers are configured under `mcp_servers:`, and wasm tool sources are not supported yet"#,
     ),
     (
         "tool_choice_unknown.md",

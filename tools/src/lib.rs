@@ -1,18 +1,21 @@
 //! The tool model shared by every tool source: a tool has a name, a description and a JSON
 //! Schema for its arguments; a call returns text (and optionally structured JSON) or a tool
-//! error that goes back to the model. Sources (built-in Rust tools today; MCP servers and wasm
-//! components later) all plug into one [`ToolRegistry`].
+//! error that goes back to the model. Sources (built-in Rust tools, MCP servers, and wasm
+//! components later) all plug into one [`ToolRegistry`]: fixed tools one by one, sources whose
+//! tools change while a run goes on (an MCP server that starts late or announces a new list)
+//! as a [`ToolProvider`].
 
 pub mod builtin;
 pub mod mcp;
 mod registry;
 mod schema;
 
-pub use registry::{ToolRegistry, RegistryError};
+pub use registry::{RegistryError, ToolProvider, ToolRegistry};
 pub use schema::{SchemaError, validate_arguments};
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -52,15 +55,62 @@ pub struct ToolOutput {
     /// True when the call failed: the model sees the content as a tool error.
     #[serde(default)]
     pub is_error: bool,
+    /// Images, audio and resources the tool returned, kept for the trace (the model reads a
+    /// one-line note about each in `content`).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub attachments: Vec<Attachment>,
+}
+
+/// A non-text part of a result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// `image`, `audio`, `resource` or `resource_link`.
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mime_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub uri: Option<String>,
+    /// Base64 data or the resource's text, when it came inline.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub data: Option<String>,
+}
+
+/// A progress report from a running call (MCP `notifications/progress`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProgressUpdate {
+    pub progress: f64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub total: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub message: Option<String>,
+}
+
+/// What a call can report back while it runs. Cancelling a call is dropping its future: an
+/// MCP call then tells its server (`notifications/cancelled`).
+#[derive(Clone, Default)]
+pub struct CallContext {
+    progress: Option<Arc<dyn Fn(ProgressUpdate) + Send + Sync>>,
+}
+
+impl CallContext {
+    pub fn with_progress(f: impl Fn(ProgressUpdate) + Send + Sync + 'static) -> Self {
+        Self { progress: Some(Arc::new(f)) }
+    }
+
+    pub fn progress(&self, update: ProgressUpdate) {
+        if let Some(f) = &self.progress {
+            f(update);
+        }
+    }
 }
 
 impl ToolOutput {
     pub fn text(content: impl Into<String>) -> Self {
-        Self { content: content.into(), structured: None, is_error: false }
+        Self { content: content.into(), structured: None, is_error: false, attachments: Vec::new() }
     }
 
     pub fn error(content: impl Into<String>) -> Self {
-        Self { content: content.into(), structured: None, is_error: true }
+        Self { content: content.into(), structured: None, is_error: true, attachments: Vec::new() }
     }
 }
 
@@ -71,5 +121,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// registry before `call` runs, so implementations may rely on the schema's shape.
 pub trait Tool: Send + Sync {
     fn spec(&self) -> &ToolSpec;
-    fn call(&self, arguments: Value) -> BoxFuture<'_, ToolOutput>;
+    fn call(&self, arguments: Value, cx: CallContext) -> BoxFuture<'_, ToolOutput>;
+
+    /// Where the tool comes from, for `agent tools` (`builtin`, `mcp:SERVER`).
+    fn source(&self) -> String {
+        "builtin".into()
+    }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::{Tool, ToolOutput, ToolSpec, validate_arguments};
+use crate::{CallContext, Tool, ToolOutput, ToolSpec, validate_arguments};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RegistryError {
@@ -13,11 +13,18 @@ pub enum RegistryError {
     Duplicate(String),
 }
 
+/// A source whose tools may change during a run (an MCP server that starts late, restarts, or
+/// announces `notifications/tools/list_changed`). Asked afresh at every step.
+pub trait ToolProvider: Send + Sync {
+    fn tools(&self) -> Vec<Arc<dyn Tool>>;
+}
+
 /// Tools by name. Names are unique: sources namespace their tools (`server__tool`) so that a
 /// collision is a configuration error, reported at start-up rather than a silent shadowing.
 #[derive(Default, Clone)]
 pub struct ToolRegistry {
     tools: BTreeMap<String, Arc<dyn Tool>>,
+    providers: Vec<Arc<dyn ToolProvider>>,
 }
 
 impl ToolRegistry {
@@ -34,36 +41,49 @@ impl ToolRegistry {
         Ok(())
     }
 
-    pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
-        self.tools.get(name)
+    /// Adds a source of changing tools. Its names are namespaced (`server__tool`, server names
+    /// without `__`), so they cannot shadow fixed tools, whose names never contain `__`.
+    pub fn register_provider(&mut self, provider: Arc<dyn ToolProvider>) {
+        self.providers.push(provider);
     }
 
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.tools.keys().map(String::as_str)
+    /// Every tool as of now, by name.
+    pub fn current(&self) -> BTreeMap<String, Arc<dyn Tool>> {
+        let mut all = self.tools.clone();
+        for p in &self.providers {
+            for t in p.tools() {
+                all.entry(t.spec().name.clone()).or_insert(t);
+            }
+        }
+        all
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Tool>> {
+        self.tools.get(name).cloned().or_else(|| self.providers.iter().flat_map(|p| p.tools()).find(|t| t.spec().name == name))
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.current().into_keys().collect()
     }
 
     pub fn specs(&self) -> Vec<ToolSpec> {
-        self.tools.values().map(|t| t.spec().clone()).collect()
+        self.current().values().map(|t| t.spec().clone()).collect()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.tools.is_empty()
+        self.current().is_empty()
     }
 
     /// Validates the arguments and calls the tool. Every failure (unknown tool, arguments that
     /// violate the schema) becomes a tool error the model can read and correct.
-    pub async fn call(&self, name: &str, arguments: Value) -> ToolOutput {
-        let Some(tool) = self.tools.get(name) else {
-            let known: Vec<&str> = self.names().collect();
-            return ToolOutput::error(format!(
-                "unknown tool `{name}`; available tools: {}",
-                known.join(", ")
-            ));
+    pub async fn call(&self, name: &str, arguments: Value, cx: CallContext) -> ToolOutput {
+        let Some(tool) = self.get(name) else {
+            return ToolOutput::error(format!("unknown tool `{name}`; available tools: {}", self.names().join(", ")));
         };
         if let Err(e) = validate_arguments(&tool.spec().parameters, &arguments) {
             return ToolOutput::error(format!("tool `{name}`: {e}"));
         }
-        tool.call(arguments).await
+        tool.call(arguments, cx).await
     }
 }
 
@@ -93,15 +113,15 @@ mod tests {
             Err(RegistryError::Duplicate("calculator".into()))
         );
         assert_eq!(
-            block_on(reg.call("calculator", json!({"expression": "2+3*4"}))),
-            ToolOutput { content: "2+3*4 = 14".into(), structured: Some(json!({"result": 14.0})), is_error: false }
+            block_on(reg.call("calculator", json!({"expression": "2+3*4"}), CallContext::default())),
+            ToolOutput { content: "2+3*4 = 14".into(), structured: Some(json!({"result": 14.0})), is_error: false, attachments: Vec::new() }
         );
         assert_eq!(
-            block_on(reg.call("nope", json!({}))),
+            block_on(reg.call("nope", json!({}), CallContext::default())),
             ToolOutput::error("unknown tool `nope`; available tools: calculator")
         );
         assert_eq!(
-            block_on(reg.call("calculator", json!({"expr": "1"}))),
+            block_on(reg.call("calculator", json!({"expr": "1"}), CallContext::default())),
             ToolOutput::error(
                 "tool `calculator`: arguments do not match the schema at /: \"expression\" is a required property"
             )

@@ -6,6 +6,7 @@ mod models;
 mod parse;
 mod progress;
 mod run;
+mod tools;
 
 use std::process::ExitCode;
 
@@ -28,6 +29,8 @@ enum Command {
     Parse(parse::ParseArgs),
     /// Measure speed side by side with peers (see docs/BENCHMARKS.md).
     Bench(bench::BenchArgs),
+    /// List the tools a run would see (built-in and MCP), or call one.
+    Tools(tools::ToolsArgs),
 }
 
 /// Exit codes: 0 answered, 1 failed, 2 bad input (task file, flags, model name), 130 interrupted.
@@ -45,5 +48,6 @@ pub fn main() -> ExitCode {
         Command::Models(args) => models::main(args),
         Command::Bench(args) => bench::main(args),
         Command::Parse(args) => parse::main(args),
+        Command::Tools(args) => tools::main(args),
     }
 }

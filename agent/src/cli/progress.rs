@@ -3,6 +3,7 @@
 
 use agent::events::{Event, Observer, Progress};
 use agent::task::Budget;
+use agent_tools::mcp::McpEvent;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub struct ProgressLine {
@@ -31,8 +32,26 @@ fn line(p: &Progress) -> String {
     if let Some(t) = &p.tool {
         s.push_str(" · calling ");
         s.push_str(t);
+        if let Some(tp) = &p.tool_progress {
+            s.push_str(" · ");
+            s.push_str(tp);
+        }
     }
     s
+}
+
+/// One line for what an MCP server did, or nothing for the routine.
+fn mcp_line(e: &McpEvent) -> Option<String> {
+    Some(match e {
+        McpEvent::Started { server, tools, millis, .. } => format!("  MCP server {server}: {tools} tools, ready in {:.1}s", *millis as f64 / 1000.0),
+        McpEvent::Failed { server, error, required: false } => format!("  ✗ MCP server {server} (optional) is left out: {error}"),
+        McpEvent::Failed { server, error, required: true } => format!("  ✗ MCP server {server}: {error}"),
+        McpEvent::Lost { server, error } => format!("  ✗ MCP server {server} stopped: {error}"),
+        McpEvent::Restarted { server, attempt } => format!("  MCP server {server} restarted (attempt {attempt})"),
+        McpEvent::ToolsChanged { server, tools } => format!("  MCP server {server} now has {tools} tools"),
+        McpEvent::Sampling { server, tokens, .. } => format!("  MCP server {server} asked the model: {tokens} tokens answered"),
+        McpEvent::ElicitationDeclined { server, message, .. } => format!("  MCP server {server} asked for user input, declined: {message}"),
+    })
 }
 
 fn budget_text(b: &Budget) -> String {
@@ -71,6 +90,11 @@ impl Observer for ProgressLine {
                 self.bar.println(format!("  {} {name}: {short}", if *is_error { "✗" } else { "✓" }));
             }
             Event::ParseError { message, .. } => self.bar.println(format!("  ✗ malformed tool call: {message}")),
+            Event::McpServer(e) => {
+                if let Some(l) = mcp_line(e) {
+                    self.bar.println(l);
+                }
+            }
             _ => {}
         }
     }

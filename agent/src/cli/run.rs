@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use agent::backend::Sampling;
-use agent::events::{JsonLines, StopReason, TraceWriter};
+use std::sync::Arc;
+
+use agent::events::{Event, JsonLines, StopReason, TraceWriter};
+use agent::sampling::BackendSampler;
+use agent_tools::mcp::{Hooks, McpPool};
 use agent::mistral::MistralBackend;
 use agent::models::{self, agent_home};
 use agent::planner::{Agent, RunConfig};
@@ -51,6 +55,11 @@ pub struct RunArgs {
     /// Stream the model's reasoning to stderr as it thinks.
     #[arg(long)]
     show_thinking: bool,
+    /// MCP servers from a file in the `mcpServers` shape (Claude Desktop, Cursor); may be
+    /// given more than once. `$AGENT_HOME/mcp.json` is read first when it exists, the task's
+    /// `mcp_servers:` last.
+    #[arg(long, value_name = "FILE")]
+    mcp_config: Vec<PathBuf>,
 }
 
 /// `--show-thinking`: reasoning on stderr, one block per step.
@@ -115,6 +124,10 @@ pub fn main(args: RunArgs) -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail(EXIT_BAD_INPUT, format!("{}: {e}", task.path.display())),
     };
+    let mcp = match toolset::mcp_config(&agent_home(), &args.mcp_config, Some(&task)) {
+        Ok(c) => c,
+        Err(e) => return fail(EXIT_BAD_INPUT, e),
+    };
     let model = match models::resolve(task.front.model_or_default()) {
         Ok(m) => m,
         Err(e) => return fail(EXIT_BAD_INPUT, e),
@@ -153,15 +166,42 @@ pub fn main(args: RunArgs) -> ExitCode {
         if let Some(p) = &progress {
             p.message(format!("loading {}…", model.name));
         }
-        let backend = match MistralBackend::load(&model, device).await {
-            Ok(b) => b,
-            Err(e) => return fail(EXIT_FAILED, e),
+        // MCP servers start while the model loads; their events join the run's trace.
+        let (side_tx, side_rx) = tokio::sync::mpsc::unbounded_channel();
+        let hooks = Hooks {
+            roots: std::env::current_dir().into_iter().collect(),
+            sampling_max_tokens: u32::try_from(args.max_tokens).unwrap_or(u32::MAX),
+            events: Some(Arc::new(move |e| {
+                let _ = side_tx.send(Event::McpServer(e));
+            })),
+            ..Hooks::default()
         };
+        let pool = McpPool::start(&mcp, hooks.clone());
+        let backend: Arc<MistralBackend> = match MistralBackend::load(&model, device).await {
+            Ok(b) => Arc::new(b),
+            Err(e) => {
+                pool.shutdown().await;
+                return fail(EXIT_FAILED, e);
+            }
+        };
+        let _ = hooks.sampler.set(Arc::new(BackendSampler::new(backend.clone())));
+        if let Some(p) = &progress
+            && !mcp.servers.is_empty()
+        {
+            p.message("starting MCP servers…");
+        }
+        if let Err(e) = pool.wait_required().await {
+            pool.shutdown().await;
+            return fail(EXIT_FAILED, e);
+        }
+        let mut tools = tools;
+        tools.register_provider(pool.clone());
         let trace = match TraceWriter::create(&trace_path) {
             Ok(t) => t,
             Err(e) => return fail(EXIT_FAILED, format!("cannot write trace {}: {e}", trace_path.display())),
         };
-        let mut agent = Agent::new(&backend, tools);
+        let mut agent = Agent::new(&*backend, tools);
+        agent.side_events(side_rx);
         agent.observe(Box::new(trace));
         if args.json {
             agent.observe(Box::new(JsonLines(std::io::stdout())));
@@ -182,6 +222,7 @@ pub fn main(args: RunArgs) -> ExitCode {
         });
         let outcome = agent.run(&cfg, &cancel).await;
         drop(agent); // clears the progress line before the answer is printed
+        pool.shutdown().await;
         if shown {
             eprintln!("trace: {}", trace_path.display());
         }

@@ -56,12 +56,18 @@ pub struct FrontMatter {
     /// The tool-call format, when not the one the model's family writes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_format: Option<crate::formats::Format>,
+    /// MCP servers for this task, in the `mcpServers` shape (checked when the task is read;
+    /// see [`FrontMatter::mcp_config`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcp_servers: Option<serde_json::Value>,
 }
 
 /// `tool_choice`: `auto` lets the model answer in plain text; `required` makes every turn a
 /// tool call (small models that would otherwise answer from memory use the tools); `none`
 /// allows no call; `{tool: NAME}` allows calls of that tool only.
 pub use crate::formats::ToolChoice;
+
+use agent_tools::mcp::{McpConfig, PathSeg};
 
 /// Where the model runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -163,9 +169,17 @@ impl FrontMatter {
     pub fn output_or_default(&self) -> OutputSpec {
         self.output.clone().unwrap_or_default()
     }
+
+    /// The task's MCP servers (none when `mcp_servers` is absent).
+    pub fn mcp_config(&self) -> Result<McpConfig, FieldError> {
+        match &self.mcp_servers {
+            None => Ok(McpConfig::default()),
+            Some(v) => mcp_config_from(v),
+        }
+    }
 }
 
-const TOP_KEYS: [&str; 9] = [
+const TOP_KEYS: [&str; 10] = [
     "model",
     "device",
     "max_steps",
@@ -175,6 +189,7 @@ const TOP_KEYS: [&str; 9] = [
     "output",
     "tool_choice",
     "tool_format",
+    "mcp_servers",
 ];
 const SAMPLING_KEYS: [&str; 4] = ["temperature", "top_p", "top_k", "seed"];
 
@@ -213,6 +228,7 @@ pub(crate) fn check_front_matter(value: &Value) -> Checked<FrontMatter> {
             "thinking" => front.thinking = Some(check_thinking(value, &path)?),
             "sampling" => front.sampling = Some(check_sampling(value, &path)?),
             "tool_choice" => front.tool_choice = Some(check_tool_choice(value, &path)?),
+            "mcp_servers" => front.mcp_servers = Some(check_mcp_servers(value, &path)?),
             "tool_format" => {
                 let expected = "one of qwen3, qwen3-coder, llama4-pythonic, llama4-json";
                 let name = string(value, &path, expected)?;
@@ -222,6 +238,28 @@ pub(crate) fn check_front_matter(value: &Value) -> Checked<FrontMatter> {
         }
     }
     Ok(front)
+}
+
+/// `mcp_servers:` is checked by the MCP configuration reader, its key paths put under ours.
+fn check_mcp_servers(value: &Value, path: &[Seg]) -> Checked<serde_json::Value> {
+    let json = serde_json::to_value(value).map_err(|e| FieldError::new(path, format!("not representable as JSON: {e}")))?;
+    mcp_config_from(&json).map(|_| json)
+}
+
+fn mcp_config_from(json: &serde_json::Value) -> Checked<McpConfig> {
+    McpConfig::from_servers(json, "", &[PathSeg::Key("mcp_servers".into())]).map_err(|e| {
+        let at: Vec<Seg> = e
+            .path
+            .iter()
+            .map(|s| match s {
+                PathSeg::Key(k) => Seg::Key(k.clone()),
+                PathSeg::Index(i) => Seg::Index(*i),
+            })
+            .collect();
+        let mut err = FieldError::new(&at, e.message.clone());
+        err.at = at;
+        err
+    })
 }
 
 fn check_tool_choice(value: &Value, path: &[Seg]) -> Checked<ToolChoice> {
@@ -403,6 +441,17 @@ mod tests {
     }
 
     #[test]
+    fn mcp_servers_are_checked_with_their_key_paths() {
+        let yaml: Value = serde_yaml_ng::from_str("mcp_servers:\n  fs:\n    command: npx\n    args: [-y, 3]\n").unwrap();
+        let err = check_front_matter(&yaml).unwrap_err();
+        assert_eq!((err.key(), err.message.as_str()), ("mcp_servers.fs.args[1]".to_string(), "expected strings; found the number 3"));
+        let yaml: Value = serde_yaml_ng::from_str("mcp_servers:\n  web: {url: 'http://127.0.0.1:9/mcp', call_timeout: 5}\n").unwrap();
+        let front = check_front_matter(&yaml).unwrap();
+        let config = front.mcp_config().unwrap();
+        assert_eq!(config.servers["web"].call_timeout, std::time::Duration::from_secs(5));
+    }
+
+    #[test]
     fn serde_round_trip_uses_the_same_checks() {
         let front = FrontMatter {
             model: Some("m".into()),
@@ -420,6 +469,7 @@ mod tests {
             output: Some(OutputSpec::Text),
             tool_choice: Some(ToolChoice::Tool("calculator".into())),
             tool_format: Some(crate::formats::Format::Qwen3Coder),
+            mcp_servers: Some(serde_json::json!({"fs": {"command": "npx", "args": ["-y", "server"], "required": true}})),
         };
         let json = serde_json::to_value(&front).unwrap();
         assert_eq!(serde_json::from_value::<FrontMatter>(json).unwrap(), front);

@@ -25,7 +25,8 @@ pub enum ToolSource {
 
 /// The forms users can write, for error messages.
 const SUPPORTED: &str = "supported forms are `builtin` (every built-in tool) and \
-     `builtin:NAME` (one built-in tool); MCP and wasm tool sources are not supported yet";
+     `builtin:NAME` (one built-in tool); MCP servers are configured under `mcp_servers:`, \
+     and wasm tool sources are not supported yet";
 
 impl FromStr for ToolSource {
     type Err = String;
@@ -121,7 +122,7 @@ mod tests {
         for text in ["mcp:github", "wasm:fmt", "Builtin", "builtins", ""] {
             let err = text.parse::<ToolSource>().unwrap_err();
             assert!(
-                err.contains("MCP and wasm tool sources are not supported yet"),
+                err.contains("MCP servers are configured under `mcp_servers:`"),
                 "{err}"
             );
         }

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::{BoxFuture, Tool, ToolOutput, ToolSpec};
+use crate::{BoxFuture, CallContext, Tool, ToolOutput, ToolSpec};
 
 pub struct Calculator {
     spec: ToolSpec,
@@ -39,13 +39,13 @@ impl Tool for Calculator {
         &self.spec
     }
 
-    fn call(&self, arguments: Value) -> BoxFuture<'_, ToolOutput> {
+    fn call(&self, arguments: Value, _cx: CallContext) -> BoxFuture<'_, ToolOutput> {
         let expr = arguments.get("expression").and_then(Value::as_str).unwrap_or_default().to_string();
         Box::pin(async move {
             match evaluate(&expr) {
                 // The expression is repeated so that a small model reading the result sees
                 // what was computed, not a bare number.
-                Ok(v) => ToolOutput { content: format!("{} = {}", expr.trim(), format_number(v)), structured: Some(json!({"result": v})), is_error: false },
+                Ok(v) => ToolOutput { content: format!("{} = {}", expr.trim(), format_number(v)), structured: Some(json!({"result": v})), is_error: false, attachments: Vec::new() },
                 Err(e) => ToolOutput::error(format!("cannot evaluate `{expr}`: {e}")),
             }
         })

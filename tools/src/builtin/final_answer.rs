@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::{BoxFuture, Tool, ToolOutput, ToolSpec};
+use crate::{BoxFuture, CallContext, Tool, ToolOutput, ToolSpec};
 
 pub const FINAL_ANSWER: &str = "final_answer";
 
@@ -34,12 +34,12 @@ impl Tool for FinalAnswer {
         &self.spec
     }
 
-    fn call(&self, arguments: Value) -> BoxFuture<'_, ToolOutput> {
+    fn call(&self, arguments: Value, _cx: CallContext) -> BoxFuture<'_, ToolOutput> {
         let answer = arguments.get("answer").cloned().unwrap_or(Value::Null);
         let content = match &answer {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        Box::pin(async move { ToolOutput { content, structured: Some(answer), is_error: false } })
+        Box::pin(async move { ToolOutput { content, structured: Some(answer), is_error: false, attachments: Vec::new() } })
     }
 }

@@ -30,12 +30,19 @@ pub struct ServerConfig {
     pub startup_timeout: Duration,
     /// Idle time allowed for a call; progress notifications re-arm it.
     pub call_timeout: Duration,
+    /// Most time a call may take, progress or not.
+    pub call_total_timeout: Duration,
+    /// Most characters of a result the model reads; the rest is cut with a note.
+    pub max_output: usize,
     /// The run fails when this server cannot start (else it goes on without it, warned).
     pub required: bool,
 }
 
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_CALL_TOTAL_TIMEOUT: Duration = Duration::from_secs(600);
+/// About 4k tokens: small models have small context windows.
+pub const DEFAULT_MAX_OUTPUT: usize = 16_000;
 
 /// Every configured server, by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -89,7 +96,21 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Our keys, and keys other clients write that we accept and ignore (their meaning is theirs).
-const KEYS: [&str; 11] = ["command", "args", "env", "cwd", "url", "headers", "enabled_tools", "disabled_tools", "startup_timeout", "call_timeout", "required"];
+const KEYS: [&str; 13] = [
+    "command",
+    "args",
+    "env",
+    "cwd",
+    "url",
+    "headers",
+    "enabled_tools",
+    "disabled_tools",
+    "startup_timeout",
+    "call_timeout",
+    "call_total_timeout",
+    "max_output",
+    "required",
+];
 const FOREIGN_KEYS: [&str; 6] = ["type", "disabled", "autoApprove", "alwaysAllow", "description", "transportType"];
 
 struct Cx<'a> {
@@ -209,6 +230,18 @@ impl Cx<'_> {
             disabled_tools,
             startup_timeout: m.get("startup_timeout").map(|d| self.duration(d, &at("startup_timeout"))).transpose()?.unwrap_or(DEFAULT_STARTUP_TIMEOUT),
             call_timeout: m.get("call_timeout").map(|d| self.duration(d, &at("call_timeout"))).transpose()?.unwrap_or(DEFAULT_CALL_TIMEOUT),
+            call_total_timeout: m
+                .get("call_total_timeout")
+                .map(|d| self.duration(d, &at("call_total_timeout")))
+                .transpose()?
+                .unwrap_or(DEFAULT_CALL_TOTAL_TIMEOUT),
+            max_output: match m.get("max_output") {
+                None => DEFAULT_MAX_OUTPUT,
+                Some(v) => match v.as_u64() {
+                    Some(n) if n >= 100 => n as usize,
+                    _ => return Err(self.err(&at("max_output"), format!("expected a number of characters, at least 100; found {}", describe(v)))),
+                },
+            },
             required,
         }))
     }
@@ -275,7 +308,7 @@ mod tests {
     fn both_transports_and_options() {
         let text = r#"{"globalShortcut": "x", "mcpServers": {
             "fs": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/tmp"], "env": {"A": "1"},
-                   "disabled_tools": ["write_file"], "startup_timeout": "2m", "call_timeout": 5, "required": true, "autoApprove": []},
+                   "disabled_tools": ["write_file"], "startup_timeout": "2m", "call_timeout": 5, "call_total_timeout": "1m", "max_output": 2000, "required": true, "autoApprove": []},
             "web": {"type": "http", "url": "http://127.0.0.1:3001/mcp", "headers": {"Authorization": "Bearer t"}, "enabled_tools": ["echo"]},
             "off": {"command": "x", "disabled": true}}}"#;
         let c = McpConfig::from_json(text, "mcp.json").unwrap();
@@ -291,6 +324,8 @@ mod tests {
             disabled_tools: vec!["write_file".into()],
             startup_timeout: Duration::from_secs(120),
             call_timeout: Duration::from_secs(5),
+            call_total_timeout: Duration::from_secs(60),
+            max_output: 2000,
             required: true,
         };
         let web = ServerConfig {
@@ -300,6 +335,8 @@ mod tests {
             disabled_tools: vec![],
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             call_timeout: DEFAULT_CALL_TIMEOUT,
+            call_total_timeout: DEFAULT_CALL_TOTAL_TIMEOUT,
+            max_output: DEFAULT_MAX_OUTPUT,
             required: false,
         };
         assert_eq!(c, McpConfig { servers: [("fs".to_string(), fs), ("web".to_string(), web)].into() });
@@ -308,7 +345,8 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         assert_eq!(err(r#"{"mcpServers": {"fs": {"command": "npx", "args": ["-y", 3]}}}"#), "mcp.json: mcpServers.fs.args[1]: expected strings; found the number 3");
-        assert_eq!(err(r#"{"mcpServers": {"fs": {"comand": "npx"}}}"#), "mcp.json: mcpServers.fs.comand: unknown key; allowed keys: command, args, env, cwd, url, headers, enabled_tools, disabled_tools, startup_timeout, call_timeout, required");
+        assert_eq!(err(r#"{"mcpServers": {"fs": {"comand": "npx"}}}"#), "mcp.json: mcpServers.fs.comand: unknown key; allowed keys: command, args, env, cwd, url, headers, enabled_tools, disabled_tools, startup_timeout, call_timeout, call_total_timeout, max_output, required");
+        assert_eq!(err(r#"{"mcpServers": {"w": {"command": "x", "max_output": 5}}}"#), "mcp.json: mcpServers.w.max_output: expected a number of characters, at least 100; found the number 5");
         assert_eq!(err(r#"{"mcpServers": {"a__b": {"command": "x"}}}"#), "mcp.json: mcpServers.a__b: a server name is letters, digits, `-` and `_` (not `__`, which separates server and tool in tool names)");
         assert_eq!(err(r#"{"mcpServers": {"w": {"url": "ftp://x"}}}"#), "mcp.json: mcpServers.w.url: expected an http(s) URL; found \"ftp://x\"");
         assert_eq!(err(r#"{"mcpServers": {"w": {"url": "http://x", "command": "y"}}}"#), "mcp.json: mcpServers.w: give either `command` (stdio) or `url` (streamable HTTP), not both");

@@ -1,0 +1,154 @@
+//! MCP end to end: the real `agent` binary, the default model (SmolLM2-135M), and the
+//! reference servers from npm. The model is forced to the tool under test (`tool_choice`), so
+//! what is checked is the path through our client, not a 135M model's judgement.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use serde_json::Value;
+
+fn write_task(dir: &Path, name: &str, front: &str, body: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, format!("---\n{front}---\n{body}\n")).unwrap();
+    p.display().to_string()
+}
+
+fn run_task(dir: &Path, task: &str) -> (std::process::Output, Vec<Value>) {
+    let trace = dir.join("trace.jsonl");
+    let _ = std::fs::remove_file(&trace);
+    let o = agent_in(dir, &["run", task, "--json", "--trace", trace.to_str().unwrap()]);
+    let ev = events(&o);
+    assert_eq!(std::fs::read_to_string(&trace).unwrap().lines().count(), ev.len(), "the trace holds every event");
+    (o, ev)
+}
+
+fn result_of<'a>(ev: &'a [Value], tool: &str) -> &'a Value {
+    ev.iter().find(|e| e["event"] == "tool_result" && e["name"] == tool).unwrap_or_else(|| panic!("no {tool} result in {ev:#?}"))
+}
+
+/// server-filesystem, given the run's working directory as its root: SmolLM2 lists the
+/// directory, then reads a file, through it.
+#[test]
+fn smollm2_lists_and_reads_files_through_server_filesystem() {
+    let dir = tmp_dir("mcp-fs");
+    std::fs::write(dir.join("notes.txt"), "the secret word is apricot\n").unwrap();
+    std::fs::write(dir.join("shopping.txt"), "milk\n").unwrap();
+    let fs = mcp_server_bin("mcp-server-filesystem");
+    // The command-line directory is a decoy: declaring roots, we replace it with ours.
+    let decoy = tmp_dir("mcp-fs-decoy");
+    let server = format!(
+        "mcp_servers:\n  fs:\n    command: {}\n    args: [{}]\n    enabled_tools: [list_directory, read_text_file]\n    required: true\n",
+        fs.display(),
+        decoy.display()
+    );
+    let list = write_task(&dir, "list.md", &format!("tools: []\nmax_steps: 2\ntool_choice: {{tool: fs__list_directory}}\n{server}"), r#"List the files here: call fs__list_directory with {"path": "."}."#);
+    let (o, ev) = run_task(&dir, &list);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let started = ev.iter().find(|e| e["event"] == "mcp_server" && e["what"] == "started").expect("server started");
+    assert_eq!((started["server"].as_str(), started["tools"].as_u64()), (Some("fs"), Some(2)));
+    let listed = result_of(&ev, "fs__list_directory");
+    assert_eq!(listed["is_error"], false, "{listed}");
+    let text = listed["content"].as_str().unwrap();
+    assert!(text.contains("notes.txt") && text.contains("shopping.txt"), "{text}");
+
+    let read = write_task(
+        &dir,
+        "read.md",
+        &format!("tools: []\nmax_steps: 2\ntool_choice: {{tool: fs__read_text_file}}\n{server}"),
+        r#"Call fs__read_text_file with {"path": "notes.txt"}, then tell me the secret word."#,
+    );
+    let (o, ev) = run_task(&dir, &read);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let call = ev.iter().find(|e| e["event"] == "tool_call" && e["name"] == "fs__read_text_file").unwrap();
+    let got = result_of(&ev, "fs__read_text_file");
+    assert_eq!(call["arguments"]["path"], "notes.txt", "{call}");
+    assert!(got["content"].as_str().unwrap().contains("apricot"), "{got}");
+    // The model read the word and answered with it.
+    let last = ev.last().unwrap();
+    assert!(last["text"].as_str().unwrap().contains("apricot"), "{last}");
+}
+
+/// server-everything's sampling tool: the server asks our model (SmolLM2 itself) for a
+/// completion; the reply is bounded and recorded in the trace.
+#[test]
+fn sampling_requests_are_answered_by_the_model() {
+    let dir = tmp_dir("mcp-sampling");
+    let everything = mcp_server_bin("mcp-server-everything");
+    let task = write_task(
+        &dir,
+        "sample.md",
+        &format!(
+            "tools: []\nmax_steps: 2\ntool_choice: {{tool: everything__trigger-sampling-request}}\nmcp_servers:\n  everything:\n    command: {}\n    args: [stdio]\n    required: true\n",
+            everything.display()
+        ),
+        "Ask the language model to write a haiku about the sea.",
+    );
+    let (o, ev) = run_task(&dir, &task);
+    // SmolLM2 may ramble through its last step without answering (exit 1): not the subject here.
+    assert!(matches!(o.status.code(), Some(0 | 1)), "stderr: {}", stderr(&o));
+    let sampled = ev.iter().find(|e| e["event"] == "mcp_server" && e["what"] == "sampling").unwrap_or_else(|| panic!("no sampling event: {ev:#?}"));
+    let tokens = sampled["tokens"].as_u64().unwrap();
+    // The run's cap is its per-step token limit (1024 by default).
+    assert!(tokens > 0 && tokens <= 1024, "{sampled}");
+    let reply = sampled["reply"].as_str().unwrap();
+    assert!(!reply.is_empty());
+    let result = result_of(&ev, "everything__trigger-sampling-request");
+    assert_eq!(result["is_error"], false, "{result}");
+    assert!(result["content"].as_str().unwrap().contains("smollm2"), "the model's name is in the server's result: {result}");
+}
+
+/// A required server that cannot start fails the run, naming it; an optional one is reported
+/// and the run goes on without it.
+#[test]
+fn required_and_optional_servers() {
+    let dir = tmp_dir("mcp-required");
+    let required = write_task(&dir, "req.md", "mcp_servers:\n  needed:\n    command: sh\n    args: [-c, 'echo cannot start >&2; exit 3']\n    required: true\n", "What is 2+2?");
+    let o = agent_in(&dir, &["run", &required]);
+    assert_eq!(o.status.code(), Some(1), "stderr: {}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("MCP server `needed`: required, but it did not start") && err.contains("cannot start"), "{err}");
+
+    let optional = write_task(
+        &dir,
+        "opt.md",
+        "tools: [builtin]\nmax_steps: 3\ntool_choice: required\nmcp_servers:\n  extra:\n    command: sh\n    args: [-c, 'exit 3']\n",
+        "What is 1234 * 5678? Use the calculator tool to compute it, then give the final answer.",
+    );
+    let (o, ev) = run_task(&dir, &optional);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let failed = ev.iter().find(|e| e["event"] == "mcp_server" && e["what"] == "failed").unwrap();
+    assert_eq!((failed["server"].as_str(), failed["required"].as_bool()), (Some("extra"), Some(false)));
+}
+
+/// `agent tools` lists what a task would see, with sources and schemas; `agent tools call`
+/// calls one directly.
+#[test]
+fn tools_command_lists_and_calls() {
+    let dir = tmp_dir("mcp-tools");
+    let everything = mcp_server_bin("mcp-server-everything");
+    let task = write_task(
+        &dir,
+        "t.md",
+        &format!("tools: [builtin]\nmcp_servers:\n  ev:\n    command: {}\n    args: [stdio]\n    enabled_tools: [echo, get-sum]\n", everything.display()),
+        "x",
+    );
+    let o = agent_in(&dir, &["tools", "--task", &task, "--json"]);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let names: Vec<(&str, &str)> = v["tools"].as_array().unwrap().iter().map(|t| (t["name"].as_str().unwrap(), t["source"].as_str().unwrap())).collect();
+    assert_eq!(names, vec![("calculator", "builtin"), ("ev__echo", "mcp:ev"), ("ev__get-sum", "mcp:ev"), ("final_answer", "builtin")]);
+    let echo = v["tools"].as_array().unwrap().iter().find(|t| t["name"] == "ev__echo").unwrap();
+    assert_eq!(echo["parameters"]["required"], serde_json::json!(["message"]));
+    assert_eq!(v["mcp_servers"]["ev"]["status"], "ready");
+
+    let o = agent_in(&dir, &["tools", "--task", &task, "call", "ev__get-sum", "--args", r#"{"a": 2, "b": 40}"#]);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "The sum of 2 and 40 is 42.");
+    let o = agent_in(&dir, &["tools", "--task", &task, "call", "ev__get-sum", "--args", r#"{"a": "two"}"#]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("do not match the schema"), "{}", stdout(&o));
+    let o = agent_in(&dir, &["tools", "call", "nope", "--args", "[1]"]);
+    assert_eq!((o.status.code(), stderr(&o).trim()), (Some(2), "agent: --args: expected a JSON object"));
+}

@@ -1,0 +1,148 @@
+//! Every MCP server of a run, started in parallel in the background: a run waits only for its
+//! `required` servers; an optional server that is slow joins with its tools when it is ready
+//! (one slow server delays only its own tools), and one that fails is reported and left out.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::client::{McpError, McpServer};
+use super::config::McpConfig;
+use super::{Hooks, McpEvent};
+use crate::{Tool, ToolProvider};
+
+#[derive(Clone)]
+enum State {
+    Starting,
+    Ready(Arc<McpServer>),
+    Failed(String),
+}
+
+struct Entry {
+    required: bool,
+    state: watch::Receiver<State>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+pub struct McpPool {
+    servers: BTreeMap<String, Entry>,
+}
+
+/// Where one server stands, for `agent tools` and warnings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerStatus {
+    Starting,
+    Ready { tools: usize, protocol: String },
+    Failed(String),
+}
+
+impl McpPool {
+    /// Starts every server at once and returns at once. Must run inside a tokio runtime.
+    pub fn start(config: &McpConfig, hooks: Hooks) -> Arc<McpPool> {
+        let mut servers = BTreeMap::new();
+        for (name, cfg) in &config.servers {
+            let (tx, rx) = watch::channel(State::Starting);
+            let (server_cfg, hooks) = (cfg.clone(), hooks.clone());
+            let task = tokio::spawn(async move {
+                let required = server_cfg.required;
+                let name = server_cfg.name.clone();
+                let state = match McpServer::start(server_cfg, hooks.clone()).await {
+                    Ok(server) => State::Ready(server),
+                    Err(e) => {
+                        // Reported through the hooks' events: the caller decides how to show it.
+                        tracing::debug!(required, "{e}");
+                        let error = e.detail();
+                        hooks.emit(McpEvent::Failed { server: name, error: error.clone(), required });
+                        State::Failed(error)
+                    }
+                };
+                let _ = tx.send(state);
+            });
+            servers.insert(name.clone(), Entry { required: cfg.required, state: rx, task });
+        }
+        Arc::new(McpPool { servers })
+    }
+
+    async fn settled(&self, name: &str) -> State {
+        let Some(e) = self.servers.get(name) else { return State::Failed(format!("no MCP server named `{name}`")) };
+        let mut rx = e.state.clone();
+        match rx.wait_for(|s| !matches!(s, State::Starting)).await {
+            Ok(s) => s.clone(),
+            Err(_) => State::Failed("its start was abandoned".into()),
+        }
+    }
+
+    /// Waits until every required server is up (each within its own startup timeout).
+    pub async fn wait_required(&self) -> Result<(), McpError> {
+        let waits = self.servers.iter().filter(|(_, e)| e.required).map(|(name, _)| async move { (name, self.settled(name).await) });
+        for (name, state) in futures_join_all(waits).await {
+            if let State::Failed(message) = state {
+                return Err(McpError::Start { server: name.clone(), message: format!("required, but it did not start: {message}") });
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until every server is up or has failed.
+    pub async fn wait_all(&self) {
+        futures_join_all(self.servers.keys().map(|n| self.settled(n))).await;
+    }
+
+    pub fn status(&self) -> BTreeMap<String, ServerStatus> {
+        self.servers
+            .iter()
+            .map(|(name, e)| {
+                let s = match &*e.state.borrow() {
+                    State::Starting => ServerStatus::Starting,
+                    State::Ready(s) => ServerStatus::Ready { tools: s.specs().len(), protocol: s.protocol() },
+                    State::Failed(m) => ServerStatus::Failed(m.clone()),
+                };
+                (name.clone(), s)
+            })
+            .collect()
+    }
+
+    /// The servers that are up now.
+    pub fn ready(&self) -> Vec<Arc<McpServer>> {
+        self.servers
+            .values()
+            .filter_map(|e| match &*e.state.borrow() {
+                State::Ready(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Stops every server, including ones still starting, and waits for their processes.
+    pub async fn shutdown(&self) {
+        for e in self.servers.values() {
+            if matches!(&*e.state.borrow(), State::Starting) {
+                // Dropping the start drops the child, which kills its process group.
+                e.task.abort();
+            }
+        }
+        futures_join_all(self.ready().into_iter().map(|s| async move { s.shutdown().await })).await;
+    }
+}
+
+impl ToolProvider for McpPool {
+    fn tools(&self) -> Vec<Arc<dyn Tool>> {
+        self.ready().iter().flat_map(|s| s.tools()).collect()
+    }
+}
+
+/// Runs futures concurrently and returns their outputs in order.
+async fn futures_join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for f in futures {
+        set.push(f);
+    }
+    let mut out = Vec::with_capacity(set.len());
+    // Each future is already running its own server start in a spawned task, so awaiting them
+    // one after another takes as long as the slowest, not the sum.
+    for f in set {
+        out.push(f.await);
+    }
+    out
+}
