@@ -152,3 +152,56 @@ fn tools_command_lists_and_calls() {
     let o = agent_in(&dir, &["tools", "call", "nope", "--args", "[1]"]);
     assert_eq!((o.status.code(), stderr(&o).trim()), (Some(2), "agent: --args: expected a JSON object"));
 }
+
+/// The fault server that tools/tests builds (`cargo test` builds the workspace's examples).
+fn fault_server() -> std::path::PathBuf {
+    let bin = Path::new(env!("CARGO_BIN_EXE_agent")).with_file_name("examples").join("mcp_fault_server");
+    assert!(bin.is_file(), "{} is missing: build it with `cargo test --workspace` (tests/run.sh does)", bin.display());
+    bin
+}
+
+fn processes(needle: &str) -> usize {
+    let out = std::process::Command::new("pgrep").args(["-f", needle]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+/// Ctrl-C during a call that never answers: the run stops at once with its trace, the server
+/// hears `notifications/cancelled`, and no server process is left.
+#[test]
+fn interrupt_cancels_the_call_in_flight() {
+    let dir = tmp_dir("mcp-interrupt");
+    let log = dir.join("fault.log");
+    let task = write_task(
+        &dir,
+        "hang.md",
+        &format!(
+            "tools: []\nmax_steps: 2\ntool_choice: {{tool: fault__hang}}\nmcp_servers:\n  fault:\n    command: {}\n    args: [--tag, e2e-interrupt]\n    env: {{FAULT_LOG: {}}}\n    required: true\n",
+            fault_server().display(),
+            log.display()
+        ),
+        "Call the hang tool.",
+    );
+    let trace = dir.join("trace.jsonl");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_agent"))
+        .args(["run", &task, "--trace", trace.to_str().unwrap()])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&trace).unwrap_or_default().contains("\"tool_call\"") {
+        assert!(started.elapsed().as_secs() < 120, "the run never called the tool");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let interrupted = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(interrupted.elapsed().as_secs() < 10, "took {:?} to stop", interrupted.elapsed());
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let lines: Vec<Value> = std::fs::read_to_string(&trace).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.last().unwrap()["stop"], "cancelled", "{lines:?}");
+    assert!(std::fs::read_to_string(&log).unwrap_or_default().contains("cancelled hang"), "the server never heard of the cancellation");
+    assert_eq!(processes("mcp_fault_server --tag e2e-interrupt"), 0, "server left running");
+}

@@ -6,6 +6,7 @@
 //! - `grammar`: decode tokens/s of SmolLM2 with no grammar, the `auto` grammar (free text until a
 //!   call) and a forced `final_answer` call (the tokens are one long JSON string).
 //! - `thinking`: see `bench_thinking`.
+//! - `mcp`: see `bench_mcp`.
 //! - `rss`: peak resident memory over an N-step conversation (run once per setting, in a fresh
 //!   process, since peak RSS only grows).
 
@@ -57,6 +58,13 @@ enum What {
         #[arg(long, default_value_t = 3)]
         repeats: usize,
     },
+    /// Round-trip latency of a trivial MCP tool call, agent's client against the Python SDK's.
+    Mcp {
+        #[arg(long, default_value_t = 1000)]
+        calls: usize,
+        #[arg(long, default_value_t = 50)]
+        warmup: usize,
+    },
     /// Peak RSS over an N-step conversation with the prefix cache on or off.
     Rss {
         #[arg(long, default_value_t = 50)]
@@ -98,6 +106,7 @@ pub fn main(args: BenchArgs) -> ExitCode {
             What::Rss { steps, prefix_cache } => rss(steps, prefix_cache).await,
             What::Grammar { tokens, repeats } => grammar(tokens, repeats).await,
             What::Thinking { tokens, repeats } => super::bench_thinking::thinking(tokens, repeats).await,
+            What::Mcp { calls, warmup } => super::bench_mcp::mcp(calls, warmup).await,
         }
     });
     match r {

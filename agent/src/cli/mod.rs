@@ -1,6 +1,7 @@
 //! Command-line interface. Results go to stdout, progress and diagnostics to stderr.
 
 mod bench;
+mod bench_mcp;
 mod bench_thinking;
 mod models;
 mod parse;
