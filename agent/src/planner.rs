@@ -184,7 +184,22 @@ impl<'a> Agent<'a> {
         self.drain_side_events();
         let think = thinking::plan(&info.family, budget);
         self.emit(Event::StepStarted { step, max_steps: cfg.max_steps, kind, thinking_budget: budget, thinking_applies: think.applies });
-        let specs = self.tools.specs();
+        let mut specs = self.tools.specs();
+        // A tool whose schema cannot be compiled (an MCP server's odd schema) is left out of
+        // the step, and said so, rather than ending the run.
+        let grammar = loop {
+            if !cfg.constrain_calls {
+                break None;
+            }
+            match step_grammar(info, cfg, kind, &specs, think.grammar) {
+                Ok(g) => break Some(g),
+                Err(GrammarError::BadSchema { tool, path, message }) if specs.iter().any(|s| s.name == tool) && tool != FINAL_ANSWER => {
+                    specs.retain(|s| s.name != tool);
+                    self.emit(Event::Error { message: format!("tool `{tool}` is left out of step {step}: its schema is not usable at {path}: {message}") });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         let mut prompt = prompt::render(&info.family, &info.template, messages, &specs, think.render)?;
         prompt.push_str(think.prefill);
         let req = GenRequest {
@@ -192,7 +207,7 @@ impl<'a> Agent<'a> {
             max_tokens: cfg.max_tokens_per_step,
             sampling: cfg.sampling,
             stop: prompt::stop_strings(&info.family),
-            grammar: if cfg.constrain_calls { Some(step_grammar(info, cfg, kind, &specs, think.grammar)?) } else { None },
+            grammar,
             think: think.limit,
         };
 

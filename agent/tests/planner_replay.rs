@@ -335,3 +335,23 @@ async fn provider_tools_progress_and_side_events_reach_the_trace() {
     // The provider's tool is in the run's tool list and in the prompt.
     assert_eq!(events[0], Event::RunStarted { run_id: "test".into(), task: "task.md".into(), model: "replay".into(), family: "chatml".into(), max_steps: 3, tools: vec!["final_answer".into(), "srv__tick".into()] });
 }
+
+/// A tool whose schema cannot be compiled into the step's grammar is left out (and said so);
+/// the run goes on with the others.
+#[tokio::test]
+async fn a_tool_with_an_unusable_schema_is_left_out() {
+    let spec = agent_tools::ToolSpec { name: "srv__odd".into(), description: "Odd".into(), parameters: json!({"type": "object", "properties": {"x": {"type": "no-such-type"}}}) };
+    let mut tools = toolset::build(&[ToolSource::AllBuiltins], &OutputSpec::Text).unwrap();
+    tools.register_provider(Arc::new(Source(vec![Arc::new(Ticker(spec))])));
+    let backend = Replay::new(info(), vec![turn(CALC), turn(FINAL)]);
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let mut agent = Agent::new(&backend, tools);
+    agent.observe(Box::new(Collect(events.clone())));
+    let outcome = agent.run(&config(3, None), &CancellationToken::new()).await.unwrap();
+    drop(agent);
+    assert_eq!(outcome.answer, Some(json!("391")));
+    let errors: Vec<String> = events.lock().unwrap().iter().filter_map(|e| if let Event::Error { message } = e { Some(message.clone()) } else { None }).collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors[0].starts_with("tool `srv__odd` is left out of step 1: its schema is not usable at"), "{errors:?}");
+    assert!(!backend.prompts.lock().unwrap()[0].contains("srv__odd"), "the left-out tool is not offered");
+}
