@@ -1,1 +1,20 @@
-//! wasmtime host for sandboxed tools (issue 6).
+//! Tools as WebAssembly components, run in wasmtime with least privilege: a component sees
+//! nothing its policy does not grant, is stopped when it runs too long or asks for too much
+//! memory, and is fresh for every call. `engine` compiles and caches; `policy` says what a tool
+//! may do; `component` loads a component's tools and runs calls; `bundled` has the tools that
+//! ship with the runtime (sources in `tools/`, built by `build.rs`).
+
+pub mod bundled;
+mod component;
+mod engine;
+mod policy;
+
+pub use component::WasmComponent;
+pub use engine::{COMPILE_TIMEOUT, LoadError, MAX_COMPONENT_BYTES, Sandbox, TICK};
+pub use policy::{MAX_MEMORY_BYTES, Mode, Policy, PolicyError, Preopen};
+
+/// Where `build.rs` put the guests it built, the test-only ones included (for tests).
+#[doc(hidden)]
+pub fn built_guests_dir() -> &'static str {
+    env!("OUT_DIR")
+}

@@ -1,0 +1,46 @@
+//! Builds the bundled wasm tools (`tools/`, Rust guests for wasm32-wasip2) into components, so
+//! that a fresh clone gets them from the normal build. They are compiled by a nested cargo into
+//! a target directory of their own (a sibling of ours, so it persists between builds).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Bundled tools, then guests only the tests use.
+const TOOLS: [&str; 4] = ["text", "number", "hostile", "net"];
+
+fn main() {
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let guests = manifest_dir.join("tools");
+    println!("cargo:rerun-if-changed={}", guests.display());
+    println!("cargo:rerun-if-changed={}", manifest_dir.join("wit").display());
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
+    // OUT_DIR is TARGET/PROFILE/build/agent-sandboxes-HASH/out: keep the guests' build under
+    // TARGET so it is incremental across hashes.
+    let target_root = out.ancestors().nth(4).map(PathBuf::from).unwrap_or_else(|| out.clone());
+    let guest_target = target_root.join("wasm-guests");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+        .arg(guests.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&guest_target);
+    // The outer build's settings are for the host; the guests have their own.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CARGO_") && k != "CARGO_HOME" || k == "RUSTFLAGS" || k == "RUSTC_WRAPPER" || k == "RUSTC_WORKSPACE_WRAPPER" {
+            cmd.env_remove(k);
+        }
+    }
+    let status = cmd.status().unwrap_or_else(|e| panic!("cannot run cargo for the wasm tools: {e}"));
+    if !status.success() {
+        panic!(
+            "building the bundled wasm tools failed (see above). They need the wasm32-wasip2 target: \
+             `rustup target add wasm32-wasip2`"
+        );
+    }
+    for tool in TOOLS {
+        let wasm = guest_target.join("wasm32-wasip2/release").join(format!("{tool}.wasm"));
+        assert!(wasm.is_file(), "{} was not built", wasm.display());
+        let dest = out.join(format!("{tool}.wasm"));
+        std::fs::copy(&wasm, &dest).unwrap_or_else(|e| panic!("copy {}: {e}", wasm.display()));
+    }
+}

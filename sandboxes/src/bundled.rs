@@ -1,0 +1,15 @@
+//! The tools that ship with the runtime, built from `tools/` by `build.rs`.
+
+/// `(name, component bytes)`.
+pub const TOOLS: [(&str, &[u8]); 2] = [
+    ("text", include_bytes!(concat!(env!("OUT_DIR"), "/text.wasm"))),
+    ("number", include_bytes!(concat!(env!("OUT_DIR"), "/number.wasm"))),
+];
+
+pub fn get(name: &str) -> Option<&'static [u8]> {
+    TOOLS.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
+}
+
+pub fn names() -> Vec<&'static str> {
+    TOOLS.iter().map(|(n, _)| *n).collect()
+}

@@ -1,0 +1,263 @@
+//! A component that offers tools through the JSON contract (`wit/tool.wit`, world
+//! `json-tool`): checked against its policy at load (imports the policy does not grant are
+//! refused), described once, then run in a fresh `Store` for every call, within the policy's
+//! memory, CPU, wall-clock and output limits.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use agent_tools::{BoxFuture, CallContext, Tool, ToolOutput, ToolSpec};
+use serde_json::Value;
+use wasmtime::component::{Component, Linker, ResourceTable, types::ComponentItem};
+use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+
+use crate::engine::{LoadError, Sandbox, TICK};
+use crate::policy::{Mode, Policy};
+
+wasmtime::component::bindgen!({
+    world: "json-tool",
+    path: "wit",
+    exports: { default: async },
+});
+
+/// Per-call host state: the guest's WASI view, its handles, its limits.
+struct Host {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+}
+
+impl WasiView for Host {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Interfaces a tool may import: the WASI basics. Sockets and anything else are refused.
+const ALLOWED_IMPORTS: [&str; 5] = ["wasi:cli/", "wasi:io/", "wasi:clocks/", "wasi:random/", "wasi:filesystem/"];
+
+/// Most handles (files, streams) a call may hold at once.
+const MAX_HANDLES: usize = 1_000;
+
+pub struct WasmComponent {
+    name: String,
+    sandbox: Arc<Sandbox>,
+    pre: JsonToolPre<Host>,
+    policy: Policy,
+    specs: Vec<ToolSpec>,
+}
+
+/// What a call produced, with what it printed.
+struct Ran {
+    result: Result<Result<String, String>, String>,
+    stdout: String,
+    stderr: String,
+}
+
+impl WasmComponent {
+    /// Loads `component` as the tool set `name` (its tools are `NAME__TOOL`) under `policy`.
+    pub async fn load(sandbox: Arc<Sandbox>, name: &str, component: Component, policy: Policy) -> Result<Arc<WasmComponent>, LoadError> {
+        let refused = |message: String| LoadError::Refused { path: name.to_string(), message };
+        let engine = sandbox.engine();
+        for (import, item) in component.component_type().imports(engine) {
+            let ok = matches!(item.ty, ComponentItem::ComponentInstance(_)) && ALLOWED_IMPORTS.iter().any(|p| import.starts_with(p));
+            if !ok {
+                let why = if import.starts_with("wasi:sockets/") { "network access is not granted to tools" } else { "the host does not provide it" };
+                return Err(refused(format!("imports `{import}`: {why}")));
+            }
+        }
+        let mut linker: Linker<Host> = Linker::new(engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| refused(format!("{e:#}")))?;
+        let pre = linker.instantiate_pre(&component).map_err(|e| refused(format!("cannot be linked: {e:#}")))?;
+        let pre = JsonToolPre::new(pre).map_err(|e| refused(format!("does not export `agent:tool/json`: {e:#}")))?;
+        let mut loaded = WasmComponent { name: name.to_string(), sandbox, pre, policy, specs: Vec::new() };
+        let ran = loaded.run(None).await;
+        let described = match ran.result {
+            Ok(Ok(text)) => text,
+            Ok(Err(e)) | Err(e) => return Err(refused(format!("describe failed: {e}"))),
+        };
+        loaded.specs = parse_description(name, &described).map_err(refused)?;
+        Ok(Arc::new(loaded))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn specs(&self) -> &[ToolSpec] {
+        &self.specs
+    }
+
+    /// Every tool, ready for a registry.
+    pub fn tools(self: &Arc<Self>) -> Vec<Arc<dyn Tool>> {
+        self.specs.iter().map(|s| Arc::new(WasmTool { component: self.clone(), spec: s.clone() }) as Arc<dyn Tool>).collect()
+    }
+
+    fn store(&self) -> (Store<Host>, MemoryOutputPipe, MemoryOutputPipe) {
+        let p = &self.policy;
+        let (stdout, stderr) = (MemoryOutputPipe::new(p.stdio_bytes), MemoryOutputPipe::new(p.stdio_bytes));
+        let mut b = WasiCtx::builder();
+        b.stdout(stdout.clone()).stderr(stderr.clone()).allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).max_random_size(1 << 20);
+        for name in &p.env {
+            if let Ok(v) = std::env::var(name) {
+                b.env(name, v);
+            }
+        }
+        for pre in &p.preopens {
+            let perms = match pre.mode {
+                Mode::ReadOnly => FsPerms::ReadOnly,
+                Mode::ReadWrite => FsPerms::ReadWrite,
+            };
+            if let Err(e) = b.preopened_dir(&pre.host, &pre.guest, perms) {
+                tracing::warn!(tool = %self.name, "cannot open {}: {e}", pre.host.display());
+            }
+        }
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_HANDLES);
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(p.memory_bytes as usize)
+            .table_elements(100_000)
+            .instances(64)
+            .tables(64)
+            .memories(16)
+            .trap_on_grow_failure(true)
+            .build();
+        let mut store = Store::new(self.sandbox.engine(), Host { wasi: b.build(), table, limits });
+        store.limiter(|h| &mut h.limits);
+        store.set_epoch_deadline(self.policy.cpu_ms.div_ceil(TICK.as_millis() as u64).max(1));
+        store.epoch_deadline_trap();
+        (store, stdout, stderr)
+    }
+
+    /// One call in a fresh store (`None`: `describe`). The store, and with it everything the
+    /// guest allocated, is dropped before this returns.
+    async fn run(&self, call: Option<(&str, &str)>) -> Ran {
+        let (mut store, stdout, stderr) = self.store();
+        let work = async {
+            let tool = self.pre.instantiate_async(&mut store).await?;
+            let api = tool.agent_tool_json();
+            match call {
+                None => api.call_describe(&mut store).await.map(Ok),
+                Some((name, args)) => api.call_call(&mut store, name, args).await,
+            }
+        };
+        let result = match tokio::time::timeout(self.policy.wall(), work).await {
+            Err(_) => Err(format!("stopped after {} ms of wall-clock time (the tool's limit)", self.policy.wall_ms)),
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(self.explain(&e, &stdout)),
+        };
+        drop(store);
+        let text = |p: &MemoryOutputPipe| String::from_utf8_lossy(&p.contents()).into_owned();
+        Ran { result, stdout: text(&stdout), stderr: text(&stderr) }
+    }
+
+    /// A trap or error as the model should read it.
+    fn explain(&self, e: &wasmtime::Error, stdout: &MemoryOutputPipe) -> String {
+        let p = &self.policy;
+        match e.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => format!("stopped after {} ms of CPU time (the tool's limit)", p.cpu_ms),
+            Some(Trap::StackOverflow) => "the tool overflowed its stack (too deep a recursion)".into(),
+            Some(Trap::MemoryOutOfBounds) => "the tool accessed memory out of bounds".into(),
+            Some(Trap::UnreachableCodeReached) if stdout.contents().len() >= p.stdio_bytes => {
+                format!("the tool failed after writing more than {} bytes to its output", p.stdio_bytes)
+            }
+            Some(t) => format!("the tool crashed: {t}"),
+            None => {
+                // The root cause, without wasmtime's backtrace of guest frames.
+                let msg = e.root_cause().to_string();
+                if msg.contains("resource table has no free keys") {
+                    format!("the tool opened more than {MAX_HANDLES} files or streams at once (its limit)")
+                } else if msg.contains("memory") && (msg.contains("limit") || msg.contains("grow") || msg.contains("minimum") || msg.contains("exceed")) {
+                    format!("the tool needs more memory than its limit of {} MiB ({msg})", p.memory_bytes >> 20)
+                } else {
+                    format!("the tool failed: {msg}")
+                }
+            }
+        }
+    }
+
+    /// Calls tool `tool` with already-validated arguments.
+    pub async fn call(&self, tool: &str, arguments: &Value) -> ToolOutput {
+        let started = Instant::now();
+        let args = arguments.to_string();
+        let ran = self.run(Some((tool, &args))).await;
+        tracing::debug!(component = %self.name, tool, ms = started.elapsed().as_millis() as u64, "wasm call");
+        let mut out = match ran.result {
+            Ok(Ok(text)) => match serde_json::from_str::<Value>(&text) {
+                Ok(v) => {
+                    let content = match &v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    ToolOutput { content, structured: Some(v), is_error: false, attachments: Vec::new() }
+                }
+                Err(_) => ToolOutput::error(format!("the tool returned text that is not JSON: {}", agent_tools::mcp::cap_output(&text, 200))),
+            },
+            Ok(Err(message)) => ToolOutput::error(message),
+            Err(message) => ToolOutput::error(message),
+        };
+        if out.content.len() > self.policy.output_bytes {
+            let total = out.content.len();
+            let mut cut = self.policy.output_bytes;
+            while !out.content.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            out.content.truncate(cut);
+            out.content.push_str(&format!("\n[output cut: showed {cut} of {total} bytes]"));
+            out.structured = None;
+        }
+        for (name, text) in [("stdout", &ran.stdout), ("stderr", &ran.stderr)] {
+            if !text.is_empty() {
+                out.attachments.push(agent_tools::Attachment { kind: name.into(), mime_type: Some("text/plain".into()), uri: None, data: Some(text.clone()) });
+            }
+        }
+        out
+    }
+}
+
+/// The tools in `describe`'s answer, named `COMPONENT__TOOL`.
+fn parse_description(component: &str, text: &str) -> Result<Vec<ToolSpec>, String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("describe returned invalid JSON: {e}"))?;
+    let items = v.as_array().ok_or("describe must return a JSON array of tools")?;
+    let mut specs = Vec::new();
+    for (i, t) in items.iter().enumerate() {
+        let name = t.get("name").and_then(Value::as_str).filter(|n| !n.is_empty() && !n.contains("__")).ok_or(format!("tool {i}: `name` must be a non-empty string without `__`"))?;
+        let parameters = t.get("parameters").cloned().unwrap_or_else(|| serde_json::json!({"type": "object"}));
+        if parameters.get("type").and_then(Value::as_str) != Some("object") {
+            return Err(format!("tool `{name}`: `parameters` must be a JSON Schema of type object"));
+        }
+        specs.push(ToolSpec {
+            name: format!("{component}__{name}"),
+            description: t.get("description").and_then(Value::as_str).unwrap_or("").to_string(),
+            parameters,
+        });
+    }
+    Ok(specs)
+}
+
+struct WasmTool {
+    component: Arc<WasmComponent>,
+    spec: ToolSpec,
+}
+
+impl Tool for WasmTool {
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+
+    fn call(&self, arguments: Value, _cx: CallContext) -> BoxFuture<'_, ToolOutput> {
+        let prefix = format!("{}__", self.component.name());
+        let tool = self.spec.name.strip_prefix(&prefix).unwrap_or(&self.spec.name).to_string();
+        Box::pin(async move { self.component.call(&tool, &arguments).await })
+    }
+
+    fn source(&self) -> String {
+        format!("wasm:{} ({})", self.component.name(), self.component.policy().summary())
+    }
+}
