@@ -4,9 +4,52 @@ use std::path::{Path, PathBuf};
 
 use agent_tools::ToolRegistry;
 use agent_tools::builtin::{self, FINAL_ANSWER};
+use agent_sandboxes::{Policy, Sandbox, WasmComponent};
 use agent_tools::mcp::McpConfig;
 
 use crate::task::{OutputSpec, Task, ToolSource};
+
+/// Where compiled wasm tools are cached (a directory only we write).
+pub fn wasm_cache_dir(home: &Path) -> PathBuf {
+    home.join("wasm-cache")
+}
+
+/// Loads the task's wasm tools (`wasm:NAME` bundled, `wasm:PATH.wasm` relative to `base`)
+/// under their policies (`wasm_policy.NAME`, preopens relative to `base`) and adds them to
+/// `registry`. Errors name the tool and what is wrong.
+pub async fn add_wasm_tools(
+    registry: &mut ToolRegistry,
+    sandbox: &std::sync::Arc<Sandbox>,
+    sources: &[ToolSource],
+    policies: &std::collections::BTreeMap<String, Policy>,
+    base: &Path,
+) -> Result<Vec<std::sync::Arc<WasmComponent>>, String> {
+    let mut loaded = Vec::new();
+    for source in sources {
+        let (ToolSource::Wasm(spec), Some(name)) = (source, source.wasm_name()) else { continue };
+        let mut policy = policies.get(&name).cloned().unwrap_or_default();
+        for p in &mut policy.preopens {
+            if p.host.is_relative() {
+                p.host = base.join(&p.host);
+            }
+        }
+        let policy = policy.checked().map_err(|e| format!("wasm_policy.{name}.{e}"))?;
+        let component = if spec.ends_with(".wasm") {
+            let path = base.join(spec);
+            sandbox.compile_file(&path).await.map_err(|e| e.to_string())?
+        } else {
+            let bytes = agent_sandboxes::bundled::get(spec)
+                .ok_or_else(|| format!("wasm:{spec}: no bundled wasm tool of that name (bundled: {})", agent_sandboxes::bundled::names().join(", ")))?;
+            sandbox.compile(&format!("wasm:{spec}"), bytes.to_vec()).await.map_err(|e| e.to_string())?
+        };
+        let c = WasmComponent::load(sandbox.clone(), &name, component, policy).await.map_err(|e| e.to_string())?;
+        for tool in c.tools() {
+            registry.register(tool).map_err(|e| e.to_string())?;
+        }
+        loaded.push(c);
+    }
+    Ok(loaded)
+}
 
 /// The user-level MCP configuration, read when present.
 pub fn user_mcp_config(home: &Path) -> PathBuf {
@@ -55,6 +98,8 @@ pub fn build(sources: &[ToolSource], output: &OutputSpec) -> Result<ToolRegistry
         match s {
             ToolSource::AllBuiltins => names.extend(builtin::NAMES.iter().map(|n| n.to_string())),
             ToolSource::Builtin(n) => names.push(n.clone()),
+            // Loaded by `add_wasm_tools` (compiling is async).
+            ToolSource::Wasm(_) => {}
         }
     }
     names.push(FINAL_ANSWER.into());

@@ -66,6 +66,7 @@ fn complete_example_sets_every_key() {
                 tool_choice: Some(ToolChoice::Required),
                 tool_format: Some(agent::formats::Format::Qwen3),
                 mcp_servers: None,
+                wasm_policy: None,
             },
         }
     );
@@ -102,6 +103,7 @@ fn uniform_thinking_and_text_output() {
             tool_choice: None,
             tool_format: None,
             mcp_servers: None,
+            wasm_policy: None,
         }
     );
 }
@@ -159,7 +161,7 @@ fn cli_overrides_win_over_the_file() {
 const BAD: &[(&str, &str)] = &[
     (
         "unknown_key.md",
-        "3: modle: unknown key; allowed keys: model, device, max_steps, tools, thinking, sampling, output, tool_choice, tool_format, mcp_servers",
+        "3: modle: unknown key; allowed keys: model, device, max_steps, tools, thinking, sampling, output, tool_choice, tool_format, mcp_servers, wasm_policy",
     ),
     ("mcp_servers_bad_arg.md", "7: mcp_servers.fs.args[1]: expected strings; found the number 3"),
     (
@@ -236,7 +238,7 @@ const BAD: &[(&str, &str)] = &[
     ),
     (
         "tool_source_mcp.md",
-        r#"4: tools[1]: unsupported tool source "mcp:github": supported forms are `builtin` (every built-in tool) and `builtin:NAME` (one built-in tool); MCP servers are configured under `mcp_servers:`, and wasm tool sources are not supported yet"#,
+        r#"4: tools[1]: unsupported tool source "mcp:github": supported forms are `builtin` (every built-in tool), `builtin:NAME` (one built-in tool), `wasm:NAME` (a bundled wasm tool) and `wasm:PATH.wasm` (a WebAssembly component); MCP servers are configured under `mcp_servers:`"#,
     ),
     (
         "tool_choice_unknown.md",

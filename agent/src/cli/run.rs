@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use agent::events::{Event, JsonLines, StopReason, TraceWriter};
 use agent::sampling::BackendSampler;
+use agent_sandboxes::Sandbox;
 use agent_tools::mcp::{Hooks, McpPool};
 use agent::mistral::MistralBackend;
 use agent::models::{self, agent_home};
@@ -120,7 +121,11 @@ pub fn main(args: RunArgs) -> ExitCode {
         None => task.front.device_or_default(),
     };
     let output = task.front.output_or_default();
-    let tools = match toolset::build(&task.front.tools_or_default(), &output) {
+    let sources = task.front.tools_or_default();
+    let wasm_policies = task.front.wasm_policy.clone().unwrap_or_default();
+    let task_dir = task.path.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    let task_path = task.path.clone();
+    let tools = match toolset::build(&sources, &output) {
         Ok(t) => t,
         Err(e) => return fail(EXIT_BAD_INPUT, format!("{}: {e}", task.path.display())),
     };
@@ -177,6 +182,17 @@ pub fn main(args: RunArgs) -> ExitCode {
             ..Hooks::default()
         };
         let pool = McpPool::start(&mcp, hooks.clone());
+        let mut tools = tools;
+        if sources.iter().any(|s| matches!(s, agent::task::ToolSource::Wasm(_))) {
+            let loaded = match Sandbox::new(Some(&toolset::wasm_cache_dir(&agent_home()))) {
+                Ok(sandbox) => toolset::add_wasm_tools(&mut tools, &Arc::new(sandbox), &sources, &wasm_policies, &task_dir).await,
+                Err(e) => Err(format!("cannot start the wasm sandbox: {e}")),
+            };
+            if let Err(e) = loaded {
+                pool.shutdown().await;
+                return fail(EXIT_BAD_INPUT, format!("{}: {e}", task_path.display()));
+            }
+        }
         let backend: Arc<MistralBackend> = match MistralBackend::load(&model, device).await {
             Ok(b) => Arc::new(b),
             Err(e) => {
@@ -194,7 +210,6 @@ pub fn main(args: RunArgs) -> ExitCode {
             pool.shutdown().await;
             return fail(EXIT_FAILED, e);
         }
-        let mut tools = tools;
         tools.register_provider(pool.clone());
         let trace = match TraceWriter::create(&trace_path) {
             Ok(t) => t,

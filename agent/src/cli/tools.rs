@@ -9,6 +9,7 @@ use std::sync::Arc;
 use agent::models::agent_home;
 use agent::task::{OutputSpec, Task};
 use agent::toolset;
+use agent_sandboxes::Sandbox;
 use agent_tools::mcp::{Hooks, McpPool, ServerStatus};
 use agent_tools::{CallContext, ToolRegistry};
 use clap::{Args, Subcommand};
@@ -64,6 +65,8 @@ pub fn main(args: ToolsArgs) -> ExitCode {
         },
         None => None,
     };
+    let wasm_policies = task.as_ref().and_then(|t| t.front.wasm_policy.clone()).unwrap_or_default();
+    let base = task.as_ref().and_then(|t| t.path.parent().map(std::path::Path::to_path_buf)).unwrap_or_default();
     let (sources, output) = match &task {
         Some(t) => (t.front.tools_or_default(), t.front.output_or_default()),
         None => (vec![agent::task::ToolSource::AllBuiltins], OutputSpec::Text),
@@ -89,6 +92,15 @@ pub fn main(args: ToolsArgs) -> ExitCode {
         Err(e) => return fail(EXIT_FAILED, format!("cannot start the async runtime: {e}")),
     };
     rt.block_on(async move {
+        if sources.iter().any(|s| matches!(s, agent::task::ToolSource::Wasm(_))) {
+            let loaded = match Sandbox::new(Some(&toolset::wasm_cache_dir(&agent_home()))) {
+                Ok(sandbox) => toolset::add_wasm_tools(&mut registry, &Arc::new(sandbox), &sources, &wasm_policies, &base).await,
+                Err(e) => Err(format!("cannot start the wasm sandbox: {e}")),
+            };
+            if let Err(e) = loaded {
+                return fail(EXIT_BAD_INPUT, e);
+            }
+        }
         let hooks = Hooks { roots: std::env::current_dir().into_iter().collect(), ..Hooks::default() };
         let pool = McpPool::start(&mcp, hooks);
         pool.wait_all().await;

@@ -60,6 +60,10 @@ pub struct FrontMatter {
     /// see [`FrontMatter::mcp_config`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mcp_servers: Option<serde_json::Value>,
+    /// What each wasm tool may do, by tool name (`wasm:NAME`); a tool without an entry gets
+    /// the default policy (nothing granted, small limits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wasm_policy: Option<BTreeMap<String, Policy>>,
 }
 
 /// `tool_choice`: `auto` lets the model answer in plain text; `required` makes every turn a
@@ -67,6 +71,9 @@ pub struct FrontMatter {
 /// allows no call; `{tool: NAME}` allows calls of that tool only.
 pub use crate::formats::ToolChoice;
 
+use std::collections::BTreeMap;
+
+use agent_sandboxes::Policy;
 use agent_tools::mcp::{McpConfig, PathSeg};
 
 /// Where the model runs.
@@ -179,7 +186,7 @@ impl FrontMatter {
     }
 }
 
-const TOP_KEYS: [&str; 10] = [
+const TOP_KEYS: [&str; 11] = [
     "model",
     "device",
     "max_steps",
@@ -190,6 +197,7 @@ const TOP_KEYS: [&str; 10] = [
     "tool_choice",
     "tool_format",
     "mcp_servers",
+    "wasm_policy",
 ];
 const SAMPLING_KEYS: [&str; 4] = ["temperature", "top_p", "top_k", "seed"];
 
@@ -229,6 +237,7 @@ pub(crate) fn check_front_matter(value: &Value) -> Checked<FrontMatter> {
             "sampling" => front.sampling = Some(check_sampling(value, &path)?),
             "tool_choice" => front.tool_choice = Some(check_tool_choice(value, &path)?),
             "mcp_servers" => front.mcp_servers = Some(check_mcp_servers(value, &path)?),
+            "wasm_policy" => front.wasm_policy = Some(check_wasm_policy(value, &path)?),
             "tool_format" => {
                 let expected = "one of qwen3, qwen3-coder, llama4-pythonic, llama4-json";
                 let name = string(value, &path, expected)?;
@@ -238,6 +247,21 @@ pub(crate) fn check_front_matter(value: &Value) -> Checked<FrontMatter> {
         }
     }
     Ok(front)
+}
+
+/// `wasm_policy:`: a mapping of tool names to policies (serde names the bad field).
+fn check_wasm_policy(value: &Value, path: &[Seg]) -> Checked<BTreeMap<String, Policy>> {
+    let Value::Mapping(map) = value else {
+        return Err(wrong_type(path, "a mapping of wasm tool names to policies", value));
+    };
+    let mut out = BTreeMap::new();
+    for (k, v) in map {
+        let name = k.as_str().ok_or_else(|| FieldError::new(path, "tool names must be strings"))?;
+        let at = super::check::child(path, name);
+        let policy: Policy = serde_yaml_ng::from_value(v.clone()).map_err(|e| FieldError::new(&at, e.to_string()))?;
+        out.insert(name.to_string(), policy);
+    }
+    Ok(out)
 }
 
 /// `mcp_servers:` is checked by the MCP configuration reader, its key paths put under ours.
@@ -470,6 +494,7 @@ mod tests {
             tool_choice: Some(ToolChoice::Tool("calculator".into())),
             tool_format: Some(crate::formats::Format::Qwen3Coder),
             mcp_servers: Some(serde_json::json!({"fs": {"command": "npx", "args": ["-y", "server"], "required": true}})),
+            wasm_policy: Some([("text".to_string(), Policy { cpu_ms: 500, ..Policy::default() })].into()),
         };
         let json = serde_json::to_value(&front).unwrap();
         assert_eq!(serde_json::from_value::<FrontMatter>(json).unwrap(), front);

@@ -11,8 +11,7 @@ use super::check::{Checked, FieldError, Seg, item, wrong_type};
 /// One entry of `tools:`.
 ///
 /// Written as a string so the list reads naturally in YAML
-/// (`tools: [builtin:read_file, builtin:search]`) and so new kinds of source
-/// (`mcp:SERVER`, `wasm:TOOL`) can be added without changing the syntax.
+/// (`tools: [builtin:calculator, wasm:text]`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum ToolSource {
@@ -21,12 +20,30 @@ pub enum ToolSource {
     /// `builtin:NAME`: one built-in tool. The name is checked for shape here;
     /// whether such a tool exists is up to the tool registry.
     Builtin(String),
+    /// `wasm:NAME` (a bundled wasm tool) or `wasm:PATH.wasm` (a component file, relative to
+    /// the task file): tools sandboxed in wasmtime, under the policy `wasm_policy.NAME`
+    /// (NAME being the file's stem for a path).
+    Wasm(String),
+}
+
+impl ToolSource {
+    /// The name a wasm source's tools are prefixed with (`text` for `wasm:text` and for
+    /// `wasm:tools/text.wasm`).
+    pub fn wasm_name(&self) -> Option<String> {
+        match self {
+            ToolSource::Wasm(spec) => {
+                let stem = std::path::Path::new(spec).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                Some(stem)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The forms users can write, for error messages.
-const SUPPORTED: &str = "supported forms are `builtin` (every built-in tool) and \
-     `builtin:NAME` (one built-in tool); MCP servers are configured under `mcp_servers:`, \
-     and wasm tool sources are not supported yet";
+const SUPPORTED: &str = "supported forms are `builtin` (every built-in tool), \
+     `builtin:NAME` (one built-in tool), `wasm:NAME` (a bundled wasm tool) and \
+     `wasm:PATH.wasm` (a WebAssembly component); MCP servers are configured under `mcp_servers:`";
 
 impl FromStr for ToolSource {
     type Err = String;
@@ -34,6 +51,16 @@ impl FromStr for ToolSource {
     fn from_str(text: &str) -> Result<Self, String> {
         if text == "builtin" {
             return Ok(ToolSource::AllBuiltins);
+        }
+        if let Some(spec) = text.strip_prefix("wasm:") {
+            let stem = std::path::Path::new(spec).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            return if spec.ends_with(".wasm") && is_tool_name(&stem.replace('-', "_")) {
+                Ok(ToolSource::Wasm(spec.to_owned()))
+            } else if is_tool_name(spec) {
+                Ok(ToolSource::Wasm(spec.to_owned()))
+            } else {
+                Err(format!("invalid wasm tool {spec:?}: a bundled tool's name (a-z, 0-9, _) or a path ending in .wasm whose file name is such a name"))
+            };
         }
         match text.strip_prefix("builtin:") {
             Some(name) if is_tool_name(name) => Ok(ToolSource::Builtin(name.to_owned())),
@@ -58,6 +85,7 @@ impl fmt::Display for ToolSource {
         match self {
             ToolSource::AllBuiltins => f.write_str("builtin"),
             ToolSource::Builtin(name) => write!(f, "builtin:{name}"),
+            ToolSource::Wasm(spec) => write!(f, "wasm:{spec}"),
         }
     }
 }
@@ -119,13 +147,16 @@ mod tests {
 
     #[test]
     fn rejects_future_and_malformed_sources() {
-        for text in ["mcp:github", "wasm:fmt", "Builtin", "builtins", ""] {
+        for text in ["mcp:github", "Builtin", "builtins", ""] {
             let err = text.parse::<ToolSource>().unwrap_err();
             assert!(
                 err.contains("MCP servers are configured under `mcp_servers:`"),
                 "{err}"
             );
         }
+        assert_eq!("wasm:text".parse(), Ok(ToolSource::Wasm("text".into())));
+        assert_eq!("wasm:tools/my-tool.wasm".parse::<ToolSource>().map(|s| s.wasm_name()), Ok(Some("my-tool".into())));
+        assert!("wasm:Text".parse::<ToolSource>().unwrap_err().starts_with("invalid wasm tool"));
         for text in ["builtin:", "builtin:Read", "builtin:a-b"] {
             let err = text.parse::<ToolSource>().unwrap_err();
             assert!(err.starts_with("invalid built-in tool name"), "{err}");

@@ -14,7 +14,7 @@ pub struct FinalAnswer {
 impl FinalAnswer {
     /// `schema`: the JSON Schema the answer must satisfy; plain text when `None`.
     pub fn new(schema: Option<Value>) -> Self {
-        let answer = schema.unwrap_or_else(|| json!({"type": "string", "description": "The answer for the user."}));
+        let answer = schema.unwrap_or_else(|| json!({"type": "string", "description": "The answer itself, as the task asks for it (a number, a word, a sentence), taken from the tool results."}));
         Self {
             spec: ToolSpec {
                 name: FINAL_ANSWER.into(),

@@ -110,13 +110,13 @@ fn arg(v: &Value, name: &str) -> Result<String, String> {
 
 fn compare(a: &str, b: &str) -> Result<Value, String> {
     let (x, y) = (Decimal::parse(a)?, Decimal::parse(b)?);
-    let (relation, larger) = match x.cmp(&y) {
-        Ordering::Greater => (">", Some(a)),
-        Ordering::Less => ("<", Some(b)),
-        Ordering::Equal => ("=", None),
+    // A sentence: what a small model reads best, and says back.
+    let sentence = match x.cmp(&y) {
+        Ordering::Greater => format!("{a} is larger than {b} ({a} > {b}). The larger number is {a}."),
+        Ordering::Less => format!("{b} is larger than {a} ({a} < {b}). The larger number is {b}."),
+        Ordering::Equal => format!("{a} and {b} are equal ({a} = {b})."),
     };
-    let statement = format!("{a} {relation} {b}");
-    Ok(json!({"a": a, "b": b, "relation": relation, "larger": larger, "statement": statement}))
+    Ok(json!(sentence))
 }
 
 fn sort(numbers: &[String], descending: bool) -> Result<Value, String> {

@@ -59,7 +59,10 @@ fn count(text: &str, find: &str, ignore_case: bool) -> Result<Value, String> {
             i += 1;
         }
     }
-    Ok(json!({"count": n, "find": find, "positions": positions, "text_length": hay.len()}))
+    // A sentence: what a small model reads best, and says back.
+    let times = if n == 1 { "time" } else { "times" };
+    let at = if positions.is_empty() { String::new() } else { format!(" (at characters {})", positions.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")) };
+    Ok(json!(format!("\"{find}\" occurs {n} {times} in \"{text}\"{at}. The count is {n}.")))
 }
 
 fn length(text: &str) -> Value {
