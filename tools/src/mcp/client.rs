@@ -56,6 +56,9 @@ pub struct McpServer {
     conn: tokio::sync::Mutex<Conn>,
     stderr: StderrTail,
     protocol: RwLock<String>,
+    /// `notifications/cancelled` still being sent for abandoned calls: shutdown waits for
+    /// them, so that a Ctrl-C reaches the server before its connection closes.
+    cancels: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 impl McpServer {
@@ -68,6 +71,7 @@ impl McpServer {
             conn: tokio::sync::Mutex::new(Conn::Down { failures: 0, error: String::new() }),
             stderr: StderrTail::default(),
             protocol: RwLock::new(String::new()),
+            cancels: Arc::default(),
         };
         let began = Instant::now();
         let service = server.open().await?;
@@ -193,7 +197,7 @@ impl McpServer {
             Ok(h) => h,
             Err(e) => return ToolOutput::error(format!("MCP server `{server}`: cannot send the call: {e}{}", self.stderr.suffix())),
         };
-        let mut guard = CancelOnDrop { peer: service.peer().clone(), id: Some(handle.id.clone()) };
+        let mut guard = CancelOnDrop { peer: service.peer().clone(), id: Some(handle.id.clone()), pending: self.cancels.clone() };
         let token = handle.progress_token.clone();
         let mut progress = self.state.progress.subscribe(token.clone()).await;
         let response = handle.await_response();
@@ -244,6 +248,10 @@ impl McpServer {
 
     /// Closes the connection: stdin closed, then the process group terminated.
     pub async fn shutdown(&self) {
+        let pending: Vec<_> = self.cancels.lock().map(|mut v| v.drain(..).collect()).unwrap_or_default();
+        for task in pending {
+            let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
+        }
         let conn = std::mem::replace(&mut *self.conn.lock().await, Conn::Down { failures: MAX_RESTARTS, error: "shut down".into() });
         if let Conn::Up(live) = conn {
             match Arc::try_unwrap(live) {
@@ -263,6 +271,7 @@ impl McpServer {
 struct CancelOnDrop {
     peer: Peer<RoleClient>,
     id: Option<RequestId>,
+    pending: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 impl Drop for CancelOnDrop {
@@ -270,10 +279,14 @@ impl Drop for CancelOnDrop {
         let Some(id) = self.id.take() else { return };
         let peer = self.peer.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
+            let task = rt.spawn(async move {
                 let n = Notification::new(CancelledNotificationParam::new(Some(id), Some("the agent stopped waiting for this call".into())));
                 let _ = peer.send_notification(ClientNotification::CancelledNotification(n)).await;
             });
+            if let Ok(mut v) = self.pending.lock() {
+                v.retain(|t| !t.is_finished());
+                v.push(task);
+            }
         }
     }
 }
