@@ -8,12 +8,13 @@ use std::process::Command;
 /// Bundled tools, then guests only the tests use.
 const TOOLS: [&str; 4] = ["text", "number", "hostile", "net"];
 
-fn main() {
-    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+fn main() -> Result<(), String> {
+    let env = |k: &str| std::env::var(k).map_err(|_| format!("cargo did not set {k}"));
+    let manifest_dir = PathBuf::from(env("CARGO_MANIFEST_DIR")?);
     let guests = manifest_dir.join("tools");
     println!("cargo:rerun-if-changed={}", guests.display());
     println!("cargo:rerun-if-changed={}", manifest_dir.join("wit").display());
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
+    let out = PathBuf::from(env("OUT_DIR")?);
     // OUT_DIR is TARGET/PROFILE/build/agent-sandboxes-HASH/out: keep the guests' build under
     // TARGET so it is incremental across hashes.
     let target_root = out.ancestors().nth(4).map(PathBuf::from).unwrap_or_else(|| out.clone());
@@ -30,17 +31,16 @@ fn main() {
             cmd.env_remove(k);
         }
     }
-    let status = cmd.status().unwrap_or_else(|e| panic!("cannot run cargo for the wasm tools: {e}"));
+    let status = cmd.status().map_err(|e| format!("cannot run cargo for the wasm tools: {e}"))?;
     if !status.success() {
-        panic!(
-            "building the bundled wasm tools failed (see above). They need the wasm32-wasip2 target: \
+        return Err("building the bundled wasm tools failed (see above). They need the wasm32-wasip2 target: \
              `rustup target add wasm32-wasip2`"
-        );
+            .into());
     }
     for tool in TOOLS {
         let wasm = guest_target.join("wasm32-wasip2/release").join(format!("{tool}.wasm"));
-        assert!(wasm.is_file(), "{} was not built", wasm.display());
         let dest = out.join(format!("{tool}.wasm"));
-        std::fs::copy(&wasm, &dest).unwrap_or_else(|e| panic!("copy {}: {e}", wasm.display()));
+        std::fs::copy(&wasm, &dest).map_err(|e| format!("{}: {e} (was it built?)", wasm.display()))?;
     }
+    Ok(())
 }

@@ -76,7 +76,7 @@ impl McpPool {
     /// Waits until every required server is up (each within its own startup timeout).
     pub async fn wait_required(&self) -> Result<(), McpError> {
         let waits = self.servers.iter().filter(|(_, e)| e.required).map(|(name, _)| async move { (name, self.settled(name).await) });
-        for (name, state) in futures_join_all(waits).await {
+        for (name, state) in in_order(waits).await {
             if let State::Failed(message) = state {
                 return Err(McpError::Start { server: name.clone(), message: format!("required, but it did not start: {message}") });
             }
@@ -86,7 +86,7 @@ impl McpPool {
 
     /// Waits until every server is up or has failed.
     pub async fn wait_all(&self) {
-        futures_join_all(self.servers.keys().map(|n| self.settled(n))).await;
+        in_order(self.servers.keys().map(|n| self.settled(n))).await;
     }
 
     pub fn status(&self) -> BTreeMap<String, ServerStatus> {
@@ -122,7 +122,11 @@ impl McpPool {
                 e.task.abort();
             }
         }
-        futures_join_all(self.ready().into_iter().map(|s| async move { s.shutdown().await })).await;
+        // In parallel: each close may wait seconds for a slow server to exit.
+        let closing: Vec<_> = self.ready().into_iter().map(|s| tokio::spawn(async move { s.shutdown().await })).collect();
+        for c in closing {
+            let _ = c.await;
+        }
     }
 }
 
@@ -132,17 +136,12 @@ impl ToolProvider for McpPool {
     }
 }
 
-/// Runs futures concurrently and returns their outputs in order.
-async fn futures_join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let mut set = Vec::new();
-    for f in futures {
-        set.push(f);
-    }
-    let mut out = Vec::with_capacity(set.len());
-    // Each future is already running its own server start in a spawned task, so awaiting them
-    // one after another takes as long as the slowest, not the sum.
-    for f in set {
-        out.push(f.await);
+/// Awaits waits on starts that already run in their own tasks, so one after another takes as
+/// long as the slowest start, not the sum.
+async fn in_order<F: std::future::Future>(waits: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut out = Vec::new();
+    for w in waits {
+        out.push(w.await);
     }
     out
 }
