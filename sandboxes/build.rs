@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// Bundled tools, then guests only the tests use.
-const TOOLS: [&str; 4] = ["text", "number", "hostile", "net"];
+const TOOLS: [&str; 8] = ["text", "number", "calc", "files", "json", "hostile", "net", "shapes"];
 
 fn main() -> Result<(), String> {
     let env = |k: &str| std::env::var(k).map_err(|_| format!("cargo did not set {k}"));

@@ -45,3 +45,71 @@ fn tools_show_their_policy_and_bad_policies_are_refused() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("wasm_policy.text: unknown field `memry`"), "{}", stderr(&o));
 }
+
+/// The three files of the template in docs/WASM_TOOLS.md, by the path each block names in its
+/// first line.
+fn template_files() -> Vec<(String, String)> {
+    let doc = std::fs::read_to_string(repo_root().join("docs/WASM_TOOLS.md")).unwrap();
+    let mut files = Vec::new();
+    for block in doc.split("```").skip(1).step_by(2) {
+        let mut lines = block.lines();
+        let lang = lines.next().unwrap_or_default();
+        let first = lines.next().unwrap_or_default();
+        let path = first.strip_prefix("# ").or_else(|| first.strip_prefix("// "));
+        if let (true, Some(path)) = (["toml", "wit", "rust"].contains(&lang), path)
+            && ["Cargo.toml", "wit/words.wit", "src/lib.rs"].contains(&path)
+        {
+            files.push((path.to_string(), format!("{first}\n{}\n", lines.collect::<Vec<_>>().join("\n"))));
+        }
+    }
+    files
+}
+
+/// A component built outside the project's tree from the documented template is a tool with
+/// no change to the host: schema and description from its WIT, policy from the file beside
+/// it, a call through `agent tools call`.
+#[test]
+fn a_tool_built_from_the_documented_template_works() {
+    let files = template_files();
+    assert_eq!(files.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(), ["Cargo.toml", "wit/words.wit", "src/lib.rs"]);
+    let dir = tmp_dir("template");
+    let src = dir.join("words");
+    for (path, text) in &files {
+        let p = src.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    // Its own target directory, kept between runs; none of this build's settings.
+    let target = std::env::temp_dir().join("agent-template-target");
+    let mut cargo = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo.args(["build", "--release", "--target", "wasm32-wasip2"]).current_dir(&src).env("CARGO_TARGET_DIR", &target);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CARGO_") && k != "CARGO_HOME" || k == "RUSTFLAGS" || k == "RUSTC_WRAPPER" {
+            cargo.env_remove(k);
+        }
+    }
+    cargo.env("CARGO_TARGET_DIR", &target);
+    let o = cargo.output().unwrap();
+    assert!(o.status.success(), "building the template failed:\n{}", stderr(&o));
+    let tools = dir.join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    std::fs::copy(target.join("wasm32-wasip2/release/words.wasm"), tools.join("words.wasm")).unwrap();
+    std::fs::write(tools.join("words.policy.yaml"), "memory_bytes: 33554432\ncpu_ms: 500\n").unwrap();
+    let task = dir.join("t.md");
+    std::fs::write(&task, "---\ntools: [wasm:tools/words.wasm]\n---\nWhich word is the most frequent?\n").unwrap();
+    let o = agent(&["tools", "--task", task.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listing: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let tool = listing["tools"].as_array().unwrap().iter().find(|t| t["name"] == "words__top_words").expect("the template's tool is listed").clone();
+    assert_eq!(tool["description"], "The most frequent words of `text`, most frequent first: the first `top` of them\n(default 3).");
+    assert_eq!(tool["parameters"]["required"], serde_json::json!(["text"]));
+    assert_eq!(tool["source"], "wasm:words (no files; no environment; no network; memory 32 MiB, cpu 500 ms, wall 10000 ms, output 64 KiB)");
+    let o = agent(&["tools", "call", "words__top_words", "--task", task.to_str().unwrap(), "--args", r#"{"text": "A b a, c a B!", "top": 2}"#]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), r#"[{"word":"a","times":3},{"word":"b","times":2}]"#);
+    // Arguments the schema refuses never reach the guest.
+    let o = agent(&["tools", "call", "words__top_words", "--task", task.to_str().unwrap(), "--args", r#"{"top": 2}"#]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("text"), "{}", stdout(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -10,3 +10,5 @@ rustup target add wasm32-wasip2 >/dev/null 2>&1 || rustup target list --installe
 cargo test --workspace "$@"
 # The fuzz targets (run with cargo fuzz on nightly, see agent/fuzz/README.md) must keep compiling.
 cargo check --quiet --manifest-path agent/fuzz/Cargo.toml
+# The wasm guests' own unit tests (calc's arithmetic, json's paths), run natively.
+cargo test --quiet --manifest-path sandboxes/tools/Cargo.toml -p calc -p json

@@ -14,9 +14,25 @@ pub fn wasm_cache_dir(home: &Path) -> PathBuf {
     home.join("wasm-cache")
 }
 
+/// The policy file that may sit beside a component: `tool.wasm` → `tool.policy.yaml`.
+pub fn policy_file_beside(component: &Path) -> PathBuf {
+    component.with_extension("policy.yaml")
+}
+
+/// Reads a policy file (YAML, or JSON, which is YAML too); errors name the file and line.
+fn read_policy_file(path: &Path) -> Result<Policy, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_yaml_ng::from_str(&text).map_err(|e| match e.location() {
+        Some(at) => format!("{}:{}: {}", path.display(), at.line(), e),
+        None => format!("{}: {e}", path.display()),
+    })
+}
+
 /// Loads the task's wasm tools (`wasm:NAME` bundled, `wasm:PATH.wasm` relative to `base`)
-/// under their policies (`wasm_policy.NAME`, preopens relative to `base`) and adds them to
-/// `registry`. Errors name the tool and what is wrong.
+/// and adds them to `registry`. A tool's policy is the task's `wasm_policy.NAME` (preopens
+/// relative to `base`); failing that, the file beside the component (`PATH.policy.yaml`,
+/// preopens relative to the file); failing that, the default, which grants nothing. Errors
+/// name the tool and what is wrong.
 pub async fn add_wasm_tools(
     registry: &mut ToolRegistry,
     sandbox: &std::sync::Arc<Sandbox>,
@@ -27,13 +43,18 @@ pub async fn add_wasm_tools(
     let mut loaded = Vec::new();
     for source in sources {
         let (ToolSource::Wasm(spec), Some(name)) = (source, source.wasm_name()) else { continue };
-        let mut policy = policies.get(&name).cloned().unwrap_or_default();
+        let beside = spec.ends_with(".wasm").then(|| policy_file_beside(&base.join(spec))).filter(|p| p.exists());
+        let (mut policy, policy_base, origin) = match (policies.get(&name), &beside) {
+            (Some(p), _) => (p.clone(), base.to_path_buf(), format!("wasm_policy.{name}.")),
+            (None, Some(file)) => (read_policy_file(file)?, file.parent().unwrap_or(base).to_path_buf(), format!("{}: ", file.display())),
+            (None, None) => (Policy::default(), base.to_path_buf(), format!("wasm_policy.{name}.")),
+        };
         for p in &mut policy.preopens {
             if p.host.is_relative() {
-                p.host = base.join(&p.host);
+                p.host = policy_base.join(&p.host);
             }
         }
-        let policy = policy.checked().map_err(|e| format!("wasm_policy.{name}.{e}"))?;
+        let policy = policy.checked().map_err(|e| format!("{origin}{e}"))?;
         let component = if spec.ends_with(".wasm") {
             let path = base.join(spec);
             sandbox.compile_file(&path).await.map_err(|e| e.to_string())?

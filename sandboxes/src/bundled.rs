@@ -1,9 +1,12 @@
 //! The tools that ship with the runtime, built from `tools/` by `build.rs`.
 
 /// `(name, component bytes)`.
-pub const TOOLS: [(&str, &[u8]); 2] = [
+pub const TOOLS: [(&str, &[u8]); 5] = [
     ("text", include_bytes!(concat!(env!("OUT_DIR"), "/text.wasm"))),
     ("number", include_bytes!(concat!(env!("OUT_DIR"), "/number.wasm"))),
+    ("calc", include_bytes!(concat!(env!("OUT_DIR"), "/calc.wasm"))),
+    ("files", include_bytes!(concat!(env!("OUT_DIR"), "/files.wasm"))),
+    ("json", include_bytes!(concat!(env!("OUT_DIR"), "/json.wasm"))),
 ];
 
 pub fn get(name: &str) -> Option<&'static [u8]> {

@@ -1,20 +1,22 @@
-//! A component that offers tools through the JSON contract (`wit/tool.wit`, world
-//! `json-tool`): checked against its policy at load (imports the policy does not grant are
-//! refused), described once, then run in a fresh `Store` for every call, within the policy's
-//! memory, CPU, wall-clock and output limits.
+//! A component's tools: those of the JSON contract (`wit/tool.wit`, world `json-tool`) and its
+//! typed exported functions (`typed`). Checked against its policy at load (imports the policy
+//! does not grant are refused), described once, then run in a fresh `Store` for every call,
+//! within the policy's memory, CPU (epochs or fuel), wall-clock and output limits.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use agent_tools::{BoxFuture, CallContext, Tool, ToolOutput, ToolSpec};
 use serde_json::Value;
-use wasmtime::component::{Component, Linker, ResourceTable, types::ComponentItem};
+use wasmtime::component::{InstancePre, Linker, ResourceTable, Val, types::ComponentItem};
 use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
-use crate::engine::{LoadError, Sandbox, TICK};
+use crate::docs::Docs;
+use crate::engine::{Compiled, LoadError, MAX_TABLE_ELEMENTS, Metering, Sandbox, TICK};
 use crate::policy::{Mode, Policy};
+use crate::typed::{self, TypedFunc};
 
 wasmtime::component::bindgen!({
     world: "json-tool",
@@ -43,24 +45,69 @@ const MAX_HANDLES: usize = 1_000;
 
 pub struct WasmComponent {
     name: String,
-    sandbox: Arc<Sandbox>,
-    pre: JsonToolPre<Host>,
+    /// Held so the engine's epoch ticker runs as long as a tool can be called.
+    _sandbox: Arc<Sandbox>,
+    metering: Metering,
+    pre: InstancePre<Host>,
+    /// The JSON contract, when the component exports it.
+    json: Option<JsonToolIndices>,
+    typed: Vec<TypedFunc>,
     policy: Policy,
     specs: Vec<ToolSpec>,
 }
 
+/// What a call runs.
+enum Job<'a> {
+    Describe,
+    Json(&'a str, &'a str),
+    Typed(&'a TypedFunc, Vec<Val>),
+}
+
+enum Done {
+    Json(Result<String, String>),
+    Typed(Vec<Val>),
+}
+
 /// What a call produced, with what it printed.
 struct Ran {
-    result: Result<Result<String, String>, String>,
+    result: Result<Done, String>,
     stdout: String,
     stderr: String,
 }
 
+/// How often a fuel-metered guest yields to the async runtime (so that the wall-clock timeout
+/// can stop it), in units of fuel.
+const FUEL_YIELD: u64 = 10_000_000;
+
+static SCRATCH_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A call's scratch directory, deleted with everything in it when the call ends.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new() -> std::io::Result<Scratch> {
+        let n = SCRATCH_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("agent-scratch-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 impl WasmComponent {
-    /// Loads `component` as the tool set `name` (its tools are `NAME__TOOL`) under `policy`.
-    pub async fn load(sandbox: Arc<Sandbox>, name: &str, component: Component, policy: Policy) -> Result<Arc<WasmComponent>, LoadError> {
+    /// Loads `compiled` as the tool set `name` (its tools are `NAME__TOOL`) under `policy`:
+    /// the tools of the JSON contract, then one per exported typed function.
+    pub async fn load(sandbox: Arc<Sandbox>, name: &str, compiled: Compiled, policy: Policy) -> Result<Arc<WasmComponent>, LoadError> {
         let refused = |message: String| LoadError::Refused { path: name.to_string(), message };
-        let engine = sandbox.engine();
+        let metering = if policy.fuel.is_some() { Metering::Fuel } else { Metering::Epoch };
+        let compiled = sandbox.recompile(&compiled, metering).await?;
+        let component = &compiled.component;
+        let engine = component.engine();
         for (import, item) in component.component_type().imports(engine) {
             let ok = matches!(item.ty, ComponentItem::ComponentInstance(_)) && ALLOWED_IMPORTS.iter().any(|p| import.starts_with(p));
             if !ok {
@@ -70,15 +117,36 @@ impl WasmComponent {
         }
         let mut linker: Linker<Host> = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| refused(format!("{e:#}")))?;
-        let pre = linker.instantiate_pre(&component).map_err(|e| refused(format!("cannot be linked: {e:#}")))?;
-        let pre = JsonToolPre::new(pre).map_err(|e| refused(format!("does not export `agent:tool/json`: {e:#}")))?;
-        let mut loaded = WasmComponent { name: name.to_string(), sandbox, pre, policy, specs: Vec::new() };
-        let ran = loaded.run(None).await;
-        let described = match ran.result {
-            Ok(Ok(text)) => text,
-            Ok(Err(e)) | Err(e) => return Err(refused(format!("describe failed: {e}"))),
-        };
-        loaded.specs = parse_description(name, &described).map_err(refused)?;
+        let pre = linker.instantiate_pre(component).map_err(|e| refused(format!("cannot be linked: {e:#}")))?;
+        let exports_json = component.component_type().exports(engine).any(|(n, _)| n.starts_with("agent:tool/json@"));
+        let json = if exports_json { Some(JsonToolIndices::new(&pre).map_err(|e| refused(format!("`agent:tool/json` does not match: {e:#}")))?) } else { None };
+        let docs = Docs::parse(name, compiled.wit.as_deref());
+        let (typed, skipped) = typed::discover(component, engine, &docs);
+        for why in &skipped {
+            tracing::warn!(component = name, "function left out: {why}");
+        }
+        let mut loaded = WasmComponent { name: name.to_string(), _sandbox: sandbox, metering, pre, json, typed, policy, specs: Vec::new() };
+        if loaded.json.is_some() {
+            let ran = loaded.run(Job::Describe).await;
+            let described = match ran.result {
+                Ok(Done::Json(Ok(text))) => text,
+                Ok(Done::Json(Err(e))) | Err(e) => return Err(refused(format!("describe failed: {e}"))),
+                Ok(Done::Typed(_)) => return Err(refused("describe failed".into())),
+            };
+            loaded.specs = parse_description(name, &described).map_err(refused)?;
+        }
+        for f in &loaded.typed {
+            let full = format!("{name}__{}", f.tool);
+            if loaded.specs.iter().any(|s| s.name == full) {
+                tracing::warn!(component = name, "typed function `{}` has the name of a JSON tool; left out", f.tool);
+                continue;
+            }
+            loaded.specs.push(ToolSpec { name: full, description: f.description.clone(), parameters: f.parameters.clone() });
+        }
+        if loaded.specs.is_empty() {
+            let why = if skipped.is_empty() { String::new() } else { format!(" (left out: {})", skipped.join("; ")) };
+            return Err(refused(format!("offers no tools: it exports neither `agent:tool/json` nor functions with JSON-compatible types{why}")));
+        }
         Ok(Arc::new(loaded))
     }
 
@@ -99,7 +167,7 @@ impl WasmComponent {
         self.specs.iter().map(|s| Arc::new(WasmTool { component: self.clone(), spec: s.clone() }) as Arc<dyn Tool>).collect()
     }
 
-    fn store(&self) -> (Store<Host>, MemoryOutputPipe, MemoryOutputPipe) {
+    fn store(&self, scratch: Option<&Scratch>) -> (Store<Host>, MemoryOutputPipe, MemoryOutputPipe) {
         let p = &self.policy;
         let (stdout, stderr) = (MemoryOutputPipe::new(p.stdio_bytes), MemoryOutputPipe::new(p.stdio_bytes));
         let mut b = WasiCtx::builder();
@@ -118,33 +186,65 @@ impl WasmComponent {
                 tracing::warn!(tool = %self.name, "cannot open {}: {e}", pre.host.display());
             }
         }
+        if let Some(dir) = scratch
+            && let Err(e) = b.preopened_dir(&dir.0, "/tmp", FsPerms::ReadWrite)
+        {
+            tracing::warn!(tool = %self.name, "cannot open the scratch directory: {e}");
+        }
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_HANDLES);
         let limits = StoreLimitsBuilder::new()
             .memory_size(p.memory_bytes as usize)
-            .table_elements(100_000)
+            .table_elements(MAX_TABLE_ELEMENTS)
             .instances(64)
             .tables(64)
             .memories(16)
             .trap_on_grow_failure(true)
             .build();
-        let mut store = Store::new(self.sandbox.engine(), Host { wasi: b.build(), table, limits });
+        let mut store = Store::new(self.pre.component().engine(), Host { wasi: b.build(), table, limits });
         store.limiter(|h| &mut h.limits);
-        store.set_epoch_deadline(self.policy.cpu_ms.div_ceil(TICK.as_millis() as u64).max(1));
-        store.epoch_deadline_trap();
+        match (self.metering, p.fuel) {
+            (Metering::Fuel, Some(fuel)) => {
+                // Both fail only on an engine without fuel, which `Metering::Fuel` rules out.
+                let _ = store.set_fuel(fuel);
+                let _ = store.fuel_async_yield_interval(Some(FUEL_YIELD.min(fuel)));
+            }
+            _ => {
+                store.set_epoch_deadline(self.policy.cpu_ms.div_ceil(TICK.as_millis() as u64).max(1));
+                store.epoch_deadline_trap();
+            }
+        }
         (store, stdout, stderr)
     }
 
-    /// One call in a fresh store (`None`: `describe`). The store, and with it everything the
-    /// guest allocated, is dropped before this returns.
-    async fn run(&self, call: Option<(&str, &str)>) -> Ran {
-        let (mut store, stdout, stderr) = self.store();
+    /// One call in a fresh store. The store, and with it everything the guest allocated (and
+    /// its scratch directory), is gone before this returns.
+    async fn run(&self, job: Job<'_>) -> Ran {
+        let scratch = match self.policy.scratch.then(Scratch::new).transpose() {
+            Ok(s) => s,
+            Err(e) => return Ran { result: Err(format!("cannot make the scratch directory: {e}")), stdout: String::new(), stderr: String::new() },
+        };
+        let (mut store, stdout, stderr) = self.store(scratch.as_ref());
         let work = async {
-            let tool = self.pre.instantiate_async(&mut store).await?;
-            let api = tool.agent_tool_json();
-            match call {
-                None => api.call_describe(&mut store).await.map(Ok),
-                Some((name, args)) => api.call_call(&mut store, name, args).await,
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            match job {
+                Job::Describe | Job::Json(..) => {
+                    let tool = match &self.json {
+                        Some(indices) => indices.load(&mut store, &instance)?,
+                        None => return Err(wasmtime::Error::msg("the component has no JSON tools")),
+                    };
+                    let api = tool.agent_tool_json();
+                    match job {
+                        Job::Json(name, args) => api.call_call(&mut store, name, args).await.map(Done::Json),
+                        _ => api.call_describe(&mut store).await.map(|d| Done::Json(Ok(d))),
+                    }
+                }
+                Job::Typed(f, params) => {
+                    let func = instance.get_func(&mut store, f.export).ok_or_else(|| wasmtime::Error::msg("the function is not exported"))?;
+                    let mut results = f.result_slots();
+                    func.call_async(&mut store, &params, &mut results).await?;
+                    Ok(Done::Typed(results))
+                }
             }
         };
         let result = match tokio::time::timeout(self.policy.wall(), work).await {
@@ -153,6 +253,7 @@ impl WasmComponent {
             Ok(Err(e)) => Err(self.explain(&e, &stdout)),
         };
         drop(store);
+        drop(scratch);
         let text = |p: &MemoryOutputPipe| String::from_utf8_lossy(&p.contents()).into_owned();
         Ran { result, stdout: text(&stdout), stderr: text(&stderr) }
     }
@@ -162,6 +263,7 @@ impl WasmComponent {
         let p = &self.policy;
         match e.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => format!("stopped after {} ms of CPU time (the tool's limit)", p.cpu_ms),
+            Some(Trap::OutOfFuel) => format!("stopped after burning its fuel of {} (the tool's limit)", p.fuel.unwrap_or(0)),
             Some(Trap::StackOverflow) => "the tool overflowed its stack (too deep a recursion)".into(),
             Some(Trap::MemoryOutOfBounds) => "the tool accessed memory out of bounds".into(),
             Some(Trap::UnreachableCodeReached) if stdout.contents().len() >= p.stdio_bytes => {
@@ -173,6 +275,8 @@ impl WasmComponent {
                 let msg = e.root_cause().to_string();
                 if msg.contains("resource table has no free keys") {
                     format!("the tool opened more than {MAX_HANDLES} files or streams at once (its limit)")
+                } else if msg.contains("table") && (msg.contains("limit") || msg.contains("grow") || msg.contains("exceed")) {
+                    format!("the tool's tables grew past their limit of {MAX_TABLE_ELEMENTS} elements ({msg})")
                 } else if msg.contains("memory") && (msg.contains("limit") || msg.contains("grow") || msg.contains("minimum") || msg.contains("exceed")) {
                     format!("the tool needs more memory than its limit of {} MiB ({msg})", p.memory_bytes >> 20)
                 } else {
@@ -182,25 +286,39 @@ impl WasmComponent {
         }
     }
 
-    /// Calls tool `tool` with already-validated arguments.
+    /// Calls tool `tool` (its name within the component) with arguments already validated
+    /// against its schema.
     pub async fn call(&self, tool: &str, arguments: &Value) -> ToolOutput {
         let started = Instant::now();
         let args = arguments.to_string();
-        let ran = self.run(Some((tool, &args))).await;
+        let job = match self.typed.iter().find(|f| f.tool == tool) {
+            Some(f) => match f.params(arguments) {
+                Ok(params) => Job::Typed(f, params),
+                Err(e) => return ToolOutput::error(format!("invalid arguments: {e}")),
+            },
+            None if self.json.is_some() => Job::Json(tool, &args),
+            None => return ToolOutput::error(format!("{} has no tool named `{tool}`", self.name)),
+        };
+        let ran = self.run(job).await;
         tracing::debug!(component = %self.name, tool, ms = started.elapsed().as_millis() as u64, "wasm call");
+        let value = |v: Value| {
+            let content = match &v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            ToolOutput { content, structured: Some(v), is_error: false, attachments: Vec::new() }
+        };
         let mut out = match ran.result {
-            Ok(Ok(text)) => match serde_json::from_str::<Value>(&text) {
-                Ok(v) => {
-                    let content = match &v {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    ToolOutput { content, structured: Some(v), is_error: false, attachments: Vec::new() }
-                }
+            Ok(Done::Json(Ok(text))) => match serde_json::from_str::<Value>(&text) {
+                Ok(v) => value(v),
                 Err(_) => ToolOutput::error(format!("the tool returned text that is not JSON: {}", agent_tools::mcp::cap_output(&text, 200))),
             },
-            Ok(Err(message)) => ToolOutput::error(message),
-            Err(message) => ToolOutput::error(message),
+            Ok(Done::Typed(results)) => match typed::outcome(&results) {
+                Ok(v) => value(v),
+                Err(Value::String(message)) => ToolOutput::error(message),
+                Err(other) => ToolOutput::error(other.to_string()),
+            },
+            Ok(Done::Json(Err(message))) | Err(message) => ToolOutput::error(message),
         };
         if out.content.len() > self.policy.output_bytes {
             let total = out.content.len();

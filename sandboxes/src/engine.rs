@@ -19,6 +19,8 @@ use crate::policy::MAX_MEMORY_BYTES;
 pub const TICK: Duration = Duration::from_millis(10);
 /// Largest component we compile.
 pub const MAX_COMPONENT_BYTES: usize = 32 << 20;
+/// Most elements of a guest's tables (function pointers and the like), in every table.
+pub const MAX_TABLE_ELEMENTS: usize = 20_000;
 /// Longest we let a compilation run.
 pub const COMPILE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -30,16 +32,58 @@ pub enum LoadError {
     TooBig { path: String, size: usize },
     #[error("{path}: not a valid WebAssembly component: {message}")]
     Invalid { path: String, message: String },
-    #[error("{path}: compiling took more than {COMPILE_TIMEOUT:?}; refused")]
-    CompileTimeout { path: String },
+    #[error("{path}: compiling took more than {limit:?}; refused")]
+    CompileTimeout { path: String, limit: Duration },
     #[error("{path}: {message}")]
     Refused { path: String, message: String },
 }
 
 pub struct Sandbox {
     engine: Engine,
+    /// For policies that meter CPU by fuel (deterministic, counted in instructions) rather
+    /// than by epochs; made on first use, since most runs never need it.
+    fuel_engine: std::sync::OnceLock<Result<Engine, String>>,
     cache_dir: Option<PathBuf>,
+    compile_timeout: Duration,
     _ticker: Ticker,
+}
+
+/// How a component's CPU use is capped, which decides the engine it is compiled for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metering {
+    /// Epoch deadlines: cheap, in milliseconds, not deterministic.
+    Epoch,
+    /// Fuel: a count of executed instructions, the same on every run.
+    Fuel,
+}
+
+/// A compiled component, with what the host reads from its bytes.
+#[derive(Clone)]
+pub struct Compiled {
+    pub name: String,
+    pub component: Component,
+    pub metering: Metering,
+    /// The WIT the guest embedded (custom section `agent-tool-wit`), for doc comments.
+    pub wit: Option<String>,
+    bytes: Arc<Vec<u8>>,
+}
+
+/// The custom section in which a guest embeds its WIT source (the component's own type
+/// information carries no doc comments).
+pub const WIT_SECTION: &str = "agent-tool-wit";
+const MAX_WIT_BYTES: usize = 1 << 20;
+
+/// The embedded WIT, searched for in the component and the core modules inside it.
+fn embedded_wit(bytes: &[u8]) -> Option<String> {
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        if let Ok(wasmparser::Payload::CustomSection(s)) = payload
+            && s.name() == WIT_SECTION
+            && s.data().len() <= MAX_WIT_BYTES
+        {
+            return std::str::from_utf8(s.data()).ok().map(str::to_string);
+        }
+    }
+    None
 }
 
 /// Advances the engine's epoch every [`TICK`] until dropped.
@@ -51,10 +95,11 @@ impl Drop for Ticker {
     }
 }
 
-fn config(pooling: bool) -> Config {
+fn config(pooling: bool, metering: Metering) -> Config {
     let mut c = Config::new();
     c.wasm_component_model(true);
-    c.epoch_interruption(true);
+    c.epoch_interruption(metering == Metering::Epoch);
+    c.consume_fuel(metering == Metering::Fuel);
     c.max_wasm_stack(512 << 10);
     c.wasm_threads(false);
     if pooling {
@@ -64,6 +109,7 @@ fn config(pooling: bool) -> Config {
         p.total_memories(128);
         p.total_tables(128);
         p.max_memory_size(MAX_MEMORY_BYTES as usize);
+        p.table_elements(MAX_TABLE_ELEMENTS);
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(p));
     }
     c
@@ -74,13 +120,7 @@ impl Sandbox {
     /// time). Falls back to on-demand allocation where the pooling allocator cannot reserve
     /// its address space.
     pub fn new(cache_dir: Option<&Path>) -> Result<Sandbox, String> {
-        let engine = match Engine::new(&config(true)) {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::warn!("pooling allocator unavailable ({e}); allocating per call");
-                Engine::new(&config(false)).map_err(|e| e.to_string())?
-            }
-        };
+        let engine = new_engine(Metering::Epoch)?;
         if let Some(dir) = cache_dir {
             create_private_dir(dir).map_err(|e| format!("cache {}: {e}", dir.display()))?;
         }
@@ -98,15 +138,36 @@ impl Sandbox {
                 }
             })
             .map_err(|e| e.to_string())?;
-        Ok(Sandbox { engine, cache_dir: cache_dir.map(Path::to_path_buf), _ticker: Ticker(stop) })
+        Ok(Sandbox { engine, fuel_engine: std::sync::OnceLock::new(), cache_dir: cache_dir.map(Path::to_path_buf), compile_timeout: COMPILE_TIMEOUT, _ticker: Ticker(stop) })
+    }
+
+    /// A shorter limit on compilation than [`COMPILE_TIMEOUT`] (tests of compile bombs).
+    pub fn with_compile_timeout(mut self, limit: Duration) -> Sandbox {
+        self.compile_timeout = limit;
+        self
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
 
+    fn engine_for(&self, metering: Metering) -> Result<&Engine, String> {
+        match metering {
+            Metering::Epoch => Ok(&self.engine),
+            Metering::Fuel => self.fuel_engine.get_or_init(|| new_engine(Metering::Fuel)).as_ref().map_err(Clone::clone),
+        }
+    }
+
+    /// The same component compiled for the engine that meters CPU the other way.
+    pub async fn recompile(&self, compiled: &Compiled, metering: Metering) -> Result<Compiled, LoadError> {
+        if compiled.metering == metering {
+            return Ok(compiled.clone());
+        }
+        self.compile_with(&compiled.name, compiled.bytes.clone(), metering).await
+    }
+
     /// Reads and compiles a component (from the cache when a checked copy is there).
-    pub async fn compile_file(&self, path: &Path) -> Result<Component, LoadError> {
+    pub async fn compile_file(&self, path: &Path) -> Result<Compiled, LoadError> {
         let name = path.display().to_string();
         let meta = std::fs::metadata(path).map_err(|e| LoadError::Read { path: name.clone(), message: e.to_string() })?;
         if meta.len() > MAX_COMPONENT_BYTES as u64 {
@@ -116,43 +177,39 @@ impl Sandbox {
         self.compile(&name, bytes).await
     }
 
-    pub async fn compile(&self, name: &str, bytes: Vec<u8>) -> Result<Component, LoadError> {
+    pub async fn compile(&self, name: &str, bytes: Vec<u8>) -> Result<Compiled, LoadError> {
+        self.compile_with(name, Arc::new(bytes), Metering::Epoch).await
+    }
+
+    async fn compile_with(&self, name: &str, bytes: Arc<Vec<u8>>, metering: Metering) -> Result<Compiled, LoadError> {
         if bytes.len() > MAX_COMPONENT_BYTES {
             return Err(LoadError::TooBig { path: name.into(), size: bytes.len() });
         }
-        let key = self.cache_key(&bytes);
-        if let Some(c) = self.cached(&key) {
-            return Ok(c);
+        let engine = self.engine_for(metering).map_err(|message| LoadError::Refused { path: name.into(), message })?.clone();
+        let done = |component: Component| Compiled { name: name.to_string(), component, metering, wit: embedded_wit(&bytes), bytes: bytes.clone() };
+        let key = cache_key(&engine, &bytes);
+        if let Some(c) = self.cached(&engine, &key) {
+            return Ok(done(c));
         }
-        let engine = self.engine.clone();
         // Compilation is CPU-bound and can be made slow on purpose: off the async runtime, and
         // abandoned (the thread finishes on its own) after the timeout.
-        let job = tokio::task::spawn_blocking(move || engine.precompile_component(&bytes).map_err(|e| format!("{e:#}")));
-        let code = match tokio::time::timeout(COMPILE_TIMEOUT, job).await {
-            Err(_) => return Err(LoadError::CompileTimeout { path: name.into() }),
+        let (e, b) = (engine.clone(), bytes.clone());
+        let job = tokio::task::spawn_blocking(move || e.precompile_component(&b).map_err(|e| format!("{e:#}")));
+        let code = match tokio::time::timeout(self.compile_timeout, job).await {
+            Err(_) => return Err(LoadError::CompileTimeout { path: name.into(), limit: self.compile_timeout }),
             Ok(Err(e)) => return Err(LoadError::Invalid { path: name.into(), message: e.to_string() }),
             Ok(Ok(Err(message))) => return Err(LoadError::Invalid { path: name.into(), message }),
             Ok(Ok(Ok(code))) => code,
         };
         self.store_cached(&key, &code);
         // SAFETY: `code` was produced just now by this engine's `precompile_component`.
-        unsafe { Component::deserialize(&self.engine, &code) }.map_err(|e| LoadError::Invalid { path: name.into(), message: format!("{e:#}") })
-    }
-
-    /// sha256 of the component and of the engine's compatibility settings.
-    fn cache_key(&self, bytes: &[u8]) -> String {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        self.engine.precompile_compatibility_hash().hash(&mut h);
-        let mut d = Sha256::new();
-        d.update(bytes);
-        d.update(h.finish().to_le_bytes());
-        d.update(env!("CARGO_PKG_VERSION").as_bytes());
-        hex(&d.finalize())
+        let c = unsafe { Component::deserialize(&engine, &code) }.map_err(|e| LoadError::Invalid { path: name.into(), message: format!("{e:#}") })?;
+        Ok(done(c))
     }
 
     /// A cached compilation, used only when its recorded hash matches its bytes: a file changed
     /// behind our back is recompiled, never loaded.
-    fn cached(&self, key: &str) -> Option<Component> {
+    fn cached(&self, engine: &Engine, key: &str) -> Option<Component> {
         let dir = self.cache_dir.as_ref()?;
         let code = std::fs::read(dir.join(format!("{key}.cwasm"))).ok()?;
         let recorded = std::fs::read_to_string(dir.join(format!("{key}.sha256"))).ok()?;
@@ -162,7 +219,7 @@ impl Sandbox {
         }
         // SAFETY: the bytes are ones this process's engine (same settings: they are in the
         // key) serialized into a directory only we write, and unchanged since (hash above).
-        unsafe { Component::deserialize(&self.engine, &code) }.ok()
+        unsafe { Component::deserialize(engine, &code) }.ok()
     }
 
     fn store_cached(&self, key: &str, code: &[u8]) {
@@ -177,6 +234,28 @@ impl Sandbox {
             tracing::warn!("cannot write the compile cache in {}", dir.display());
         }
     }
+}
+
+fn new_engine(metering: Metering) -> Result<Engine, String> {
+    match Engine::new(&config(true, metering)) {
+        Ok(e) => Ok(e),
+        Err(e) => {
+            tracing::warn!("pooling allocator unavailable ({e}); allocating per call");
+            Engine::new(&config(false, metering)).map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// sha256 of the component and of the engine's compatibility settings (fuel or epochs
+/// included).
+fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    let mut d = Sha256::new();
+    d.update(bytes);
+    d.update(h.finish().to_le_bytes());
+    d.update(env!("CARGO_PKG_VERSION").as_bytes());
+    hex(&d.finalize())
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -39,6 +39,11 @@ pub struct Policy {
     pub memory_bytes: u64,
     /// Most time running wasm code, in milliseconds (epoch deadline).
     pub cpu_ms: u64,
+    /// A deterministic CPU cap instead of `cpu_ms`: the most fuel (about one unit per wasm
+    /// instruction) a call may burn. The same call then stops at the same point on every run.
+    pub fuel: Option<u64>,
+    /// A fresh, empty read-write directory at `/tmp` for each call, deleted after it.
+    pub scratch: bool,
     /// Most time a call takes in all, in milliseconds (also stops a guest blocked in a host
     /// call, which the CPU deadline cannot).
     pub wall_ms: u64,
@@ -53,7 +58,7 @@ pub const MAX_MEMORY_BYTES: u64 = 1 << 30;
 
 impl Default for Policy {
     fn default() -> Self {
-        Self { preopens: Vec::new(), env: Vec::new(), memory_bytes: 64 << 20, cpu_ms: 2_000, wall_ms: 10_000, output_bytes: 64 << 10, stdio_bytes: 64 << 10 }
+        Self { preopens: Vec::new(), env: Vec::new(), memory_bytes: 64 << 20, cpu_ms: 2_000, fuel: None, scratch: false, wall_ms: 10_000, output_bytes: 64 << 10, stdio_bytes: 64 << 10 }
     }
 }
 
@@ -65,7 +70,7 @@ pub enum PolicyError {
     Zero { field: &'static str },
     #[error("preopens[{index}]: host directory {path}: {message}")]
     BadPreopen { index: usize, path: String, message: String },
-    #[error("preopens[{index}]: the guest path must be absolute, like /data (found {guest:?})")]
+    #[error("preopens[{index}]: the guest path must be absolute, like /data, and not /tmp when scratch is on (found {guest:?})")]
     BadGuestPath { index: usize, guest: String },
 }
 
@@ -77,7 +82,13 @@ impl Policy {
         if self.memory_bytes > MAX_MEMORY_BYTES {
             return Err(PolicyError::TooMuchMemory(self.memory_bytes));
         }
-        for (field, v) in [("memory_bytes", self.memory_bytes), ("cpu_ms", self.cpu_ms), ("wall_ms", self.wall_ms), ("output_bytes", self.output_bytes as u64)] {
+        for (field, v) in [
+            ("memory_bytes", self.memory_bytes),
+            ("cpu_ms", self.cpu_ms),
+            ("wall_ms", self.wall_ms),
+            ("output_bytes", self.output_bytes as u64),
+            ("fuel", self.fuel.unwrap_or(1)),
+        ] {
             if v == 0 {
                 return Err(PolicyError::Zero { field });
             }
@@ -93,6 +104,9 @@ impl Policy {
             }
             if !p.guest.starts_with('/') {
                 return Err(PolicyError::BadGuestPath { index, guest: p.guest.clone() });
+            }
+            if self.scratch && p.guest.trim_end_matches('/') == "/tmp" {
+                return Err(PolicyError::BadGuestPath { index, guest: format!("{} (taken by the scratch directory)", p.guest) });
             }
             p.host = canonical;
         }
@@ -114,7 +128,12 @@ impl Policy {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        let files = if self.scratch { format!("{files}; scratch /tmp per call") } else { files };
         let env = if self.env.is_empty() { "no environment".to_string() } else { format!("env {}", self.env.join(", ")) };
-        format!("{files}; {env}; no network; memory {} MiB, cpu {} ms, wall {} ms, output {} KiB", self.memory_bytes >> 20, self.cpu_ms, self.wall_ms, self.output_bytes >> 10)
+        let cpu = match self.fuel {
+            Some(f) => format!("fuel {f}"),
+            None => format!("cpu {} ms", self.cpu_ms),
+        };
+        format!("{files}; {env}; no network; memory {} MiB, {cpu}, wall {} ms, output {} KiB", self.memory_bytes >> 20, self.wall_ms, self.output_bytes >> 10)
     }
 }

@@ -177,3 +177,56 @@ async fn the_compile_cache_refuses_tampered_code() {
     assert_ne!(std::fs::read(&entry).unwrap(), code, "the tampered entry was replaced");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Call 2 cannot see call 1's scratch files (nor its memory: `still_works`), and nothing is
+/// left on the host after a call.
+#[tokio::test(flavor = "multi_thread")]
+async fn scratch_files_do_not_outlive_their_call() {
+    let c = hostile(Policy { scratch: true, ..Policy::default() }).await;
+    assert_eq!(c.call("write", &json!({"path": "/tmp/left.txt", "text": "from call 1"})).await.content, "written");
+    let e = err(&c, "read", json!({"path": "/tmp/left.txt"})).await;
+    assert!(e.starts_with("io error") && e.contains("No such file"), "{e}");
+    let leftovers: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("agent-scratch-{}-", std::process::id())))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // Without a scratch directory there is no /tmp at all.
+    let c = hostile(Policy::default()).await;
+    assert!(err(&c, "write", json!({"path": "/tmp/x.txt", "text": "x"})).await.starts_with("io error"));
+    still_works(&c).await;
+}
+
+/// Fuel: a deterministic CPU cap, for when the same call must stop at the same point.
+#[tokio::test(flavor = "multi_thread")]
+async fn fuel_stops_a_spinning_guest() {
+    let c = hostile(Policy { fuel: Some(50_000_000), ..Policy::default() }).await;
+    assert_eq!(err(&c, "spin", json!({})).await, "stopped after burning its fuel of 50000000 (the tool's limit)");
+    still_works(&c).await;
+    // With fuel to spare, the wall clock still stops it: the guest yields to the runtime as it
+    // burns fuel, so the timeout gets to run.
+    let c = hostile(Policy { fuel: Some(u64::MAX / 2), wall_ms: 500, ..Policy::default() }).await;
+    let t = Instant::now();
+    assert_eq!(err(&c, "spin", json!({})).await, "stopped after 500 ms of wall-clock time (the tool's limit)");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert!(c.specs().iter().all(|s| s.name.starts_with("hostile__")));
+}
+
+/// A compile bomb: a module small enough to pass the size cap that takes long to compile
+/// (thousands of functions of deeply nested blocks) is abandoned at the compile timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_compile_bomb_hits_the_compile_timeout() {
+    let depth = 1_000;
+    let body = format!("{}{}", "(block ".repeat(depth), ")".repeat(depth));
+    let funcs: String = (0..4_000).map(|_| format!("(func {body})")).collect();
+    let wat = format!("(component (core module {funcs}))");
+    let bytes = wat::parse_str(&wat).unwrap();
+    assert!(bytes.len() < agent_sandboxes::MAX_COMPONENT_BYTES, "{}", bytes.len());
+    let sandbox = Sandbox::new(None).unwrap().with_compile_timeout(Duration::from_millis(500));
+    let t = Instant::now();
+    let e = sandbox.compile("bomb", bytes).await.err().unwrap();
+    assert!(matches!(e, LoadError::CompileTimeout { .. }), "{e}");
+    assert_eq!(e.to_string(), "bomb: compiling took more than 500ms; refused");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+}

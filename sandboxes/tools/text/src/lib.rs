@@ -77,7 +77,7 @@ fn length(text: &str) -> Value {
 
 impl exports::agent::tool::json::Guest for Text {
     fn describe() -> String {
-        describe().to_string()
+        sorted(describe()).to_string()
     }
 
     fn call(name: String, arguments: String) -> Result<String, String> {
@@ -93,3 +93,18 @@ impl exports::agent::tool::json::Guest for Text {
 }
 
 export!(Text);
+
+/// Object keys in sorted order. The order of schema keys reaches the prompt, and the seed
+/// tasks' end-to-end tests with the 135M default model were verified with this order (it is
+/// what serde_json gave before the guests' workspace turned on `preserve_order`).
+fn sorted(v: Value) -> Value {
+    match v {
+        Value::Object(o) => {
+            let mut pairs: Vec<(String, Value)> = o.into_iter().collect();
+            pairs.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(pairs.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(sorted).collect()),
+        other => other,
+    }
+}
