@@ -196,3 +196,51 @@ fn bounds() {
         assert!(checker.accepts(&one, &two, true).is_err(), "[{format}] two calls over the bound of one");
     }
 }
+
+/// The schemas the sandbox derives from WIT types (anyOf for options and variants, prefixItems
+/// for tuples, const cases, bounded integers) compile into every format's grammar, which then
+/// accepts the calls the guests accept and rejects what they would refuse.
+#[test]
+fn typed_wasm_tools_constrain_calls() {
+    use agent_sandboxes::{Policy, Sandbox, WasmComponent, bundled};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let tools: Vec<ToolSpec> = rt.block_on(async {
+        let sandbox = std::sync::Arc::new(Sandbox::new(None).unwrap());
+        let shapes = std::fs::read(std::path::Path::new(agent_sandboxes::built_guests_dir()).join("shapes.wasm")).unwrap();
+        let mut specs = Vec::new();
+        for (name, bytes) in [("calc", bundled::get("calc").unwrap().to_vec()), ("files", bundled::get("files").unwrap().to_vec()), ("shapes", shapes)] {
+            let compiled = sandbox.compile(name, bytes).await.unwrap();
+            specs.extend(WasmComponent::load(sandbox.clone(), name, compiled, Policy::default()).await.unwrap().specs().to_vec());
+        }
+        specs
+    });
+    let good = [
+        vec![call("calc__evaluate", json!({"expression": "(1 + 2) / 3"}))],
+        vec![call("files__read", json!({"path": "/data/a.txt", "offset": null, "max_bytes": 100}))],
+        vec![call("files__write", json!({"path": "/out/b.txt", "content": "x", "mode": "append"}))],
+        vec![call(
+            "shapes__show",
+            json!({"p": {"x": -1, "y": 2}, "c": "blue", "s": {"circle": 3}, "f": ["read"], "t": [1, "one"], "tags": [], "big": 7, "ch": "x", "ratio": 1.5}),
+        )],
+        vec![call("shapes__mirror", json!({"s": "nothing", "c": "red"}))],
+    ];
+    let bad = [
+        ("a string for an integer", call("files__read", json!({"path": "/a", "offset": "three"}))),
+        ("an unknown mode", call("files__write", json!({"path": "/a", "content": "x", "mode": "delete"}))),
+        ("an unknown variant case", call("shapes__mirror", json!({"s": "hexagon"}))),
+        ("a missing required field", call("shapes__mirror", json!({"s": {"square": {"x": 1}}}))),
+        ("a tuple of the wrong length", call("shapes__show", json!({"p": {"x": 1, "y": 2}, "c": "red", "s": "nothing", "f": [], "t": [1], "tags": [], "big": 1, "ch": "x", "ratio": 1}))),
+    ];
+    for format in Format::ALL {
+        let (checker, special) = setup(format);
+        let g = lark(&opts(format, &special, Thinking::Off), &tools, &Choice::Required).unwrap_or_else(|e| panic!("[{format}] {e}"));
+        for calls in &good {
+            let text = render_calls(format, calls);
+            checker.accepts(&g, &text, true).unwrap_or_else(|e| panic!("[{format}] rejected {text:?}: {e}"));
+        }
+        for (what, c) in &bad {
+            let text = render_calls(format, std::slice::from_ref(c));
+            assert!(checker.accepts(&g, &text, true).is_err(), "[{format}] accepted {what}: {text:?}");
+        }
+    }
+}

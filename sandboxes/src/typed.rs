@@ -6,7 +6,7 @@
 //! The mapping, chosen for what a model writes easily and a JSON Schema can say exactly:
 //! - integers are `integer` with the type's bounds; floats `number`; `char` a one-character string;
 //! - `record` an object with its fields (an `option` field may be left out); `tuple` a fixed array;
-//! - `list` an array; `flags` an array of flag names; `enum` one of its case names;
+//! - `list` an array; `flags` an array of flag names (a repeat is ignored); `enum` one of its case names;
 //! - `option<T>` T or null; `result<T, E>` `{"ok": T}` or `{"err": E}`;
 //! - `variant` a case name alone (no payload) or `{"case": payload}`.
 //!
@@ -167,8 +167,9 @@ pub fn schema(ty: &Type, docs: &Docs) -> Result<Value, String> {
             let td = docs.of_type(e.names());
             let names: Vec<&str> = e.names().collect();
             // Case docs folded into the description: `enum` has no per-value descriptions.
-            let cases: Vec<String> = td.map(|t| names.iter().filter_map(|n| t.members.get(*n).map(|d| format!("{n}: {d}"))).collect()).unwrap_or_default();
-            let doc = [td.and_then(|t| t.doc.clone()).unwrap_or_default(), cases.join("; ")].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ");
+            let cases: Vec<String> = td.map(|t| names.iter().filter_map(|n| t.members.get(*n).map(|d| format!("{n}: {}", d.trim_end_matches('.')))).collect()).unwrap_or_default();
+            let cases = if cases.is_empty() { String::new() } else { format!("{}.", cases.join("; ")) };
+            let doc = [td.and_then(|t| t.doc.clone()).unwrap_or_default(), cases].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ");
             with_doc(json!({"type": "string", "enum": names}), Some(doc.as_str()).filter(|d| !d.is_empty()))
         }
         Type::Option(o) => json!({"anyOf": [schema(&o.ty(), docs)?, {"type": "null"}]}),
@@ -181,7 +182,9 @@ pub fn schema(ty: &Type, docs: &Docs) -> Result<Value, String> {
         }
         Type::Flags(f) => {
             let td = docs.of_type(f.names());
-            with_doc(json!({"type": "array", "items": {"type": "string", "enum": f.names().collect::<Vec<_>>()}, "uniqueItems": true}), td.and_then(|t| t.doc.as_deref()))
+            // No `uniqueItems`: grammars cannot enforce it, and a repeated flag is harmless (the
+            // host sets each once).
+            with_doc(json!({"type": "array", "items": {"type": "string", "enum": f.names().collect::<Vec<_>>()}}), td.and_then(|t| t.doc.as_deref()))
         }
         Type::Map(_) => return Err("maps are not supported".into()),
         Type::Own(_) | Type::Borrow(_) => return Err("resources have no JSON form".into()),

@@ -173,11 +173,21 @@ impl Values {
             Some("boolean") => "(\"True\" | \"False\")".into(),
             Some("null") => "\"None\"".into(),
             Some("array") => {
+                let sep = self.terminal("PYSEP");
+                // A tuple: `prefixItems` in order, then more only if `items` allows them.
+                if let Some(prefix) = s.get("prefixItems").and_then(Value::as_array).filter(|p| !p.is_empty()) {
+                    let fixed: Vec<String> = prefix.iter().map(|p| self.py_value(p)).collect();
+                    let rest = match s.get("items") {
+                        Some(Value::Bool(false)) => String::new(),
+                        Some(items @ Value::Object(_)) => format!(" ({sep} {})*", self.py_value(items)),
+                        _ => format!(" ({sep} {})*", self.py_any()),
+                    };
+                    return self.rule(format!("\"[\" {}{rest} \"]\"", fixed.join(&format!(" {sep} "))));
+                }
                 let item = match s.get("items") {
                     Some(items @ Value::Object(_)) => self.py_value(items),
                     _ => self.py_any(),
                 };
-                let sep = self.terminal("PYSEP");
                 self.rule(format!("\"[\" ({item} ({sep} {item})*)? \"]\""))
             }
             Some("object") if s.get("properties").is_some() => {
