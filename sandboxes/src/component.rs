@@ -45,8 +45,9 @@ const MAX_HANDLES: usize = 1_000;
 
 pub struct WasmComponent {
     name: String,
-    /// Held so the engine's epoch ticker runs as long as a tool can be called.
-    _sandbox: Arc<Sandbox>,
+    /// Its instance slots; held also so that the engine's epoch ticker runs as long as a tool
+    /// can be called.
+    sandbox: Arc<Sandbox>,
     metering: Metering,
     pre: InstancePre<Host>,
     /// The JSON contract, when the component exports it.
@@ -54,6 +55,19 @@ pub struct WasmComponent {
     typed: Vec<TypedFunc>,
     policy: Policy,
     specs: Vec<ToolSpec>,
+}
+
+/// Live instances of a component, each with its store (see [`WasmComponent::resident`]).
+pub struct Resident(Vec<(Store<Host>, Option<tokio::sync::OwnedSemaphorePermit>)>);
+
+impl Resident {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// What a call runs.
@@ -125,7 +139,7 @@ impl WasmComponent {
         for why in &skipped {
             tracing::warn!(component = name, "function left out: {why}");
         }
-        let mut loaded = WasmComponent { name: name.to_string(), _sandbox: sandbox, metering, pre, json, typed, policy, specs: Vec::new() };
+        let mut loaded = WasmComponent { name: name.to_string(), sandbox, metering, pre, json, typed, policy, specs: Vec::new() };
         if loaded.json.is_some() {
             let ran = loaded.run(Job::Describe).await;
             let described = match ran.result {
@@ -224,38 +238,70 @@ impl WasmComponent {
             Ok(s) => s,
             Err(e) => return Ran { result: Err(format!("cannot make the scratch directory: {e}")), stdout: String::new(), stderr: String::new() },
         };
+        // Waiting for a free instance slot is not the call's time: the wall clock starts after.
+        let slot = self.sandbox.slot().await;
         let (mut store, stdout, stderr) = self.store(scratch.as_ref());
+        let result = self.execute(&mut store, &stdout, job).await;
+        drop(store);
+        drop(slot);
+        drop(scratch);
+        let text = |p: &MemoryOutputPipe| String::from_utf8_lossy(&p.contents()).into_owned();
+        Ran { result, stdout: text(&stdout), stderr: text(&stderr) }
+    }
+
+    /// Instantiates the component in `store` and runs `job`, within the wall-clock limit.
+    async fn execute(&self, store: &mut Store<Host>, stdout: &MemoryOutputPipe, job: Job<'_>) -> Result<Done, String> {
         let work = async {
-            let instance = self.pre.instantiate_async(&mut store).await?;
+            let instance = self.pre.instantiate_async(&mut *store).await?;
             match job {
                 Job::Describe | Job::Json(..) => {
                     let tool = match &self.json {
-                        Some(indices) => indices.load(&mut store, &instance)?,
+                        Some(indices) => indices.load(&mut *store, &instance)?,
                         None => return Err(wasmtime::Error::msg("the component has no JSON tools")),
                     };
                     let api = tool.agent_tool_json();
                     match job {
-                        Job::Json(name, args) => api.call_call(&mut store, name, args).await.map(Done::Json),
-                        _ => api.call_describe(&mut store).await.map(|d| Done::Json(Ok(d))),
+                        Job::Json(name, args) => api.call_call(&mut *store, name, args).await.map(Done::Json),
+                        _ => api.call_describe(&mut *store).await.map(|d| Done::Json(Ok(d))),
                     }
                 }
                 Job::Typed(f, params) => {
-                    let func = instance.get_func(&mut store, f.export).ok_or_else(|| wasmtime::Error::msg("the function is not exported"))?;
+                    let func = instance.get_func(&mut *store, f.export).ok_or_else(|| wasmtime::Error::msg("the function is not exported"))?;
                     let mut results = f.result_slots();
-                    func.call_async(&mut store, &params, &mut results).await?;
+                    func.call_async(&mut *store, &params, &mut results).await?;
                     Ok(Done::Typed(results))
                 }
             }
         };
-        let result = match tokio::time::timeout(self.policy.wall(), work).await {
+        match tokio::time::timeout(self.policy.wall(), work).await {
             Err(_) => Err(format!("stopped after {} ms of wall-clock time (the tool's limit)", self.policy.wall_ms)),
             Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) => Err(self.explain(&e, &stdout)),
-        };
-        drop(store);
-        drop(scratch);
-        let text = |p: &MemoryOutputPipe| String::from_utf8_lossy(&p.contents()).into_owned();
-        Ran { result, stdout: text(&stdout), stderr: text(&stderr) }
+            Ok(Err(e)) => Err(self.explain(&e, stdout)),
+        }
+    }
+
+    /// What runs for a call of `tool` (its name within the component), or the error to return.
+    fn job<'a>(&'a self, tool: &'a str, arguments: &Value, args_text: &'a str) -> Result<Job<'a>, String> {
+        match self.typed.iter().find(|f| f.tool == tool) {
+            Some(f) => f.params(arguments).map(|p| Job::Typed(f, p)).map_err(|e| format!("invalid arguments: {e}")),
+            None if self.json.is_some() => Ok(Job::Json(tool, args_text)),
+            None => Err(format!("{} has no tool named `{tool}`", self.name)),
+        }
+    }
+
+    /// Calls `tool` in `n` fresh instances and keeps them all alive afterwards (a call
+    /// normally drops its instance), so that what a concurrent instance costs in memory can be
+    /// measured (`agent bench wasm`). `n` above [`crate::MAX_CONCURRENT_CALLS`] waits forever.
+    pub async fn resident(&self, n: usize, tool: &str, arguments: &Value) -> Result<Resident, String> {
+        let args = arguments.to_string();
+        let mut stores = Vec::with_capacity(n);
+        for _ in 0..n {
+            let slot = self.sandbox.slot().await;
+            let (mut store, stdout, _) = self.store(None);
+            self.execute(&mut store, &stdout, self.job(tool, arguments, &args)?).await?;
+            stores.push((store, slot));
+        }
+        Ok(Resident(stores))
     }
 
     /// A trap or error as the model should read it.
@@ -291,13 +337,9 @@ impl WasmComponent {
     pub async fn call(&self, tool: &str, arguments: &Value) -> ToolOutput {
         let started = Instant::now();
         let args = arguments.to_string();
-        let job = match self.typed.iter().find(|f| f.tool == tool) {
-            Some(f) => match f.params(arguments) {
-                Ok(params) => Job::Typed(f, params),
-                Err(e) => return ToolOutput::error(format!("invalid arguments: {e}")),
-            },
-            None if self.json.is_some() => Job::Json(tool, &args),
-            None => return ToolOutput::error(format!("{} has no tool named `{tool}`", self.name)),
+        let job = match self.job(tool, arguments, &args) {
+            Ok(job) => job,
+            Err(e) => return ToolOutput::error(e),
         };
         let ran = self.run(job).await;
         tracing::debug!(component = %self.name, tool, ms = started.elapsed().as_millis() as u64, "wasm call");

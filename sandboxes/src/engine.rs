@@ -19,6 +19,9 @@ use crate::policy::MAX_MEMORY_BYTES;
 pub const TICK: Duration = Duration::from_millis(10);
 /// Largest component we compile.
 pub const MAX_COMPONENT_BYTES: usize = 32 << 20;
+/// Most wasm calls running at once (each holds a component instance, and the pooling
+/// allocator has this many slots); more calls wait for a slot.
+pub const MAX_CONCURRENT_CALLS: usize = 64;
 /// Most elements of a guest's tables (function pointers and the like), in every table.
 pub const MAX_TABLE_ELEMENTS: usize = 20_000;
 /// Longest we let a compilation run.
@@ -45,6 +48,8 @@ pub struct Sandbox {
     fuel_engine: std::sync::OnceLock<Result<Engine, String>>,
     cache_dir: Option<PathBuf>,
     compile_timeout: Duration,
+    /// One permit per instance slot: a call waits for a slot instead of failing.
+    slots: Arc<tokio::sync::Semaphore>,
     _ticker: Ticker,
 }
 
@@ -104,7 +109,7 @@ fn config(pooling: bool, metering: Metering) -> Config {
     c.wasm_threads(false);
     if pooling {
         let mut p = PoolingAllocationConfig::default();
-        p.total_component_instances(64);
+        p.total_component_instances(MAX_CONCURRENT_CALLS as u32);
         p.total_core_instances(256);
         p.total_memories(128);
         p.total_tables(128);
@@ -138,7 +143,13 @@ impl Sandbox {
                 }
             })
             .map_err(|e| e.to_string())?;
-        Ok(Sandbox { engine, fuel_engine: std::sync::OnceLock::new(), cache_dir: cache_dir.map(Path::to_path_buf), compile_timeout: COMPILE_TIMEOUT, _ticker: Ticker(stop) })
+        Ok(Sandbox { engine, fuel_engine: std::sync::OnceLock::new(), cache_dir: cache_dir.map(Path::to_path_buf), compile_timeout: COMPILE_TIMEOUT, slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_CALLS)), _ticker: Ticker(stop) })
+    }
+
+    /// An instance slot, held for as long as an instance lives.
+    pub(crate) async fn slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        // The semaphore is never closed, so this is always `Some`.
+        self.slots.clone().acquire_owned().await.ok()
     }
 
     /// A shorter limit on compilation than [`COMPILE_TIMEOUT`] (tests of compile bombs).

@@ -230,3 +230,23 @@ async fn a_compile_bomb_hits_the_compile_timeout() {
     assert_eq!(e.to_string(), "bomb: compiling took more than 500ms; refused");
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
 }
+
+/// More calls at once than there are instance slots: the rest wait for a slot (the wall clock
+/// starts once they have one), and all complete.
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_beyond_the_instance_slots_wait_their_turn() {
+    let c = hostile(Policy { wall_ms: 2_000, ..Policy::default() }).await;
+    let n = agent_sandboxes::MAX_CONCURRENT_CALLS * 2 + 8;
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let c = c.clone();
+        calls.spawn(async move { c.call("sleep", &json!({"ms": 300})).await });
+    }
+    let mut done = 0;
+    while let Some(out) = calls.join_next().await {
+        let out = out.unwrap();
+        assert_eq!((out.content.as_str(), out.is_error), ("woke", false));
+        done += 1;
+    }
+    assert_eq!(done, n);
+}

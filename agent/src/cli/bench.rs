@@ -7,6 +7,7 @@
 //!   call) and a forced `final_answer` call (the tokens are one long JSON string).
 //! - `thinking`: see `bench_thinking`.
 //! - `mcp`: see `bench_mcp`.
+//! - `wasm`: see `bench_wasm`.
 //! - `rss`: peak resident memory over an N-step conversation (run once per setting, in a fresh
 //!   process, since peak RSS only grows).
 
@@ -65,6 +66,24 @@ enum What {
         #[arg(long, default_value_t = 50)]
         warmup: usize,
     },
+    /// Sandboxed wasm tools against the same code behind a stdio MCP server: cold and warm
+    /// call latency, memory per instance, epoch against fuel metering.
+    Wasm {
+        #[arg(long, default_value_t = 1000)]
+        calls: usize,
+        #[arg(long, default_value_t = 50)]
+        warmup: usize,
+        /// Cold starts measured (each: compile, load from cache, MCP server start).
+        #[arg(long, default_value_t = 10)]
+        cold: usize,
+        /// Live instances held for the memory measurement (at most 64: the pooling
+        /// allocator's slots).
+        #[arg(long, default_value_t = 50)]
+        instances: usize,
+    },
+    /// The MCP peer of `bench wasm` (serves the `text` tool's code natively over stdio).
+    #[command(hide = true)]
+    WasmPeer,
     /// Peak RSS over an N-step conversation with the prefix cache on or off.
     Rss {
         #[arg(long, default_value_t = 50)]
@@ -107,6 +126,8 @@ pub fn main(args: BenchArgs) -> ExitCode {
             What::Grammar { tokens, repeats } => grammar(tokens, repeats).await,
             What::Thinking { tokens, repeats } => super::bench_thinking::thinking(tokens, repeats).await,
             What::Mcp { calls, warmup } => super::bench_mcp::mcp(calls, warmup).await,
+            What::Wasm { calls, warmup, cold, instances } => super::bench_wasm::wasm(calls, warmup, cold, instances).await,
+            What::WasmPeer => super::bench_wasm::peer().await,
         }
     });
     match r {

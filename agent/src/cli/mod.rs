@@ -3,6 +3,7 @@
 mod bench;
 mod bench_mcp;
 mod bench_thinking;
+mod bench_wasm;
 mod models;
 mod parse;
 mod progress;

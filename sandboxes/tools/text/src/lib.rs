@@ -1,110 +1,25 @@
 //! `text`: what small models get wrong when they count in their heads. Characters are
 //! counted as a reader sees them (grapheme clusters: "é" written as e + accent is one), and
-//! substrings without overlap, as "how many times does X occur" means.
+//! substrings without overlap, as "how many times does X occur" means. The logic is in
+//! `logic.rs`; this is the JSON contract around it.
 
-use serde_json::{Value, json};
-use unicode_segmentation::UnicodeSegmentation;
+mod logic;
+
+use serde_json::Value;
 
 wit_bindgen::generate!({ world: "json-tool", path: "../../wit" });
 
 struct Text;
 
-fn describe() -> Value {
-    json!([
-        {
-            "name": "count",
-            "description": "Count how many times `find` occurs in `text` (a letter, a word, any substring; without overlaps). Set ignore_case to count upper and lower case together.",
-            "parameters": {
-                "type": "object",
-                "properties": {
-                    "text": {"type": "string", "description": "The text to search"},
-                    "find": {"type": "string", "description": "What to count, e.g. a single letter"},
-                    "ignore_case": {"type": "boolean", "description": "Count A and a alike (default false)"}
-                },
-                "required": ["text", "find"],
-                "additionalProperties": false
-            }
-        },
-        {
-            "name": "length",
-            "description": "The length of `text`: characters as a reader sees them, words, lines and UTF-8 bytes.",
-            "parameters": {
-                "type": "object",
-                "properties": {"text": {"type": "string", "description": "The text to measure"}},
-                "required": ["text"],
-                "additionalProperties": false
-            }
-        }
-    ])
-}
-
-/// Non-overlapping occurrences, matched on grapheme boundaries so that a letter inside a
-/// combined character is not counted.
-fn count(text: &str, find: &str, ignore_case: bool) -> Result<Value, String> {
-    if find.is_empty() {
-        return Err("`find` is empty: give the letter or text to count".into());
-    }
-    let fold = |s: &str| if ignore_case { s.to_lowercase() } else { s.to_string() };
-    let hay: Vec<String> = text.graphemes(true).map(fold).collect();
-    let needle: Vec<String> = find.graphemes(true).map(fold).collect();
-    let mut n = 0;
-    let mut positions = Vec::new();
-    let mut i = 0;
-    while i + needle.len() <= hay.len() {
-        if hay[i..i + needle.len()] == needle[..] {
-            n += 1;
-            positions.push(i + 1);
-            i += needle.len();
-        } else {
-            i += 1;
-        }
-    }
-    // A sentence: what a small model reads best, and says back.
-    let times = if n == 1 { "time" } else { "times" };
-    let at = if positions.is_empty() { String::new() } else { format!(" (at characters {})", positions.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")) };
-    Ok(json!(format!("\"{find}\" occurs {n} {times} in \"{text}\"{at}. The count is {n}.")))
-}
-
-fn length(text: &str) -> Value {
-    json!({
-        "characters": text.graphemes(true).count(),
-        "code_points": text.chars().count(),
-        "words": text.unicode_words().count(),
-        "lines": if text.is_empty() { 0 } else { text.lines().count() },
-        "bytes": text.len(),
-    })
-}
-
 impl exports::agent::tool::json::Guest for Text {
     fn describe() -> String {
-        sorted(describe()).to_string()
+        logic::describe().to_string()
     }
 
     fn call(name: String, arguments: String) -> Result<String, String> {
         let args: Value = serde_json::from_str(&arguments).map_err(|e| format!("arguments are not JSON: {e}"))?;
-        let s = |k: &str| args.get(k).and_then(Value::as_str).ok_or_else(|| format!("`{k}` must be a string"));
-        let out = match name.as_str() {
-            "count" => count(s("text")?, s("find")?, args.get("ignore_case").and_then(Value::as_bool).unwrap_or(false))?,
-            "length" => length(s("text")?),
-            other => return Err(format!("no tool named `{other}`")),
-        };
-        Ok(out.to_string())
+        Ok(logic::call(&name, &args)?.to_string())
     }
 }
 
 export!(Text);
-
-/// Object keys in sorted order. The order of schema keys reaches the prompt, and the seed
-/// tasks' end-to-end tests with the 135M default model were verified with this order (it is
-/// what serde_json gave before the guests' workspace turned on `preserve_order`).
-fn sorted(v: Value) -> Value {
-    match v {
-        Value::Object(o) => {
-            let mut pairs: Vec<(String, Value)> = o.into_iter().collect();
-            pairs.sort_by(|a, b| a.0.cmp(&b.0));
-            Value::Object(pairs.into_iter().map(|(k, v)| (k, sorted(v))).collect())
-        }
-        Value::Array(a) => Value::Array(a.into_iter().map(sorted).collect()),
-        other => other,
-    }
-}
