@@ -8,6 +8,11 @@ mod models;
 mod parse;
 mod progress;
 mod run;
+mod runcfg;
+mod serve;
+mod serve_conformance;
+mod serve_handler;
+mod serve_http;
 mod tools;
 
 use std::process::ExitCode;
@@ -33,6 +38,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// List the tools a run would see (built-in and MCP), or call one.
     Tools(tools::ToolsArgs),
+    /// Serve the agent over MCP (stdio, or streamable HTTP with --http): `run_task`, the
+    /// configured wasm tools, run traces as resources, example tasks as prompts.
+    Serve(serve::ServeArgs),
 }
 
 /// Exit codes: 0 answered, 1 failed, 2 bad input (task file, flags, model name), 130 interrupted.
@@ -51,5 +59,6 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::main(args),
         Command::Parse(args) => parse::main(args),
         Command::Tools(args) => tools::main(args),
+        Command::Serve(args) => serve::main(args),
     }
 }

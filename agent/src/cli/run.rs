@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use agent::backend::Sampling;
 use std::sync::Arc;
 
 use agent::events::{Event, JsonLines, StopReason, TraceWriter};
@@ -14,9 +13,8 @@ use agent_sandboxes::Sandbox;
 use agent_tools::mcp::{Hooks, McpPool};
 use agent::mistral::MistralBackend;
 use agent::models::{self, agent_home};
-use agent::planner::{Agent, RunConfig};
-use agent::thinking::ThinkingPolicy;
-use agent::task::{Device, MAX_STEPS_RANGE, OutputSpec, Task, ThinkingSpec};
+use agent::planner::Agent;
+use agent::task::{Device, MAX_STEPS_RANGE, Task, ThinkingSpec};
 use agent::toolset;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
@@ -87,7 +85,7 @@ fn parse_thinking(s: &str) -> Result<ThinkingSpec, String> {
 }
 
 /// A sortable, readable run id: UTC time plus the process id.
-fn run_id() -> String {
+pub(super) fn run_id() -> String {
     let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -137,29 +135,7 @@ pub fn main(args: RunArgs) -> ExitCode {
         Ok(m) => m,
         Err(e) => return fail(EXIT_BAD_INPUT, e),
     };
-    let s = task.front.sampling_or_default();
-    let cfg = RunConfig {
-        run_id: run_id(),
-        task_name: task.path.display().to_string(),
-        instructions: task.instructions.clone(),
-        max_steps: task.front.max_steps_or_default(),
-        sampling: Sampling { temperature: s.temperature, top_p: s.top_p, top_k: s.top_k, seed: s.seed },
-        output_schema: match output {
-            OutputSpec::Text => None,
-            OutputSpec::Schema(v) => Some(v),
-        },
-        max_tokens_per_step: args.max_tokens,
-        tool_choice: task.front.tool_choice_or_default(),
-        constrain_calls: true,
-        // A string that rambles on (small models do) ends before it could outgrow the step
-        // (about 3-4 characters a token in prose and code, so real arguments stay clear of it).
-        max_string_chars: Some(args.max_tokens.saturating_mul(3)),
-        // One call per turn, as the system prompt asks: a small model otherwise repeats calls
-        // until the token limit cuts the last one.
-        max_calls: Some(1),
-        format: task.front.tool_format,
-        thinking: ThinkingPolicy::Kinds(args.thinking.as_ref().or(task.front.thinking.as_ref()).map(ThinkingSpec::policy).unwrap_or_default()),
-    };
+    let cfg = super::runcfg::run_config(&task.front, &task, run_id(), args.max_tokens, args.thinking.as_ref());
     let trace_path = args.trace.clone().unwrap_or_else(|| agent_home().join("runs").join(format!("{}.jsonl", cfg.run_id)));
 
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

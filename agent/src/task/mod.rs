@@ -154,16 +154,26 @@ fn trim_body(body: &str) -> &str {
 }
 
 fn parse_front_matter(path: &Path, yaml: &str) -> Result<FrontMatter, TaskError> {
+    parse_front_matter_at(path, yaml, YAML_LINE_OFFSET)
+}
+
+/// Parses a file of front-matter keys alone (no `---` lines, no body), checked as in a task
+/// file, with errors naming the file's own lines (`agent serve --defaults`).
+pub fn parse_settings(path: &Path, yaml: &str) -> Result<FrontMatter, TaskError> {
+    parse_front_matter_at(path, yaml, 0)
+}
+
+fn parse_front_matter_at(path: &Path, yaml: &str, offset: usize) -> Result<FrontMatter, TaskError> {
     let value: Value = if is_blank_yaml(yaml) {
         Value::Null
     } else {
-        serde_yaml_ng::from_str(yaml).map_err(|error| yaml_error(path, yaml, &error))?
+        serde_yaml_ng::from_str(yaml).map_err(|error| yaml_error(path, yaml, &error, offset))?
     };
     front::check_front_matter(&value).map_err(|error| {
         let key = error.key();
         TaskError::Invalid {
             path: path.to_owned(),
-            line: locate::line_of(yaml, &error.at).map(|line| line + YAML_LINE_OFFSET),
+            line: locate::line_of(yaml, &error.at).map(|line| line + offset),
             key: (!key.is_empty()).then_some(key),
             message: error.message,
         }
@@ -172,21 +182,21 @@ fn parse_front_matter(path: &Path, yaml: &str) -> Result<FrontMatter, TaskError>
 
 /// A YAML error as a task error. Duplicate keys get the key and the line of
 /// the repeat, which serde_yaml_ng's own error lacks.
-fn yaml_error(path: &Path, yaml: &str, error: &serde_yaml_ng::Error) -> TaskError {
+fn yaml_error(path: &Path, yaml: &str, error: &serde_yaml_ng::Error, offset: usize) -> TaskError {
     let message = strip_positions(&error.to_string());
     if message.contains("duplicate entry")
         && let Some((key, line)) = locate::first_duplicate(yaml)
     {
         return TaskError::Invalid {
             path: path.to_owned(),
-            line: Some(line + YAML_LINE_OFFSET),
+            line: Some(line + offset),
             key: Some(key),
             message: "duplicate key: each key may appear only once".to_owned(),
         };
     }
     TaskError::Yaml {
         path: path.to_owned(),
-        line: error.location().map(|l| l.line() + YAML_LINE_OFFSET),
+        line: error.location().map(|l| l.line() + offset),
         message,
     }
 }
@@ -235,6 +245,13 @@ fn skip_position(text: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn settings_files_name_their_own_lines() {
+        let e = super::parse_settings(std::path::Path::new("serve.yaml"), "max_steps: 4\ntools: [nope]\n").unwrap_err().to_string();
+        assert!(e.starts_with("serve.yaml:2"), "{e}");
+        assert!(e.contains("tools"), "{e}");
+    }
+
     use super::*;
 
     #[test]

@@ -75,9 +75,14 @@ impl McpPool {
 
     /// Waits until every required server is up (each within its own startup timeout).
     pub async fn wait_required(&self) -> Result<(), McpError> {
-        let waits = self.servers.iter().filter(|(_, e)| e.required).map(|(name, _)| async move { (name, self.settled(name).await) });
-        for (name, state) in in_order(waits).await {
-            if let State::Failed(message) = state {
+        // One after another: the servers start in parallel anyway, so this waits for the
+        // slowest, not the sum. (Async closures over the map here made this future fail the
+        // higher-ranked `Send` check of callers that need a `Send` future, like rmcp handlers.)
+        for (name, entry) in &self.servers {
+            if !entry.required {
+                continue;
+            }
+            if let State::Failed(message) = self.settled(name).await {
                 return Err(McpError::Start { server: name.clone(), message: format!("required, but it did not start: {message}") });
             }
         }

@@ -269,12 +269,14 @@ impl<T: CacheManagerMixin + MetadataMixin + ?Sized> CacheManager<T> for NormalCa
     ) {
         let mut new_k_cache = Vec::new();
         let mut new_v_cache = Vec::new();
+        // Per layer, the capacity the batched cache was built with (agent: see below).
+        let mut capacities: Vec<Option<usize>> = Vec::new();
 
         for layer in 0..pipeline.get_metadata().num_hidden_layers {
             // Preallocate combined k and v caches across all sequences, avoiding Tensor::cat copies
             let batch_len = seqs.len();
             // Use the first sequence as template
-            let (first_k, first_v) = {
+            let (first_k, first_v, cap_dim) = {
                 let src_cache = if modify_draft_cache {
                     seqs[0].normal_draft_cache()
                 } else {
@@ -283,27 +285,50 @@ impl<T: CacheManagerMixin + MetadataMixin + ?Sized> CacheManager<T> for NormalCa
                 let Some(cache) = src_cache.get(layer).unwrap().as_ref() else {
                     new_k_cache.push(None);
                     new_v_cache.push(None);
+                    capacities.push(None);
                     continue;
                 };
                 match cache {
                     KvCache::Normal { k, v } => {
-                        (k.all_data.clone().unwrap(), v.all_data.clone().unwrap())
+                        (k.all_data.clone().unwrap(), v.all_data.clone().unwrap(), k.dim)
                     }
                     KvCache::Rotating { k, v } => {
-                        (k.all_data.clone().unwrap(), v.all_data.clone().unwrap())
+                        (k.all_data.clone().unwrap(), v.all_data.clone().unwrap(), k.dim)
                     }
                     KvCache::Shared { .. } => {
                         new_k_cache.push(None);
                         new_v_cache.push(None);
+                        capacities.push(None);
                         continue;
                     }
                 }
             };
+            // agent: sequences batched together have the same length but not always the same
+            // capacity (a cache restored from the prefix cache, or grown in an earlier step, is
+            // bigger): batch at the largest capacity, the others zero-padded. Upstream panicked
+            // here ("shape mismatch on dim 2") when `agent serve` ran tasks concurrently.
+            // Only for plain caches: a rotating cache's layout depends on its capacity.
+            let mut capacity = first_k.dims()[cap_dim];
+            let normal = matches!(
+                (if modify_draft_cache { seqs[0].normal_draft_cache() } else { seqs[0].normal_cache() }).get(layer).unwrap().as_ref(),
+                Some(KvCache::Normal { .. })
+            );
+            for seq in seqs.iter_mut().filter(|_| normal) {
+                let src_cache = if modify_draft_cache { seq.normal_draft_cache() } else { seq.normal_cache() };
+                let held = match src_cache.get(layer).unwrap().as_ref() {
+                    Some(KvCache::Normal { k, .. }) => k.all_data.as_ref().map(|t| t.dims()[cap_dim]),
+                    _ => None,
+                };
+                capacity = capacity.max(held.unwrap_or(0));
+            }
+            capacities.push(Some(capacity));
             // Build dims for batched cache
             let mut dims_k = first_k.dims().to_vec();
             let mut dims_v = first_v.dims().to_vec();
             dims_k[0] *= batch_len;
             dims_v[0] *= batch_len;
+            dims_k[cap_dim] = capacity;
+            dims_v[cap_dim] = capacity;
             let batch_k = Tensor::zeros(dims_k.clone(), first_k.dtype(), first_k.device()).unwrap();
             let batch_v = Tensor::zeros(dims_v.clone(), first_v.dtype(), first_v.device()).unwrap();
             // Fill each sequence's cache slice
@@ -325,6 +350,11 @@ impl<T: CacheManagerMixin + MetadataMixin + ?Sized> CacheManager<T> for NormalCa
                     }
                     KvCache::Shared { .. } => continue,
                 };
+                let pad = |t: Tensor| {
+                    let have = t.dims()[cap_dim];
+                    if have < capacity { t.pad_with_zeros(cap_dim, 0, capacity - have).unwrap() } else { t }
+                };
+                let (src_k, src_v) = (pad(src_k), pad(src_v));
                 let offset = i * first_k.dims()[0];
                 batch_k.slice_set(&src_k, 0, offset).unwrap();
                 batch_v.slice_set(&src_v, 0, offset).unwrap();
@@ -354,7 +384,7 @@ impl<T: CacheManagerMixin + MetadataMixin + ?Sized> CacheManager<T> for NormalCa
                     let template_cache_dim = old_k.dim;
                     let template_cache_csl = old_k.current_seq_len;
                     let template_cache_msl = old_k.max_seq_len;
-                    let template_cache_capsl = old_k.capacity_seq_len;
+                    let template_cache_capsl = capacities[layer_idx].unwrap_or(old_k.capacity_seq_len);
 
                     caches.push(KvCache::Normal {
                         k: SingleCache {
@@ -377,7 +407,7 @@ impl<T: CacheManagerMixin + MetadataMixin + ?Sized> CacheManager<T> for NormalCa
                     let template_cache_dim = old_k.dim;
                     let template_cache_csl = old_k.current_seq_len;
                     let template_cache_msl = old_k.max_seq_len;
-                    let template_cache_capsl = old_k.capacity_seq_len;
+                    let template_cache_capsl = capacities[layer_idx].unwrap_or(old_k.capacity_seq_len);
 
                     caches.push(KvCache::Rotating {
                         k: RotatingCache {

@@ -1,0 +1,211 @@
+//! `agent serve`: the agent as an MCP server, over stdio (the default) or streamable HTTP
+//! (`--http ADDR`). One model is loaded for the server's lifetime. Clients get `run_task` (a
+//! whole agent run, with progress per step and cancellation), the wasm tools the server is
+//! configured with (the agent as a sandboxed tool host), optionally the tools of its upstream
+//! MCP servers (`--gateway`), the traces of past runs as resources and the example tasks as
+//! prompts. The handler is in `serve_handler`, the HTTP listener in `serve_http`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use agent::mistral::MistralBackend;
+use agent::models::{self, agent_home};
+use agent::sampling::BackendSampler;
+use agent::task::{Device, FrontMatter, ToolSource};
+use agent::toolset;
+use agent_sandboxes::Sandbox;
+use agent_tools::ToolRegistry;
+use agent_tools::mcp::{Hooks, McpPool};
+use clap::Args;
+use rmcp::ServiceExt;
+use tokio_util::sync::CancellationToken;
+
+use super::serve_handler::{Server, State};
+use super::{EXIT_BAD_INPUT, EXIT_FAILED};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Serve streamable HTTP on this address (endpoint `/mcp`) instead of stdio.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<SocketAddr>,
+    /// Bearer token HTTP clients must send (`Authorization: Bearer TOKEN`); required when
+    /// `--http` binds to anything but loopback. Also read from AGENT_SERVE_TOKEN, which keeps
+    /// it out of the process list.
+    #[arg(long)]
+    token: Option<String>,
+    /// Host names HTTP requests may carry in `Host` (DNS-rebinding protection; loopback
+    /// names are always allowed).
+    #[arg(long = "allow-host", value_name = "HOST")]
+    allow_hosts: Vec<String>,
+    /// Largest HTTP request body, in bytes.
+    #[arg(long, default_value_t = 4 << 20)]
+    max_body: usize,
+    /// Model: a catalogue name (see `agent models`), a .gguf file or a model directory.
+    #[arg(long)]
+    model: Option<String>,
+    /// Where the model runs.
+    #[arg(long, value_parser = ["cpu", "cuda", "auto"])]
+    device: Option<String>,
+    /// Most tokens the model may generate in one step.
+    #[arg(long, default_value_t = 1024)]
+    max_tokens: usize,
+    /// Task defaults: a YAML file with task front-matter keys (`tools`, `wasm_policy`,
+    /// `max_steps`, `thinking`, `tool_choice`, `mcp_servers`, ...). Its wasm tools are served
+    /// as MCP tools; every `run_task` starts from these settings.
+    #[arg(long, value_name = "FILE")]
+    defaults: Option<PathBuf>,
+    /// MCP servers whose tools every run sees, in the `mcpServers` shape; may be repeated.
+    #[arg(long, value_name = "FILE")]
+    mcp_config: Vec<PathBuf>,
+    /// Also serve the upstream MCP servers' tools (`SERVER__TOOL`), under their configuration.
+    #[arg(long)]
+    gateway: bool,
+    /// Finished sequences whose KV the prefix cache keeps (0: off).
+    #[arg(long, default_value_t = agent::mistral::PREFIX_CACHE_SEQS)]
+    prefix_cache: usize,
+    /// Most `run_task` calls running at once; more wait their turn (and are told so).
+    #[arg(long, default_value_t = 4)]
+    max_concurrent: usize,
+    /// Let tasks from clients start MCP servers (`mcp_servers:`), grant wasm tools files and
+    /// environment (`wasm_policy:`) and load wasm components from paths. Off: a client task
+    /// uses what the server is configured with.
+    #[arg(long)]
+    trust_tasks: bool,
+    /// Add the fixture tools the MCP conformance suite calls by name (for its tests).
+    #[arg(long, hide = true)]
+    conformance_fixtures: bool,
+}
+
+fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("agent serve: {msg}");
+    ExitCode::from(code)
+}
+
+/// The `--defaults` file: front-matter keys, checked as in a task file.
+fn read_defaults(path: &std::path::Path) -> Result<FrontMatter, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    agent::task::parse_settings(path, &text).map_err(|e| e.to_string())
+}
+
+pub fn main(mut args: ServeArgs) -> ExitCode {
+    if args.token.is_none() {
+        args.token = std::env::var("AGENT_SERVE_TOKEN").ok().filter(|t| !t.is_empty());
+    }
+    if let Some(addr) = args.http
+        && !addr.ip().is_loopback()
+        && args.token.is_none()
+    {
+        return fail(EXIT_BAD_INPUT, format!("--http {addr} is not a loopback address: set --token (or AGENT_SERVE_TOKEN) so that clients must authenticate"));
+    }
+    if args.max_concurrent == 0 {
+        return fail(EXIT_BAD_INPUT, "--max-concurrent must be at least 1");
+    }
+    let defaults_path = args.defaults.clone();
+    let mut defaults = match &defaults_path {
+        Some(p) => match read_defaults(p) {
+            Ok(d) => d,
+            Err(e) => return fail(EXIT_BAD_INPUT, e),
+        },
+        None => FrontMatter::default(),
+    };
+    if let Some(m) = &args.model {
+        defaults.model = Some(m.clone());
+    }
+    let device = match args.device.as_deref() {
+        Some("cpu") => Device::Cpu,
+        Some("cuda") => Device::Cuda,
+        Some(_) => Device::Auto,
+        None => defaults.device_or_default(),
+    };
+    let model = match models::resolve(defaults.model_or_default()) {
+        Ok(m) => m,
+        Err(e) => return fail(EXIT_BAD_INPUT, e),
+    };
+    // Server-level MCP servers: $AGENT_HOME/mcp.json, --mcp-config, then the defaults' own.
+    let mut mcp = match toolset::mcp_config(&agent_home(), &args.mcp_config, None) {
+        Ok(c) => c,
+        Err(e) => return fail(EXIT_BAD_INPUT, e),
+    };
+    match defaults.mcp_config() {
+        Ok(d) => mcp.servers.extend(d.servers),
+        Err(e) => return fail(EXIT_BAD_INPUT, format!("{}: mcp_servers: {e}", defaults_path.unwrap_or_default().display())),
+    }
+    let base = defaults_path.as_ref().and_then(|p| p.parent().map(std::path::Path::to_path_buf)).unwrap_or_default();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(EXIT_FAILED, format!("cannot start the async runtime: {e}")),
+    };
+    rt.block_on(async move {
+        let hooks = Hooks { roots: std::env::current_dir().into_iter().collect(), sampling_max_tokens: u32::try_from(args.max_tokens).unwrap_or(u32::MAX), ..Hooks::default() };
+        let pool = McpPool::start(&mcp, hooks.clone());
+        let sandbox = match Sandbox::new(Some(&toolset::wasm_cache_dir(&agent_home()))) {
+            Ok(s) => Arc::new(s),
+            Err(e) => return fail(EXIT_FAILED, format!("cannot start the wasm sandbox: {e}")),
+        };
+        // The configured wasm tools, loaded once: served as MCP tools and used by runs.
+        let wasm_sources: Vec<ToolSource> = defaults.tools_or_default().into_iter().filter(|s| matches!(s, ToolSource::Wasm(_))).collect();
+        let mut scratch = ToolRegistry::new();
+        let wasm = match toolset::add_wasm_tools(&mut scratch, &sandbox, &wasm_sources, &defaults.wasm_policy.clone().unwrap_or_default(), &base).await {
+            Ok(w) => w,
+            Err(e) => {
+                pool.shutdown().await;
+                return fail(EXIT_BAD_INPUT, e);
+            }
+        };
+        eprintln!("agent serve: loading {}…", model.name);
+        let backend = match MistralBackend::load_with_prefix_cache(&model, device, (args.prefix_cache > 0).then_some(args.prefix_cache)).await {
+            Ok(b) => Arc::new(b),
+            Err(e) => {
+                pool.shutdown().await;
+                return fail(EXIT_FAILED, e);
+            }
+        };
+        let _ = hooks.sampler.set(Arc::new(BackendSampler::new(backend.clone())));
+        if let Err(e) = pool.wait_required().await {
+            pool.shutdown().await;
+            return fail(EXIT_FAILED, e);
+        }
+        let mut state = State::new(backend, model.name.clone(), defaults, base, args.max_tokens, sandbox, wasm, pool.clone(), hooks, args.gateway, args.max_concurrent, args.trust_tasks);
+        state.conformance_fixtures = args.conformance_fixtures;
+        let state = Arc::new(state);
+        let server = Server::new(state);
+        let shutdown = CancellationToken::new();
+        let on_signal = shutdown.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                on_signal.cancel();
+            }
+        });
+        let served = match args.http {
+            None => {
+                eprintln!("agent serve: ready on stdio ({})", model.name);
+                serve_stdio(server, shutdown).await
+            }
+            Some(addr) => {
+                let opts = super::serve_http::HttpOptions { addr, token: args.token.clone(), allow_hosts: args.allow_hosts.clone(), max_body: args.max_body };
+                super::serve_http::serve(server, opts, shutdown).await
+            }
+        };
+        pool.shutdown().await;
+        match served {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(EXIT_FAILED, e),
+        }
+    })
+}
+
+/// Serves one client on stdin/stdout until it disconnects or the process is interrupted.
+/// `stdio_pipes` rather than `stdio`: the latter's blocking stdin read would hold shutdown.
+async fn serve_stdio(server: Server, shutdown: CancellationToken) -> Result<(), String> {
+    let running = server.serve(rmcp::transport::stdio_pipes()).await.map_err(|e| format!("stdio: {e}"))?;
+    let ct = running.cancellation_token();
+    tokio::select! {
+        r = running.waiting() => r.map(drop).map_err(|e| format!("stdio: {e}")),
+        _ = shutdown.cancelled() => {
+            ct.cancel();
+            Ok(())
+        }
+    }
+}

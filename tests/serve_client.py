@@ -1,0 +1,126 @@
+"""A client nobody here wrote (the Python MCP SDK, mcp 2.3.0) driving `agent serve`, for
+tests/e2e_serve.rs. Prints one JSON object on stdout with what it saw.
+
+    serve_client.py SCENARIO stdio COMMAND [ARGS...]
+    serve_client.py SCENARIO http URL [TOKEN]
+
+Scenarios:
+    run         list tools and prompts, call run_task on TASK (env SERVE_TASK) with progress,
+                read the run's trace resource
+    cancel      start a long run_task, cancel it after its first progress notification, then
+                call run_task again on the same connection
+    concurrent  N (env SERVE_N) run_task calls at once on one connection
+    bench       (docs/BENCHMARKS.md) run_task on TASK SERVE_N times, then TOOL (env
+                SERVE_TOOL, default text__count) on strawberry/r 500 times; latencies in ms
+"""
+import asyncio
+import json
+import os
+import sys
+
+import anyio
+import httpx2
+from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+
+
+def connect(transport, rest):
+    if transport == "stdio":
+        return Client(StdioServerParameters(command=rest[0], args=rest[1:]), read_timeout_seconds=600)
+    url = rest[0]
+    headers = {"Authorization": f"Bearer {rest[1]}"} if len(rest) > 1 else {}
+    http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(600.0))
+    return Client(streamable_http_client(url, http_client=http), read_timeout_seconds=600)
+
+
+def result_json(r):
+    text = "".join(getattr(c, "text", "") for c in r.content)
+    return {"is_error": bool(r.is_error), "text": text, "structured": r.structured_content}
+
+
+async def run(c, out):
+    out["tools"] = sorted(t.name for t in (await c.list_tools()).tools)
+    out["prompts"] = sorted(p.name for p in (await c.list_prompts()).prompts)
+    progress = []
+
+    async def on_progress(p, total, message):
+        progress.append([p, total, message])
+
+    r = await c.call_tool("run_task", {"task": os.environ["SERVE_TASK"]}, progress_callback=on_progress)
+    out["result"] = result_json(r)
+    out["progress"] = progress
+    trace = (r.structured_content or {}).get("trace")
+    if trace:
+        res = await c.read_resource(trace)
+        out["trace_lines"] = sum(len(getattr(x, "text", "").splitlines()) for x in res.contents)
+
+
+async def cancel(c, out):
+    first = anyio.Event()
+    progress = []
+
+    async def on_progress(p, total, message):
+        progress.append([p, total, message])
+        first.set()
+
+    long_task = "---\nmax_steps: 40\ntool_choice: none\n---\nWrite a very long story about the sea, one chapter per step."
+    async with anyio.create_task_group() as tg:
+
+        async def call():
+            await c.call_tool("run_task", {"task": long_task}, progress_callback=on_progress)
+            out["long_run_finished"] = True
+
+        tg.start_soon(call)
+        with anyio.fail_after(300):
+            await first.wait()
+        tg.cancel_scope.cancel()
+    out["progress_before_cancel"] = progress
+    r = await c.call_tool("run_task", {"task": os.environ["SERVE_TASK"]})
+    out["after"] = result_json(r)
+
+
+async def concurrent(c, out):
+    n = int(os.environ.get("SERVE_N", "8"))
+    results = [None] * n
+
+    async def one(i):
+        r = await c.call_tool("run_task", {"task": os.environ["SERVE_TASK"]})
+        results[i] = result_json(r)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(n):
+            tg.start_soon(one, i)
+    out["results"] = results
+
+
+async def bench(c, out):
+    import time
+    runs = []
+    for _ in range(int(os.environ.get("SERVE_N", "3"))):
+        t = time.perf_counter()
+        r = await c.call_tool("run_task", {"task": os.environ["SERVE_TASK"]})
+        runs.append((time.perf_counter() - t) * 1000.0)
+        assert not r.is_error, r
+    tool = os.environ.get("SERVE_TOOL", "text__count")
+    calls = []
+    for i in range(520):
+        t = time.perf_counter()
+        r = await c.call_tool(tool, {"text": "strawberry", "find": "r"})
+        if i >= 20:
+            calls.append((time.perf_counter() - t) * 1000.0)
+        assert not r.is_error, r
+    out["run_task_ms"] = runs
+    out["tool_ms"] = calls
+
+
+async def main():
+    scenario, transport, *rest = sys.argv[1:]
+    out = {}
+    async with connect(transport, rest) as c:
+        out["protocol"] = str(c.protocol_version)
+        await {"run": run, "cancel": cancel, "concurrent": concurrent, "bench": bench}[scenario](c, out)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
