@@ -24,7 +24,7 @@ use crate::task::Device;
 
 /// Sequences kept in the prefix cache. One run needs one (the growing conversation); a few more
 /// let `agent serve` keep several runs warm.
-pub const PREFIX_CACHE_SEQS: usize = 4;
+const PREFIX_CACHE_SEQS: usize = 4;
 
 pub struct MistralBackend {
     model: Model,
