@@ -15,7 +15,9 @@ use serde_json::Value;
 
 /// Server defaults: the bundled text and number tools, served as MCP tools too.
 fn defaults() -> PathBuf {
-    let dir = tmp_dir("serve-defaults");
+    // A directory per call: tests run in parallel, and tmp_dir empties the one it returns.
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = tmp_dir(&format!("serve-defaults-{}", N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)));
     let path = dir.join("serve.yaml");
     std::fs::write(&path, "tools: [builtin, wasm:text, wasm:number]\nmax_steps: 4\n").unwrap();
     path
@@ -151,6 +153,9 @@ fn eight_concurrent_runs_all_complete() {
         right += usize::from(r["text"].as_str().map(str::trim) == Some("3"));
     }
     assert_eq!(ids.len(), 8, "{ids:?}");
+    // The four beyond the limit were told they wait.
+    let messages = out["progress_messages"].as_array().unwrap();
+    assert!(messages.iter().any(|m| m.as_str().unwrap_or("").starts_with("queued: ")), "{messages:?}");
     assert!(right >= 4, "{right} of 8 answered 3: {out:#}\n{}", server.log.lock().unwrap());
     assert!(!server.log.lock().unwrap().contains("panicked"), "{}", server.log.lock().unwrap());
 }
@@ -261,4 +266,29 @@ fn mcp_conformance_server() {
     for scenario in ["server-initialize", "ping", "tools-list", "tools-call-error", "tools-call-with-progress", "server-sse-multiple-streams", "resources-list", "prompts-list", "dns-rebinding-protection"] {
         assert!(text.contains(&format!("✓ {scenario}:")), "{scenario} did not pass:\n{text}");
     }
+}
+
+/// `--gateway`: the upstream MCP servers' tools are served too, as `SERVER__TOOL`, under their
+/// configuration (here `enabled_tools`), and calls go through to the real server.
+#[test]
+fn gateway_serves_upstream_mcp_tools() {
+    let conf = require_fixture("fixtures/mcp-conformance/node_modules/.bin");
+    let everything = mcp_server_bin("mcp-server-everything");
+    let dir = tmp_dir("serve-gateway");
+    let mcp = dir.join("mcp.json");
+    let cfg = serde_json::json!({"mcpServers": {"ev": {"command": everything, "args": ["stdio"], "enabled_tools": ["echo"]}}});
+    std::fs::write(&mcp, cfg.to_string()).unwrap();
+    let d = defaults();
+    let path = format!("{}:{}", conf.display(), std::env::var("PATH").unwrap_or_default());
+    let inspector = |method: &[&str]| -> Value {
+        let server = [env!("CARGO_BIN_EXE_agent"), "serve", "--gateway", "--mcp-config", mcp.to_str().unwrap(), "--defaults", d.to_str().unwrap()];
+        let o = Command::new(conf.join("mcp-inspector")).arg("--cli").args(method).arg("--").args(server).env("PATH", &path).current_dir(&dir).output().unwrap();
+        assert!(o.status.success(), "inspector {method:?}: {}\n{}", stdout(&o), stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(&o)))
+    };
+    let list = inspector(&["--method", "tools/list"]);
+    let names: Vec<&str> = list["tools"].as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
+    assert!(names.contains(&"ev__echo") && !names.contains(&"ev__get-sum") && names.contains(&"run_task"), "{names:?}");
+    let call = inspector(&["--method", "tools/call", "--tool-name", "ev__echo", "--tool-arg", "message=through the gateway"]);
+    assert!(call["content"][0]["text"].as_str().unwrap_or("").contains("through the gateway"), "{call:#}");
 }

@@ -82,15 +82,20 @@ async def cancel(c, out):
 async def concurrent(c, out):
     n = int(os.environ.get("SERVE_N", "8"))
     results = [None] * n
+    messages = []
+
+    async def on_progress(p, total, message):
+        messages.append(message)
 
     async def one(i):
-        r = await c.call_tool("run_task", {"task": os.environ["SERVE_TASK"]})
+        r = await c.call_tool("run_task", {"task": os.environ["SERVE_TASK"]}, progress_callback=on_progress)
         results[i] = result_json(r)
 
     async with anyio.create_task_group() as tg:
         for i in range(n):
             tg.start_soon(one, i)
     out["results"] = results
+    out["progress_messages"] = messages
 
 
 async def bench(c, out):
