@@ -371,7 +371,8 @@ pub fn outcome(results: &[Val]) -> Result<Value, Value> {
     }
 }
 
+/// A value as JSON, cut at 40 characters, for error messages.
 fn short(v: &Value) -> String {
     let s = v.to_string();
-    if s.len() > 40 { format!("{}…", &s[..s.char_indices().take_while(|(i, _)| *i < 40).last().map(|(i, c)| i + c.len_utf8()).unwrap_or(0)]) } else { s }
+    if s.chars().count() > 40 { format!("{}…", s.chars().take(40).collect::<String>()) } else { s }
 }

@@ -22,7 +22,7 @@ use clap::Args;
 use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
 
-use super::serve_handler::{Server, State};
+use super::serve_handler::{Server, Settings, State};
 use super::{EXIT_BAD_INPUT, EXIT_FAILED};
 
 #[derive(Args)]
@@ -169,9 +169,17 @@ pub fn main(mut args: ServeArgs) -> ExitCode {
             pool.shutdown().await;
             return fail(EXIT_FAILED, e);
         }
-        let mut state = State::new(backend, model.name.clone(), defaults, base, args.max_tokens, sandbox, wasm, pool.clone(), hooks, args.gateway, args.max_concurrent, args.trust_tasks);
-        state.conformance_fixtures = args.conformance_fixtures;
-        let state = Arc::new(state);
+        let settings = Settings {
+            model: model.name.clone(),
+            defaults,
+            base,
+            max_tokens: args.max_tokens,
+            max_concurrent: args.max_concurrent,
+            gateway: args.gateway,
+            trust_tasks: args.trust_tasks,
+            conformance_fixtures: args.conformance_fixtures,
+        };
+        let state = Arc::new(State::new(settings, backend, sandbox, wasm, pool.clone(), hooks));
         let server = Server::new(state);
         let shutdown = CancellationToken::new();
         let on_signal = shutdown.clone();

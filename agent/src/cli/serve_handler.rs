@@ -34,13 +34,25 @@ const EXAMPLES: [(&str, &str); 2] = [
     ("decimals", include_str!("../../../examples/tasks/decimals.md")),
 ];
 
-pub struct State {
-    backend: Arc<MistralBackend>,
-    model: String,
-    defaults: FrontMatter,
+/// How the server was started: the flags and defaults every run starts from.
+pub struct Settings {
+    /// The served model's name.
+    pub model: String,
+    pub defaults: FrontMatter,
     /// Where relative paths in the defaults (wasm components, preopens) are resolved from.
-    base: PathBuf,
-    max_tokens: usize,
+    pub base: PathBuf,
+    pub max_tokens: usize,
+    pub max_concurrent: usize,
+    /// Also serve the upstream MCP servers' tools.
+    pub gateway: bool,
+    pub trust_tasks: bool,
+    /// The conformance suite's fixture tools (`serve_conformance`).
+    pub conformance_fixtures: bool,
+}
+
+pub struct State {
+    settings: Settings,
+    backend: Arc<MistralBackend>,
     sandbox: Arc<agent_sandboxes::Sandbox>,
     wasm: Vec<Arc<WasmComponent>>,
     pool: Arc<McpPool>,
@@ -49,56 +61,22 @@ pub struct State {
     /// servers' with `--gateway`.
     served: ToolRegistry,
     slots: Arc<Semaphore>,
-    max_concurrent: usize,
     waiting: AtomicUsize,
     runs: AtomicU64,
-    trust_tasks: bool,
-    /// The conformance suite's fixture tools (`serve_conformance`).
-    pub conformance_fixtures: bool,
 }
 
 impl State {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        backend: Arc<MistralBackend>,
-        model: String,
-        defaults: FrontMatter,
-        base: PathBuf,
-        max_tokens: usize,
-        sandbox: Arc<agent_sandboxes::Sandbox>,
-        wasm: Vec<Arc<WasmComponent>>,
-        pool: Arc<McpPool>,
-        hooks: Hooks,
-        gateway: bool,
-        max_concurrent: usize,
-        trust_tasks: bool,
-    ) -> State {
+    pub fn new(settings: Settings, backend: Arc<MistralBackend>, sandbox: Arc<agent_sandboxes::Sandbox>, wasm: Vec<Arc<WasmComponent>>, pool: Arc<McpPool>, hooks: Hooks) -> State {
         let mut served = ToolRegistry::new();
         for tool in wasm.iter().flat_map(WasmComponent::tools) {
             // Names are unique per component and prefixed with the component's name.
             let _ = served.register(tool);
         }
-        if gateway {
+        if settings.gateway {
             served.register_provider(pool.clone());
         }
-        State {
-            backend,
-            model,
-            defaults,
-            base,
-            max_tokens,
-            sandbox,
-            wasm,
-            pool,
-            hooks,
-            served,
-            slots: Arc::new(Semaphore::new(max_concurrent)),
-            max_concurrent,
-            waiting: AtomicUsize::new(0),
-            runs: AtomicU64::new(0),
-            trust_tasks,
-            conformance_fixtures: false,
-        }
+        let slots = Arc::new(Semaphore::new(settings.max_concurrent));
+        State { settings, backend, sandbox, wasm, pool, hooks, served, slots, waiting: AtomicUsize::new(0), runs: AtomicU64::new(0) }
     }
 }
 
@@ -224,7 +202,7 @@ impl State {
             let fm = FrontMatter::try_from(yaml).map_err(|e| format!("options: {e}"))?;
             over = runcfg::overlay(over, fm);
         }
-        if !self.trust_tasks {
+        if !self.settings.trust_tasks {
             if over.mcp_servers.is_some() {
                 return Err("mcp_servers: this server does not let tasks start MCP servers (start it with --trust-tasks, or configure them with --mcp-config)".into());
             }
@@ -236,13 +214,13 @@ impl State {
             }
         }
         if let Some(m) = &over.model
-            && models_differ(m, &self.model)
+            && models_differ(m, &self.settings.model)
         {
-            return Err(format!("model: this server runs {}; a task cannot choose another (leave `model` out)", self.model));
+            return Err(format!("model: this server runs {}; a task cannot choose another (leave `model` out)", self.settings.model));
         }
         // The task's own MCP servers start for its run; the defaults' run for the server's life.
         let own_mcp = over.mcp_config().map_err(|e| format!("mcp_servers: {e}"))?;
-        let mut merged = runcfg::overlay(self.defaults.clone(), over);
+        let mut merged = runcfg::overlay(self.settings.defaults.clone(), over);
         merged.mcp_servers = None;
         Ok((task, merged, own_mcp))
     }
@@ -262,7 +240,7 @@ impl State {
             }
         }
         if !missing.is_empty() {
-            let base = if self.trust_tasks { std::env::current_dir().unwrap_or_default() } else { self.base.clone() };
+            let base = if self.settings.trust_tasks { std::env::current_dir().unwrap_or_default() } else { self.settings.base.clone() };
             toolset::add_wasm_tools(&mut reg, &self.sandbox, &missing, &front.wasm_policy.clone().unwrap_or_default(), &base).await?;
         }
         reg.register_provider(self.pool.clone());
@@ -286,14 +264,14 @@ impl State {
         let (task, front, own_mcp) = self.plan(task_text, args.get("options")).map_err(bad)?;
         let n = self.runs.fetch_add(1, Ordering::Relaxed);
         let run_id = format!("{}-{n}", super::run::run_id());
-        let cfg = runcfg::run_config(&front, &task, run_id.clone(), self.max_tokens, None);
+        let cfg = runcfg::run_config(&front, &task, run_id.clone(), self.settings.max_tokens, None);
         let notifier = Notifier::start(cx.peer.clone(), cx.meta.get_progress_token(), cfg.max_steps);
         // A slot: at most `max_concurrent` runs share the model at once.
         let permit = match self.slots.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {
                 let ahead = self.waiting.fetch_add(1, Ordering::SeqCst) + 1;
-                notifier.send(0, format!("queued: {ahead} waiting; {} run at once", self.max_concurrent));
+                notifier.send(0, format!("queued: {ahead} waiting; {} run at once", self.settings.max_concurrent));
                 let got = tokio::select! {
                     p = self.slots.clone().acquire_owned() => p.ok(),
                     _ = cx.ct.cancelled() => None,
@@ -356,12 +334,12 @@ impl ServerHandler for Server {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_resources().enable_prompts().build())
             .with_server_info(Implementation::new("agent", env!("CARGO_PKG_VERSION")))
-            .with_instructions(format!("A local agent ({}): hand it a task with run_task; its sandboxed tools are also callable directly.", self.state.model))
+            .with_instructions(format!("A local agent ({}): hand it a task with run_task; its sandboxed tools are also callable directly.", self.state.settings.model))
     }
 
     async fn list_tools(&self, _: Option<PaginatedRequestParams>, _: RequestContext<RoleServer>) -> Result<ListToolsResult, ErrorData> {
         let mut tools = vec![run_task_tool()];
-        if self.state.conformance_fixtures {
+        if self.state.settings.conformance_fixtures {
             tools.extend(super::serve_conformance::tools());
         }
         for t in self.state.served.current().values() {
@@ -376,7 +354,7 @@ impl ServerHandler for Server {
         if request.name == "run_task" {
             return self.state.run_task(args, cx).await.map(CallToolResponse::Complete);
         }
-        if self.state.conformance_fixtures && super::serve_conformance::NAMES.contains(&request.name.as_ref()) {
+        if self.state.settings.conformance_fixtures && super::serve_conformance::NAMES.contains(&request.name.as_ref()) {
             return super::serve_conformance::call(&request.name, &cx).await.map(CallToolResponse::Complete);
         }
         if self.state.served.get(&request.name).is_none() {

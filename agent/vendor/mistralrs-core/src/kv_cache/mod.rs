@@ -310,12 +310,12 @@ impl<T: CacheManagerMixin + MetadataMixin + ?Sized> CacheManager<T> for NormalCa
             // Only for plain caches: a rotating cache's layout depends on its capacity.
             let mut capacity = first_k.dims()[cap_dim];
             let normal = matches!(
-                (if modify_draft_cache { seqs[0].normal_draft_cache() } else { seqs[0].normal_cache() }).get(layer).unwrap().as_ref(),
+                (if modify_draft_cache { seqs[0].normal_draft_cache() } else { seqs[0].normal_cache() }).get(layer).and_then(Option::as_ref),
                 Some(KvCache::Normal { .. })
             );
             for seq in seqs.iter_mut().filter(|_| normal) {
                 let src_cache = if modify_draft_cache { seq.normal_draft_cache() } else { seq.normal_cache() };
-                let held = match src_cache.get(layer).unwrap().as_ref() {
+                let held = match src_cache.get(layer).and_then(Option::as_ref) {
                     Some(KvCache::Normal { k, .. }) => k.all_data.as_ref().map(|t| t.dims()[cap_dim]),
                     _ => None,
                 };
