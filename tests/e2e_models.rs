@@ -96,6 +96,37 @@ async fn seeded_sampling_is_reproducible() {
     assert_ne!(texts[0], texts[2], "different seeds gave the same 40 sampled tokens");
 }
 
+/// A caller that gives up on a request (a cancelled `agent serve` run drops its future while
+/// the prompt is being tokenized) must not take the engine down: mistral.rs 0.8.1 panicked
+/// sending to the dropped receiver, and a request queued behind it failed with "channel
+/// closed" (vendor patch 6).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_abandoned_request_leaves_the_engine_working() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static ENGINE_PANICS: AtomicUsize = AtomicUsize::new(0);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if info.location().is_some_and(|l| l.file().contains("mistralrs-core")) {
+            ENGINE_PANICS.fetch_add(1, Ordering::SeqCst);
+        }
+        previous(info);
+    }));
+    let m = models::resolve("smollm2-135m").unwrap();
+    let backend = MistralBackend::load(&m, Device::Cpu).await.unwrap();
+    let long = "strawberry ".repeat(4000);
+    let prompt = prompt::render(&m.family, &m.template, &[Message::user("Say hi.")], &[], RenderOptions::default()).unwrap();
+    for _ in 0..3 {
+        // Polled once (the request is queued), then dropped before the engine answers; the
+        // next request is queued right behind it.
+        let gave_up = tokio::time::timeout(std::time::Duration::ZERO, backend.tokenize(&long)).await;
+        assert!(gave_up.is_err(), "tokenizing 4000 words answered before the first poll returned");
+        let mut sink = |_: &str| {};
+        let out = backend.generate(GenRequest { prompt: prompt.clone(), max_tokens: 4, sampling: Sampling::default(), stop: vec![], grammar: None, think: Default::default() }, &mut sink).await;
+        assert!(out.is_ok(), "a request queued behind an abandoned one failed: {out:?}");
+    }
+    assert_eq!(ENGINE_PANICS.load(Ordering::SeqCst), 0, "the engine panicked");
+}
+
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)

@@ -368,6 +368,7 @@ impl MistralBackend {
             let mut text = String::new();
             let mut first: Option<Instant> = None;
             let mut finish = Finish::Stop;
+            let mut ended = false;
             while let Some(resp) = rx.recv().await {
                 match resp {
                     Response::CompletionChunk(c) => {
@@ -383,6 +384,7 @@ impl MistralBackend {
                             if reason == "length" {
                                 finish = Finish::Length;
                             }
+                            ended = true;
                             break;
                         }
                     }
@@ -390,12 +392,18 @@ impl MistralBackend {
                         if let Some(choice) = done.choices.into_iter().next() {
                             text = choice.text;
                         }
+                        ended = true;
                         break;
                     }
                     Response::CompletionModelError(e, _) | Response::ModelError(e, _) => return Err(BackendError::Model(e)),
                     Response::InternalError(e) | Response::ValidationError(e) => return Err(BackendError::Model(e.to_string())),
                     _ => {}
                 }
+            }
+            if !ended {
+                // The engine dropped the request without an answer: it died (mistral.rs restarts
+                // it on the next request). An empty answer here would read as the model's.
+                return Err(BackendError::Model("the mistral.rs engine stopped before finishing the request (see the log); it restarts on the next request".into()));
             }
             let end = Instant::now();
             let first = first.unwrap_or(end);

@@ -771,7 +771,7 @@ impl Engine {
                     .response
                     .send(Ok(toks))
                     .await
-                    .expect("Sender disconnected unexpectedly!");
+                    .unwrap_or_else(|_| warn!("Receiver disconnected"));
             }
             Either::Right(text) => {
                 let pipeline = &*get_mut_arcmutex!(self.pipeline);
@@ -805,7 +805,7 @@ impl Engine {
                     .response
                     .send(Ok(toks.get_ids().to_vec()))
                     .await
-                    .expect("Sender disconnected unexpectedly!");
+                    .unwrap_or_else(|_| warn!("Receiver disconnected"));
             }
         };
     }
@@ -842,6 +842,6 @@ impl Engine {
             .response
             .send(Ok(txt))
             .await
-            .expect("Sender disconnected unexpectedly!");
+            .unwrap_or_else(|_| warn!("Receiver disconnected"));
     }
 }
