@@ -1,6 +1,7 @@
 //! `agent serve` end to end: the real binary with SmolLM2, driven by clients nobody here wrote:
 //! the Python MCP SDK (mcp 2.3.0, `tests/serve_client.py`) over stdio and HTTP, and the MCP
-//! Inspector's CLI; the official conformance suite in `mcp_conformance_server`.
+//! Inspector's CLI; rmcp's client for `run_task` as an MCP task (the tasks extension, which the
+//! Python SDK does not speak); the official conformance suite in `mcp_conformance_server`.
 
 mod common;
 
@@ -291,4 +292,137 @@ fn gateway_serves_upstream_mcp_tools() {
     assert!(names.contains(&"ev__echo") && !names.contains(&"ev__get-sum") && names.contains(&"run_task"), "{names:?}");
     let call = inspector(&["--method", "tools/call", "--tool-name", "ev__echo", "--tool-arg", "message=through the gateway"]);
     assert!(call["content"][0]["text"].as_str().unwrap_or("").contains("through the gateway"), "{call:#}");
+}
+
+/// A client of the tasks extension (rmcp's, declaring `io.modelcontextprotocol/tasks`): it
+/// records the progress notifications it gets.
+#[derive(Clone, Default)]
+struct TaskClient {
+    progress: Arc<Mutex<Vec<String>>>,
+    version: Option<rmcp::model::ProtocolVersion>,
+}
+
+impl rmcp::ClientHandler for TaskClient {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        use rmcp::model::{ClientCapabilities, ClientConfig, Implementation};
+        let config = ClientConfig::new(ClientCapabilities::builder().enable_tasks().build(), Implementation::new("e2e-tasks", "0"));
+        match &self.version {
+            Some(v) => config.with_protocol_version(v.clone()),
+            None => config,
+        }
+    }
+
+    async fn on_progress(&self, p: rmcp::model::ProgressNotificationParam, _: rmcp::service::NotificationContext<rmcp::RoleClient>) {
+        self.progress.lock().unwrap().push(p.message.unwrap_or_default());
+    }
+}
+
+/// Polls `tasks/get` until the task leaves `working`, keeping each new status message.
+async fn settle(peer: &rmcp::Peer<rmcp::RoleClient>, id: &str, seen: &mut Vec<String>) -> rmcp::model::GetTaskResult {
+    use rmcp::model::{GetTaskParams, TaskStatus};
+    let deadline = Instant::now() + Duration::from_secs(900);
+    loop {
+        let t = peer.get_task(GetTaskParams::new(id)).await.unwrap();
+        if let Some(m) = &t.task.task.status_message
+            && seen.last() != Some(m)
+        {
+            seen.push(m.clone());
+        }
+        if !matches!(t.task.status(), TaskStatus::Working | TaskStatus::InputRequired) {
+            return t;
+        }
+        assert!(Instant::now() < deadline, "task {id} still working: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Starts `run_task` and expects a task handle back.
+async fn start_task(peer: &rmcp::Peer<rmcp::RoleClient>, task: &str) -> String {
+    use rmcp::model::{CallToolRequestParams, CallToolResponse};
+    let args = serde_json::json!({"task": task}).as_object().cloned().unwrap();
+    match peer.call_tool_once(CallToolRequestParams::new("run_task").with_arguments(args)).await.unwrap() {
+        CallToolResponse::Task(t) => t.task.task_id,
+        other => panic!("run_task did not become a task: {other:?}"),
+    }
+}
+
+/// `run_task` as an MCP task: the answer through `tasks/get`, status messages per step while
+/// it works, a refused call refused at once (no task), `tasks/cancel` stopping a long run
+/// (settled `cancelled`, its trace readable), and the server running the next one.
+async fn tasks_scenario(peer: &rmcp::Peer<rmcp::RoleClient>) {
+    use rmcp::model::{CallToolRequestParams, CancelTaskParams, ReadResourceRequestParams, TaskPayload, TaskStatus};
+    let bad = peer.call_tool_once(CallToolRequestParams::new("run_task").with_arguments(serde_json::Map::new())).await;
+    assert!(format!("{bad:?}").contains("`task` (a string) is required"), "{bad:?}");
+
+    let id = start_task(peer, &strawberry()).await;
+    let mut seen = Vec::new();
+    let done = settle(peer, &id, &mut seen).await;
+    let TaskPayload::Completed { result } = &done.task.payload else { panic!("{done:?}") };
+    assert_eq!(result["content"][0]["text"].as_str().map(str::trim), Some("3"), "{result:?}");
+    assert_eq!(result["structuredContent"]["stop"], "answer", "{result:?}");
+    assert!(seen.iter().any(|m| m.starts_with("step 1 of 4")), "status messages: {seen:?}");
+
+    let long_task = "---\nmax_steps: 40\ntool_choice: none\n---\nWrite a very long story about the sea, one chapter per step.";
+    let id = start_task(peer, long_task).await;
+    let started = Instant::now();
+    loop {
+        let t = peer.get_task(rmcp::model::GetTaskParams::new(&id)).await.unwrap();
+        // Step 1 is writing the story (one long generation): cancel in the middle of it.
+        if t.task.task.status_message.as_deref().is_some_and(|m| m.starts_with("step 1")) {
+            break;
+        }
+        assert_eq!(t.task.status(), TaskStatus::Working, "{:?}", t.task.task);
+        assert!(started.elapsed() < Duration::from_secs(600));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    peer.cancel_task(CancelTaskParams::new(&id)).await.unwrap();
+    let mut seen = Vec::new();
+    let done = settle(peer, &id, &mut seen).await;
+    assert_eq!(done.task.status(), TaskStatus::Cancelled, "{:?}", done.task.task);
+    let message = done.task.task.status_message.clone().unwrap_or_default();
+    assert!(message.starts_with("cancelled at step"), "{message}");
+    let uri = message.split("trace: ").nth(1).and_then(|s| s.strip_suffix(')')).unwrap_or_else(|| panic!("{message}"));
+    let trace = peer.read_resource(ReadResourceRequestParams::new(uri)).await.unwrap();
+    assert!(format!("{trace:?}").contains("step_started"), "{trace:?}");
+
+    let id = start_task(peer, &strawberry()).await;
+    let done = settle(peer, &id, &mut Vec::new()).await;
+    let TaskPayload::Completed { result } = &done.task.payload else { panic!("{done:?}") };
+    assert_eq!(result["content"][0]["text"].as_str().map(str::trim), Some("3"), "{result:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_task_as_an_mcp_task_over_stdio() {
+    use rmcp::ClientServiceExt;
+    use rmcp::model::ProtocolVersion;
+    use rmcp::service::ClientLifecycleMode;
+    let d = defaults();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_agent"));
+    cmd.args(["serve", "--defaults", d.to_str().unwrap()]).current_dir(repo_root());
+    let (transport, _) = rmcp::transport::TokioChildProcess::builder(cmd).stderr(Stdio::inherit()).spawn().unwrap();
+    let client = TaskClient::default();
+    let progress = client.progress.clone();
+    let service = client.serve_with_lifecycle(transport, ClientLifecycleMode::Discover { preferred_versions: vec![ProtocolVersion::V_2026_07_28] }).await.unwrap();
+    tasks_scenario(service.peer()).await;
+    // Over stdio the progress notifications keep coming after the call has been answered
+    // with the task.
+    assert!(progress.lock().unwrap().iter().any(|m| m.starts_with("step 1 of 4")), "{:?}", progress.lock().unwrap());
+    let _ = service.cancel().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_task_as_an_mcp_task_over_http() {
+    use rmcp::ClientServiceExt;
+    use rmcp::model::ProtocolVersion;
+    use rmcp::service::ClientLifecycleMode;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let server = http_server(&[]);
+    let transport = StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(server.url.as_str()));
+    let client = TaskClient { version: Some(ProtocolVersion::LATEST_WITH_INITIALIZE), ..TaskClient::default() };
+    let service = client.serve_with_lifecycle(transport, ClientLifecycleMode::Initialize).await.unwrap();
+    tasks_scenario(service.peer()).await;
+    let _ = service.cancel().await;
+    let log = server.log.lock().unwrap().clone();
+    assert!(!log.contains("panicked"), "{log}");
 }

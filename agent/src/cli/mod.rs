@@ -13,6 +13,7 @@ mod serve;
 mod serve_conformance;
 mod serve_handler;
 mod serve_http;
+mod serve_run;
 mod tools;
 
 use std::process::ExitCode;

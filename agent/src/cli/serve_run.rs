@@ -1,0 +1,317 @@
+//! `run_task`: one run of the served model on a client's task. Its settings (the server's
+//! defaults, the task's front matter, the call's options), its tools, progress per step and
+//! cancellation; run inline, or as an MCP task (the tasks extension) when the client supports
+//! it, so a long run does not hold a request open.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use agent::events::{Collect, Event, Observer, StopReason, TraceWriter};
+use agent::planner::Agent;
+use agent::task::{FrontMatter, Task, ToolSource};
+use agent::toolset;
+use agent_tools::ToolRegistry;
+use agent_tools::mcp::{McpConfig, McpPool};
+use rmcp::ErrorData;
+use rmcp::model::{CallToolResult, ContentBlock, ProgressNotificationParam, ProgressToken, Tool};
+use rmcp::service::{Peer, RoleServer};
+use rmcp::task_manager::{TaskContext, TaskExit, TaskFuture};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::runcfg;
+use super::serve_handler::{State, runs_dir};
+
+/// The `run_task` tool: its input and output schemas.
+pub(super) fn run_task_tool() -> Tool {
+    let input = json!({
+        "type": "object",
+        "properties": {
+            "task": {"type": "string", "description": "The task: Markdown with optional YAML front matter, as in a task file, or plain instructions."},
+            "options": {
+                "type": "object",
+                "description": "Settings that win over the task's front matter.",
+                "properties": {
+                    "max_steps": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "Most model turns before the run stops without an answer."},
+                    "thinking": {"description": "Thinking budget: \"off\", \"unlimited\", a token count, or per step kind like {\"plan\": 4096, \"act\": \"off\"}."},
+                    "tools": {"type": "array", "items": {"type": "string"}, "description": "Tool sources, as in a task file: \"builtin\", \"builtin:NAME\", \"wasm:NAME\"."},
+                    "output_schema": {"type": "object", "description": "A JSON Schema the final answer must match."}
+                },
+                "additionalProperties": false
+            }
+        },
+        "required": ["task"],
+        "additionalProperties": false
+    });
+    let output = json!({
+        "type": "object",
+        "properties": {
+            "answer": {"description": "The final answer (text, or JSON matching output_schema); null without one."},
+            "stop": {"type": "string", "enum": ["answer", "max_steps", "cancelled"]},
+            "steps": {"type": "integer"},
+            "tool_calls": {"type": "array", "items": {"type": "object"}},
+            "thinking_tokens": {"type": "integer"},
+            "run_id": {"type": "string"},
+            "trace": {"type": "string", "description": "The run's trace, as a resource URI."}
+        },
+        "required": ["answer", "stop", "steps", "tool_calls", "thinking_tokens", "run_id", "trace"]
+    });
+    let mut tool = Tool::new("run_task", "Run a task with the local agent: the model plans, calls its tools and answers. Progress is reported per step; cancelling stops the run.", Arc::new(input.as_object().cloned().unwrap_or_default()));
+    tool.output_schema = output.as_object().cloned().map(Arc::new);
+    tool
+}
+
+
+/// Sends `run_task` progress to the client: one notification per step and per tool call,
+/// and, for a run that is an MCP task, the same text as the task's status message (what
+/// `tasks/get` shows while it works).
+struct Notifier {
+    tx: tokio::sync::mpsc::UnboundedSender<(f64, f64, String)>,
+    max_steps: u32,
+    task: Option<TaskContext>,
+}
+
+impl Notifier {
+    /// A notifier forwarding to `peer` under `token`; without a token, nothing is sent.
+    fn start(report: &Report, max_steps: u32) -> Notifier {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(f64, f64, String)>();
+        let (peer, token) = (report.peer.clone(), report.token.clone());
+        tokio::spawn(async move {
+            while let Some((progress, total, message)) = rx.recv().await {
+                if let Some(t) = &token {
+                    let _ = peer.notify_progress(ProgressNotificationParam::new(t.clone(), progress).with_total(total).with_message(message)).await;
+                }
+            }
+        });
+        Notifier { tx, max_steps, task: report.task.clone() }
+    }
+
+    fn send(&self, step: u32, message: String) {
+        if let Some(t) = &self.task {
+            t.set_status_message(message.clone());
+        }
+        let _ = self.tx.send((f64::from(step), f64::from(self.max_steps), message));
+    }
+}
+
+/// Where a run reports to: the client (progress notifications under its token) and, when the
+/// run is an MCP task, the task's status.
+pub(super) struct Report {
+    pub peer: Peer<RoleServer>,
+    pub token: Option<ProgressToken>,
+    pub task: Option<TaskContext>,
+}
+
+/// A checked `run_task` call, ready to run: its task and settings.
+pub(super) struct Prepared {
+    task: Task,
+    front: FrontMatter,
+    /// The task's own MCP servers (with --trust-tasks), started for its run only.
+    own_mcp: McpConfig,
+}
+
+/// How long a finished or running task stays with the server. A run still going after this
+/// is stopped and marked failed (its trace is kept), so it is long.
+const TASK_TTL_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// A prepared run as an MCP task: `tasks/cancel` stops the run at once; a run stopped that
+/// way settles as `cancelled`, with where its trace is in the status message.
+pub(super) fn as_task(state: Arc<State>, prepared: Prepared, peer: Peer<RoleServer>, token: Option<ProgressToken>) -> (rmcp::task_manager::TaskOptions, impl FnOnce(TaskContext) -> TaskFuture) {
+    let options = rmcp::task_manager::TaskOptions::new().with_ttl_ms(TASK_TTL_MS).with_poll_interval_ms(500).with_status_message("starting");
+    let make = move |cx: TaskContext| -> TaskFuture {
+        Box::pin(async move {
+            let ct = CancellationToken::new();
+            let stop = ct.clone();
+            let watch = cx.clone();
+            let watcher = tokio::spawn(async move {
+                watch.cancelled().await;
+                stop.cancel();
+            });
+            let report = Report { peer, token, task: Some(cx.clone()) };
+            let out = state.execute(prepared, report, ct).await;
+            watcher.abort();
+            match out {
+                Ok((result, StopReason::Cancelled)) => {
+                    cx.set_status_message(result_text(&result));
+                    Err(TaskExit::Cancelled)
+                }
+                Ok((result, _)) => Ok(result),
+                Err(_) if cx.is_cancel_requested() => Err(TaskExit::Cancelled),
+                Err(e) => Err(TaskExit::Error(e)),
+            }
+        })
+    };
+    (options, make)
+}
+
+fn result_text(r: &CallToolResult) -> String {
+    r.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect::<Vec<_>>().join("\n")
+}
+
+impl Observer for Notifier {
+    fn event(&mut self, event: &Event) {
+        let max = self.max_steps;
+        match event {
+            Event::StepStarted { step, kind, .. } => self.send(*step, format!("step {step} of {max}: the model is working ({kind:?})").to_lowercase()),
+            Event::ToolCall { step, name, .. } => self.send(*step, format!("step {step} of {max}: calling {name}")),
+            Event::Final { steps, .. } => self.send(*steps, format!("done after {steps} steps")),
+            _ => {}
+        }
+    }
+}
+
+impl State {
+    /// The settings of one run: the server's defaults, then the task's front matter, then
+    /// `options`. A client's task may not reconfigure the server unless it is trusted.
+    fn plan(&self, task_text: &str, options: Option<&Value>) -> Result<Prepared, String> {
+        let task = if task_text.trim_start().starts_with("---") { Task::parse_inline(task_text).map_err(|e| e.to_string())? } else { Task::from_instructions(task_text.trim()) };
+        if task.instructions.trim().is_empty() {
+            return Err("task: the instructions are empty".into());
+        }
+        let mut over = task.front.clone();
+        if let Some(opts) = options {
+            let mut o = opts.as_object().cloned().ok_or("options: expected an object")?;
+            if let Some(schema) = o.remove("output_schema") {
+                o.insert("output".into(), schema);
+            }
+            let yaml: serde_yaml_ng::Value = serde_yaml_ng::to_value(Value::Object(o)).map_err(|e| format!("options: {e}"))?;
+            let fm = FrontMatter::try_from(yaml).map_err(|e| format!("options: {e}"))?;
+            over = runcfg::overlay(over, fm);
+        }
+        if !self.settings.trust_tasks {
+            if over.mcp_servers.is_some() {
+                return Err("mcp_servers: this server does not let tasks start MCP servers (start it with --trust-tasks, or configure them with --mcp-config)".into());
+            }
+            if over.wasm_policy.is_some() {
+                return Err("wasm_policy: this server does not let tasks grant wasm tools access (start it with --trust-tasks, or set policies in --defaults)".into());
+            }
+            if let Some(ToolSource::Wasm(spec)) = over.tools.iter().flatten().find(|s| matches!(s, ToolSource::Wasm(p) if p.ends_with(".wasm"))) {
+                return Err(format!("tools: wasm:{spec}: this server does not load components from paths (start it with --trust-tasks)"));
+            }
+        }
+        if let Some(m) = &over.model
+            && models_differ(m, &self.settings.model)
+        {
+            return Err(format!("model: this server runs {}; a task cannot choose another (leave `model` out)", self.settings.model));
+        }
+        // The task's own MCP servers start for its run; the defaults' run for the server's life.
+        let own_mcp = over.mcp_config().map_err(|e| format!("mcp_servers: {e}"))?;
+        let mut merged = runcfg::overlay(self.settings.defaults.clone(), over);
+        merged.mcp_servers = None;
+        Ok(Prepared { task, front: merged, own_mcp })
+    }
+
+    /// The run's tools: built-ins, wasm tools (the server's loaded ones by name, others
+    /// loaded now under the run's policies), the server's MCP servers' and the task's own
+    /// (started for this run: shut the returned pool down after it).
+    async fn tools(&self, front: &FrontMatter, own_mcp: &McpConfig) -> Result<(ToolRegistry, Option<Arc<McpPool>>), String> {
+        let sources = front.tools_or_default();
+        let mut reg = toolset::build(&sources, &front.output_or_default()).map_err(|e| e.to_string())?;
+        let mut missing = Vec::new();
+        for s in &sources {
+            let Some(name) = s.wasm_name() else { continue };
+            match self.wasm.iter().find(|c| c.name() == name) {
+                Some(c) => c.tools().into_iter().try_for_each(|t| reg.register(t)).map_err(|e| e.to_string())?,
+                None => missing.push(s.clone()),
+            }
+        }
+        if !missing.is_empty() {
+            let base = if self.settings.trust_tasks { std::env::current_dir().unwrap_or_default() } else { self.settings.base.clone() };
+            toolset::add_wasm_tools(&mut reg, &self.sandbox, &missing, &front.wasm_policy.clone().unwrap_or_default(), &base).await?;
+        }
+        reg.register_provider(self.pool.clone());
+        let own = if own_mcp.servers.is_empty() {
+            None
+        } else {
+            let pool = McpPool::start(own_mcp, self.hooks.clone());
+            if let Err(e) = pool.wait_required().await {
+                pool.shutdown().await;
+                return Err(e.to_string());
+            }
+            reg.register_provider(pool.clone());
+            Some(pool)
+        };
+        Ok((reg, own))
+    }
+
+    /// Checks a `run_task` call's arguments and settles its settings: a bad call is refused
+    /// here, before any task is created for it.
+    pub(super) fn prepare(&self, args: &Value) -> Result<Prepared, ErrorData> {
+        let bad = |m: String| ErrorData::invalid_params(m, None);
+        let task_text = args.get("task").and_then(Value::as_str).ok_or_else(|| bad("run_task: `task` (a string) is required".into()))?;
+        self.plan(task_text, args.get("options")).map_err(bad)
+    }
+
+    /// Runs a prepared task until it answers, runs out of steps or `ct` is cancelled (the
+    /// trace is kept either way).
+    pub(super) async fn execute(&self, prepared: Prepared, report: Report, ct: CancellationToken) -> Result<(CallToolResult, StopReason), ErrorData> {
+        let bad = |m: String| ErrorData::invalid_params(m, None);
+        let Prepared { task, front, own_mcp } = prepared;
+        let n = self.runs.fetch_add(1, Ordering::Relaxed);
+        let run_id = format!("{}-{n}", super::run::run_id());
+        let cfg = runcfg::run_config(&front, &task, run_id.clone(), self.settings.max_tokens, None);
+        let notifier = Notifier::start(&report, cfg.max_steps);
+        // A slot: at most `max_concurrent` runs share the model at once.
+        let permit = match self.slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                let ahead = self.waiting.fetch_add(1, Ordering::SeqCst) + 1;
+                notifier.send(0, format!("queued: {ahead} waiting; {} run at once", self.settings.max_concurrent));
+                let got = tokio::select! {
+                    p = self.slots.clone().acquire_owned() => p.ok(),
+                    _ = ct.cancelled() => None,
+                };
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                got.ok_or_else(|| ErrorData::internal_error("cancelled while queued", None))?
+            }
+        };
+        let (tools, own_pool) = self.tools(&front, &own_mcp).await.map_err(bad)?;
+        let trace_file = runs_dir().join(format!("{run_id}.jsonl"));
+        let trace = TraceWriter::create(&trace_file).map_err(|e| ErrorData::internal_error(format!("cannot write the trace {}: {e}", trace_file.display()), None))?;
+        let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut agent = Agent::new(&*self.backend, tools);
+        agent.observe(Box::new(trace));
+        agent.observe(Box::new(Collect(events.clone())));
+        agent.observe(Box::new(notifier));
+        let outcome = agent.run(&cfg, &ct).await;
+        drop(agent);
+        drop(permit);
+        if let Some(pool) = own_pool {
+            pool.shutdown().await;
+        }
+        let outcome = outcome.map_err(|e| ErrorData::internal_error(format!("the run failed: {e} (trace: agent://runs/{run_id})"), None))?;
+        let events = events.lock().map(|e| e.clone()).unwrap_or_default();
+        let tool_calls: Vec<Value> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::ToolCall { name, arguments, .. } if name != agent_tools::builtin::FINAL_ANSWER => Some(json!({"name": name, "arguments": arguments})),
+                _ => None,
+            })
+            .collect();
+        let thinking_tokens: usize = events.iter().map(|e| if let Event::ModelOutput { thinking_tokens, .. } = e { *thinking_tokens } else { 0 }).sum();
+        let stop = match outcome.stop {
+            StopReason::Answer => "answer",
+            StopReason::MaxSteps => "max_steps",
+            StopReason::Cancelled => "cancelled",
+        };
+        let structured = json!({
+            "answer": outcome.answer, "stop": stop, "steps": outcome.steps, "tool_calls": tool_calls,
+            "thinking_tokens": thinking_tokens, "run_id": run_id, "trace": format!("agent://runs/{run_id}"),
+        });
+        let mut result = match outcome.stop {
+            StopReason::Answer => CallToolResult::success(vec![ContentBlock::text(outcome.answer_text().unwrap_or_default())]),
+            StopReason::MaxSteps => CallToolResult::error(vec![ContentBlock::text(format!("no final answer after {} steps (trace: agent://runs/{run_id})", outcome.steps))]),
+            StopReason::Cancelled => CallToolResult::error(vec![ContentBlock::text(format!("cancelled at step {} (trace: agent://runs/{run_id})", outcome.steps))]),
+        };
+        result.structured_content = Some(structured);
+        Ok((result, outcome.stop))
+    }
+}
+
+/// Whether a task's `model` names another model than the served one (catalogue names and
+/// paths as written, compared loosely).
+fn models_differ(asked: &str, served: &str) -> bool {
+    let norm = |s: &str| s.trim().to_ascii_lowercase();
+    norm(asked) != norm(served) && agent::models::resolve(asked).map(|m| norm(&m.name) != norm(served)).unwrap_or(true)
+}
+
