@@ -217,7 +217,7 @@ fn bad_requests_are_refused_and_the_server_stays_up() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("is not a loopback address: set --token"), "{}", stderr(&o));
 
-    let server = http_server(&["--token", "s3cret", "--max-body", "65536"]);
+    let server = http_server(&["--token", "s3cret", "--max-body", "65536", "--allow-origin", "https://app.example:443"]);
     let auth = ("Authorization", "Bearer s3cret");
     let init = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
     let (status, body) = raw(&server.url, &[], init);
@@ -234,6 +234,13 @@ fn bad_requests_are_refused_and_the_server_stays_up() {
     // DNS rebinding: a foreign Host is refused.
     let (status, body) = raw(&server.url, &[auth, ("Host", "evil.example")], init);
     assert!((400..500).contains(&status), "{body}");
+    // A web page elsewhere: its Origin is refused; a loopback page's and an allowed one pass.
+    let (status, body) = raw(&server.url, &[auth, ("Origin", "https://evil.example")], init);
+    assert_eq!(status, 403, "{body}");
+    for origin in ["http://localhost:5173", "https://app.example"] {
+        let (status, body) = raw(&server.url, &[auth, ("Origin", origin)], init);
+        assert_eq!(status, 200, "{origin}: {body}");
+    }
     // Still serving.
     let (status, body) = raw(&server.url, &[auth], init);
     assert_eq!(status, 200, "{body}");

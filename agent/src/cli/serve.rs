@@ -39,6 +39,11 @@ pub struct ServeArgs {
     /// names are always allowed).
     #[arg(long = "allow-host", value_name = "HOST")]
     allow_hosts: Vec<String>,
+    /// Browser origins HTTP requests may come from (`Origin`, as `https://app.example:443`
+    /// or `http://host:*`); loopback origins are always allowed, and requests without an
+    /// `Origin` (not from a browser) are not affected.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allow_origins: Vec<String>,
     /// Largest HTTP request body, in bytes.
     #[arg(long, default_value_t = 4 << 20)]
     max_body: usize,
@@ -194,7 +199,7 @@ pub fn main(mut args: ServeArgs) -> ExitCode {
                 serve_stdio(server, shutdown).await
             }
             Some(addr) => {
-                let opts = super::serve_http::HttpOptions { addr, token: args.token.clone(), allow_hosts: args.allow_hosts.clone(), max_body: args.max_body };
+                let opts = super::serve_http::HttpOptions { addr, token: args.token.clone(), allow_hosts: args.allow_hosts.clone(), allow_origins: args.allow_origins.clone(), max_body: args.max_body };
                 super::serve_http::serve(server, opts, shutdown).await
             }
         };

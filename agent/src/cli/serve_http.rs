@@ -22,6 +22,7 @@ pub struct HttpOptions {
     pub addr: SocketAddr,
     pub token: Option<String>,
     pub allow_hosts: Vec<String>,
+    pub allow_origins: Vec<String>,
     pub max_body: usize,
 }
 
@@ -94,8 +95,14 @@ pub async fn serve(server: Server, opts: HttpOptions, shutdown: CancellationToke
     if !local.ip().is_loopback() && !local.ip().is_unspecified() {
         hosts.push(local.ip().to_string());
     }
+    // A web page the user visits must not drive the agent: a browser's request carries its
+    // page's Origin, refused unless it is loopback or allowed (rmcp checks it only when the
+    // list is not empty, so it never is).
+    let mut origins: Vec<String> = ["localhost", "127.0.0.1", "[::1]"].iter().flat_map(|h| [format!("http://{h}:*"), format!("https://{h}:*")]).collect();
+    origins.extend(opts.allow_origins.iter().cloned());
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(hosts)
+        .with_allowed_origins(origins)
         .with_max_request_body_bytes(opts.max_body)
         .with_cancellation_token(shutdown.child_token());
     let service = Arc::new(StreamableHttpService::new(move || Ok(server.clone()), LocalSessionManager::default().into(), config));
