@@ -154,6 +154,27 @@ async fn prefix_cache_reuse_is_exact_when_a_prompt_extends_a_finished_sequence()
     assert_eq!(max_diff(&with_cache, &without), 0.0);
 }
 
+/// A cached sequence stays exact after another prompt reused only part of it (two tasks that
+/// share a system prompt under `agent serve`): the cache hands out its entries' KV tensors
+/// without copying them, so this checks that the second prompt's prefill does not write its
+/// rows over the entry's (it goes through a freshly built batch cache).
+#[tokio::test(flavor = "multi_thread")]
+async fn prefix_cache_entries_survive_partial_reuse() {
+    let m = models::resolve("smollm2-135m").unwrap();
+    let on = MistralBackend::load_with_prefix_cache(&m, Device::Cpu, Some(4)).await.unwrap();
+    let off = MistralBackend::load_with_prefix_cache(&m, Device::Cpu, None).await.unwrap();
+    let render = |q: &str| prompt::render(&m.family, &m.template, &[Message::user(q)], &[], RenderOptions::default()).unwrap();
+    let a = render("Describe a lighthouse at night, with the waves and the gulls.");
+    let b = render("Describe a bakery at dawn, with the bread and the ovens.");
+    let (first, _, _) = on.generate_with_logits(&a, 8, vec![]).await.unwrap();
+    // Shares the chat template's opening with `a` only: a partial reuse of a's entry.
+    on.generate_with_logits(&b, 8, vec![]).await.unwrap();
+    let again = format!("{a}{first}");
+    let (_, with_cache, _) = on.generate_with_logits(&again, 1, vec![]).await.unwrap();
+    let (_, without, _) = off.generate_with_logits(&again, 1, vec![]).await.unwrap();
+    assert_eq!(max_diff(&with_cache, &without), 0.0);
+}
+
 /// Over 50 seeds, a required call decoded under the step's grammar (built from the tools'
 /// schemas) always parses and validates; the same sampled step without it does not. One call
 /// per turn, as the runtime asks (`max_calls: 1`; unbounded, SmolLM2 repeats calls until the
