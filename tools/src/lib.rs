@@ -11,7 +11,7 @@ mod registry;
 mod schema;
 
 pub use registry::{RegistryError, ToolProvider, ToolRegistry};
-pub use schema::{SchemaError, validate_arguments};
+pub use schema::{SchemaError, echoed_description, validate_arguments};
 
 use std::future::Future;
 use std::pin::Pin;

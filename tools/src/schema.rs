@@ -28,10 +28,45 @@ pub fn validate_arguments(schema: &Value, arguments: &Value) -> Result<(), Schem
     }
 }
 
+/// Small models fill a string parameter with its description ("The text to search") when the
+/// task does not make the value obvious to them; such a call is valid by the schema but
+/// meaningless, and the tool's answer to it reads like a real result. Names the first
+/// top-level string argument that repeats its description (whole, or its first 24 characters
+/// when longer: the model sometimes runs on into another parameter's text).
+pub fn echoed_description(schema: &Value, arguments: &Value) -> Option<String> {
+    let norm = |s: &str| s.trim().trim_end_matches('.').trim().to_lowercase();
+    let props = schema.get("properties")?.as_object()?;
+    let args = arguments.as_object()?;
+    props.iter().find_map(|(name, prop)| {
+        let value = norm(args.get(name)?.as_str()?);
+        let description = norm(prop.get("description")?.as_str()?);
+        let head: String = description.chars().take(24).collect();
+        let echoed = value == description || (head.chars().count() == 24 && value.starts_with(&head));
+        (echoed && !description.is_empty()).then(|| name.clone())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn finds_a_description_given_as_the_value() {
+        let schema = json!({"type": "object", "properties": {
+            "text": {"type": "string", "description": "The text to search"},
+            "answer": {"description": "The answer itself, as the task asks for it (a number, a word)."},
+            "n": {"type": "integer", "description": "How many"}
+        }});
+        let found = |args: Value| echoed_description(&schema, &args);
+        assert_eq!(found(json!({"text": "The text to search"})), Some("text".into()));
+        assert_eq!(found(json!({"text": " the text to search. "})), Some("text".into()));
+        assert_eq!(found(json!({"answer": "The answer itself, as the task asks for it (a number, a word, any substring)."})), Some("answer".into()));
+        assert_eq!(found(json!({"text": "strawberry", "answer": "3", "n": 3})), None);
+        // Short descriptions must be matched whole: "The text" is a fine value.
+        assert_eq!(found(json!({"text": "The text"})), None);
+        assert_eq!(found(json!({"answer": "The answer itself"})), None);
+    }
 
     #[test]
     fn reports_path_of_violation() {
