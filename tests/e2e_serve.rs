@@ -216,6 +216,9 @@ fn bad_requests_are_refused_and_the_server_stays_up() {
     let o = agent(&["serve", "--http", "0.0.0.0:0"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("is not a loopback address: set --token"), "{}", stderr(&o));
+    let o = agent(&["serve", "--http", "127.0.0.1:0", "--allow-origin", "app.example"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--allow-origin \"app.example\": write an origin as SCHEME://HOST:PORT"), "{}", stderr(&o));
 
     let server = http_server(&["--token", "s3cret", "--max-body", "65536", "--allow-origin", "https://app.example:443"]);
     let auth = ("Authorization", "Bearer s3cret");
@@ -360,6 +363,9 @@ async fn tasks_scenario(peer: &rmcp::Peer<rmcp::RoleClient>) {
     use rmcp::model::{CallToolRequestParams, CancelTaskParams, ReadResourceRequestParams, TaskPayload, TaskStatus};
     let bad = peer.call_tool_once(CallToolRequestParams::new("run_task").with_arguments(serde_json::Map::new())).await;
     assert!(format!("{bad:?}").contains("`task` (a string) is required"), "{bad:?}");
+    let args = serde_json::json!({"task": "Count.", "options": {"tools": ["builtin:nope"]}}).as_object().cloned().unwrap();
+    let bad = peer.call_tool_once(CallToolRequestParams::new("run_task").with_arguments(args)).await;
+    assert!(format!("{bad:?}").contains("nope"), "a bad tool list must be refused before a task is made: {bad:?}");
 
     let id = start_task(peer, &strawberry()).await;
     let mut seen = Vec::new();

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use agent_tools::{CallContext, ToolRegistry};
+use agent_tools::{CallContext, ToolOutput, ToolRegistry};
 use tokio::sync::mpsc;
 use agent_tools::builtin::FINAL_ANSWER;
 use serde_json::Value;
@@ -317,7 +317,15 @@ impl<'a> Agent<'a> {
             let _ = tx.send(p);
         });
         let tools = self.tools.clone();
-        let running = tools.call(&call.name, call.arguments.clone(), cx);
+        // Valid by the schema but meaningless (see `echoed_description`): refused here, for the
+        // model, rather than in the registry, which also serves people and MCP clients.
+        let echoed = tools.get(&call.name).and_then(|t| agent_tools::echoed_description(&t.spec().parameters, &call.arguments));
+        let running = async {
+            match echoed {
+                Some(p) => ToolOutput::error(format!("tool `{}`: `{p}` holds the parameter's description, not a value: write the actual {p} the task gives", call.name)),
+                None => tools.call(&call.name, call.arguments.clone(), cx).await,
+            }
+        };
         tokio::pin!(running);
         let out = loop {
             let side = async {

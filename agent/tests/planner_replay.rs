@@ -115,6 +115,21 @@ async fn tool_error_and_unknown_tool_are_reported_to_the_model() {
     assert!(prompts[1].contains("Error: unknown tool `search`; available tools: calculator, final_answer"), "{}", prompts[1]);
 }
 
+/// A call that fills a parameter with its description is refused before the tool runs, and
+/// the model is told why (small models do this when a task is beyond them).
+#[tokio::test]
+async fn a_description_given_as_a_value_is_refused() {
+    let echo = "<tool_call>\n{\"name\": \"calculator\", \"arguments\": {\"expression\": \"The expression to evaluate.\"}}\n</tool_call>";
+    let (outcome, events, prompts) = run(vec![turn(echo), turn(FINAL)], config(4, None), CancellationToken::new()).await;
+    assert_eq!(outcome.answer, Some(json!("391")));
+    let message = "tool `calculator`: `expression` holds the parameter's description, not a value: write the actual expression the task gives";
+    assert_eq!(
+        shape(&events)[4],
+        json!({"event": "tool_result", "step": 1, "id": "call_1_0", "name": "calculator", "content": message, "is_error": true})
+    );
+    assert!(prompts[1].contains(&format!("Error: {message}")), "{}", prompts[1]);
+}
+
 #[tokio::test]
 async fn structured_output_is_validated() {
     let schema = json!({"type": "object", "properties": {"product": {"type": "integer"}}, "required": ["product"]});

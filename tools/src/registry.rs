@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::{CallContext, Tool, ToolOutput, ToolSpec, echoed_description, validate_arguments};
+use crate::{CallContext, Tool, ToolOutput, ToolSpec, validate_arguments};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RegistryError {
@@ -75,17 +75,13 @@ impl ToolRegistry {
     }
 
     /// Validates the arguments and calls the tool. Every failure (unknown tool, arguments that
-    /// violate the schema or only repeat a parameter's description) becomes a tool error the
-    /// model can read and correct.
+    /// violate the schema) becomes a tool error the model can read and correct.
     pub async fn call(&self, name: &str, arguments: Value, cx: CallContext) -> ToolOutput {
         let Some(tool) = self.get(name) else {
             return ToolOutput::error(format!("unknown tool `{name}`; available tools: {}", self.names().join(", ")));
         };
         if let Err(e) = validate_arguments(&tool.spec().parameters, &arguments) {
             return ToolOutput::error(format!("tool `{name}`: {e}"));
-        }
-        if let Some(param) = echoed_description(&tool.spec().parameters, &arguments) {
-            return ToolOutput::error(format!("tool `{name}`: `{param}` holds the parameter's description, not a value: write the actual {param} the task gives"));
         }
         tool.call(arguments, cx).await
     }
@@ -129,11 +125,6 @@ mod tests {
             ToolOutput::error(
                 "tool `calculator`: arguments do not match the schema at /: \"expression\" is a required property"
             )
-        );
-        // Valid by the schema, but the parameter's description, not a value: the tool does not run.
-        assert_eq!(
-            block_on(reg.call("calculator", json!({"expression": "The expression to evaluate."}), CallContext::default())),
-            ToolOutput::error("tool `calculator`: `expression` holds the parameter's description, not a value: write the actual expression the task gives")
         );
     }
 }

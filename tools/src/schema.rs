@@ -31,18 +31,26 @@ pub fn validate_arguments(schema: &Value, arguments: &Value) -> Result<(), Schem
 /// Small models fill a string parameter with its description ("The text to search") when the
 /// task does not make the value obvious to them; such a call is valid by the schema but
 /// meaningless, and the tool's answer to it reads like a real result. Names the first
-/// top-level string argument that repeats its description (whole, or its first 24 characters
-/// when longer: the model sometimes runs on into another parameter's text).
+/// top-level string argument that repeats its description: whole, or, for a longer value, its
+/// first 24 characters (the model sometimes runs on into another parameter's text). Only prose
+/// descriptions count (three words or more, no URL), and never for parameters whose values
+/// are fixed by the schema (`enum`, `const`, `pattern`, `format`).
 pub fn echoed_description(schema: &Value, arguments: &Value) -> Option<String> {
     let norm = |s: &str| s.trim().trim_end_matches('.').trim().to_lowercase();
     let props = schema.get("properties")?.as_object()?;
     let args = arguments.as_object()?;
     props.iter().find_map(|(name, prop)| {
+        if ["enum", "const", "pattern", "format"].iter().any(|k| prop.get(k).is_some()) {
+            return None;
+        }
         let value = norm(args.get(name)?.as_str()?);
         let description = norm(prop.get("description")?.as_str()?);
+        if description.split_whitespace().count() < 3 || description.contains("://") {
+            return None;
+        }
         let head: String = description.chars().take(24).collect();
-        let echoed = value == description || (head.chars().count() == 24 && value.starts_with(&head));
-        (echoed && !description.is_empty()).then(|| name.clone())
+        let echoed = value == description || (head.chars().count() == 24 && value.chars().count() > description.chars().count() && value.starts_with(&head));
+        echoed.then(|| name.clone())
     })
 }
 
@@ -66,6 +74,14 @@ mod tests {
         // Short descriptions must be matched whole: "The text" is a fine value.
         assert_eq!(found(json!({"text": "The text"})), None);
         assert_eq!(found(json!({"answer": "The answer itself"})), None);
+        // Labels, URL templates and values the schema fixes are not prose to echo.
+        let schema = json!({"type": "object", "properties": {
+            "q": {"type": "string", "description": "query"},
+            "url": {"type": "string", "description": "https://api.example.com/v1/{resource}, the endpoint"},
+            "mode": {"type": "string", "enum": ["the fast mode"], "description": "the fast mode"}
+        }});
+        let args = json!({"q": "query", "url": "https://api.example.com/v1/users, the endpoint and more", "mode": "the fast mode"});
+        assert_eq!(echoed_description(&schema, &args), None);
     }
 
     #[test]

@@ -105,6 +105,10 @@ pub fn main(mut args: ServeArgs) -> ExitCode {
     {
         return fail(EXIT_BAD_INPUT, format!("--http {addr} is not a loopback address: set --token (or AGENT_SERVE_TOKEN) so that clients must authenticate"));
     }
+    // rmcp drops allow-list entries it cannot parse, which would refuse that origin silently.
+    if let Some(bad) = args.allow_origins.iter().find(|o| !origin_pattern_ok(o)) {
+        return fail(EXIT_BAD_INPUT, format!("--allow-origin {bad:?}: write an origin as SCHEME://HOST:PORT or SCHEME://HOST:* (e.g. https://app.example:443)"));
+    }
     if args.max_concurrent == 0 {
         return fail(EXIT_BAD_INPUT, "--max-concurrent must be at least 1");
     }
@@ -220,6 +224,33 @@ async fn serve_stdio(server: Server, shutdown: CancellationToken) -> Result<(), 
         _ = shutdown.cancelled() => {
             ct.cancel();
             Ok(())
+        }
+    }
+}
+
+/// An `--allow-origin` entry rmcp matches as meant: `http(s)://HOST:PORT`, `http(s)://HOST:*`,
+/// or `null`.
+fn origin_pattern_ok(origin: &str) -> bool {
+    if origin == "null" {
+        return true;
+    }
+    let Some(rest) = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://")) else { return false };
+    let Some((host, port)) = rest.rsplit_once(':') else { return false };
+    let host_ok = !host.is_empty() && !host.contains(['/', '@', '?', '#', ' ']);
+    host_ok && (port == "*" || port.parse::<u16>().is_ok_and(|p| p > 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_pattern_ok;
+
+    #[test]
+    fn origin_patterns() {
+        for ok in ["https://app.example:443", "http://localhost:*", "http://[::1]:8080", "null"] {
+            assert!(origin_pattern_ok(ok), "{ok}");
+        }
+        for bad in ["app.example", "*", "https://app.example", "ftp://x:1", "https://a/b:1", "https://x:0", "https://x:99999"] {
+            assert!(!origin_pattern_ok(bad), "{bad}");
         }
     }
 }

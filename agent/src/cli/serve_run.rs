@@ -4,7 +4,7 @@
 //! it, so a long run does not hold a request open.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use agent::events::{Collect, Event, Observer, StopReason, TraceWriter};
 use agent::planner::Agent;
@@ -61,7 +61,6 @@ pub(super) fn run_task_tool() -> Tool {
     tool
 }
 
-
 /// Sends `run_task` progress to the client: one notification per step and per tool call,
 /// and, for a run that is an MCP task, the same text as the task's status message (what
 /// `tasks/get` shows while it works).
@@ -72,7 +71,8 @@ struct Notifier {
 }
 
 impl Notifier {
-    /// A notifier forwarding to `peer` under `token`; without a token, nothing is sent.
+    /// A notifier for `report`: progress notifications when the client gave a token, and the
+    /// task's status message when the run is an MCP task.
     fn start(report: &Report, max_steps: u32) -> Notifier {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(f64, f64, String)>();
         let (peer, token) = (report.peer.clone(), report.token.clone());
@@ -111,7 +111,8 @@ pub(super) struct Prepared {
 }
 
 /// How long a finished or running task stays with the server. A run still going after this
-/// is stopped and marked failed (its trace is kept), so it is long.
+/// is stopped and marked failed at the next `tasks/*` request or new task (rmcp sweeps then;
+/// the trace is kept), so it is long.
 const TASK_TTL_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// A prepared run as an MCP task: `tasks/cancel` stops the run at once; a run stopped that
@@ -123,20 +124,19 @@ pub(super) fn as_task(state: Arc<State>, prepared: Prepared, peer: Peer<RoleServ
             let ct = CancellationToken::new();
             let stop = ct.clone();
             let watch = cx.clone();
-            let watcher = tokio::spawn(async move {
+            // Aborted with this future, also when rmcp drops it (expiry, shutdown).
+            let _watcher = AbortOnDrop(tokio::spawn(async move {
                 watch.cancelled().await;
                 stop.cancel();
-            });
+            }));
             let report = Report { peer, token, task: Some(cx.clone()) };
-            let out = state.execute(prepared, report, ct).await;
-            watcher.abort();
-            match out {
+            match state.execute(prepared, report, ct).await {
                 Ok((result, StopReason::Cancelled)) => {
                     cx.set_status_message(result_text(&result));
                     Err(TaskExit::Cancelled)
                 }
                 Ok((result, _)) => Ok(result),
-                Err(_) if cx.is_cancel_requested() => Err(TaskExit::Cancelled),
+                // A real failure stays one, even after a cancel request.
                 Err(e) => Err(TaskExit::Error(e)),
             }
         })
@@ -148,6 +148,30 @@ fn result_text(r: &CallToolResult) -> String {
     r.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect::<Vec<_>>().join("\n")
 }
 
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Counts a run waiting for a slot; uncounted however the wait ends (a slot, a cancel, or the
+/// run's future dropped).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn enter(n: &'a AtomicUsize) -> (Waiting<'a>, usize) {
+        let ahead = n.fetch_add(1, Ordering::SeqCst) + 1;
+        (Waiting(n), ahead)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 impl Observer for Notifier {
     fn event(&mut self, event: &Event) {
         let max = self.max_steps;
@@ -239,13 +263,24 @@ impl State {
     pub(super) fn prepare(&self, args: &Value) -> Result<Prepared, ErrorData> {
         let bad = |m: String| ErrorData::invalid_params(m, None);
         let task_text = args.get("task").and_then(Value::as_str).ok_or_else(|| bad("run_task: `task` (a string) is required".into()))?;
-        self.plan(task_text, args.get("options")).map_err(bad)
+        let prepared = self.plan(task_text, args.get("options")).map_err(bad)?;
+        // The tool names too, so that a typo is refused now rather than failing the run (or
+        // its task) later.
+        let sources = prepared.front.tools_or_default();
+        toolset::build(&sources, &prepared.front.output_or_default()).map_err(|e| bad(format!("tools: {e}")))?;
+        for s in &sources {
+            let Some(name) = s.wasm_name() else { continue };
+            let path = matches!(s, ToolSource::Wasm(spec) if spec.ends_with(".wasm"));
+            if !path && !self.wasm.iter().any(|c| c.name() == name) && agent_sandboxes::bundled::get(&name).is_none() {
+                return Err(bad(format!("tools: wasm:{name}: no such tool here (bundled: {})", agent_sandboxes::bundled::names().join(", "))));
+            }
+        }
+        Ok(prepared)
     }
 
     /// Runs a prepared task until it answers, runs out of steps or `ct` is cancelled (the
     /// trace is kept either way).
     pub(super) async fn execute(&self, prepared: Prepared, report: Report, ct: CancellationToken) -> Result<(CallToolResult, StopReason), ErrorData> {
-        let bad = |m: String| ErrorData::invalid_params(m, None);
         let Prepared { task, front, own_mcp } = prepared;
         let n = self.runs.fetch_add(1, Ordering::Relaxed);
         let run_id = format!("{}-{n}", super::run::run_id());
@@ -255,17 +290,24 @@ impl State {
         let permit = match self.slots.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {
-                let ahead = self.waiting.fetch_add(1, Ordering::SeqCst) + 1;
+                let (waiting, ahead) = Waiting::enter(&self.waiting);
                 notifier.send(0, format!("queued: {ahead} waiting; {} run at once", self.settings.max_concurrent));
                 let got = tokio::select! {
                     p = self.slots.clone().acquire_owned() => p.ok(),
                     _ = ct.cancelled() => None,
                 };
-                self.waiting.fetch_sub(1, Ordering::SeqCst);
-                got.ok_or_else(|| ErrorData::internal_error("cancelled while queued", None))?
+                drop(waiting);
+                match got {
+                    Some(p) => p,
+                    None => {
+                        let result = CallToolResult::error(vec![ContentBlock::text("cancelled while queued, before it started")]);
+                        return Ok((result, StopReason::Cancelled));
+                    }
+                }
             }
         };
-        let (tools, own_pool) = self.tools(&front, &own_mcp).await.map_err(bad)?;
+        // Checked in `prepare`: what fails here is the server's (a compile, an MCP server).
+        let (tools, own_pool) = self.tools(&front, &own_mcp).await.map_err(|e| ErrorData::internal_error(e, None))?;
         let trace_file = runs_dir().join(format!("{run_id}.jsonl"));
         let trace = TraceWriter::create(&trace_file).map_err(|e| ErrorData::internal_error(format!("cannot write the trace {}: {e}", trace_file.display()), None))?;
         let events = Arc::new(std::sync::Mutex::new(Vec::new()));
