@@ -67,9 +67,10 @@ pub struct ServeArgs {
     /// Also serve the upstream MCP servers' tools (`SERVER__TOOL`), under their configuration.
     #[arg(long)]
     gateway: bool,
-    /// Finished sequences whose KV the prefix cache keeps (0: off): two per concurrent run by
-    /// default, so each run's next step finds its last one.
-    #[arg(long, default_value_t = 8)]
+    /// Finished sequences whose KV the prefix cache keeps (0: off, the default). Off because
+    /// with it on, a run right after a cancelled one sometimes decodes garbage (mistral.rs
+    /// 0.8.1 on CPU; see docs/SERVE.md); `agent run` keeps it on.
+    #[arg(long, default_value_t = 0)]
     prefix_cache: usize,
     /// Most `run_task` calls running at once; more wait their turn (and are told so).
     #[arg(long, default_value_t = 4)]
