@@ -108,6 +108,8 @@ pub(super) struct Prepared {
     front: FrontMatter,
     /// The task's own MCP servers (with --trust-tasks), started for its run only.
     own_mcp: McpConfig,
+    /// The built-in tools it asked for; the rest are added when it runs.
+    builtins: ToolRegistry,
 }
 
 /// How long a finished or running task stays with the server. A run still going after this
@@ -122,15 +124,18 @@ pub(super) fn as_task(state: Arc<State>, prepared: Prepared, peer: Peer<RoleServ
     let make = move |cx: TaskContext| -> TaskFuture {
         Box::pin(async move {
             let ct = CancellationToken::new();
-            let stop = ct.clone();
-            let watch = cx.clone();
-            // Aborted with this future, also when rmcp drops it (expiry, shutdown).
-            let _watcher = AbortOnDrop(tokio::spawn(async move {
-                watch.cancelled().await;
-                stop.cancel();
-            }));
             let report = Report { peer, token, task: Some(cx.clone()) };
-            match state.execute(prepared, report, ct).await {
+            let run = state.execute(prepared, report, ct.clone());
+            tokio::pin!(run);
+            // `tasks/cancel` cancels the run's token; the run then stops and settles.
+            let out = tokio::select! {
+                out = &mut run => out,
+                () = cx.cancelled() => {
+                    ct.cancel();
+                    run.await
+                }
+            };
+            match out {
                 Ok((result, StopReason::Cancelled)) => {
                     cx.set_status_message(result_text(&result));
                     Err(TaskExit::Cancelled)
@@ -146,14 +151,6 @@ pub(super) fn as_task(state: Arc<State>, prepared: Prepared, peer: Peer<RoleServ
 
 fn result_text(r: &CallToolResult) -> String {
     r.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect::<Vec<_>>().join("\n")
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// Counts a run waiting for a slot; uncounted however the wait ends (a slot, a cancel, or the
@@ -222,15 +219,15 @@ impl State {
         let own_mcp = over.mcp_config().map_err(|e| format!("mcp_servers: {e}"))?;
         let mut merged = runcfg::overlay(self.settings.defaults.clone(), over);
         merged.mcp_servers = None;
-        Ok(Prepared { task, front: merged, own_mcp })
+        let builtins = toolset::build(&merged.tools_or_default(), &merged.output_or_default()).map_err(|e| e.to_string())?;
+        Ok(Prepared { task, front: merged, own_mcp, builtins })
     }
 
     /// The run's tools: built-ins, wasm tools (the server's loaded ones by name, others
     /// loaded now under the run's policies), the server's MCP servers' and the task's own
     /// (started for this run: shut the returned pool down after it).
-    async fn tools(&self, front: &FrontMatter, own_mcp: &McpConfig) -> Result<(ToolRegistry, Option<Arc<McpPool>>), String> {
+    async fn tools(&self, front: &FrontMatter, own_mcp: &McpConfig, mut reg: ToolRegistry) -> Result<(ToolRegistry, Option<Arc<McpPool>>), String> {
         let sources = front.tools_or_default();
-        let mut reg = toolset::build(&sources, &front.output_or_default()).map_err(|e| e.to_string())?;
         let mut missing = Vec::new();
         for s in &sources {
             let Some(name) = s.wasm_name() else { continue };
@@ -264,11 +261,9 @@ impl State {
         let bad = |m: String| ErrorData::invalid_params(m, None);
         let task_text = args.get("task").and_then(Value::as_str).ok_or_else(|| bad("run_task: `task` (a string) is required".into()))?;
         let prepared = self.plan(task_text, args.get("options")).map_err(bad)?;
-        // The tool names too, so that a typo is refused now rather than failing the run (or
-        // its task) later.
-        let sources = prepared.front.tools_or_default();
-        toolset::build(&sources, &prepared.front.output_or_default()).map_err(|e| bad(format!("tools: {e}")))?;
-        for s in &sources {
+        // The wasm tool names too (built-in ones are checked by `plan`), so that a typo is
+        // refused now rather than failing the run (or its task) later.
+        for s in &prepared.front.tools_or_default() {
             let Some(name) = s.wasm_name() else { continue };
             let path = matches!(s, ToolSource::Wasm(spec) if spec.ends_with(".wasm"));
             if !path && !self.wasm.iter().any(|c| c.name() == name) && agent_sandboxes::bundled::get(&name).is_none() {
@@ -281,7 +276,7 @@ impl State {
     /// Runs a prepared task until it answers, runs out of steps or `ct` is cancelled (the
     /// trace is kept either way).
     pub(super) async fn execute(&self, prepared: Prepared, report: Report, ct: CancellationToken) -> Result<(CallToolResult, StopReason), ErrorData> {
-        let Prepared { task, front, own_mcp } = prepared;
+        let Prepared { task, front, own_mcp, builtins } = prepared;
         let n = self.runs.fetch_add(1, Ordering::Relaxed);
         let run_id = format!("{}-{n}", super::run::run_id());
         let cfg = runcfg::run_config(&front, &task, run_id.clone(), self.settings.max_tokens, None);
@@ -307,7 +302,7 @@ impl State {
             }
         };
         // Checked in `prepare`: what fails here is the server's (a compile, an MCP server).
-        let (tools, own_pool) = self.tools(&front, &own_mcp).await.map_err(|e| ErrorData::internal_error(e, None))?;
+        let (tools, own_pool) = self.tools(&front, &own_mcp, builtins).await.map_err(|e| ErrorData::internal_error(e, None))?;
         let trace_file = runs_dir().join(format!("{run_id}.jsonl"));
         let trace = TraceWriter::create(&trace_file).map_err(|e| ErrorData::internal_error(format!("cannot write the trace {}: {e}", trace_file.display()), None))?;
         let events = Arc::new(std::sync::Mutex::new(Vec::new()));
