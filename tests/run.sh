@@ -3,12 +3,24 @@
 # $AGENT_HOME), then the whole workspace's tests, end-to-end ones included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The code stays rustfmt'd (the toolchain file brings rustfmt).
+cargo fmt --all --check
+before="$(git status --porcelain --untracked-files=all 2>/dev/null || true)"
+cargo fmt --manifest-path sandboxes/tools/Cargo.toml --all --check
+cargo fmt --manifest-path agent/fuzz/Cargo.toml --all --check
 tests/fixtures/build.sh
-# The bundled wasm tools are Rust guests built for wasm32-wasip2 (sandboxes/build.rs).
-rustup target add wasm32-wasip2 >/dev/null 2>&1 || rustup target list --installed | grep -qx wasm32-wasip2 \
-  || { echo "tests/run.sh: the wasm32-wasip2 target is missing and rustup could not add it" >&2; exit 1; }
 cargo test --workspace "$@"
+# The nested workspaces build into the main target directory, so the tree stays clean.
+target="${CARGO_TARGET_DIR:-$PWD/target}"
 # The fuzz targets (run with cargo fuzz on nightly, see agent/fuzz/README.md) must keep compiling.
-cargo check --quiet --manifest-path agent/fuzz/Cargo.toml
+cargo check --quiet --manifest-path agent/fuzz/Cargo.toml --target-dir "$target"
 # The wasm guests' own unit tests (calc's arithmetic, json's paths), run natively.
-cargo test --quiet --manifest-path sandboxes/tools/Cargo.toml -p calc -p json
+cargo test --quiet --manifest-path sandboxes/tools/Cargo.toml -p calc -p json --target-dir "$target"
+# Nothing the tests wrote may be left in the tree.
+after="$(git status --porcelain --untracked-files=all 2>/dev/null || true)"
+left="$(comm -13 <(echo "$before" | sort) <(echo "$after" | sort))"
+if [ -n "$left" ]; then
+  echo "tests/run.sh: the tests left these in the tree:" >&2
+  echo "$left" >&2
+  exit 1
+fi

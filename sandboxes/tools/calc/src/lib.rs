@@ -46,7 +46,10 @@ impl Q {
     }
 
     fn int(n: BigInt) -> Q {
-        Q { num: n, den: BigInt::one() }
+        Q {
+            num: n,
+            den: BigInt::one(),
+        }
     }
 
     fn add(&self, o: &Q) -> Result<Q, String> {
@@ -76,13 +79,26 @@ impl Q {
         if !e.den.is_one() {
             return Err("only whole-number powers are exact (found a fractional exponent)".into());
         }
-        let n = e.num.to_i64().filter(|n| n.abs() <= MAX_EXPONENT).ok_or(format!("the exponent must be between -{MAX_EXPONENT} and {MAX_EXPONENT}"))?;
+        let n = e
+            .num
+            .to_i64()
+            .filter(|n| n.abs() <= MAX_EXPONENT)
+            .ok_or(format!(
+                "the exponent must be between -{MAX_EXPONENT} and {MAX_EXPONENT}"
+            ))?;
         let bits = self.num.bits().max(self.den.bits());
         if bits.saturating_mul(n.unsigned_abs()) > MAX_BITS {
             return Err("the numbers grow too large (more than about 30 000 digits)".into());
         }
-        let (num, den) = (self.num.pow(n.unsigned_abs() as u32), self.den.pow(n.unsigned_abs() as u32));
-        if n < 0 { Q::new(den, num) } else { Q::new(num, den) }
+        let (num, den) = (
+            self.num.pow(n.unsigned_abs() as u32),
+            self.den.pow(n.unsigned_abs() as u32),
+        );
+        if n < 0 {
+            Q::new(den, num)
+        } else {
+            Q::new(num, den)
+        }
     }
 
     /// Whether the value has a finite decimal form (its denominator is 2^a 5^b).
@@ -106,7 +122,13 @@ impl Q {
             let mut d = self.den.clone();
             let mut n = 0u32;
             while !d.is_one() {
-                d = if (&d % 10u32).is_zero() { d / 10u32 } else if (&d % 2u32).is_zero() { d / 2u32 } else { d / 5u32 };
+                d = if (&d % 10u32).is_zero() {
+                    d / 10u32
+                } else if (&d % 2u32).is_zero() {
+                    d / 2u32
+                } else {
+                    d / 5u32
+                };
                 n += 1;
             }
             n
@@ -123,8 +145,16 @@ impl Q {
             let (i, f) = padded.split_at(padded.len() - places as usize);
             (i.to_string(), f.trim_end_matches('0').to_string())
         };
-        let sign = if self.num.is_negative() && (int != "0" || !frac.is_empty()) { "-" } else { "" };
-        let text = if frac.is_empty() { format!("{sign}{int}") } else { format!("{sign}{int}.{frac}") };
+        let sign = if self.num.is_negative() && (int != "0" || !frac.is_empty()) {
+            "-"
+        } else {
+            ""
+        };
+        let text = if frac.is_empty() {
+            format!("{sign}{int}")
+        } else {
+            format!("{sign}{int}.{frac}")
+        };
         (text, exact)
     }
 }
@@ -153,7 +183,11 @@ impl Parser {
                 other => other,
             })
             .collect();
-        Parser { chars, pos: 0, depth: 0 }
+        Parser {
+            chars,
+            pos: 0,
+            depth: 0,
+        }
     }
 
     fn skip_space(&mut self) {
@@ -169,7 +203,10 @@ impl Parser {
 
     fn error(&self, expected: &str) -> String {
         match self.chars.get(self.pos) {
-            Some(c) => format!("unexpected `{c}` at character {}: expected {expected}", self.pos + 1),
+            Some(c) => format!(
+                "unexpected `{c}` at character {}: expected {expected}",
+                self.pos + 1
+            ),
             None => format!("the expression ends too early: expected {expected}"),
         }
     }
@@ -177,13 +214,19 @@ impl Parser {
     fn expression(&mut self) -> Result<Q, String> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(format!("the expression nests more than {MAX_DEPTH} levels deep"));
+            return Err(format!(
+                "the expression nests more than {MAX_DEPTH} levels deep"
+            ));
         }
         let mut value = self.term()?;
         while let Some(op @ ('+' | '-')) = self.peek() {
             self.pos += 1;
             let rhs = self.term()?;
-            value = if op == '+' { value.add(&rhs)? } else { value.sub(&rhs)? };
+            value = if op == '+' {
+                value.add(&rhs)?
+            } else {
+                value.sub(&rhs)?
+            };
         }
         self.depth -= 1;
         Ok(value)
@@ -208,7 +251,10 @@ impl Parser {
         match self.peek() {
             Some('-') => {
                 self.pos += 1;
-                self.nested(|p| p.unary()).map(|v| Q { num: -v.num, den: v.den })
+                self.nested(|p| p.unary()).map(|v| Q {
+                    num: -v.num,
+                    den: v.den,
+                })
             }
             Some('+') => {
                 self.pos += 1;
@@ -232,7 +278,9 @@ impl Parser {
     fn nested(&mut self, f: impl FnOnce(&mut Parser) -> Result<Q, String>) -> Result<Q, String> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(format!("the expression nests more than {MAX_DEPTH} levels deep"));
+            return Err(format!(
+                "the expression nests more than {MAX_DEPTH} levels deep"
+            ));
         }
         let v = f(self)?;
         self.depth -= 1;
@@ -240,7 +288,9 @@ impl Parser {
     }
 
     fn starts_with(&self, s: &str) -> bool {
-        s.chars().enumerate().all(|(i, c)| self.chars.get(self.pos + i) == Some(&c))
+        s.chars()
+            .enumerate()
+            .all(|(i, c)| self.chars.get(self.pos + i) == Some(&c))
     }
 
     fn atom(&mut self) -> Result<Q, String> {
@@ -297,7 +347,12 @@ impl Parser {
             }
             exp = match s.parse::<i64>() {
                 Ok(e) if e.abs() <= MAX_EXPONENT => e,
-                Ok(_) => return Err(format!("the exponent at character {} is out of range", save + 1)),
+                Ok(_) => {
+                    return Err(format!(
+                        "the exponent at character {} is out of range",
+                        save + 1
+                    ));
+                }
                 Err(_) => {
                     self.pos = save + 1;
                     return Err(self.error("the digits of an exponent"));
@@ -307,7 +362,11 @@ impl Parser {
         let mantissa: BigInt = digits.parse().map_err(|_| self.error("a number"))?;
         let shift = exp - frac_len;
         let ten = BigInt::from(10u32);
-        if shift >= 0 { Q::new(mantissa * ten.pow(shift as u32), BigInt::one()) } else { Q::new(mantissa, ten.pow((-shift) as u32)) }
+        if shift >= 0 {
+            Q::new(mantissa * ten.pow(shift as u32), BigInt::one())
+        } else {
+            Q::new(mantissa, ten.pow((-shift) as u32))
+        }
     }
 }
 
@@ -317,7 +376,9 @@ fn evaluate(expression: &str, places: u8) -> Result<String, String> {
         return Err("the expression is empty".into());
     }
     if shown.chars().count() > MAX_EXPRESSION_CHARS {
-        return Err(format!("the expression is longer than {MAX_EXPRESSION_CHARS} characters"));
+        return Err(format!(
+            "the expression is longer than {MAX_EXPRESSION_CHARS} characters"
+        ));
     }
     let mut p = Parser::new(shown);
     let value = p.expression()?;
@@ -325,7 +386,11 @@ fn evaluate(expression: &str, places: u8) -> Result<String, String> {
         return Err(p.error("an operator (+ - * / % ^) or the end"));
     }
     let (text, exact) = value.to_decimal(places as u32);
-    Ok(if exact { format!("{shown} = {text}") } else { format!("{shown} ≈ {text} (exactly {}/{})", value.num, value.den) })
+    Ok(if exact {
+        format!("{shown} = {text}")
+    } else {
+        format!("{shown} ≈ {text} (exactly {}/{})", value.num, value.den)
+    })
 }
 
 struct Calc;
@@ -345,29 +410,64 @@ mod tests {
     #[test]
     fn exact_arithmetic() {
         assert_eq!(evaluate("0.1 + 0.2", 20), Ok("0.1 + 0.2 = 0.3".into()));
-        assert_eq!(evaluate("(1.5 + 2.25) * 4", 20), Ok("(1.5 + 2.25) * 4 = 15".into()));
+        assert_eq!(
+            evaluate("(1.5 + 2.25) * 4", 20),
+            Ok("(1.5 + 2.25) * 4 = 15".into())
+        );
         assert_eq!(evaluate("-2^2", 20), Ok("-2^2 = -4".into()));
         assert_eq!(evaluate("2^3^2", 20), Ok("2^3^2 = 512".into()));
         assert_eq!(evaluate("7 % -2", 20), Ok("7 % -2 = 1".into()));
         assert_eq!(evaluate("1/3*3", 20), Ok("1/3*3 = 1".into()));
         assert_eq!(evaluate("2^-2", 20), Ok("2^-2 = 0.25".into()));
         assert_eq!(evaluate("1/3", 5), Ok("1/3 ≈ 0.33333 (exactly 1/3)".into()));
-        assert_eq!(evaluate("-2/3", 3), Ok("-2/3 ≈ -0.667 (exactly -2/3)".into()));
+        assert_eq!(
+            evaluate("-2/3", 3),
+            Ok("-2/3 ≈ -0.667 (exactly -2/3)".into())
+        );
         assert_eq!(evaluate("１２×３", 20), Ok("１２×３ = 36".into()));
-        assert_eq!(evaluate("1.5e3 - 1_000", 20), Ok("1.5e3 - 1_000 = 500".into()));
-        assert_eq!(evaluate("99999999999999999999 + 1", 20), Ok("99999999999999999999 + 1 = 100000000000000000000".into()));
+        assert_eq!(
+            evaluate("1.5e3 - 1_000", 20),
+            Ok("1.5e3 - 1_000 = 500".into())
+        );
+        assert_eq!(
+            evaluate("99999999999999999999 + 1", 20),
+            Ok("99999999999999999999 + 1 = 100000000000000000000".into())
+        );
     }
 
     #[test]
     fn clear_errors() {
         assert_eq!(evaluate("1 / (2 - 2)", 20), Err("division by zero".into()));
-        assert_eq!(evaluate("2 + * 3", 20), Err("unexpected `*` at character 5: expected a number or `(`".into()));
-        assert_eq!(evaluate("(1 + 2", 20), Err("the expression ends too early: expected `)`".into()));
-        assert_eq!(evaluate("2 ^ 0.5", 20), Err("only whole-number powers are exact (found a fractional exponent)".into()));
-        assert_eq!(evaluate("1 2", 20), Err("unexpected `2` at character 3: expected an operator (+ - * / % ^) or the end".into()));
+        assert_eq!(
+            evaluate("2 + * 3", 20),
+            Err("unexpected `*` at character 5: expected a number or `(`".into())
+        );
+        assert_eq!(
+            evaluate("(1 + 2", 20),
+            Err("the expression ends too early: expected `)`".into())
+        );
+        assert_eq!(
+            evaluate("2 ^ 0.5", 20),
+            Err("only whole-number powers are exact (found a fractional exponent)".into())
+        );
+        assert_eq!(
+            evaluate("1 2", 20),
+            Err(
+                "unexpected `2` at character 3: expected an operator (+ - * / % ^) or the end"
+                    .into()
+            )
+        );
         assert_eq!(evaluate("", 20), Err("the expression is empty".into()));
-        assert!(evaluate(&"(".repeat(500), 20).unwrap_err().contains("nests more than"));
+        assert!(
+            evaluate(&"(".repeat(500), 20)
+                .unwrap_err()
+                .contains("nests more than")
+        );
         assert!(evaluate("10^10000^2", 20).unwrap_err().contains("exponent"));
-        assert!(evaluate("123456789^9999", 20).unwrap_err().contains("too large"));
+        assert!(
+            evaluate("123456789^9999", 20)
+                .unwrap_err()
+                .contains("too large")
+        );
     }
 }

@@ -36,10 +36,19 @@ fn kind(t: std::fs::FileType) -> Kind {
     }
 }
 
-fn search_in(path: &Path, needle: &str, ignore_case: bool, max: usize, out: &mut Vec<Found>) -> std::io::Result<()> {
+fn search_in(
+    path: &Path,
+    needle: &str,
+    ignore_case: bool,
+    max: usize,
+    out: &mut Vec<Found>,
+) -> std::io::Result<()> {
     let meta = std::fs::symlink_metadata(path)?;
     if meta.is_dir() {
-        let mut names: Vec<_> = std::fs::read_dir(path)?.filter_map(Result::ok).map(|e| e.path()).collect();
+        let mut names: Vec<_> = std::fs::read_dir(path)?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .collect();
         names.sort();
         for p in names {
             if out.len() >= max {
@@ -54,11 +63,21 @@ fn search_in(path: &Path, needle: &str, ignore_case: bool, max: usize, out: &mut
         return Ok(());
     }
     let bytes = std::fs::read(path)?;
-    let Ok(text) = std::str::from_utf8(&bytes) else { return Ok(()) };
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        return Ok(());
+    };
     for (i, line) in text.lines().enumerate() {
-        let hit = if ignore_case { line.to_lowercase().contains(needle) } else { line.contains(needle) };
+        let hit = if ignore_case {
+            line.to_lowercase().contains(needle)
+        } else {
+            line.contains(needle)
+        };
         if hit {
-            out.push(Found { path: path.display().to_string(), line: i as u32 + 1, text: line.chars().take(MAX_LINE_CHARS).collect() });
+            out.push(Found {
+                path: path.display().to_string(),
+                line: i as u32 + 1,
+                text: line.chars().take(MAX_LINE_CHARS).collect(),
+            });
             if out.len() >= max {
                 break;
             }
@@ -75,8 +94,16 @@ impl Guest for Files {
         for e in std::fs::read_dir(&path).map_err(|e| io("list", &path, e))? {
             let e = e.map_err(|e| io("list", &path, e))?;
             let t = e.file_type().map_err(|e| io("list", &path, e))?;
-            let size = if t.is_file() { e.metadata().map(|m| m.len()).unwrap_or(0) } else { 0 };
-            entries.push(Entry { name: e.file_name().to_string_lossy().into_owned(), kind: kind(t), size });
+            let size = if t.is_file() {
+                e.metadata().map(|m| m.len()).unwrap_or(0)
+            } else {
+                0
+            };
+            entries.push(Entry {
+                name: e.file_name().to_string_lossy().into_owned(),
+                kind: kind(t),
+                size,
+            });
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(entries)
@@ -86,28 +113,53 @@ impl Guest for Files {
         let mut f = std::fs::File::open(&path).map_err(|e| io("read", &path, e))?;
         let len = f.metadata().map_err(|e| io("read", &path, e))?.len();
         let offset = offset.unwrap_or(0);
-        f.seek(SeekFrom::Start(offset)).map_err(|e| io("read", &path, e))?;
+        f.seek(SeekFrom::Start(offset))
+            .map_err(|e| io("read", &path, e))?;
         let want = max_bytes.unwrap_or(DEFAULT_READ).min(MAX_READ);
         let mut buf = Vec::new();
-        f.take(want as u64).read_to_end(&mut buf).map_err(|e| io("read", &path, e))?;
+        f.take(want as u64)
+            .read_to_end(&mut buf)
+            .map_err(|e| io("read", &path, e))?;
         // Cut at a character boundary; a file that is not text says so instead of garbling.
         let text = match std::str::from_utf8(&buf) {
             Ok(t) => t.to_string(),
-            Err(e) if e.error_len().is_none() => String::from_utf8_lossy(&buf[..e.valid_up_to()]).into_owned(),
+            Err(e) if e.error_len().is_none() => {
+                String::from_utf8_lossy(&buf[..e.valid_up_to()]).into_owned()
+            }
             Err(_) => return Err(format!("{path} is not UTF-8 text")),
         };
         let end = offset + text.len() as u64;
-        Ok(if end < len { format!("{text}\n[read bytes {offset}..{end} of {len}; pass offset {end} for more]") } else { text })
+        Ok(if end < len {
+            format!("{text}\n[read bytes {offset}..{end} of {len}; pass offset {end} for more]")
+        } else {
+            text
+        })
     }
 
-    fn search(path: String, text: String, ignore_case: Option<bool>, max_results: Option<u32>) -> Result<Vec<Found>, String> {
+    fn search(
+        path: String,
+        text: String,
+        ignore_case: Option<bool>,
+        max_results: Option<u32>,
+    ) -> Result<Vec<Found>, String> {
         if text.is_empty() {
             return Err("`text` is empty: give the text to search for".into());
         }
         let ignore_case = ignore_case.unwrap_or(false);
-        let needle = if ignore_case { text.to_lowercase() } else { text };
+        let needle = if ignore_case {
+            text.to_lowercase()
+        } else {
+            text
+        };
         let mut out = Vec::new();
-        search_in(Path::new(&path), &needle, ignore_case, max_results.unwrap_or(DEFAULT_RESULTS).max(1) as usize, &mut out).map_err(|e| io("search", &path, e))?;
+        search_in(
+            Path::new(&path),
+            &needle,
+            ignore_case,
+            max_results.unwrap_or(DEFAULT_RESULTS).max(1) as usize,
+            &mut out,
+        )
+        .map_err(|e| io("search", &path, e))?;
         Ok(out)
     }
 
@@ -128,7 +180,8 @@ impl Guest for Files {
             }
         };
         let mut f = opts.open(&path).map_err(|e| io("write", &path, e))?;
-        f.write_all(content.as_bytes()).map_err(|e| io("write", &path, e))?;
+        f.write_all(content.as_bytes())
+            .map_err(|e| io("write", &path, e))?;
         Ok(format!("{verb} {path} ({} bytes)", content.len()))
     }
 }

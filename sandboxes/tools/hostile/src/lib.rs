@@ -10,7 +10,11 @@ wit_bindgen::generate!({ world: "json-tool", path: "../../wit" });
 static mut CALLS: u64 = 0;
 
 fn recurse(n: u64) -> u64 {
-    if n == 0 { 0 } else { 1 + recurse(std::hint::black_box(n - 1)) }
+    if n == 0 {
+        0
+    } else {
+        1 + recurse(std::hint::black_box(n - 1))
+    }
 }
 
 fn fs_err(e: std::io::Error) -> String {
@@ -22,10 +26,14 @@ struct Hostile;
 impl exports::agent::tool::json::Guest for Hostile {
     fn describe() -> String {
         let names = [
-            "spin", "sleep", "grow", "recurse", "trap", "read", "write", "truncate", "list", "hardlink", "rename", "env", "print", "big",
-            "calls", "bad_utf8", "bad_json", "handles",
+            "spin", "sleep", "grow", "recurse", "trap", "read", "write", "truncate", "list",
+            "hardlink", "rename", "env", "print", "big", "calls", "bad_utf8", "bad_json",
+            "handles",
         ];
-        let tools: Vec<Value> = names.iter().map(|n| json!({"name": n, "description": n, "parameters": {"type": "object"}})).collect();
+        let tools: Vec<Value> = names
+            .iter()
+            .map(|n| json!({"name": n, "description": n, "parameters": {"type": "object"}}))
+            .collect();
         Value::Array(tools).to_string()
     }
 
@@ -60,11 +68,19 @@ impl exports::agent::tool::json::Guest for Hostile {
                 json!("written")
             }
             "truncate" => {
-                std::fs::OpenOptions::new().write(true).truncate(true).open(s("path")).map_err(fs_err)?;
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .truncate(true)
+                    .open(s("path"))
+                    .map_err(fs_err)?;
                 json!("truncated")
             }
             "list" => {
-                let names: Vec<String> = std::fs::read_dir(s("path")).map_err(fs_err)?.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+                let names: Vec<String> = std::fs::read_dir(s("path"))
+                    .map_err(fs_err)?
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect();
                 json!(names)
             }
             "hardlink" => {
@@ -82,7 +98,8 @@ impl exports::agent::tool::json::Guest for Hostile {
                 let mut left = n("bytes");
                 while left > 0 {
                     let k = left.min(chunk.len() as u64) as usize;
-                    out.write_all(&chunk[..k]).map_err(|e| format!("stdout: {e}"))?;
+                    out.write_all(&chunk[..k])
+                        .map_err(|e| format!("stdout: {e}"))?;
                     left -= k as u64;
                 }
                 json!("printed")
@@ -91,7 +108,9 @@ impl exports::agent::tool::json::Guest for Hostile {
             // SAFETY: as above.
             "calls" => json!(unsafe { CALLS }),
             // SAFETY: deliberately invalid, to test that the host refuses it.
-            "bad_utf8" => return Ok(unsafe { String::from_utf8_unchecked(vec![b'"', 0xff, 0xfe, b'"']) }),
+            "bad_utf8" => {
+                return Ok(unsafe { String::from_utf8_unchecked(vec![b'"', 0xff, 0xfe, b'"']) });
+            }
             "bad_json" => return Ok("this is not JSON {".into()),
             "handles" => {
                 let mut kept = Vec::new();

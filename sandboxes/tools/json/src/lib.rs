@@ -47,7 +47,11 @@ struct Lexer<'a> {
 
 impl<'a> Lexer<'a> {
     fn err(&self, what: &str) -> String {
-        format!("bad path `{}` at character {}: {what}", self.text, self.i + 1)
+        format!(
+            "bad path `{}` at character {}: {what}",
+            self.text,
+            self.i + 1
+        )
     }
 
     fn eat(&mut self, c: u8) -> bool {
@@ -111,7 +115,10 @@ impl<'a> Lexer<'a> {
             Some(b'\'' | b'"') => Ok(Value::String(self.quoted()?)),
             _ => {
                 let start = self.i;
-                while self.i < self.s.len() && self.s[self.i] != b')' && !self.s[self.i].is_ascii_whitespace() {
+                while self.i < self.s.len()
+                    && self.s[self.i] != b')'
+                    && !self.s[self.i].is_ascii_whitespace()
+                {
                     self.i += 1;
                 }
                 serde_json::from_str(&self.text[start..self.i]).map_err(|_| {
@@ -133,7 +140,16 @@ impl<'a> Lexer<'a> {
             field.push(self.name()?);
         }
         self.skip_space();
-        let op = [("==", Op::Eq), ("!=", Op::Ne), ("<=", Op::Le), (">=", Op::Ge), ("<", Op::Lt), (">", Op::Gt)].into_iter().find(|(t, _)| self.text[self.i..].starts_with(t));
+        let op = [
+            ("==", Op::Eq),
+            ("!=", Op::Ne),
+            ("<=", Op::Le),
+            (">=", Op::Ge),
+            ("<", Op::Lt),
+            (">", Op::Gt),
+        ]
+        .into_iter()
+        .find(|(t, _)| self.text[self.i..].starts_with(t));
         let test = match op {
             Some((t, op)) => {
                 self.i += t.len();
@@ -169,7 +185,9 @@ impl<'a> Lexer<'a> {
                 if self.eat(b':') {
                     Step::Slice(a, self.int())
                 } else {
-                    Step::Index(a.ok_or_else(|| self.err("expected an index, a slice, *, a quoted key or a filter"))?)
+                    Step::Index(a.ok_or_else(|| {
+                        self.err("expected an index, a slice, *, a quoted key or a filter")
+                    })?)
                 }
             }
         };
@@ -183,7 +201,11 @@ impl<'a> Lexer<'a> {
 
 fn parse(path: &str) -> Result<Vec<Step>, String> {
     let trimmed = path.trim();
-    let mut lx = Lexer { s: trimmed.as_bytes(), text: trimmed, i: 0 };
+    let mut lx = Lexer {
+        s: trimmed.as_bytes(),
+        text: trimmed,
+        i: 0,
+    };
     lx.eat(b'$');
     let mut steps = Vec::new();
     // A path may start with a bare key (`a.b`), as people often write.
@@ -193,7 +215,13 @@ fn parse(path: &str) -> Result<Vec<Step>, String> {
     while lx.i < lx.s.len() {
         if lx.eat(b'.') {
             if lx.eat(b'.') {
-                steps.push(if lx.eat(b'*') { Step::Descend(None) } else if lx.s.get(lx.i) == Some(&b'[') { Step::Descend(None) } else { Step::Descend(Some(lx.name()?)) });
+                steps.push(if lx.eat(b'*') {
+                    Step::Descend(None)
+                } else if lx.s.get(lx.i) == Some(&b'[') {
+                    Step::Descend(None)
+                } else {
+                    Step::Descend(Some(lx.name()?))
+                });
             } else if lx.eat(b'*') {
                 steps.push(Step::All);
             } else {
@@ -228,7 +256,10 @@ fn descendants<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
 fn compare(a: &Value, op: Op, b: &Value) -> bool {
     use std::cmp::Ordering;
     let ord = match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x.as_f64().zip(y.as_f64()).and_then(|(x, y)| x.partial_cmp(&y)),
+        (Value::Number(x), Value::Number(y)) => x
+            .as_f64()
+            .zip(y.as_f64())
+            .and_then(|(x, y)| x.partial_cmp(&y)),
         (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
         _ => (a == b).then_some(Ordering::Equal),
     };
@@ -249,8 +280,13 @@ fn apply<'a>(step: &Step, v: &'a Value, out: &mut Vec<&'a Value>) {
         (Step::All, Value::Array(a)) => out.extend(a.iter()),
         (Step::All, Value::Object(o)) => out.extend(o.values()),
         (Step::Slice(from, to), Value::Array(a)) => {
-            let clamp = |i: i64| (if i < 0 { a.len() as i64 + i } else { i }).clamp(0, a.len() as i64) as usize;
-            let (f, t) = (from.map(clamp).unwrap_or(0), to.map(clamp).unwrap_or(a.len()));
+            let clamp = |i: i64| {
+                (if i < 0 { a.len() as i64 + i } else { i }).clamp(0, a.len() as i64) as usize
+            };
+            let (f, t) = (
+                from.map(clamp).unwrap_or(0),
+                to.map(clamp).unwrap_or(a.len()),
+            );
             if f < t {
                 out.extend(a[f..t].iter());
             }
@@ -295,7 +331,13 @@ fn apply<'a>(step: &Step, v: &'a Value, out: &mut Vec<&'a Value>) {
 /// What was at the last step that still matched, to make "no match" useful.
 fn describe(values: &[&Value]) -> String {
     match values.first() {
-        Some(Value::Object(o)) => format!("an object with keys {}", o.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")),
+        Some(Value::Object(o)) => format!(
+            "an object with keys {}",
+            o.keys()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         Some(Value::Array(a)) => format!("an array of {} elements", a.len()),
         Some(other) => format!("the value {other}"),
         None => "nothing".into(),
@@ -310,7 +352,11 @@ fn show(steps: &[Step]) -> String {
             Step::Key(k) => out.push_str(&format!(".{k}")),
             Step::Index(i) => out.push_str(&format!("[{i}]")),
             Step::All => out.push_str("[*]"),
-            Step::Slice(a, b) => out.push_str(&format!("[{}:{}]", a.map(|a| a.to_string()).unwrap_or_default(), b.map(|b| b.to_string()).unwrap_or_default())),
+            Step::Slice(a, b) => out.push_str(&format!(
+                "[{}:{}]",
+                a.map(|a| a.to_string()).unwrap_or_default(),
+                b.map(|b| b.to_string()).unwrap_or_default()
+            )),
             Step::Descend(Some(k)) => out.push_str(&format!("..{k}")),
             Step::Descend(None) => out.push_str("..*"),
             Step::Filter(_) => out.push_str("[?(...)]"),
@@ -320,7 +366,8 @@ fn show(steps: &[Step]) -> String {
 }
 
 fn query(document: &str, path: &str) -> Result<String, String> {
-    let doc: Value = serde_json::from_str(document).map_err(|e| format!("the document is not valid JSON: {e}"))?;
+    let doc: Value = serde_json::from_str(document)
+        .map_err(|e| format!("the document is not valid JSON: {e}"))?;
     let steps = parse(path)?;
     let mut current = vec![&doc];
     for (n, step) in steps.iter().enumerate() {
@@ -329,8 +376,16 @@ fn query(document: &str, path: &str) -> Result<String, String> {
             apply(step, v, &mut next);
         }
         if next.is_empty() {
-            let at = if n == 0 { "the document".to_string() } else { format!("`{}`", show(&steps[..n])) };
-            return Err(format!("no match for `{}`: {at} is {}", path.trim(), describe(&current)));
+            let at = if n == 0 {
+                "the document".to_string()
+            } else {
+                format!("`{}`", show(&steps[..n]))
+            };
+            return Err(format!(
+                "no match for `{}`: {at} is {}",
+                path.trim(),
+                describe(&current)
+            ));
         }
         current = next;
     }
@@ -364,21 +419,56 @@ mod tests {
     fn paths() {
         assert_eq!(query(DOC, "$.store.book[0].title"), Ok("\"A\"".into()));
         assert_eq!(query(DOC, "store.book[-1].title"), Ok("\"C\"".into()));
-        assert_eq!(query(DOC, "$.store.book[*].title"), Ok(r#"["A","B","C"]"#.into()));
+        assert_eq!(
+            query(DOC, "$.store.book[*].title"),
+            Ok(r#"["A","B","C"]"#.into())
+        );
         assert_eq!(query(DOC, "$..price"), Ok("[8.95,12.99,8.99,19.95]".into()));
-        assert_eq!(query(DOC, "$.store.book[?(@.price < 10)].title"), Ok(r#"["A","C"]"#.into()));
-        assert_eq!(query(DOC, "$.store.book[?(@.isbn)].title"), Ok("\"C\"".into()));
-        assert_eq!(query(DOC, "$.store.book[?(@.title == 'B')].price"), Ok("12.99".into()));
-        assert_eq!(query(DOC, "$.store.book[1:].title"), Ok(r#"["B","C"]"#.into()));
-        assert_eq!(query(DOC, "$['store']['bicycle'].color"), Ok("\"red\"".into()));
+        assert_eq!(
+            query(DOC, "$.store.book[?(@.price < 10)].title"),
+            Ok(r#"["A","C"]"#.into())
+        );
+        assert_eq!(
+            query(DOC, "$.store.book[?(@.isbn)].title"),
+            Ok("\"C\"".into())
+        );
+        assert_eq!(
+            query(DOC, "$.store.book[?(@.title == 'B')].price"),
+            Ok("12.99".into())
+        );
+        assert_eq!(
+            query(DOC, "$.store.book[1:].title"),
+            Ok(r#"["B","C"]"#.into())
+        );
+        assert_eq!(
+            query(DOC, "$['store']['bicycle'].color"),
+            Ok("\"red\"".into())
+        );
         assert_eq!(query(DOC, "$.store.*.color"), Ok("\"red\"".into()));
-        assert_eq!(query(DOC, "$"), Ok(serde_json::from_str::<serde_json::Value>(DOC).unwrap().to_string()));
+        assert_eq!(
+            query(DOC, "$"),
+            Ok(serde_json::from_str::<serde_json::Value>(DOC)
+                .unwrap()
+                .to_string())
+        );
     }
 
     #[test]
     fn errors() {
-        assert_eq!(query(DOC, "$.store.car"), Err("no match for `$.store.car`: `$.store` is an object with keys `book`, `bicycle`".into()));
-        assert_eq!(query("{", "$"), Err("the document is not valid JSON: EOF while parsing an object at line 1 column 1".into()));
+        assert_eq!(
+            query(DOC, "$.store.car"),
+            Err(
+                "no match for `$.store.car`: `$.store` is an object with keys `book`, `bicycle`"
+                    .into()
+            )
+        );
+        assert_eq!(
+            query("{", "$"),
+            Err(
+                "the document is not valid JSON: EOF while parsing an object at line 1 column 1"
+                    .into()
+            )
+        );
         assert_eq!(query(DOC, "$.store[abc]"), Err("bad path `$.store[abc]` at character 9: expected an index, a slice, *, a quoted key or a filter".into()));
         assert_eq!(query(DOC, "$.store.book[?(@.price < x)]"), Err("bad path `$.store.book[?(@.price < x)]` at character 26: expected a number, a quoted string, true, false or null".into()));
     }

@@ -23,7 +23,18 @@ impl Shapes for Impl {
     type Counter = Counter;
 
     #[allow(clippy::too_many_arguments)]
-    fn show(p: Point, c: Color, s: Shape, f: Perms, t: (u8, String), tags: Vec<String>, note: Option<String>, big: u64, ch: char, ratio: f64) -> String {
+    fn show(
+        p: Point,
+        c: Color,
+        s: Shape,
+        f: Perms,
+        t: (u8, String),
+        tags: Vec<String>,
+        note: Option<String>,
+        big: u64,
+        ch: char,
+        ratio: f64,
+    ) -> String {
         format!("{p:?} {c:?} {s:?} {f:?} {t:?} {tags:?} {note:?} {big} {ch} {ratio}")
     }
 
@@ -31,7 +42,13 @@ impl Shapes for Impl {
         if n > 3 {
             return Err(format!("{n} is more than 3"));
         }
-        Ok((0..n as i32).map(|i| Point { x: i, y: i, label: (i == 0).then(|| "origin".to_string()) }).collect())
+        Ok((0..n as i32)
+            .map(|i| Point {
+                x: i,
+                y: i,
+                label: (i == 0).then(|| "origin".to_string()),
+            })
+            .collect())
     }
 
     fn mirror(s: Shape, c: Option<Color>) -> (Shape, Option<Color>) {
@@ -49,7 +66,10 @@ impl Guest for Impl {
     }
 
     fn fail() -> Result<u8, PointError> {
-        Err(PointError { code: 7, why: "on purpose".into() })
+        Err(PointError {
+            code: 7,
+            why: "on purpose".into(),
+        })
     }
 }
 
