@@ -28,17 +28,25 @@ pub fn fast_gguf(path: &Path) -> Result<PathBuf, String> {
     if !content.tensor_infos.values().any(|t| is_slow(t.ggml_dtype)) {
         return Ok(path.to_path_buf());
     }
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let target = path.with_file_name(format!("{stem}.agent-q8_0.gguf"));
     if target.is_file() {
         return Ok(target);
     }
-    eprintln!("agent: converting {} to Q8_0 once (its quantization has no fast CPU kernel)", path.display());
+    eprintln!(
+        "agent: converting {} to Q8_0 once (its quantization has no fast CPU kernel)",
+        path.display()
+    );
     let mut tensors: Vec<(String, QTensor)> = Vec::with_capacity(content.tensor_infos.len());
     let mut names: Vec<&String> = content.tensor_infos.keys().collect();
     names.sort();
     for name in names {
-        let t = content.tensor(&mut reader, name, &Device::Cpu).map_err(|e| err(&e))?;
+        let t = content
+            .tensor(&mut reader, name, &Device::Cpu)
+            .map_err(|e| err(&e))?;
         let t = if is_slow(t.dtype()) {
             let dense = t.dequantize(&Device::Cpu).map_err(|e| err(&e))?;
             QTensor::quantize(&dense, GgmlDType::Q8_0).map_err(|e| err(&e))?
@@ -47,7 +55,11 @@ pub fn fast_gguf(path: &Path) -> Result<PathBuf, String> {
         };
         tensors.push((name.clone(), t));
     }
-    let mut metadata: Vec<(&str, gguf_file::Value)> = content.metadata.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let mut metadata: Vec<(&str, gguf_file::Value)> = content
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
     for (k, v) in &mut metadata {
         if *k == "general.file_type" {
             *v = gguf_file::Value::U32(FILE_TYPE_Q8_0);
@@ -58,8 +70,10 @@ pub fn fast_gguf(path: &Path) -> Result<PathBuf, String> {
     let partial = target.with_extension(format!("partial-{}", std::process::id()));
     {
         let mut w = BufWriter::new(File::create(&partial).map_err(|e| err(&e))?);
-        let meta_refs: Vec<(&str, &gguf_file::Value)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
-        let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
+        let meta_refs: Vec<(&str, &gguf_file::Value)> =
+            metadata.iter().map(|(k, v)| (*k, v)).collect();
+        let tensor_refs: Vec<(&str, &QTensor)> =
+            tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
         gguf_file::write(&mut w, &meta_refs, &tensor_refs).map_err(|e| err(&e))?;
     }
     // Renamed into place only when complete, so an interrupted conversion is redone.

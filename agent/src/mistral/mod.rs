@@ -3,24 +3,37 @@
 //! prefix cache still matches token prefixes, so each step re-processes only the new turns.
 
 mod convert;
+mod engine_panic;
+mod sampler;
 mod think;
 
 pub use convert::fast_gguf;
 
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use either::Either;
 use mistralrs::{
-    Constraint, CustomLogitsProcessor, GgufModelBuilder, Model, ModelDType, MultimodalLoaderType, MultimodalModelBuilder, NormalRequest,
-    Request, RequestMessage, Response, SamplingParams, StopTokens, Tensor, TextModelBuilder, TokenSource,
+    Constraint, CustomLogitsProcessor, GgufModelBuilder, Model, ModelDType, MultimodalLoaderType,
+    MultimodalModelBuilder, NormalRequest, Request, RequestMessage, Response, SamplingParams,
+    StopTokens, Tensor, TextModelBuilder, TokenSource,
 };
 
-use crate::backend::{Backend, BackendError, BoxFuture, EARLY_STOP, Finish, GenOutput, GenRequest, GenStats, ModelInfo, OnText, Sampling, ThinkingUse};
-use think::{ThinkControl, ThinkTokens};
+use crate::backend::{
+    Backend, BackendError, BoxFuture, EARLY_STOP, Finish, GenOutput, GenRequest, GenStats,
+    ModelInfo, OnText, Sampling, ThinkLimit, ThinkingUse,
+};
 use crate::models::{ModelSource, ResolvedModel};
 use crate::task::Device;
+use sampler::{SeededSampling, StepSampler};
+use think::{ThinkControl, ThinkTokens};
+
+/// Prompt tokens prefilled by every engine of this process so far (counted by the vendored
+/// mistral.rs): what the prefix cache saves shows as tokens not prefilled.
+pub fn prefilled_tokens() -> usize {
+    mistralrs_core::prefilled_tokens()
+}
 
 /// Sequences kept in the prefix cache. One run needs one (the growing conversation); a few more
 /// let `agent serve` keep several runs warm.
@@ -40,7 +53,9 @@ pub struct MistralBackend {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("this build of agent has no CUDA support; rebuild with `--features cuda`, or use --device cpu")]
+    #[error(
+        "this build of agent has no CUDA support; rebuild with `--features cuda`, or use --device cpu"
+    )]
     NoCuda,
     #[error("cannot load {name}: {message}")]
     Load { name: String, message: String },
@@ -62,15 +77,38 @@ impl MistralBackend {
 
     /// Like [`load`](Self::load) with the prefix cache sized (or off with `None`), for
     /// benchmarks that compare the two.
-    pub async fn load_with_prefix_cache(m: &ResolvedModel, device: Device, prefix_cache: Option<usize>) -> Result<Self, LoadError> {
+    pub async fn load_with_prefix_cache(
+        m: &ResolvedModel,
+        device: Device,
+        prefix_cache: Option<usize>,
+    ) -> Result<Self, LoadError> {
         let cpu = use_cpu(device)?;
-        let err = |e: anyhow::Error| LoadError::Load { name: m.name.clone(), message: format!("{e:#}") };
+        engine_panic::watch();
+        let err = |e: anyhow::Error| LoadError::Load {
+            name: m.name.clone(),
+            message: format!("{e:#}"),
+        };
         let model = match &m.source {
             ModelSource::Gguf { file } => {
-                let file = &if cpu { fast_gguf(file).map_err(|e| LoadError::Load { name: m.name.clone(), message: e })? } else { file.clone() };
-                let dir = file.parent().map(|d| d.display().to_string()).unwrap_or_else(|| ".".into());
-                let name = file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-                let mut b = GgufModelBuilder::new(dir, vec![name]).with_token_source(TokenSource::None).with_prefix_cache_n(prefix_cache);
+                let file = &if cpu {
+                    fast_gguf(file).map_err(|e| LoadError::Load {
+                        name: m.name.clone(),
+                        message: e,
+                    })?
+                } else {
+                    file.clone()
+                };
+                let dir = file
+                    .parent()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_else(|| ".".into());
+                let name = file
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let mut b = GgufModelBuilder::new(dir, vec![name])
+                    .with_token_source(TokenSource::None)
+                    .with_prefix_cache_n(prefix_cache);
                 if cpu {
                     b = b.with_force_cpu();
                 }
@@ -78,8 +116,16 @@ impl MistralBackend {
             }
             ModelSource::Dir { dir, architectures } => {
                 let dir = dir.display().to_string();
-                let isq = if cpu { None } else { m.gpu_isq.and_then(|q| mistralrs::parse_isq_value(q, None).ok()) };
-                if architectures.iter().any(|a| a == "Llama4ForConditionalGeneration") {
+                let isq = if cpu {
+                    None
+                } else {
+                    m.gpu_isq
+                        .and_then(|q| mistralrs::parse_isq_value(q, None).ok())
+                };
+                if architectures
+                    .iter()
+                    .any(|a| a == "Llama4ForConditionalGeneration")
+                {
                     // mistral.rs loads Llama 4 only through its multimodal loader, whose prefix
                     // cache is off unless asked for.
                     let mut b = MultimodalModelBuilder::new(dir)
@@ -94,7 +140,9 @@ impl MistralBackend {
                     }
                     b.build().await.map_err(err)?
                 } else {
-                    let mut b = TextModelBuilder::new(dir).with_token_source(TokenSource::None).with_prefix_cache_n(prefix_cache);
+                    let mut b = TextModelBuilder::new(dir)
+                        .with_token_source(TokenSource::None)
+                        .with_prefix_cache_n(prefix_cache);
                     if cpu {
                         // bf16 matmuls are slower than f32 on CPU in candle 0.10.
                         b = b.with_force_cpu().with_dtype(ModelDType::F32);
@@ -107,13 +155,27 @@ impl MistralBackend {
             }
         };
         let max_context = model.max_sequence_length().ok().flatten();
-        let info = ModelInfo { name: m.name.clone(), family: m.family.clone(), template: m.template.clone(), max_context, special_tokens: Vec::new() };
+        let info = ModelInfo {
+            name: m.name.clone(),
+            family: m.family.clone(),
+            template: m.template.clone(),
+            max_context,
+            special_tokens: Vec::new(),
+        };
         let vocab = match &m.source {
             ModelSource::Dir { dir, .. } => tokenizer_size(&dir.join("tokenizer.json")),
             ModelSource::Gguf { .. } => None,
         };
-        let mut backend = Self { model, info, vocab, think: None };
-        let load_err = |e: BackendError| LoadError::Load { name: m.name.clone(), message: e.to_string() };
+        let mut backend = Self {
+            model,
+            info,
+            vocab,
+            think: None,
+        };
+        let load_err = |e: BackendError| LoadError::Load {
+            name: m.name.clone(),
+            message: e.to_string(),
+        };
         let mut ids = std::collections::HashMap::new();
         for marker in crate::formats::MARKERS {
             if let [id] = backend.tokenize(marker).await.map_err(load_err)?[..] {
@@ -125,9 +187,16 @@ impl MistralBackend {
             let stop = backend.tokenize(EARLY_STOP).await.map_err(load_err)?;
             let bytes = match &m.source {
                 ModelSource::Dir { dir, .. } => token_bytes(&dir.join("tokenizer.json")),
-                ModelSource::Gguf { file } => crate::gguf_meta::read(file).map(|meta| meta.token_bytes()).unwrap_or_default(),
+                ModelSource::Gguf { file } => crate::gguf_meta::read(file)
+                    .map(|meta| meta.token_bytes())
+                    .unwrap_or_default(),
             };
-            backend.think = Some(ThinkTokens { open, close, stop, bytes });
+            backend.think = Some(ThinkTokens {
+                open,
+                close,
+                stop,
+                bytes,
+            });
         }
         Ok(backend)
     }
@@ -140,7 +209,10 @@ impl MistralBackend {
     /// Tokenizes text exactly as the model will see it (special tokens recognised, no BOS added:
     /// the rendered prompt carries its own).
     pub async fn tokenize(&self, text: &str) -> Result<Vec<u32>, BackendError> {
-        self.model.tokenize(Either::Right(text.to_string()), None, false, false, None).await.map_err(|e| BackendError::Model(e.to_string()))
+        self.model
+            .tokenize(Either::Right(text.to_string()), None, false, false, None)
+            .await
+            .map_err(|e| BackendError::Model(e.to_string()))
     }
 }
 
@@ -148,7 +220,12 @@ impl MistralBackend {
     /// Greedy completion that also returns the logits of the first generated token and the
     /// prompt-processing time: lets benchmarks and tests check that the prefix cache reuses
     /// KV exactly (the logits must not depend on whether a prefix came from the cache).
-    pub async fn generate_with_logits(&self, prompt: &str, max_tokens: usize, stop: Vec<String>) -> Result<(String, Vec<f32>, f64), BackendError> {
+    pub async fn generate_with_logits(
+        &self,
+        prompt: &str,
+        max_tokens: usize,
+        stop: Vec<String>,
+    ) -> Result<(String, Vec<f32>, f64), BackendError> {
         let err = |e: &dyn std::fmt::Display| BackendError::Model(e.to_string());
         let toks = self.tokenize(prompt).await?;
         let first: Arc<Mutex<Option<Vec<f32>>>> = Arc::new(Mutex::new(None));
@@ -161,16 +238,38 @@ impl MistralBackend {
             }
             Ok(logits.clone())
         };
-        let (params, _) = sampling_params(&Sampling::default(), max_tokens, stop);
+        let (params, _) = sampling_params(&Sampling::default(), Some(max_tokens), stop);
         let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-        let request = completion_request(toks, params, tx, false, Constraint::None, Arc::new(processor));
-        self.model.inner().get_sender(None).map_err(|e| err(&e))?.send(request).await.map_err(|e| err(&e))?;
+        let request = completion_request(
+            toks,
+            params,
+            tx,
+            false,
+            Constraint::None,
+            Arc::new(processor),
+        );
+        self.model
+            .inner()
+            .get_sender(None)
+            .map_err(|e| err(&e))?
+            .send(request)
+            .await
+            .map_err(|e| err(&e))?;
         while let Some(r) = rx.recv().await {
             match r {
                 Response::CompletionDone(d) => {
                     let prompt_secs = d.usage.total_prompt_time_sec as f64;
-                    let text = d.choices.into_iter().next().map(|c| c.text).unwrap_or_default();
-                    let logits = first.lock().map_err(|_| BackendError::Model("logits capture poisoned".into()))?.take().unwrap_or_default();
+                    let text = d
+                        .choices
+                        .into_iter()
+                        .next()
+                        .map(|c| c.text)
+                        .unwrap_or_default();
+                    let logits = first
+                        .lock()
+                        .map_err(|_| BackendError::Model("logits capture poisoned".into()))?
+                        .take()
+                        .unwrap_or_default();
                     return Ok((text, logits, prompt_secs));
                 }
                 Response::CompletionModelError(e, _) => return Err(BackendError::Model(e)),
@@ -178,121 +277,44 @@ impl MistralBackend {
                 _ => {}
             }
         }
-        Err(BackendError::Model("the engine closed the response channel".into()))
+        Err(BackendError::Model(
+            "the engine closed the response channel".into(),
+        ))
     }
-}
-
-/// Counts generated tokens exactly (it runs once per sampled token) and, with a temperature,
-/// samples with its own seeded noise (the engine then decodes greedily): mistral.rs 0.8.1
-/// seeds one engine-wide RNG, so per-request seeds need sampling here.
-struct StepSampler {
-    prompt_len: usize,
-    generated: AtomicUsize,
-    seeded: Option<SeededSampling>,
-    vocab: Option<usize>,
-    think: Option<ThinkControl>,
-    /// The generated ids as of the last sampling step, when asked for (tests, benchmarks).
-    ids: Option<Mutex<Vec<u32>>>,
 }
 
 /// Each token's bytes, from a `tokenizer.json` (special tokens: none, they are whole); empty
 /// when it cannot be read.
 fn token_bytes(path: &std::path::Path) -> Vec<Vec<u8>> {
-    let Ok(bt) = toktrie_hf_tokenizers::ByteTokenizer::from_file(path) else { return Vec::new() };
-    bt.token_bytes().into_iter().map(|b| if b.first() == Some(&0xFF) { Vec::new() } else { b }).collect()
+    let Ok(bt) = toktrie_hf_tokenizers::ByteTokenizer::from_file(path) else {
+        return Vec::new();
+    };
+    bt.token_bytes()
+        .into_iter()
+        .map(|b| {
+            if b.first() == Some(&0xFF) {
+                Vec::new()
+            } else {
+                b
+            }
+        })
+        .collect()
 }
 
 /// The number of ids a `tokenizer.json` defines (its largest id + 1).
 fn tokenizer_size(path: &std::path::Path) -> Option<usize> {
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
-    let vocab = v.pointer("/model/vocab")?.as_object()?.values().filter_map(serde_json::Value::as_u64).max();
-    let added = v.get("added_tokens").and_then(|a| a.as_array()).and_then(|a| a.iter().filter_map(|t| t.get("id")?.as_u64()).max());
+    let vocab = v
+        .pointer("/model/vocab")?
+        .as_object()?
+        .values()
+        .filter_map(serde_json::Value::as_u64)
+        .max();
+    let added = v
+        .get("added_tokens")
+        .and_then(|a| a.as_array())
+        .and_then(|a| a.iter().filter_map(|t| t.get("id")?.as_u64()).max());
     Some(vocab.max(added)? as usize + 1)
-}
-
-struct SeededSampling {
-    temperature: f64,
-    top_k: Option<u32>,
-    top_p: Option<f64>,
-    seed: u64,
-}
-
-/// splitmix64: a tiny, well-distributed generator; reproducibility is what matters here.
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = x;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-impl SeededSampling {
-    /// Logits whose argmax is a sample: the Gumbel-max trick. `l/T + Gumbel noise` has its
-    /// maximum at token i with probability softmax(l/T)_i, so the engine's greedy pick samples.
-    /// Unlike forcing one token, this composes with grammar constraints: when the engine masks
-    /// tokens the grammar rejects, the argmax of what remains is a sample from the distribution
-    /// renormalised over the allowed tokens. top-k and top-p cut the candidates first.
-    fn noised(&self, logits: &[f32], position: usize) -> Vec<f32> {
-        let mut keep: Vec<usize> = (0..logits.len()).filter(|&i| logits[i].is_finite()).collect();
-        let by_logit = |a: &usize, b: &usize| logits[*b].total_cmp(&logits[*a]);
-        if let Some(k) = self.top_k.map(|k| (k as usize).max(1))
-            && k < keep.len()
-        {
-            keep.select_nth_unstable_by(k - 1, by_logit);
-            keep.truncate(k);
-        }
-        if let Some(p) = self.top_p.filter(|p| *p < 1.0) {
-            keep.sort_unstable_by(by_logit);
-            let max = keep.first().map_or(0.0, |&i| logits[i] as f64);
-            let weights: Vec<f64> = keep.iter().map(|&i| ((logits[i] as f64 - max) / self.temperature).exp()).collect();
-            let total: f64 = weights.iter().sum();
-            let mut acc = 0.0;
-            let n = weights.iter().position(|w| {
-                acc += w / total;
-                acc >= p
-            });
-            keep.truncate(n.map_or(keep.len(), |k| k + 1));
-        }
-        let mut out = vec![f32::NEG_INFINITY; logits.len()];
-        // The noise depends only on (seed, position, token): a run is reproducible.
-        let base = splitmix(self.seed ^ splitmix(position as u64));
-        for i in keep {
-            let u = ((splitmix(base ^ i as u64) >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-            out[i] = (logits[i] as f64 / self.temperature - (-u.ln()).ln()) as f32;
-        }
-        out
-    }
-}
-
-impl CustomLogitsProcessor for StepSampler {
-    fn apply(&self, logits: &Tensor, context: &[u32]) -> mistralrs::Result<Tensor> {
-        self.generated.fetch_add(1, Ordering::Relaxed);
-        if let Some(ids) = &self.ids
-            && let Ok(mut ids) = ids.lock()
-        {
-            *ids = context.get(self.prompt_len..).unwrap_or(&[]).to_vec();
-        }
-        let n = logits.dims1()?;
-        if let Some(forced) = self.think.as_ref().and_then(|t| t.next_forced(context.get(self.prompt_len..).unwrap_or(&[]))) {
-            let mut only = vec![f32::NEG_INFINITY; n];
-            if let Some(x) = only.get_mut(forced as usize) {
-                *x = 0.0;
-            }
-            return Tensor::from_vec(only, n, logits.device());
-        }
-        let padded = self.vocab.filter(|&v| v < n);
-        if self.seeded.is_none() && padded.is_none() {
-            return Ok(logits.clone());
-        }
-        let mut values: Vec<f32> = logits.to_vec1()?;
-        if let Some(v) = padded {
-            values[v..].fill(f32::NEG_INFINITY);
-        }
-        if let Some(s) = &self.seeded {
-            values = s.noised(&values, context.len().saturating_sub(self.prompt_len));
-        }
-        Tensor::from_vec(values, n, logits.device())
-    }
 }
 
 /// A raw-token completion request: the one shape of request this backend sends.
@@ -325,14 +347,35 @@ fn completion_request(
 
 static REQUEST_ID: AtomicUsize = AtomicUsize::new(1);
 
-fn sampling_params(s: &Sampling, max_tokens: usize, stop: Vec<String>) -> (SamplingParams, Option<SeededSampling>) {
+/// The engine's limit on a step's tokens. `max_tokens` is what the step may write after its
+/// reasoning (the answer or the call): a capped reasoning block comes on top of it, with the
+/// early-stop sentence (`stop_len` tokens) that closes it, so a budget never eats the answer's
+/// room. An uncapped block (`unlimited`) is bounded by the context window alone.
+fn step_max_len(max_tokens: usize, think: ThinkLimit, stop_len: usize) -> Option<usize> {
+    match think.cap {
+        Some(cap) => Some(max_tokens.saturating_add(cap).saturating_add(stop_len)),
+        None if think.opened => None,
+        None => Some(max_tokens),
+    }
+}
+
+fn sampling_params(
+    s: &Sampling,
+    max_len: Option<usize>,
+    stop: Vec<String>,
+) -> (SamplingParams, Option<SeededSampling>) {
     let mut p = SamplingParams::deterministic();
-    p.max_len = Some(max_tokens);
+    p.max_len = max_len;
     if !stop.is_empty() {
         p.stop_toks = Some(StopTokens::Seqs(stop));
     }
     let seeded = match s.temperature {
-        Some(t) if t > 0.0 => Some(SeededSampling { temperature: t, top_k: s.top_k, top_p: s.top_p, seed: s.seed.unwrap_or(0) }),
+        Some(t) if t > 0.0 => Some(SeededSampling {
+            temperature: t,
+            top_k: s.top_k,
+            top_p: s.top_p,
+            seed: s.seed.unwrap_or(0),
+        }),
         _ => None,
     };
     (p, seeded)
@@ -343,7 +386,11 @@ impl Backend for MistralBackend {
         &self.info
     }
 
-    fn generate<'a>(&'a self, req: GenRequest, on_text: OnText<'a>) -> BoxFuture<'a, Result<GenOutput, BackendError>> {
+    fn generate<'a>(
+        &'a self,
+        req: GenRequest,
+        on_text: OnText<'a>,
+    ) -> BoxFuture<'a, Result<GenOutput, BackendError>> {
         Box::pin(async move { Ok(self.generate_ids(req, on_text, false).await?.0) })
     }
 }
@@ -351,20 +398,44 @@ impl Backend for MistralBackend {
 impl MistralBackend {
     /// [`Backend::generate`], and with `ids`, the generated token ids (all but the last, which
     /// no sampling step saw as context).
-    pub async fn generate_ids(&self, req: GenRequest, on_text: OnText<'_>, ids: bool) -> Result<(GenOutput, Vec<u32>), BackendError> {
+    pub async fn generate_ids(
+        &self,
+        req: GenRequest,
+        on_text: OnText<'_>,
+        ids: bool,
+    ) -> Result<(GenOutput, Vec<u32>), BackendError> {
         {
             let toks = self.tokenize(&req.prompt).await?;
-            let (params, seeded) = sampling_params(&req.sampling, req.max_tokens, req.stop.clone());
-            let think = self.think.clone().map(|t| ThinkControl::new(t, req.think.cap, req.think.opened));
+            let stop_len = self.think.as_ref().map_or(0, |t| t.stop.len());
+            let max_len = step_max_len(req.max_tokens, req.think, stop_len);
+            let (params, seeded) = sampling_params(&req.sampling, max_len, req.stop.clone());
+            let think = self
+                .think
+                .clone()
+                .map(|t| ThinkControl::new(t, req.think.cap, req.think.opened));
             let ids = ids.then(|| Mutex::new(Vec::new()));
-            let sampler = Arc::new(StepSampler { prompt_len: toks.len(), generated: AtomicUsize::new(0), seeded, vocab: self.vocab, think, ids });
+            let sampler = Arc::new(StepSampler {
+                prompt_len: toks.len(),
+                generated: AtomicUsize::new(0),
+                seeded,
+                vocab: self.vocab,
+                think,
+                ids,
+            });
             let prompt_tokens = toks.len();
             let (tx, mut rx) = tokio::sync::mpsc::channel(64);
             let constraint = req.grammar.map_or(Constraint::None, Constraint::Lark);
             let request = completion_request(toks, params, tx, true, constraint, sampler.clone());
             let started = Instant::now();
-            let sender = self.model.inner().get_sender(None).map_err(|e| BackendError::Model(e.to_string()))?;
-            sender.send(request).await.map_err(|e| BackendError::Model(e.to_string()))?;
+            let sender = self
+                .model
+                .inner()
+                .get_sender(None)
+                .map_err(|e| BackendError::Model(e.to_string()))?;
+            sender
+                .send(request)
+                .await
+                .map_err(|e| BackendError::Model(e.to_string()))?;
             let mut text = String::new();
             let mut first: Option<Instant> = None;
             let mut finish = Finish::Stop;
@@ -372,7 +443,9 @@ impl MistralBackend {
             while let Some(resp) = rx.recv().await {
                 match resp {
                     Response::CompletionChunk(c) => {
-                        let Some(choice) = c.choices.into_iter().next() else { continue };
+                        let Some(choice) = c.choices.into_iter().next() else {
+                            continue;
+                        };
                         if first.is_none() {
                             first = Some(Instant::now());
                         }
@@ -395,21 +468,37 @@ impl MistralBackend {
                         ended = true;
                         break;
                     }
-                    Response::CompletionModelError(e, _) | Response::ModelError(e, _) => return Err(BackendError::Model(e)),
-                    Response::InternalError(e) | Response::ValidationError(e) => return Err(BackendError::Model(e.to_string())),
+                    Response::CompletionModelError(e, _) | Response::ModelError(e, _) => {
+                        return Err(BackendError::Model(e));
+                    }
+                    Response::InternalError(e) | Response::ValidationError(e) => {
+                        return Err(BackendError::Model(e.to_string()));
+                    }
                     _ => {}
                 }
             }
             if !ended {
                 // The engine dropped the request without an answer: it died (mistral.rs restarts
                 // it on the next request). An empty answer here would read as the model's.
-                return Err(BackendError::Model("the mistral.rs engine stopped before finishing the request (see the log); it restarts on the next request".into()));
+                let why = engine_panic::last()
+                    .map(|p| format!(": {p}"))
+                    .unwrap_or_else(|| " (it gave no reason)".into());
+                return Err(BackendError::Model(format!(
+                    "the mistral.rs engine stopped before finishing the request{why}; it restarts on the next request"
+                )));
             }
             let end = Instant::now();
             let first = first.unwrap_or(end);
             let total = sampler.generated.load(Ordering::Relaxed);
-            let (tokens, capped) = sampler.think.as_ref().map_or((0, false), |t| t.usage(total));
-            let ids = sampler.ids.as_ref().and_then(|m| m.lock().ok().map(|v| v.clone())).unwrap_or_default();
+            let (tokens, capped) = sampler
+                .think
+                .as_ref()
+                .map_or((0, false), |t| t.usage(total));
+            let ids = sampler
+                .ids
+                .as_ref()
+                .and_then(|m| m.lock().ok().map(|v| v.clone()))
+                .unwrap_or_default();
             let out = GenOutput {
                 text,
                 finish,
@@ -426,24 +515,17 @@ impl MistralBackend {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Gumbel-max sampling draws tokens with their softmax probabilities, reproducibly.
+    /// A thinking budget comes on top of the answer's room, never out of it.
     #[test]
-    fn noised_logits_sample_the_softmax() {
-        let s = SeededSampling { temperature: 1.0, top_k: None, top_p: None, seed: 42 };
-        let logits = [0.0f32, 3f32.ln(), f32::NEG_INFINITY];
-        let argmax = |v: &[f32]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap();
-        let draws: Vec<usize> = (0..4000).map(|pos| argmax(&s.noised(&logits, pos))).collect();
-        let ones = draws.iter().filter(|&&i| i == 1).count() as f64 / draws.len() as f64;
-        assert!((ones - 0.75).abs() < 0.03, "P(token 1) = {ones}");
-        assert!(!draws.contains(&2));
-        assert_eq!(draws, (0..4000).map(|pos| argmax(&s.noised(&logits, pos))).collect::<Vec<_>>());
-        // top-k 1 is greedy.
-        let greedy = SeededSampling { top_k: Some(1), ..s };
-        assert!((0..100).all(|pos| argmax(&greedy.noised(&logits, pos)) == 1));
+    fn the_step_limit_leaves_the_answer_its_room() {
+        let limit = |opened, cap| step_max_len(1024, ThinkLimit { opened, cap }, 25);
+        assert_eq!(limit(true, Some(2048)), Some(1024 + 2048 + 25));
+        assert_eq!(limit(true, Some(0)), Some(1024 + 25));
+        assert_eq!(limit(true, None), None);
+        assert_eq!(limit(false, None), Some(1024));
     }
 }

@@ -35,8 +35,13 @@ impl ThinkState {
     /// Reasoning tokens, the forced sentence excluded; and whether the cap fired. `total`: the
     /// tokens generated in all (the last one is never seen as context).
     pub fn usage(&self, total: usize) -> (usize, bool) {
-        let Some(start) = self.start else { return (0, false) };
-        let end = self.forced_from.or(self.end).unwrap_or(total.max(self.seen));
+        let Some(start) = self.start else {
+            return (0, false);
+        };
+        let end = self
+            .forced_from
+            .or(self.end)
+            .unwrap_or(total.max(self.seen));
         (end.saturating_sub(start), self.forced_from.is_some())
     }
 }
@@ -51,13 +56,22 @@ pub(crate) struct ThinkControl {
 impl ThinkControl {
     /// `opened`: the prompt ends inside the reasoning block.
     pub fn new(tokens: ThinkTokens, cap: Option<usize>, opened: bool) -> Self {
-        let state = ThinkState { start: opened.then_some(0), ..ThinkState::default() };
-        ThinkControl { tokens, cap, state: Mutex::new(state) }
+        let state = ThinkState {
+            start: opened.then_some(0),
+            ..ThinkState::default()
+        };
+        ThinkControl {
+            tokens,
+            cap,
+            state: Mutex::new(state),
+        }
     }
 
     /// Sees the generated tokens so far; returns the token to force next, if any.
     pub fn next_forced(&self, generated: &[u32]) -> Option<u32> {
-        let Ok(mut s) = self.state.lock() else { return None };
+        let Ok(mut s) = self.state.lock() else {
+            return None;
+        };
         for (i, &t) in generated.iter().enumerate().skip(s.seen) {
             if s.start.is_none() && t == self.tokens.open {
                 s.start = Some(i + 1);
@@ -70,7 +84,10 @@ impl ThinkControl {
             return self.tokens.stop.get(generated.len() - f).copied();
         }
         let (start, cap) = (s.start?, self.cap?);
-        if s.end.is_some() || generated.len() - start < cap || !self.ends_on_char(&generated[start..]) {
+        if s.end.is_some()
+            || generated.len() - start < cap
+            || !self.ends_on_char(&generated[start..])
+        {
             return None;
         }
         s.forced_from = Some(generated.len());
@@ -84,7 +101,11 @@ impl ThinkControl {
         }
         let mut tail: Vec<u8> = Vec::new();
         for &t in tokens.iter().rev().take(4) {
-            let b = self.tokens.bytes.get(t as usize).map_or(&[][..], Vec::as_slice);
+            let b = self
+                .tokens
+                .bytes
+                .get(t as usize)
+                .map_or(&[][..], Vec::as_slice);
             tail.splice(0..0, b.iter().copied());
         }
         utf8_complete(&tail)
@@ -120,7 +141,16 @@ mod tests {
     use super::*;
 
     fn control(cap: Option<usize>, opened: bool, bytes: Vec<Vec<u8>>) -> ThinkControl {
-        ThinkControl::new(ThinkTokens { open: 1, close: 2, stop: vec![7, 8, 2, 9], bytes }, cap, opened)
+        ThinkControl::new(
+            ThinkTokens {
+                open: 1,
+                close: 2,
+                stop: vec![7, 8, 2, 9],
+                bytes,
+            },
+            cap,
+            opened,
+        )
     }
 
     /// Drives the control like the engine: force when told, else the model's next token.
@@ -171,7 +201,11 @@ mod tests {
         let out = run(&c, &[5, 3, 4, 5], 7);
         assert_eq!(out, vec![5, 3, 4, 7, 8, 2, 9]);
         assert_eq!(c.usage(out.len()), (3, true));
-        assert!(utf8_complete("é".as_bytes()) && !utf8_complete(&"é".as_bytes()[..1]) && utf8_complete(b"ab"));
+        assert!(
+            utf8_complete("é".as_bytes())
+                && !utf8_complete(&"é".as_bytes()[..1])
+                && utf8_complete(b"ab")
+        );
         assert!(!utf8_complete(&"🎉".as_bytes()[..3]) && utf8_complete("🎉".as_bytes()));
     }
 }

@@ -93,6 +93,23 @@ pub use tuning::{
 };
 
 pub use amoe::{AnyMoeConfig, AnyMoeExpertType};
+
+/// agent patch: prompt tokens run through a model in prompt steps, every engine of the process
+/// together. A prefix-cache hit shows as tokens not prefilled: tests check reuse by this count
+/// rather than by time, and benchmarks report it.
+static PREFILLED_TOKENS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// agent patch: the dot product CPU attention computes for every query and key row, exposed so
+/// that its cost per element can be measured (instructions, with callgrind: `agent bench dot`).
+#[doc(hidden)]
+pub fn agent_dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    attention::dot_f32(a, b)
+}
+
+/// The prompt tokens prefilled so far (see [`PREFILLED_TOKENS`]).
+pub fn prefilled_tokens() -> usize {
+    PREFILLED_TOKENS.load(std::sync::atomic::Ordering::SeqCst)
+}
 pub use device_map::{
     DeviceLayerMapMetadata, DeviceMapMetadata, DeviceMapSetting, LayerDeviceMapper,
 };

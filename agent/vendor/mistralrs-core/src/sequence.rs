@@ -747,6 +747,13 @@ impl Sequence {
         matches!(*self.state.read().unwrap(), SequenceState::Waiting)
     }
 
+    /// agent patch: nothing is left to run for this sequence (it finished, failed or was
+    /// aborted): the scheduler must not bring it back.
+    pub fn is_over(&self) -> bool {
+        self.is_finished_paged_attn()
+            || matches!(*self.state.read().unwrap(), SequenceState::Error)
+    }
+
     pub fn is_finished_paged_attn(&self) -> bool {
         matches!(
             *self.state.read().unwrap(),
@@ -1011,6 +1018,14 @@ impl Sequence {
             self.stream_idx = self.completion_bytes.len();
         }
         new_decoded
+    }
+
+    /// agent patch: the bytes not yet streamed, decoded lossily (an unfinished character
+    /// becomes U+FFFD), and the stream index advanced past them: for a sequence's last chunk.
+    pub fn take_delta_lossy(&mut self) -> String {
+        let rest = String::from_utf8_lossy(&self.completion_bytes[self.stream_idx..]).into_owned();
+        self.stream_idx = self.completion_bytes.len();
+        rest
     }
 
     /// Peeks at the delta between the last two decoded sequences, but does not advance the stream index.

@@ -13,6 +13,11 @@ pub(crate) use backends::{flash_attn, maybe_synchronize, naive_sdpa, sinks_attn}
 pub(crate) const ATTENTION_CHUNK_SIZE: usize = 1024;
 
 /// Generic chunked attention computation that can be used by different backends
+/// agent patch: the CPU attention's dot product, for `crate::agent_dot_f32`.
+pub(crate) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    backends::cpu::vec_dot_f32(a, b)
+}
+
 pub(crate) fn chunked_attention<F>(
     q: &Tensor,
     k: &Tensor,

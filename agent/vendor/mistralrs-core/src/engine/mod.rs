@@ -424,6 +424,10 @@ impl Engine {
                     }
 
                     if !scheduled.prompt.is_empty() {
+                        // agent patch: what this step prefills (a prefix-cache hit leaves out
+                        // what it matched); counted before the step adds the first token.
+                        let prefilled: usize =
+                            scheduled.prompt.iter().map(|seq| seq.get_toks().len()).sum();
                         let prompt_exec_time = {
                             let mut pipeline = get_mut_arcmutex!(self.pipeline);
 
@@ -485,15 +489,24 @@ impl Engine {
                             .map(|seq| seq.get_toks().len())
                             .sum();
                         self.logger.add_tokens_processed(total_processed_tokens);
+                        crate::PREFILLED_TOKENS
+                            .fetch_add(prefilled, std::sync::atomic::Ordering::SeqCst);
 
                         for seq in scheduled.prompt.iter_mut() {
                             match seq.sequence_stepping_type() {
                                 SeqStepType::OneShot => {
                                     seq.set_state(SequenceState::Done(StopReason::GeneratedImage))
                                 }
-                                SeqStepType::PromptAndDecode => {
+                                // agent patch: a sequence that finished in its prompt step
+                                // (its first token ended it, or its caller went away) stays
+                                // finished; upstream revived it for one more decode step, in
+                                // which it answered again and was cached a second time.
+                                SeqStepType::PromptAndDecode
+                                    if !seq.is_over() =>
+                                {
                                     seq.set_state(SequenceState::RunningCompletion)
                                 }
+                                SeqStepType::PromptAndDecode => {}
                             }
                             let now = SystemTime::now()
                                 .duration_since(UNIX_EPOCH)

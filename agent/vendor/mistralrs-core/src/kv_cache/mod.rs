@@ -307,16 +307,21 @@ impl<T: CacheManagerMixin + MetadataMixin + ?Sized> CacheManager<T> for NormalCa
             // capacity (a cache restored from the prefix cache, or grown in an earlier step, is
             // bigger): batch at the largest capacity, the others zero-padded. Upstream panicked
             // here ("shape mismatch on dim 2") when `agent serve` ran tasks concurrently.
-            // Only for plain caches: a rotating cache's layout depends on its capacity.
+            // Rotating caches too: one whose capacity is below its window has not wrapped
+            // (sequences of equal length wrap together, at the window), so its rows are in
+            // order from 0 and padding its end keeps them where they are.
             let mut capacity = first_k.dims()[cap_dim];
-            let normal = matches!(
-                (if modify_draft_cache { seqs[0].normal_draft_cache() } else { seqs[0].normal_cache() }).get(layer).and_then(Option::as_ref),
-                Some(KvCache::Normal { .. })
-            );
-            for seq in seqs.iter_mut().filter(|_| normal) {
-                let src_cache = if modify_draft_cache { seq.normal_draft_cache() } else { seq.normal_cache() };
+            for seq in seqs.iter_mut() {
+                let src_cache = if modify_draft_cache {
+                    seq.normal_draft_cache()
+                } else {
+                    seq.normal_cache()
+                };
                 let held = match src_cache.get(layer).and_then(Option::as_ref) {
                     Some(KvCache::Normal { k, .. }) => k.all_data.as_ref().map(|t| t.dims()[cap_dim]),
+                    Some(KvCache::Rotating { k, .. }) => {
+                        k.all_data.as_ref().map(|t| t.dims()[cap_dim])
+                    }
                     _ => None,
                 };
                 capacity = capacity.max(held.unwrap_or(0));

@@ -89,7 +89,16 @@ pub(crate) async fn finish_or_add_toks_to_seq(
                     seq.finalize_reasoning();
                 }
                 let delta_result = seq.get_delta();
-                if let Some(delta) = crate::handle_seq_error_ok!(delta_result, seq.responder()) {
+                let delta = crate::handle_seq_error_ok!(delta_result, seq.responder());
+                // agent patch: a sequence that ends inside a multi-byte character (its last token
+                // is part of one) still gets its final chunk, the bytes left written lossily.
+                // Upstream sent nothing, so a streaming caller never learned that the request
+                // had finished (its channel just closed).
+                let delta = match delta {
+                    None if is_done.is_some() => Some(seq.take_delta_lossy()),
+                    delta => delta,
+                };
+                if let Some(delta) = delta {
                     if seq.get_mut_group().is_chat {
                         let (content_delta, reasoning_delta) = if seq.reasoning_mode().is_some() {
                             (

@@ -224,7 +224,17 @@ impl<Backer: FcfsBacker> DefaultScheduler<Backer> {
             }
             (_, 0) => {
                 for seq in waiting.into_iter() {
-                    seq.set_state(SequenceState::RunningPrompt);
+                    // agent patch: only a sequence that has not started is prefilled. One that
+                    // was decoding, parked while another bucket ran, keeps decoding; upstream
+                    // sent it back through the prompt step on top of its own KV cache (with a
+                    // prefix-cache hit the whole context was written a second time, and the
+                    // sequence decoded garbage: `agent serve`'s run after a cancelled one).
+                    if seq.is_waiting() {
+                        seq.set_state(SequenceState::RunningPrompt);
+                    } else if seq.is_over() {
+                        // Finished while parked (cancelled): nothing left to run.
+                        continue;
+                    }
                     self.running.push(seq);
                 }
                 self.waiting = Backer::new();
@@ -232,9 +242,11 @@ impl<Backer: FcfsBacker> DefaultScheduler<Backer> {
                 self.running = self.bucket_and_waitlist_seqs(running);
                 logger.set_num_running(self.running.len());
                 logger.set_num_waiting(self.waiting.len());
+                let (completion, prompt): (Vec<_>, Vec<_>) =
+                    self.running.iter_mut().partition(|s| s.is_completion());
                 return DefaultSchedulerOutput {
-                    prompt: self.running.iter_mut().collect::<Vec<_>>().into(),
-                    completion: vec![].into(),
+                    prompt: prompt.into(),
+                    completion: completion.into(),
                 };
             }
             (0, _) => {

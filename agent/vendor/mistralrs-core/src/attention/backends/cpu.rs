@@ -76,9 +76,9 @@ const TILE_KV: usize = 16;
 /// loop (one running sum forces a serial chain of dependent adds, and indexing kept the bounds
 /// checks). This was the single hottest function of CPU decoding (27% of SmolLM2's decode time).
 #[inline]
-fn vec_dot_f32<T: UpcastF32 + Copy>(a: &[T], b: &[T]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
+pub(crate) fn vec_dot_f32<T: UpcastF32 + Copy>(a: &[T], b: &[T]) -> f32 {
+    // Rows of one head's dimension each: a mismatch is a caller's bug, never to be cut short.
+    assert_eq!(a.len(), b.len(), "dot product of rows of different lengths");
     let mut acc = [0f32; DOT_LANES];
     let (ca, cb) = (a.chunks_exact(DOT_LANES), b.chunks_exact(DOT_LANES));
     let (ra, rb) = (ca.remainder(), cb.remainder());
