@@ -40,13 +40,30 @@ struct StepLog;
 impl Observer for StepLog {
     fn event(&mut self, e: &Event) {
         match e {
-            Event::StepStarted { step, kind, thinking_budget, thinking_applies, .. } => {
+            Event::StepStarted {
+                step,
+                kind,
+                thinking_budget,
+                thinking_applies,
+                ..
+            } => {
                 let budget = serde_json::to_string(thinking_budget).unwrap_or_default();
-                let note = if *thinking_applies { "" } else { " (this model does not think)" };
+                let note = if *thinking_applies {
+                    ""
+                } else {
+                    " (this model does not think)"
+                };
                 print!("step {step} {kind:?}: budget {budget}{note}");
             }
-            Event::ModelOutput { thinking_tokens, thinking_capped, .. } => {
-                println!(", thought {thinking_tokens} tokens{}", if *thinking_capped { " (capped)" } else { "" });
+            Event::ModelOutput {
+                thinking_tokens,
+                thinking_capped,
+                ..
+            } => {
+                println!(
+                    ", thought {thinking_tokens} tokens{}",
+                    if *thinking_capped { " (capped)" } else { "" }
+                );
             }
             _ => {}
         }
@@ -57,7 +74,9 @@ impl Observer for StepLog {
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let model = args.next().unwrap_or_else(|| "smollm2-135m".into());
-    let question = args.next().unwrap_or_else(|| "What is 17 * 23? Use the calculator.".into());
+    let question = args
+        .next()
+        .unwrap_or_else(|| "What is 17 * 23? Use the calculator.".into());
     let m = agent::models::resolve(&model)?;
     let backend = MistralBackend::load(&m, Device::Cpu).await?;
     let tools = agent::toolset::build(&[ToolSource::AllBuiltins], &OutputSpec::Text)?;
@@ -79,6 +98,11 @@ async fn main() -> anyhow::Result<()> {
     let mut agent = Agent::new(&backend, tools);
     agent.observe(Box::new(StepLog));
     let outcome = agent.run(&cfg, &CancellationToken::new()).await?;
-    println!("answer: {}", outcome.answer_text().unwrap_or_else(|| format!("none ({:?})", outcome.stop)));
+    println!(
+        "answer: {}",
+        outcome
+            .answer_text()
+            .unwrap_or_else(|| format!("none ({:?})", outcome.stop))
+    );
     Ok(())
 }

@@ -11,22 +11,37 @@ pub fn agent_home() -> PathBuf {
 /// Fails with instructions when the registry-built fixtures are missing: tests never skip.
 pub fn require_fixture(rel: &str) -> PathBuf {
     let p = agent_home().join(rel);
-    assert!(p.exists(), "{} is missing: run tests/fixtures/build.sh (tests/run.sh does)", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run tests/fixtures/build.sh (tests/run.sh does)",
+        p.display()
+    );
     p
 }
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Runs the real `agent` binary.
 pub fn agent(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_agent")).args(args).current_dir(repo_root()).output().expect("run agent")
+    Command::new(env!("CARGO_BIN_EXE_agent"))
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .expect("run agent")
 }
 
 /// Runs the real `agent` binary in `dir` (its working directory: the roots MCP servers see).
 pub fn agent_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_agent")).args(args).current_dir(dir).output().expect("run agent")
+    Command::new(env!("CARGO_BIN_EXE_agent"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run agent")
 }
 
 /// A reference MCP server installed by tests/fixtures/build.sh.
@@ -44,7 +59,10 @@ pub fn stderr(o: &Output) -> String {
 
 /// The JSON events printed by `agent run --json`.
 pub fn events(o: &Output) -> Vec<serde_json::Value> {
-    stdout(o).lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad event line {l:?}: {e}"))).collect()
+    stdout(o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad event line {l:?}: {e}")))
+        .collect()
 }
 
 pub fn tmp_dir(name: &str) -> PathBuf {

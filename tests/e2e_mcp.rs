@@ -18,17 +18,26 @@ fn write_task(dir: &Path, name: &str, front: &str, body: &str) -> String {
 fn run_task(dir: &Path, task: &str) -> (std::process::Output, Vec<Value>) {
     let trace = dir.join("trace.jsonl");
     let _ = std::fs::remove_file(&trace);
-    let o = agent_in(dir, &["run", task, "--json", "--trace", trace.to_str().unwrap()]);
+    let o = agent_in(
+        dir,
+        &["run", task, "--json", "--trace", trace.to_str().unwrap()],
+    );
     let ev = events(&o);
-    assert_eq!(std::fs::read_to_string(&trace).unwrap().lines().count(), ev.len(), "the trace holds every event");
+    assert_eq!(
+        std::fs::read_to_string(&trace).unwrap().lines().count(),
+        ev.len(),
+        "the trace holds every event"
+    );
     (o, ev)
 }
 
 fn result_of<'a>(ev: &'a [Value], tool: &str) -> &'a Value {
-    ev.iter().find(|e| e["event"] == "tool_result" && e["name"] == tool).unwrap_or_else(|| panic!("no {tool} result in {ev:#?}"))
+    ev.iter()
+        .find(|e| e["event"] == "tool_result" && e["name"] == tool)
+        .unwrap_or_else(|| panic!("no {tool} result in {ev:#?}"))
 }
 
-/// server-filesystem, given the run's working directory as its root: SmolLM2 lists the
+/// server-filesystem, given the task's directory as its `roots`: SmolLM2 lists the
 /// directory, then reads a file, through it.
 #[test]
 fn smollm2_lists_and_reads_files_through_server_filesystem() {
@@ -36,23 +45,42 @@ fn smollm2_lists_and_reads_files_through_server_filesystem() {
     std::fs::write(dir.join("notes.txt"), "the secret word is apricot\n").unwrap();
     std::fs::write(dir.join("shopping.txt"), "milk\n").unwrap();
     let fs = mcp_server_bin("mcp-server-filesystem");
-    // The command-line directory is a decoy: declaring roots, we replace it with ours.
+    // The command-line directory is a decoy: the configured roots (the task's directory,
+    // relative to the task file) replace it.
     let decoy = tmp_dir("mcp-fs-decoy");
     let server = format!(
-        "mcp_servers:\n  fs:\n    command: {}\n    args: [{}]\n    enabled_tools: [list_directory, read_text_file]\n    required: true\n",
+        "mcp_servers:\n  fs:\n    command: {}\n    args: [{}]\n    roots: [.]\n    enabled_tools: [list_directory, read_text_file]\n    required: true\n",
         fs.display(),
         decoy.display()
     );
-    let list = write_task(&dir, "list.md", &format!("tools: []\nmax_steps: 2\ntool_choice: {{tool: fs__list_directory}}\n{server}"), r#"List the files here: call fs__list_directory with {"path": "."}."#);
+    let list = write_task(
+        &dir,
+        "list.md",
+        &format!("tools: []\nmax_steps: 2\ntool_choice: {{tool: fs__list_directory}}\n{server}"),
+        r#"List the files here: call fs__list_directory with {"path": "."}."#,
+    );
     let (o, ev) = run_task(&dir, &list);
     // What is checked here is the listing; whether SmolLM2 then words an answer is not.
-    assert!(matches!(o.status.code(), Some(0 | 1)), "stderr: {}", stderr(&o));
-    let started = ev.iter().find(|e| e["event"] == "mcp_server" && e["what"] == "started").expect("server started");
-    assert_eq!((started["server"].as_str(), started["tools"].as_u64()), (Some("fs"), Some(2)));
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)),
+        "stderr: {}",
+        stderr(&o)
+    );
+    let started = ev
+        .iter()
+        .find(|e| e["event"] == "mcp_server" && e["what"] == "started")
+        .expect("server started");
+    assert_eq!(
+        (started["server"].as_str(), started["tools"].as_u64()),
+        (Some("fs"), Some(2))
+    );
     let listed = result_of(&ev, "fs__list_directory");
     assert_eq!(listed["is_error"], false, "{listed}");
     let text = listed["content"].as_str().unwrap();
-    assert!(text.contains("notes.txt") && text.contains("shopping.txt"), "{text}");
+    assert!(
+        text.contains("notes.txt") && text.contains("shopping.txt"),
+        "{text}"
+    );
 
     let read = write_task(
         &dir,
@@ -62,13 +90,75 @@ fn smollm2_lists_and_reads_files_through_server_filesystem() {
     );
     let (o, ev) = run_task(&dir, &read);
     assert!(o.status.success(), "stderr: {}", stderr(&o));
-    let call = ev.iter().find(|e| e["event"] == "tool_call" && e["name"] == "fs__read_text_file").unwrap();
+    let call = ev
+        .iter()
+        .find(|e| e["event"] == "tool_call" && e["name"] == "fs__read_text_file")
+        .unwrap();
     let got = result_of(&ev, "fs__read_text_file");
     assert_eq!(call["arguments"]["path"], "notes.txt", "{call}");
-    assert!(got["content"].as_str().unwrap().contains("apricot"), "{got}");
+    assert!(
+        got["content"].as_str().unwrap().contains("apricot"),
+        "{got}"
+    );
     // The model read the word and answered with it.
     let last = ev.last().unwrap();
     assert!(last["text"].as_str().unwrap().contains("apricot"), "{last}");
+}
+
+/// The same `mcpServers` entry grants the same access as in Claude Desktop or Cursor: with no
+/// `roots` configured, server-filesystem serves the directory of its command line, whatever
+/// directory `agent` runs in. And a task whose `tool_choice` names an optional server's tool
+/// gets that tool at step 1 (the run waits for the server).
+#[test]
+fn a_server_keeps_its_configured_directories_and_step_one_waits_for_it() {
+    let data = tmp_dir("mcp-fs-data");
+    let fs = mcp_server_bin("mcp-server-filesystem");
+    let task = write_task(
+        &data,
+        "write.md",
+        &format!(
+            "tools: []\nmax_steps: 1\ntool_choice: {{tool: fs__write_file}}\nmcp_servers:\n  fs:\n    command: {}\n    args: [{}]\n",
+            fs.display(),
+            data.display()
+        ),
+        &format!(
+            "Write the word hello to the file {}.",
+            data.join("out.txt").display()
+        ),
+    );
+    // From the project folder, not the data directory.
+    let call = |path: &Path| {
+        agent(&[
+            "tools",
+            "call",
+            "fs__write_file",
+            "--task",
+            &task,
+            "--args",
+            &serde_json::json!({"path": path, "content": "hello"}).to_string(),
+        ])
+    };
+    let o = call(&data.join("direct.txt"));
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(data.join("direct.txt")).unwrap(),
+        "hello"
+    );
+    let outside = repo_root().join("agent-fs-outside.txt");
+    let o = call(&outside);
+    let written = outside.exists();
+    let _ = std::fs::remove_file(&outside);
+    assert!(!o.status.success() && !written, "{}", stdout(&o));
+    // Step 1 sees the optional server's tool: the call is made, under the grammar.
+    let trace = data.join("trace.jsonl");
+    let o = agent(&["run", &task, "--json", "--trace", trace.to_str().unwrap()]);
+    let ev = events(&o);
+    assert!(
+        ev.iter()
+            .any(|e| e["event"] == "tool_call" && e["step"] == 1 && e["name"] == "fs__write_file"),
+        "stderr: {}\n{ev:#?}",
+        stderr(&o)
+    );
 }
 
 /// server-everything's sampling tool: the server asks our model (SmolLM2 itself) for a
@@ -88,8 +178,15 @@ fn sampling_requests_are_answered_by_the_model() {
     );
     let (o, ev) = run_task(&dir, &task);
     // SmolLM2 may ramble through its last step without answering (exit 1): not the subject here.
-    assert!(matches!(o.status.code(), Some(0 | 1)), "stderr: {}", stderr(&o));
-    let sampled = ev.iter().find(|e| e["event"] == "mcp_server" && e["what"] == "sampling").unwrap_or_else(|| panic!("no sampling event: {ev:#?}"));
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)),
+        "stderr: {}",
+        stderr(&o)
+    );
+    let sampled = ev
+        .iter()
+        .find(|e| e["event"] == "mcp_server" && e["what"] == "sampling")
+        .unwrap_or_else(|| panic!("no sampling event: {ev:#?}"));
     let tokens = sampled["tokens"].as_u64().unwrap();
     // The run's cap is its per-step token limit (1024 by default).
     assert!(tokens > 0 && tokens <= 1024, "{sampled}");
@@ -97,7 +194,10 @@ fn sampling_requests_are_answered_by_the_model() {
     assert!(!reply.is_empty());
     let result = result_of(&ev, "everything__trigger-sampling-request");
     assert_eq!(result["is_error"], false, "{result}");
-    assert!(result["content"].as_str().unwrap().contains("smollm2"), "the model's name is in the server's result: {result}");
+    assert!(
+        result["content"].as_str().unwrap().contains("smollm2"),
+        "the model's name is in the server's result: {result}"
+    );
 }
 
 /// A required server that cannot start fails the run, naming it; an optional one is reported
@@ -105,11 +205,20 @@ fn sampling_requests_are_answered_by_the_model() {
 #[test]
 fn required_and_optional_servers() {
     let dir = tmp_dir("mcp-required");
-    let required = write_task(&dir, "req.md", "mcp_servers:\n  needed:\n    command: sh\n    args: [-c, 'echo cannot start >&2; exit 3']\n    required: true\n", "What is 2+2?");
+    let required = write_task(
+        &dir,
+        "req.md",
+        "mcp_servers:\n  needed:\n    command: sh\n    args: [-c, 'echo cannot start >&2; exit 3']\n    required: true\n",
+        "What is 2+2?",
+    );
     let o = agent_in(&dir, &["run", &required]);
     assert_eq!(o.status.code(), Some(1), "stderr: {}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("MCP server `needed`: required, but it did not start") && err.contains("cannot start"), "{err}");
+    assert!(
+        err.contains("MCP server `needed`: required, but it did not start")
+            && err.contains("cannot start"),
+        "{err}"
+    );
 
     let optional = write_task(
         &dir,
@@ -119,8 +228,14 @@ fn required_and_optional_servers() {
     );
     let (o, ev) = run_task(&dir, &optional);
     assert!(o.status.success(), "stderr: {}", stderr(&o));
-    let failed = ev.iter().find(|e| e["event"] == "mcp_server" && e["what"] == "failed").unwrap();
-    assert_eq!((failed["server"].as_str(), failed["required"].as_bool()), (Some("extra"), Some(false)));
+    let failed = ev
+        .iter()
+        .find(|e| e["event"] == "mcp_server" && e["what"] == "failed")
+        .unwrap();
+    assert_eq!(
+        (failed["server"].as_str(), failed["required"].as_bool()),
+        (Some("extra"), Some(false))
+    );
 }
 
 /// `agent tools` lists what a task would see, with sources and schemas; `agent tools call`
@@ -132,37 +247,99 @@ fn tools_command_lists_and_calls() {
     let task = write_task(
         &dir,
         "t.md",
-        &format!("tools: [builtin]\nmcp_servers:\n  ev:\n    command: {}\n    args: [stdio]\n    enabled_tools: [echo, get-sum]\n", everything.display()),
+        &format!(
+            "tools: [builtin]\nmcp_servers:\n  ev:\n    command: {}\n    args: [stdio]\n    enabled_tools: [echo, get-sum]\n",
+            everything.display()
+        ),
         "x",
     );
     let o = agent_in(&dir, &["tools", "--task", &task, "--json"]);
     assert!(o.status.success(), "stderr: {}", stderr(&o));
     let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
-    let names: Vec<(&str, &str)> = v["tools"].as_array().unwrap().iter().map(|t| (t["name"].as_str().unwrap(), t["source"].as_str().unwrap())).collect();
-    assert_eq!(names, vec![("calculator", "builtin"), ("ev__echo", "mcp:ev"), ("ev__get-sum", "mcp:ev"), ("final_answer", "builtin")]);
-    let echo = v["tools"].as_array().unwrap().iter().find(|t| t["name"] == "ev__echo").unwrap();
-    assert_eq!(echo["parameters"]["required"], serde_json::json!(["message"]));
+    let names: Vec<(&str, &str)> = v["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap(), t["source"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("calculator", "builtin"),
+            ("ev__echo", "mcp:ev"),
+            ("ev__get-sum", "mcp:ev"),
+            ("final_answer", "builtin")
+        ]
+    );
+    let echo = v["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "ev__echo")
+        .unwrap();
+    assert_eq!(
+        echo["parameters"]["required"],
+        serde_json::json!(["message"])
+    );
     assert_eq!(v["mcp_servers"]["ev"]["status"], "ready");
 
-    let o = agent_in(&dir, &["tools", "--task", &task, "call", "ev__get-sum", "--args", r#"{"a": 2, "b": 40}"#]);
+    let o = agent_in(
+        &dir,
+        &[
+            "tools",
+            "--task",
+            &task,
+            "call",
+            "ev__get-sum",
+            "--args",
+            r#"{"a": 2, "b": 40}"#,
+        ],
+    );
     assert!(o.status.success(), "stderr: {}", stderr(&o));
     assert_eq!(stdout(&o).trim(), "The sum of 2 and 40 is 42.");
-    let o = agent_in(&dir, &["tools", "--task", &task, "call", "ev__get-sum", "--args", r#"{"a": "two"}"#]);
+    let o = agent_in(
+        &dir,
+        &[
+            "tools",
+            "--task",
+            &task,
+            "call",
+            "ev__get-sum",
+            "--args",
+            r#"{"a": "two"}"#,
+        ],
+    );
     assert_eq!(o.status.code(), Some(1));
-    assert!(stdout(&o).contains("do not match the schema"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("do not match the schema"),
+        "{}",
+        stdout(&o)
+    );
     let o = agent_in(&dir, &["tools", "call", "nope", "--args", "[1]"]);
-    assert_eq!((o.status.code(), stderr(&o).trim()), (Some(2), "agent: --args: expected a JSON object"));
+    assert_eq!(
+        (o.status.code(), stderr(&o).trim()),
+        (Some(2), "agent: --args: expected a JSON object")
+    );
 }
 
 /// The fault server that tools/tests builds (`cargo test` builds the workspace's examples).
 fn fault_server() -> std::path::PathBuf {
-    let bin = Path::new(env!("CARGO_BIN_EXE_agent")).with_file_name("examples").join("mcp_fault_server");
-    assert!(bin.is_file(), "{} is missing: build it with `cargo test --workspace` (tests/run.sh does)", bin.display());
+    let bin = Path::new(env!("CARGO_BIN_EXE_agent"))
+        .with_file_name("examples")
+        .join("mcp_fault_server");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it with `cargo test --workspace` (tests/run.sh does)",
+        bin.display()
+    );
     bin
 }
 
 fn processes(needle: &str) -> usize {
-    let out = std::process::Command::new("pgrep").args(["-f", needle]).output().unwrap();
+    let out = std::process::Command::new("pgrep")
+        .args(["-f", needle])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout).lines().count()
 }
 
@@ -190,19 +367,48 @@ fn interrupt_cancels_the_call_in_flight() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // The server logs the call when it has it: the cancellation must then reach it.
     let started = std::time::Instant::now();
-    while !std::fs::read_to_string(&trace).unwrap_or_default().contains("\"tool_call\"") {
-        assert!(started.elapsed().as_secs() < 120, "the run never called the tool");
-        std::thread::sleep(std::time::Duration::from_millis(100));
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("started hang")
+    {
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "the run never called the tool"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
     let interrupted = std::time::Instant::now();
     let out = child.wait_with_output().unwrap();
-    assert!(interrupted.elapsed().as_secs() < 10, "took {:?} to stop", interrupted.elapsed());
+    assert!(
+        interrupted.elapsed().as_secs() < 10,
+        "took {:?} to stop",
+        interrupted.elapsed()
+    );
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
-    let lines: Vec<Value> = std::fs::read_to_string(&trace).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.last().unwrap()["stop"], "cancelled", "{lines:?}");
-    assert!(std::fs::read_to_string(&log).unwrap_or_default().contains("cancelled hang"), "the server never heard of the cancellation");
-    assert_eq!(processes("mcp_fault_server --tag e2e-interrupt"), 0, "server left running");
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("cancelled hang"),
+        "the server never heard of the cancellation"
+    );
+    assert_eq!(
+        processes("mcp_fault_server --tag e2e-interrupt"),
+        0,
+        "server left running"
+    );
 }

@@ -20,16 +20,39 @@ fn one_step(model: &str, family: &str) {
     let task = dir.join("task.md");
     std::fs::write(&task, "Say hello.\n").unwrap();
     let trace = dir.join("trace.jsonl");
-    let o = agent(&["run", task.to_str().unwrap(), "--model", model, "--max-steps", "1", "--max-tokens", "6", "--json", "--trace", trace.to_str().unwrap()]);
+    let o = agent(&[
+        "run",
+        task.to_str().unwrap(),
+        "--model",
+        model,
+        "--max-steps",
+        "1",
+        "--max-tokens",
+        "6",
+        // A short budget: Qwen3's default (2048 for the first step) comes on top of the step's
+        // 6 tokens, and a random model thinks until it is cut.
+        "--thinking",
+        "8",
+        "--json",
+        "--trace",
+        trace.to_str().unwrap(),
+    ]);
     let ev = events(&o);
     assert_eq!(ev[0]["event"], "run_started", "{}", stderr(&o));
     assert_eq!(ev[0]["family"], family);
-    let out = ev.iter().find(|e| e["event"] == "model_output").unwrap_or_else(|| panic!("no model output: {}", stderr(&o)));
+    let out = ev
+        .iter()
+        .find(|e| e["event"] == "model_output")
+        .unwrap_or_else(|| panic!("no model output: {}", stderr(&o)));
     assert!(out["completion_tokens"].as_u64().unwrap() >= 1, "{out}");
     assert!(out["prompt_tokens"].as_u64().unwrap() > 20, "{out}");
     assert_eq!(ev.last().unwrap()["event"], "final");
     // The trace holds the same events as stdout.
-    let traced: Vec<serde_json::Value> = std::fs::read_to_string(&trace).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let traced: Vec<serde_json::Value> = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(traced, ev);
 }
 
@@ -48,15 +71,43 @@ fn tiny_llama4_completes_a_step() {
 #[tokio::test(flavor = "multi_thread")]
 async fn smollm2_prompt_matches_mistralrs_template_tokens() {
     let m = models::resolve("smollm2-135m").unwrap();
-    assert!(matches!(m.family, Family::ChatMl { default_system: Some(_) }), "{:?}", m.family);
+    assert!(
+        matches!(
+            m.family,
+            Family::ChatMl {
+                default_system: Some(_)
+            }
+        ),
+        "{:?}",
+        m.family
+    );
     let backend = MistralBackend::load(&m, Device::Cpu).await.unwrap();
     let conversations = vec![
         vec![Message::user("What is 2+2?")],
-        vec![Message::system("Be brief."), Message::user("Hi 🙂"), Message::assistant("Hello!"), Message::user("Bye")],
+        vec![
+            Message::system("Be brief."),
+            Message::user("Hi 🙂"),
+            Message::assistant("Hello!"),
+            Message::user("Bye"),
+        ],
     ];
     for messages in conversations {
-        let ours = prompt::render(&m.family, &m.template, &messages, &[], RenderOptions::default()).unwrap();
-        let reference = jinja::render(m.template.chat_template.as_deref().unwrap(), &messages, &[], RenderOptions::default(), &m.template).unwrap();
+        let ours = prompt::render(
+            &m.family,
+            &m.template,
+            &messages,
+            &[],
+            RenderOptions::default(),
+        )
+        .unwrap();
+        let reference = jinja::render(
+            m.template.chat_template.as_deref().unwrap(),
+            &messages,
+            &[],
+            RenderOptions::default(),
+            &m.template,
+        )
+        .unwrap();
         assert_eq!(ours, reference);
         let mut msgs = TextMessages::new();
         for msg in &messages {
@@ -67,14 +118,32 @@ async fn smollm2_prompt_matches_mistralrs_template_tokens() {
             };
             msgs = msgs.add_message(role, &msg.content);
         }
-        let theirs = backend.model().tokenize(Either::Left(msgs), None, true, true, None).await.unwrap();
+        let theirs = backend
+            .model()
+            .tokenize(Either::Left(msgs), None, true, true, None)
+            .await
+            .unwrap();
         let mine = backend.tokenize(&ours).await.unwrap();
         assert_eq!(mine, theirs, "prompt {ours:?}");
     }
     // And the backend generates from such a prompt.
     let mut pieces = 0;
     let mut on_text = |_: &str| pieces += 1;
-    let req = GenRequest { prompt: prompt::render(&m.family, &m.template, &[Message::user("Say hi")], &[], RenderOptions::default()).unwrap(), max_tokens: 8, sampling: Sampling::default(), stop: prompt::stop_strings(&m.family), grammar: None, think: Default::default() };
+    let req = GenRequest {
+        prompt: prompt::render(
+            &m.family,
+            &m.template,
+            &[Message::user("Say hi")],
+            &[],
+            RenderOptions::default(),
+        )
+        .unwrap(),
+        max_tokens: 8,
+        sampling: Sampling::default(),
+        stop: prompt::stop_strings(&m.family),
+        grammar: None,
+        think: Default::default(),
+    };
     let out = backend.generate(req, &mut on_text).await.unwrap();
     assert!(out.stats.completion_tokens >= 1 && pieces >= 1, "{out:?}");
 }
@@ -84,16 +153,44 @@ async fn smollm2_prompt_matches_mistralrs_template_tokens() {
 async fn seeded_sampling_is_reproducible() {
     let m = models::resolve("smollm2-135m").unwrap();
     let backend = MistralBackend::load(&m, Device::Cpu).await.unwrap();
-    let prompt = prompt::render(&m.family, &m.template, &[Message::user("Tell me a story about a cat.")], &[], RenderOptions::default()).unwrap();
+    let prompt = prompt::render(
+        &m.family,
+        &m.template,
+        &[Message::user("Tell me a story about a cat.")],
+        &[],
+        RenderOptions::default(),
+    )
+    .unwrap();
     let mut texts = Vec::new();
     for seed in [7, 7, 8] {
-        let sampling = Sampling { temperature: Some(1.0), top_p: Some(0.95), top_k: Some(50), seed: Some(seed) };
+        let sampling = Sampling {
+            temperature: Some(1.0),
+            top_p: Some(0.95),
+            top_k: Some(50),
+            seed: Some(seed),
+        };
         let mut sink = |_: &str| {};
-        let out = backend.generate(GenRequest { prompt: prompt.clone(), max_tokens: 40, sampling, stop: vec![], grammar: None, think: Default::default() }, &mut sink).await.unwrap();
+        let out = backend
+            .generate(
+                GenRequest {
+                    prompt: prompt.clone(),
+                    max_tokens: 40,
+                    sampling,
+                    stop: vec![],
+                    grammar: None,
+                    think: Default::default(),
+                },
+                &mut sink,
+            )
+            .await
+            .unwrap();
         texts.push(out.text);
     }
     assert_eq!(texts[0], texts[1]);
-    assert_ne!(texts[0], texts[2], "different seeds gave the same 40 sampled tokens");
+    assert_ne!(
+        texts[0], texts[2],
+        "different seeds gave the same 40 sampled tokens"
+    );
 }
 
 /// A caller that gives up on a request (a cancelled `agent serve` run drops its future while
@@ -106,7 +203,10 @@ async fn an_abandoned_request_leaves_the_engine_working() {
     static ENGINE_PANICS: AtomicUsize = AtomicUsize::new(0);
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        if info.location().is_some_and(|l| l.file().contains("mistralrs-core")) {
+        if info
+            .location()
+            .is_some_and(|l| l.file().contains("mistralrs-core"))
+        {
             ENGINE_PANICS.fetch_add(1, Ordering::SeqCst);
         }
         previous(info);
@@ -114,23 +214,59 @@ async fn an_abandoned_request_leaves_the_engine_working() {
     let m = models::resolve("smollm2-135m").unwrap();
     let backend = MistralBackend::load(&m, Device::Cpu).await.unwrap();
     let long = "strawberry ".repeat(40_000);
-    let prompt = prompt::render(&m.family, &m.template, &[Message::user("Say hi.")], &[], RenderOptions::default()).unwrap();
+    let prompt = prompt::render(
+        &m.family,
+        &m.template,
+        &[Message::user("Say hi.")],
+        &[],
+        RenderOptions::default(),
+    )
+    .unwrap();
     let mut abandoned = 0;
     for _ in 0..3 {
         // Polled once (the request is queued), then dropped before the engine answers; the
         // next request is queued right behind it.
-        abandoned += usize::from(tokio::time::timeout(std::time::Duration::ZERO, backend.tokenize(&long)).await.is_err());
+        abandoned += usize::from(
+            tokio::time::timeout(std::time::Duration::ZERO, backend.tokenize(&long))
+                .await
+                .is_err(),
+        );
         let mut sink = |_: &str| {};
-        let out = backend.generate(GenRequest { prompt: prompt.clone(), max_tokens: 4, sampling: Sampling::default(), stop: vec![], grammar: None, think: Default::default() }, &mut sink).await;
-        assert!(out.is_ok(), "a request queued behind an abandoned one failed: {out:?}");
+        let out = backend
+            .generate(
+                GenRequest {
+                    prompt: prompt.clone(),
+                    max_tokens: 4,
+                    sampling: Sampling::default(),
+                    stop: vec![],
+                    grammar: None,
+                    think: Default::default(),
+                },
+                &mut sink,
+            )
+            .await;
+        assert!(
+            out.is_ok(),
+            "a request queued behind an abandoned one failed: {out:?}"
+        );
     }
-    assert!(abandoned > 0, "tokenizing 40 000 words always answered before the first poll returned");
-    assert_eq!(ENGINE_PANICS.load(Ordering::SeqCst), 0, "the engine panicked");
+    assert!(
+        abandoned > 0,
+        "tokenizing 40 000 words always answered before the first poll returned"
+    );
+    assert_eq!(
+        ENGINE_PANICS.load(Ordering::SeqCst),
+        0,
+        "the engine panicked"
+    );
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// The prefix cache must reuse KV exactly. The agent loop's next prompt extends a finished
@@ -140,18 +276,42 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 #[tokio::test(flavor = "multi_thread")]
 async fn prefix_cache_reuse_is_exact_when_a_prompt_extends_a_finished_sequence() {
     let m = models::resolve("smollm2-135m").unwrap();
-    let on = MistralBackend::load_with_prefix_cache(&m, Device::Cpu, Some(4)).await.unwrap();
-    let off = MistralBackend::load_with_prefix_cache(&m, Device::Cpu, None).await.unwrap();
-    let base = prompt::render(&m.family, &m.template, &[Message::user("Describe a lighthouse at night.")], &[], RenderOptions::default()).unwrap();
+    let on = MistralBackend::load_with_prefix_cache(&m, Device::Cpu, Some(4))
+        .await
+        .unwrap();
+    let off = MistralBackend::load_with_prefix_cache(&m, Device::Cpu, None)
+        .await
+        .unwrap();
+    let base = prompt::render(
+        &m.family,
+        &m.template,
+        &[Message::user("Describe a lighthouse at night.")],
+        &[],
+        RenderOptions::default(),
+    )
+    .unwrap();
     let (first, _, _) = on.generate_with_logits(&base, 1, vec![]).await.unwrap();
     let extended = format!("{base}{first} and the sea");
-    let (base_toks, ext_toks) = (on.tokenize(&base).await.unwrap(), on.tokenize(&extended).await.unwrap());
+    let (base_toks, ext_toks) = (
+        on.tokenize(&base).await.unwrap(),
+        on.tokenize(&extended).await.unwrap(),
+    );
     // The cached key is base + the generated token; the new prompt extends it exactly.
     let key = on.tokenize(&format!("{base}{first}")).await.unwrap();
-    assert_eq!((key.len(), &key[..base_toks.len()]), (base_toks.len() + 1, &base_toks[..]));
-    assert_eq!(&ext_toks[..key.len()], &key[..], "the extension must keep the key's tokens");
+    assert_eq!(
+        (key.len(), &key[..base_toks.len()]),
+        (base_toks.len() + 1, &base_toks[..])
+    );
+    assert_eq!(
+        &ext_toks[..key.len()],
+        &key[..],
+        "the extension must keep the key's tokens"
+    );
     let (_, with_cache, _) = on.generate_with_logits(&extended, 1, vec![]).await.unwrap();
-    let (_, without, _) = off.generate_with_logits(&extended, 1, vec![]).await.unwrap();
+    let (_, without, _) = off
+        .generate_with_logits(&extended, 1, vec![])
+        .await
+        .unwrap();
     assert_eq!(max_diff(&with_cache, &without), 0.0);
 }
 
@@ -162,9 +322,22 @@ async fn prefix_cache_reuse_is_exact_when_a_prompt_extends_a_finished_sequence()
 #[tokio::test(flavor = "multi_thread")]
 async fn prefix_cache_entries_survive_partial_reuse() {
     let m = models::resolve("smollm2-135m").unwrap();
-    let on = MistralBackend::load_with_prefix_cache(&m, Device::Cpu, Some(4)).await.unwrap();
-    let off = MistralBackend::load_with_prefix_cache(&m, Device::Cpu, None).await.unwrap();
-    let render = |q: &str| prompt::render(&m.family, &m.template, &[Message::user(q)], &[], RenderOptions::default()).unwrap();
+    let on = MistralBackend::load_with_prefix_cache(&m, Device::Cpu, Some(4))
+        .await
+        .unwrap();
+    let off = MistralBackend::load_with_prefix_cache(&m, Device::Cpu, None)
+        .await
+        .unwrap();
+    let render = |q: &str| {
+        prompt::render(
+            &m.family,
+            &m.template,
+            &[Message::user(q)],
+            &[],
+            RenderOptions::default(),
+        )
+        .unwrap()
+    };
     let a = render("Describe a lighthouse at night, with the waves and the gulls.");
     let b = render("Describe a bakery at dawn, with the bread and the ovens.");
     let (first, _, _) = on.generate_with_logits(&a, 8, vec![]).await.unwrap();
@@ -188,16 +361,30 @@ async fn prefix_cache_entries_survive_partial_reuse() {
 async fn constrained_calls_are_always_valid() {
     use agent::formats::{self, GrammarOptions, Thinking, ToolChoice};
     const SEEDS: u64 = 50;
-    let tools = agent::toolset::build(&[agent::task::ToolSource::AllBuiltins], &agent::task::OutputSpec::Text).unwrap().specs();
-    let messages = [Message::system(agent::planner::SYSTEM_PROMPT), Message::user("What is 17 * 23? Use the calculator.")];
-    for (model, max_string_chars, enable_thinking) in [("smollm2-135m", Some(64), None), ("qwen3-moe-tiny", Some(64), Some(false))] {
+    let tools = agent::toolset::build(
+        &[agent::task::ToolSource::AllBuiltins],
+        &agent::task::OutputSpec::Text,
+    )
+    .unwrap()
+    .specs();
+    let messages = [
+        Message::system(agent::planner::SYSTEM_PROMPT),
+        Message::user("What is 17 * 23? Use the calculator."),
+    ];
+    for (model, max_string_chars, enable_thinking) in [
+        ("smollm2-135m", Some(64), None),
+        ("qwen3-moe-tiny", Some(64), Some(false)),
+    ] {
         if model == "qwen3-moe-tiny" {
             require_fixture("models/qwen3-moe-tiny/config.json");
         }
         let m = models::resolve(model).unwrap();
         let backend = MistralBackend::load(&m, Device::Cpu).await.unwrap();
         let info = backend.info().clone();
-        let opts = RenderOptions { enable_thinking, ..RenderOptions::default() };
+        let opts = RenderOptions {
+            enable_thinking,
+            ..RenderOptions::default()
+        };
         let p = prompt::render(&m.family, &m.template, &messages, &tools, opts).unwrap();
         let (format, _) = agent::planner::call_format(&m.family);
         let grammar_opts = GrammarOptions {
@@ -214,7 +401,12 @@ async fn constrained_calls_are_always_valid() {
                 let req = GenRequest {
                     prompt: p.clone(),
                     max_tokens: 200,
-                    sampling: Sampling { temperature: Some(0.7), top_p: Some(0.9), top_k: Some(40), seed: Some(seed) },
+                    sampling: Sampling {
+                        temperature: Some(0.7),
+                        top_p: Some(0.9),
+                        top_k: Some(40),
+                        seed: Some(seed),
+                    },
                     stop: prompt::stop_strings(&m.family),
                     grammar: constrained.then(|| grammar.clone()),
                     think: Default::default(),
@@ -222,14 +414,29 @@ async fn constrained_calls_are_always_valid() {
                 let mut sink = |_: &str| {};
                 let out = backend.generate(req, &mut sink).await.unwrap();
                 let parsed = formats::parse_with_schema(format, &out.text, false, &tools);
-                let ok = parsed.errors.is_empty() && !parsed.calls.is_empty() && formats::validate(&parsed.calls, &tools).is_empty();
-                assert!(ok || !constrained, "{model}, seed {seed}: constrained call did not validate: {:?} ({:?})", out.text, out.finish);
+                let ok = parsed.errors.is_empty()
+                    && !parsed.calls.is_empty()
+                    && formats::validate(&parsed.calls, &tools).is_empty();
+                assert!(
+                    ok || !constrained,
+                    "{model}, seed {seed}: constrained call did not validate: {:?} ({:?})",
+                    out.text,
+                    out.finish
+                );
                 valid[k] += usize::from(ok);
             }
         }
-        eprintln!("{model}: valid calls over {SEEDS} seeds: constrained {}, unconstrained {}", valid[0], valid[1]);
-        assert_eq!(valid[0], SEEDS as usize);
-        assert!(valid[1] < SEEDS as usize / 2, "{model}: unconstrained sampling was valid {} times in {SEEDS}", valid[1]);
+        eprintln!(
+            "{model}: valid calls over {SEEDS} seeds: constrained {}, unconstrained {}",
+            valid[0], valid[1]
+        );
+        // Measured: without the grammar, neither model writes one valid call in 50 seeds
+        // (seeded sampling is deterministic, so this is what the README reports).
+        assert_eq!(
+            valid,
+            [SEEDS as usize, 0],
+            "{model}: [constrained, unconstrained]"
+        );
     }
 }
 
@@ -238,9 +445,18 @@ async fn constrained_calls_are_always_valid() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_repeated_prompt_reuses_the_cache() {
     let m = models::resolve("smollm2-135m").unwrap();
-    let on = MistralBackend::load_with_prefix_cache(&m, Device::Cpu, Some(4)).await.unwrap();
+    let on = MistralBackend::load_with_prefix_cache(&m, Device::Cpu, Some(4))
+        .await
+        .unwrap();
     let long = "Describe, in great detail, the lighthouse, the keeper, the harbour, the storm, the ships and the gulls. ".repeat(8);
-    let p = prompt::render(&m.family, &m.template, &[Message::user(long)], &[], RenderOptions::default()).unwrap();
+    let p = prompt::render(
+        &m.family,
+        &m.template,
+        &[Message::user(long)],
+        &[],
+        RenderOptions::default(),
+    )
+    .unwrap();
     let (_, first, _) = on.generate_with_logits(&p, 2, vec![]).await.unwrap();
     let (_, again, _) = on.generate_with_logits(&p, 2, vec![]).await.unwrap();
     // Identical logits: the reused rows are exact. (The time saved is measured by
@@ -267,24 +483,65 @@ async fn thinking_budget_is_exact_to_the_token() {
         let mut p = prompt::render(&m.family, &m.template, &messages, &[], plan.render).unwrap();
         p.push_str(plan.prefill);
         assert!(p.ends_with("<|im_start|>assistant\n<think>\n"));
+        // `max_tokens` is the room after the reasoning: the budget and the early-stop text come
+        // on top of it, so the step generates exactly n + the text + `after` tokens.
         let after = 5;
-        let req = GenRequest { prompt: p, max_tokens: n + stop.len() + after, sampling: Sampling::default(), stop: vec![], grammar: None, think: plan.limit };
+        let req = GenRequest {
+            prompt: p,
+            max_tokens: after,
+            sampling: Sampling::default(),
+            stop: vec![],
+            grammar: None,
+            think: plan.limit,
+        };
         let mut sink = |_: &str| {};
         let (out, ids) = backend.generate_ids(req, &mut sink, true).await.unwrap();
-        assert_eq!(out.thinking, ThinkingUse { tokens: n, capped: true }, "budget {n}");
+        assert_eq!(
+            out.thinking,
+            ThinkingUse {
+                tokens: n,
+                capped: true
+            },
+            "budget {n}"
+        );
         // All but the last generated token were seen as context.
         assert_eq!(ids.len(), n + stop.len() + after - 1, "budget {n}");
-        assert!(!ids[..n].contains(&close), "budget {n}: the model closed the block itself");
-        assert_eq!(&ids[n..n + stop.len()], &stop[..], "budget {n}: the early-stop text follows the N reasoning tokens");
+        assert!(
+            !ids[..n].contains(&close),
+            "budget {n}: the model closed the block itself"
+        );
+        assert_eq!(
+            &ids[n..n + stop.len()],
+            &stop[..],
+            "budget {n}: the early-stop text follows the N reasoning tokens"
+        );
         let parsed = agent::formats::parse(agent::formats::Format::Qwen3, &out.text, true);
-        assert!(parsed.reasoning.as_deref().unwrap_or("").ends_with("I have to give the solution based on the thinking directly now."), "budget {n}: {:?}", parsed.reasoning);
+        assert!(
+            parsed
+                .reasoning
+                .as_deref()
+                .unwrap_or("")
+                .ends_with("I have to give the solution based on the thinking directly now."),
+            "budget {n}: {:?}",
+            parsed.reasoning
+        );
     }
     // Off: the hybrid template's own switch; no block to count.
     let plan = agent::thinking::plan(&m.family, Budget::Off);
     let p = prompt::render(&m.family, &m.template, &messages, &[], plan.render).unwrap();
-    assert!(p.ends_with("<|im_start|>assistant\n<think>\n\n</think>\n\n"), "{p:?}");
+    assert!(
+        p.ends_with("<|im_start|>assistant\n<think>\n\n</think>\n\n"),
+        "{p:?}"
+    );
     assert_eq!(plan.limit, ThinkLimit::default());
-    let req = GenRequest { prompt: p, max_tokens: 16, sampling: Sampling::default(), stop: vec![], grammar: None, think: plan.limit };
+    let req = GenRequest {
+        prompt: p,
+        max_tokens: 16,
+        sampling: Sampling::default(),
+        stop: vec![],
+        grammar: None,
+        think: plan.limit,
+    };
     let mut sink = |_: &str| {};
     let out = backend.generate(req, &mut sink).await.unwrap();
     assert_eq!(out.thinking, ThinkingUse::default());
@@ -298,8 +555,22 @@ fn cli_run_follows_the_thinking_policy() {
     require_fixture("models/qwen3-moe-tiny/config.json");
     let dir = tmp_dir("thinking-policy");
     let task = dir.join("task.md");
-    std::fs::write(&task, "---\ntool_choice: required\nmax_steps: 4\n---\nWhat is 17 * 23?\n").unwrap();
-    let o = agent(&["run", task.to_str().unwrap(), "--model", "qwen3-moe-tiny", "--json", "--max-tokens", "96", "--thinking", "{plan: 8, act: off, recover: 5, answer: 3}"]);
+    std::fs::write(
+        &task,
+        "---\ntool_choice: required\nmax_steps: 4\n---\nWhat is 17 * 23?\n",
+    )
+    .unwrap();
+    let o = agent(&[
+        "run",
+        task.to_str().unwrap(),
+        "--model",
+        "qwen3-moe-tiny",
+        "--json",
+        "--max-tokens",
+        "96",
+        "--thinking",
+        "{plan: 8, act: off, recover: 5, answer: 3}",
+    ]);
     let ev = events(&o);
     let want = |kind: &str| match kind {
         "plan" => serde_json::json!(8),
@@ -308,22 +579,53 @@ fn cli_run_follows_the_thinking_policy() {
         _ => serde_json::json!(3),
     };
     let mut steps = 0;
-    for (started, output) in ev.iter().filter(|e| e["event"] == "step_started").zip(ev.iter().filter(|e| e["event"] == "model_output")) {
+    for (started, output) in ev
+        .iter()
+        .filter(|e| e["event"] == "step_started")
+        .zip(ev.iter().filter(|e| e["event"] == "model_output"))
+    {
         steps += 1;
         let kind = started["kind"].as_str().unwrap();
-        assert_eq!((&started["thinking_budget"], &started["thinking_applies"]), (&want(kind), &serde_json::json!(true)), "{started}");
+        assert_eq!(
+            (&started["thinking_budget"], &started["thinking_applies"]),
+            (&want(kind), &serde_json::json!(true)),
+            "{started}"
+        );
         let used = match want(kind).as_u64() {
             Some(n) => (n, true),
             None => (0, false),
         };
-        assert_eq!((output["thinking_tokens"].as_u64().unwrap(), output["thinking_capped"].as_bool().unwrap()), used, "{kind}: {output}");
+        assert_eq!(
+            (
+                output["thinking_tokens"].as_u64().unwrap(),
+                output["thinking_capped"].as_bool().unwrap()
+            ),
+            used,
+            "{kind}: {output}"
+        );
     }
     assert!(steps >= 2, "{}", stderr(&o));
     assert_eq!(ev.last().unwrap()["event"], "final", "{}", stderr(&o));
     // `--show-thinking` streams the reasoning (the forced early-stop text included) to stderr.
-    let o = agent(&["run", task.to_str().unwrap(), "--model", "qwen3-moe-tiny", "--max-steps", "1", "--max-tokens", "48", "--thinking", "4", "--show-thinking"]);
+    let o = agent(&[
+        "run",
+        task.to_str().unwrap(),
+        "--model",
+        "qwen3-moe-tiny",
+        "--max-steps",
+        "1",
+        "--max-tokens",
+        "48",
+        "--thinking",
+        "4",
+        "--show-thinking",
+    ]);
     let err = stderr(&o);
-    assert!(err.contains("[thinking, step 1]\n") && err.contains("I have to give the solution based on the thinking directly now."), "{err}");
+    assert!(
+        err.contains("[thinking, step 1]\n")
+            && err.contains("I have to give the solution based on the thinking directly now."),
+        "{err}"
+    );
 }
 
 /// `examples/adaptive_thinking.rs` (a library user's closure policy) runs with the tiny
@@ -333,17 +635,41 @@ fn cli_run_follows_the_thinking_policy() {
 fn adaptive_thinking_example_obeys_its_closure() {
     require_fixture("models/qwen3-moe-tiny/config.json");
     let exe = std::env::current_exe().unwrap();
-    let example = exe.parent().and_then(|d| d.parent()).unwrap().join("examples/adaptive_thinking");
-    assert!(example.is_file(), "{} is missing: build it with `cargo test` or `cargo build -p agent --example adaptive_thinking`", example.display());
-    let o = std::process::Command::new(&example).args(["qwen3-moe-tiny", "What is 17 * 23?"]).current_dir(repo_root()).output().unwrap();
+    let example = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .unwrap()
+        .join("examples/adaptive_thinking");
+    assert!(
+        example.is_file(),
+        "{} is missing: build it with `cargo test` or `cargo build -p agent --example adaptive_thinking`",
+        example.display()
+    );
+    let o = std::process::Command::new(&example)
+        .args(["qwen3-moe-tiny", "What is 17 * 23?"])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
     let out = stdout(&o);
     assert!(o.status.success(), "{}\n{}", out, stderr(&o));
     let steps: Vec<&str> = out.lines().filter(|l| l.starts_with("step ")).collect();
-    assert_eq!(steps.first().copied(), Some("step 1 Plan: budget 256, thought 256 tokens (capped)"), "{out}");
+    assert_eq!(
+        steps.first().copied(),
+        Some("step 1 Plan: budget 256, thought 256 tokens (capped)"),
+        "{out}"
+    );
     for line in &steps {
         // The random model never ends its reasoning itself: a budget of N is N tokens, capped.
-        let budget = line.split("budget ").nth(1).and_then(|r| r.split(',').next()).unwrap();
-        let want = if budget == "\"off\"" { ", thought 0 tokens".to_string() } else { format!(", thought {budget} tokens (capped)") };
+        let budget = line
+            .split("budget ")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .unwrap();
+        let want = if budget == "\"off\"" {
+            ", thought 0 tokens".to_string()
+        } else {
+            format!(", thought {budget} tokens (capped)")
+        };
         assert!(line.ends_with(&want), "{line}");
     }
     assert!(out.lines().last().unwrap().starts_with("answer: "), "{out}");

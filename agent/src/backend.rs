@@ -21,6 +21,9 @@ pub struct Sampling {
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenRequest {
     pub prompt: String,
+    /// The most tokens the step may write after its reasoning (its answer or call). A capped
+    /// reasoning block comes on top, with the early-stop sentence; an uncapped one is bounded
+    /// by the context window.
     pub max_tokens: usize,
     pub sampling: Sampling,
     /// Strings that end the turn (excluded from the output).
@@ -34,8 +37,7 @@ pub struct GenRequest {
 
 /// Qwen's early-stop text (Qwen3 Technical Report, §4.3), written when a reasoning block
 /// reaches its budget; the model then continues into its answer or call.
-pub const EARLY_STOP: &str =
-    "\n\nConsidering the limited time by the user, I have to give the solution based on the thinking directly now.\n</think>\n\n";
+pub const EARLY_STOP: &str = "\n\nConsidering the limited time by the user, I have to give the solution based on the thinking directly now.\n</think>\n\n";
 
 /// How a completion's reasoning block is counted and capped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -120,5 +122,9 @@ pub type OnText<'a> = &'a mut (dyn FnMut(&str) + Send);
 pub trait Backend: Send + Sync {
     fn info(&self) -> &ModelInfo;
     /// Completes `req.prompt`. Dropping the future cancels the generation.
-    fn generate<'a>(&'a self, req: GenRequest, on_text: OnText<'a>) -> BoxFuture<'a, Result<GenOutput, BackendError>>;
+    fn generate<'a>(
+        &'a self,
+        req: GenRequest,
+        on_text: OnText<'a>,
+    ) -> BoxFuture<'a, Result<GenOutput, BackendError>>;
 }

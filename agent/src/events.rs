@@ -35,12 +35,22 @@ pub enum StopReason {
     MaxSteps,
     /// The user interrupted the run.
     Cancelled,
+    /// The run failed (the model backend, or a prompt that could not be rendered); the error
+    /// event before the final one says why.
+    Error,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    RunStarted { run_id: String, task: String, model: String, family: String, max_steps: u32, tools: Vec<String> },
+    RunStarted {
+        run_id: String,
+        task: String,
+        model: String,
+        family: String,
+        max_steps: u32,
+        tools: Vec<String>,
+    },
     StepStarted {
         step: u32,
         max_steps: u32,
@@ -70,7 +80,12 @@ pub enum Event {
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         reasoning_truncated: bool,
     },
-    ToolCall { step: u32, id: String, name: String, arguments: Value },
+    ToolCall {
+        step: u32,
+        id: String,
+        name: String,
+        arguments: Value,
+    },
     /// A running call reported progress (MCP `notifications/progress`).
     ToolProgress {
         step: u32,
@@ -98,9 +113,20 @@ pub enum Event {
     /// completion, or asked for user input (declined).
     McpServer(agent_tools::mcp::McpEvent),
     /// A malformed tool call, sent back to the model as a tool error.
-    ParseError { step: u32, message: String, raw: String },
-    Final { answer: Value, text: String, steps: u32, stop: StopReason },
-    Error { message: String },
+    ParseError {
+        step: u32,
+        message: String,
+        raw: String,
+    },
+    Final {
+        answer: Value,
+        text: String,
+        steps: u32,
+        stop: StopReason,
+    },
+    Error {
+        message: String,
+    },
 }
 
 /// Live state of the current step, for progress displays.
@@ -123,10 +149,47 @@ pub trait Observer: Send {
     fn reasoning(&mut self, _step: u32, _text: &str) {}
 }
 
+/// One event as a JSON line. An event that cannot be serialised becomes an error event that
+/// says so, so that a reader sees the gap; the error is returned too.
+pub fn event_line(event: &Event) -> (String, Option<String>) {
+    match serde_json::to_string(event) {
+        Ok(line) => (line, None),
+        Err(e) => {
+            let why = format!("an event could not be written as JSON: {e}");
+            let stand_in = Event::Error {
+                message: why.clone(),
+            };
+            let line = serde_json::to_string(&stand_in).unwrap_or_else(|_| {
+                r#"{"event":"error","message":"an event could not be written as JSON"}"#.into()
+            });
+            (line, Some(why))
+        }
+    }
+}
+
+/// The first thing that went wrong writing a trace, shared with whoever started the run.
+#[derive(Debug, Clone, Default)]
+pub struct TraceFailure(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+impl TraceFailure {
+    fn set(&self, why: String) {
+        if let Ok(mut f) = self.0.lock()
+            && f.is_none()
+        {
+            *f = Some(why);
+        }
+    }
+
+    pub fn get(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|f| f.clone())
+    }
+}
+
 /// Appends each event to a JSON-lines file and flushes it at once.
 pub struct TraceWriter {
     file: File,
     path: PathBuf,
+    failure: TraceFailure,
 }
 
 impl TraceWriter {
@@ -135,22 +198,39 @@ impl TraceWriter {
             std::fs::create_dir_all(dir)?;
         }
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Self { file, path: path.to_path_buf() })
+        Ok(Self {
+            file,
+            path: path.to_path_buf(),
+            failure: TraceFailure::default(),
+        })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Where a failure to write this trace is reported (checked when the run ends).
+    pub fn failure(&self) -> TraceFailure {
+        self.failure.clone()
+    }
 }
 
 impl Observer for TraceWriter {
     fn event(&mut self, event: &Event) {
-        if let Ok(mut line) = serde_json::to_string(event) {
-            line.push('\n');
-            // One write per event and a flush: a crash loses at most the event being written.
-            if let Err(e) = self.file.write_all(line.as_bytes()).and_then(|()| self.file.flush()) {
-                tracing::warn!(path = %self.path.display(), error = %e, "cannot write trace");
-            }
+        let (mut line, error) = event_line(event);
+        if let Some(why) = error {
+            self.failure.set(why);
+        }
+        line.push('\n');
+        // One write per event and a flush: a crash loses at most the event being written.
+        if let Err(e) = self
+            .file
+            .write_all(line.as_bytes())
+            .and_then(|()| self.file.flush())
+        {
+            tracing::warn!(path = %self.path.display(), error = %e, "cannot write trace");
+            self.failure
+                .set(format!("cannot write {}: {e}", self.path.display()));
         }
     }
 }
@@ -160,10 +240,9 @@ pub struct JsonLines<W: Write + Send>(pub W);
 
 impl<W: Write + Send> Observer for JsonLines<W> {
     fn event(&mut self, event: &Event) {
-        if let Ok(line) = serde_json::to_string(event) {
-            let _ = writeln!(self.0, "{line}");
-            let _ = self.0.flush();
-        }
+        // A reader that went away (a closed pipe) is not the run's failure.
+        let _ = writeln!(self.0, "{}", event_line(event).0);
+        let _ = self.0.flush();
     }
 }
 
@@ -176,5 +255,25 @@ impl Observer for Collect {
         if let Ok(mut v) = self.0.lock() {
             v.push(event.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A trace that cannot be written is reported, not only logged.
+    #[test]
+    fn a_failed_trace_write_is_reported() {
+        let mut trace = TraceWriter::create(Path::new("/dev/full")).unwrap();
+        let failure = trace.failure();
+        assert_eq!(failure.get(), None);
+        trace.event(&Event::Error {
+            message: "x".into(),
+        });
+        assert_eq!(
+            failure.get(),
+            Some("cannot write /dev/full: No space left on device (os error 28)".into())
+        );
     }
 }

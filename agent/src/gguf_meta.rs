@@ -11,7 +11,10 @@ pub enum GgufError {
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// The metadata values we use; arrays other than the token list are skipped.
@@ -37,15 +40,29 @@ impl GgufMeta {
                 let decoder = byte_decoder();
                 self.tokens
                     .iter()
-                    .map(|t| t.chars().flat_map(|c| decoder.get(&c).map_or_else(|| c.to_string().into_bytes(), |b| vec![*b])).collect())
+                    .map(|t| {
+                        t.chars()
+                            .flat_map(|c| {
+                                decoder
+                                    .get(&c)
+                                    .map_or_else(|| c.to_string().into_bytes(), |b| vec![*b])
+                            })
+                            .collect()
+                    })
                     .collect()
             }
             Some("llama") => self
                 .tokens
                 .iter()
-                .map(|t| match t.strip_prefix("<0x").and_then(|h| h.strip_suffix('>')).and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) if t.len() == 6 => vec![b],
-                    _ => t.replace('\u{2581}', " ").into_bytes(),
+                .map(|t| {
+                    match t
+                        .strip_prefix("<0x")
+                        .and_then(|h| h.strip_suffix('>'))
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    {
+                        Some(b) if t.len() == 6 => vec![b],
+                        _ => t.replace('\u{2581}', " ").into_bytes(),
+                    }
                 })
                 .collect(),
             _ => Vec::new(),
@@ -56,7 +73,9 @@ impl GgufMeta {
 /// GPT-2's byte-level alphabet, reversed: the char each byte is spelled with → the byte.
 /// Printable bytes stand for themselves; the others are shifted to 256 and up, in order.
 fn byte_decoder() -> HashMap<char, u8> {
-    let printable = |b: u8| (b'!'..=b'~').contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
+    let printable = |b: u8| {
+        (b'!'..=b'~').contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b)
+    };
     let mut map = HashMap::new();
     let mut shifted = 0u32;
     for b in 0..=255u8 {
@@ -115,8 +134,14 @@ fn scalar_size(t: u32) -> Option<u64> {
 
 pub fn read(path: &Path) -> Result<GgufMeta, GgufError> {
     let p = path.display().to_string();
-    let file = File::open(path).map_err(|source| GgufError::Io { path: p.clone(), source })?;
-    read_from(BufReader::new(file)).map_err(|e| GgufError::Invalid { path: p, message: e.to_string() })
+    let file = File::open(path).map_err(|source| GgufError::Io {
+        path: p.clone(),
+        source,
+    })?;
+    read_from(BufReader::new(file)).map_err(|e| GgufError::Invalid {
+        path: p,
+        message: e.to_string(),
+    })
 }
 
 fn read_from<R: Read>(r: R) -> std::io::Result<GgufMeta> {
@@ -126,7 +151,9 @@ fn read_from<R: Read>(r: R) -> std::io::Result<GgufMeta> {
     }
     let version = r.u32()?;
     if version < 2 {
-        return Err(std::io::Error::other(format!("unsupported GGUF version {version}")));
+        return Err(std::io::Error::other(format!(
+            "unsupported GGUF version {version}"
+        )));
     }
     let _tensors = r.u64()?;
     let kvs = r.u64()?;
@@ -151,7 +178,9 @@ fn read_from<R: Read>(r: R) -> std::io::Result<GgufMeta> {
                         }
                     }
                 } else {
-                    let size = scalar_size(et).ok_or_else(|| std::io::Error::other(format!("{key}: nested arrays are not supported")))?;
+                    let size = scalar_size(et).ok_or_else(|| {
+                        std::io::Error::other(format!("{key}: nested arrays are not supported"))
+                    })?;
                     r.skip(size * n)?;
                 }
             }
@@ -160,7 +189,9 @@ fn read_from<R: Read>(r: R) -> std::io::Result<GgufMeta> {
                 meta.ints.insert(key, v);
             }
             _ => {
-                let size = scalar_size(t).ok_or_else(|| std::io::Error::other(format!("{key}: unknown value type {t}")))?;
+                let size = scalar_size(t).ok_or_else(|| {
+                    std::io::Error::other(format!("{key}: unknown value type {t}"))
+                })?;
                 r.skip(size)?;
             }
         }
@@ -175,13 +206,28 @@ mod tests {
     #[test]
     fn token_bytes_from_both_spellings() {
         let mut m = GgufMeta::default();
-        m.strings.insert("tokenizer.ggml.model".into(), "gpt2".into());
+        m.strings
+            .insert("tokenizer.ggml.model".into(), "gpt2".into());
         // "Ġ" is GPT-2's space; "Ã©" spells é's two bytes; "ä¸" is the first two bytes of 中.
-        m.tokens = ["Ġhello", "Ã©", "ä¸", "<|im_start|>"].map(String::from).to_vec();
-        assert_eq!(m.token_bytes(), vec![b" hello".to_vec(), "é".as_bytes().to_vec(), vec![0xE4, 0xB8], b"<|im_start|>".to_vec()]);
-        m.strings.insert("tokenizer.ggml.model".into(), "llama".into());
+        m.tokens = ["Ġhello", "Ã©", "ä¸", "<|im_start|>"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            m.token_bytes(),
+            vec![
+                b" hello".to_vec(),
+                "é".as_bytes().to_vec(),
+                vec![0xE4, 0xB8],
+                b"<|im_start|>".to_vec()
+            ]
+        );
+        m.strings
+            .insert("tokenizer.ggml.model".into(), "llama".into());
         m.tokens = ["\u{2581}the", "<0xE4>", "<s>"].map(String::from).to_vec();
-        assert_eq!(m.token_bytes(), vec![b" the".to_vec(), vec![0xE4], b"<s>".to_vec()]);
+        assert_eq!(
+            m.token_bytes(),
+            vec![b" the".to_vec(), vec![0xE4], b"<s>".to_vec()]
+        );
         assert_eq!(byte_decoder().len(), 256);
     }
 }

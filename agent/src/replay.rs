@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Deserialize;
 
-use crate::backend::{Backend, BackendError, BoxFuture, Finish, GenOutput, GenRequest, GenStats, ModelInfo, OnText};
+use crate::backend::{
+    Backend, BackendError, BoxFuture, Finish, GenOutput, GenRequest, GenStats, ModelInfo, OnText,
+};
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct RecordedTurn {
@@ -32,12 +34,22 @@ pub struct Replay {
 
 impl Replay {
     pub fn new(info: ModelInfo, turns: Vec<RecordedTurn>) -> Self {
-        Self { info, turns, next: AtomicUsize::new(0), prompts: Mutex::new(Vec::new()), requests: Mutex::new(Vec::new()) }
+        Self {
+            info,
+            turns,
+            next: AtomicUsize::new(0),
+            prompts: Mutex::new(Vec::new()),
+            requests: Mutex::new(Vec::new()),
+        }
     }
 
     /// Parses a JSON-lines transcript.
     pub fn from_jsonl(info: ModelInfo, text: &str) -> Result<Self, serde_json::Error> {
-        let turns = text.lines().filter(|l| !l.trim().is_empty()).map(serde_json::from_str).collect::<Result<_, _>>()?;
+        let turns = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(serde_json::from_str)
+            .collect::<Result<_, _>>()?;
         Ok(Self::new(info, turns))
     }
 }
@@ -47,7 +59,11 @@ impl Backend for Replay {
         &self.info
     }
 
-    fn generate<'a>(&'a self, req: GenRequest, on_text: OnText<'a>) -> BoxFuture<'a, Result<GenOutput, BackendError>> {
+    fn generate<'a>(
+        &'a self,
+        req: GenRequest,
+        on_text: OnText<'a>,
+    ) -> BoxFuture<'a, Result<GenOutput, BackendError>> {
         Box::pin(async move {
             if let Ok(mut p) = self.prompts.lock() {
                 p.push(req.prompt.clone());
@@ -56,7 +72,10 @@ impl Backend for Replay {
                 r.push(req.clone());
             }
             let i = self.next.fetch_add(1, Ordering::SeqCst);
-            let turn = self.turns.get(i).ok_or(BackendError::ReplayExhausted(i + 1))?;
+            let turn = self
+                .turns
+                .get(i)
+                .ok_or(BackendError::ReplayExhausted(i + 1))?;
             // Stream word by word so observers see partial output as with a real model.
             let mut count = 0;
             for piece in turn.text.split_inclusive(' ') {
@@ -68,7 +87,12 @@ impl Backend for Replay {
                 text: turn.text.clone(),
                 finish: turn.finish,
                 thinking: crate::backend::ThinkingUse::default(),
-                stats: GenStats { prompt_tokens: req.prompt.len() / 4, completion_tokens: count, prompt_secs: 0.0, decode_secs: 0.0 },
+                stats: GenStats {
+                    prompt_tokens: req.prompt.len() / 4,
+                    completion_tokens: count,
+                    prompt_secs: 0.0,
+                    decode_secs: 0.0,
+                },
             })
         })
     }

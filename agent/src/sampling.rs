@@ -30,7 +30,11 @@ impl BackendSampler {
             messages.push(Message::system(s));
         }
         for (role, text) in &request.messages {
-            let role = if role == "assistant" { Role::Assistant } else { Role::User };
+            let role = if role == "assistant" {
+                Role::Assistant
+            } else {
+                Role::User
+            };
             messages.push(Message::new(role, text.clone()));
         }
         if messages.iter().all(|m| m.role == Role::System) {
@@ -38,21 +42,45 @@ impl BackendSampler {
         }
         // A server's sub-question gets a direct answer: no thinking where it can be turned off.
         let think = thinking::plan(&info.family, Budget::Off);
-        let mut prompt = prompt::render(&info.family, &info.template, &messages, &[], think.render).map_err(|e| e.to_string())?;
+        let mut prompt = prompt::render(&info.family, &info.template, &messages, &[], think.render)
+            .map_err(|e| e.to_string())?;
         prompt.push_str(think.prefill);
         let req = GenRequest {
             prompt,
             max_tokens: request.max_tokens as usize,
-            sampling: Sampling { temperature: request.temperature.map(f64::from), top_p: None, top_k: None, seed: None },
+            sampling: Sampling {
+                temperature: request.temperature.map(f64::from),
+                top_p: None,
+                top_k: None,
+                seed: None,
+            },
             stop: prompt::stop_strings(&info.family),
             grammar: None,
             think: think.limit,
         };
-        let out = self.backend.generate(req, &mut |_| {}).await.map_err(|e| e.to_string())?;
+        let out = self
+            .backend
+            .generate(req, &mut |_| {})
+            .await
+            .map_err(|e| e.to_string())?;
         // Reasoning is the model's own business; the server gets the answer.
-        let parsed = formats::parse_with_schema(call_format(&info.family).0, &out.text, think.limit.opened, &[]);
-        let text = if parsed.reasoning.is_some() { parsed.content } else { out.text.trim().to_string() };
-        Ok(SamplingReply { text, model: info.name.clone(), tokens: out.stats.completion_tokens, truncated: out.finish == Finish::Length })
+        let parsed = formats::parse_with_schema(
+            call_format(&info.family).0,
+            &out.text,
+            think.limit.opened,
+            &[],
+        );
+        let text = if parsed.reasoning.is_some() {
+            parsed.content
+        } else {
+            out.text.trim().to_string()
+        };
+        Ok(SamplingReply {
+            text,
+            model: info.name.clone(),
+            tokens: out.stats.completion_tokens,
+            truncated: out.finish == Finish::Length,
+        })
     }
 }
 

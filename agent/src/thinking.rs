@@ -107,17 +107,34 @@ pub fn plan(family: &Family, budget: Budget) -> ThinkPlan {
     };
     match family {
         Family::Qwen3(Qwen3Variant::Hybrid) => match budget {
-            Budget::Off => ThinkPlan { render: RenderOptions { enable_thinking: Some(false), ..RenderOptions::default() }, applies: true, ..base },
+            Budget::Off => ThinkPlan {
+                render: RenderOptions {
+                    enable_thinking: Some(false),
+                    ..RenderOptions::default()
+                },
+                applies: true,
+                ..base
+            },
             Budget::Tokens(n) => ThinkPlan {
                 prefill: "<think>\n",
-                limit: ThinkLimit { opened: true, cap: Some(n as usize) },
+                limit: ThinkLimit {
+                    opened: true,
+                    cap: Some(n as usize),
+                },
                 grammar: Thinking::Open,
                 applies: true,
                 ..base
             },
-            Budget::Unlimited => {
-                ThinkPlan { prefill: "<think>\n", limit: ThinkLimit { opened: true, cap: None }, grammar: Thinking::Open, applies: true, ..base }
-            }
+            Budget::Unlimited => ThinkPlan {
+                prefill: "<think>\n",
+                limit: ThinkLimit {
+                    opened: true,
+                    cap: None,
+                },
+                grammar: Thinking::Open,
+                applies: true,
+                ..base
+            },
         },
         Family::Qwen3(Qwen3Variant::Thinking2507) => {
             let cap = match budget {
@@ -125,11 +142,19 @@ pub fn plan(family: &Family, budget: Budget) -> ThinkPlan {
                 Budget::Tokens(n) => Some(n as usize),
                 Budget::Unlimited => None,
             };
-            ThinkPlan { limit: ThinkLimit { opened: true, cap }, grammar: Thinking::Open, applies: true, ..base }
+            ThinkPlan {
+                limit: ThinkLimit { opened: true, cap },
+                grammar: Thinking::Open,
+                applies: true,
+                ..base
+            }
         }
         // A model's own template may think (its reasoning is counted, not capped); without
         // `<think>` as a special token the grammar turns this off itself.
-        Family::Template => ThinkPlan { grammar: Thinking::Optional, ..base },
+        Family::Template => ThinkPlan {
+            grammar: Thinking::Optional,
+            ..base
+        },
         Family::Qwen3(Qwen3Variant::Instruct2507) | Family::Llama4 | Family::ChatMl { .. } => base,
     }
 }
@@ -139,35 +164,102 @@ mod tests {
     use super::*;
 
     fn cx(kind: StepKind, used: usize) -> StepContext<'static> {
-        StepContext { kind, step: 1, thinking_used: used, last_tool_result: None }
+        StepContext {
+            kind,
+            step: 1,
+            thinking_used: used,
+            last_tool_result: None,
+        }
     }
 
     #[test]
     fn default_policy_and_total() {
         let p = ThinkingPolicy::default();
-        let got: Vec<Budget> = [StepKind::Plan, StepKind::Act, StepKind::Recover, StepKind::Answer].map(|k| p.budget(&cx(k, 0))).to_vec();
-        assert_eq!(got, vec![Budget::Tokens(2048), Budget::Off, Budget::Tokens(1024), Budget::Tokens(512)]);
-        let spec = ThinkingPolicySpec { plan: Some(Budget::Unlimited), total: Some(3000), ..ThinkingPolicySpec::default() };
+        let got: Vec<Budget> = [
+            StepKind::Plan,
+            StepKind::Act,
+            StepKind::Recover,
+            StepKind::Answer,
+        ]
+        .map(|k| p.budget(&cx(k, 0)))
+        .to_vec();
+        assert_eq!(
+            got,
+            vec![
+                Budget::Tokens(2048),
+                Budget::Off,
+                Budget::Tokens(1024),
+                Budget::Tokens(512)
+            ]
+        );
+        let spec = ThinkingPolicySpec {
+            plan: Some(Budget::Unlimited),
+            total: Some(3000),
+            ..ThinkingPolicySpec::default()
+        };
         let p = ThinkingPolicy::Kinds(spec);
         assert_eq!(p.budget(&cx(StepKind::Plan, 1000)), Budget::Tokens(2000));
         assert_eq!(p.budget(&cx(StepKind::Recover, 2500)), Budget::Tokens(500));
         assert_eq!(p.budget(&cx(StepKind::Recover, 3000)), Budget::Off);
-        let custom = ThinkingPolicy::Custom(Arc::new(|c: &StepContext| if c.step > 2 { Budget::Off } else { Budget::Tokens(9) }));
-        assert_eq!(custom.budget(&StepContext { step: 3, ..cx(StepKind::Plan, 0) }), Budget::Off);
+        let custom = ThinkingPolicy::Custom(Arc::new(|c: &StepContext| {
+            if c.step > 2 {
+                Budget::Off
+            } else {
+                Budget::Tokens(9)
+            }
+        }));
+        assert_eq!(
+            custom.budget(&StepContext {
+                step: 3,
+                ..cx(StepKind::Plan, 0)
+            }),
+            Budget::Off
+        );
     }
 
     #[test]
     fn plans_per_family() {
         let hybrid = Family::Qwen3(Qwen3Variant::Hybrid);
-        assert_eq!(plan(&hybrid, Budget::Off).render.enable_thinking, Some(false));
+        assert_eq!(
+            plan(&hybrid, Budget::Off).render.enable_thinking,
+            Some(false)
+        );
         let p = plan(&hybrid, Budget::Tokens(7));
-        assert_eq!((p.prefill, p.limit, p.grammar), ("<think>\n", ThinkLimit { opened: true, cap: Some(7) }, Thinking::Open));
+        assert_eq!(
+            (p.prefill, p.limit, p.grammar),
+            (
+                "<think>\n",
+                ThinkLimit {
+                    opened: true,
+                    cap: Some(7)
+                },
+                Thinking::Open
+            )
+        );
         let p = plan(&Family::Qwen3(Qwen3Variant::Thinking2507), Budget::Off);
-        assert_eq!((p.prefill, p.limit), ("", ThinkLimit { opened: true, cap: Some(0) }));
-        for family in [Family::Llama4, Family::ChatMl { default_system: None }, Family::Qwen3(Qwen3Variant::Instruct2507)] {
+        assert_eq!(
+            (p.prefill, p.limit),
+            (
+                "",
+                ThinkLimit {
+                    opened: true,
+                    cap: Some(0)
+                }
+            )
+        );
+        for family in [
+            Family::Llama4,
+            Family::ChatMl {
+                default_system: None,
+            },
+            Family::Qwen3(Qwen3Variant::Instruct2507),
+        ] {
             for b in [Budget::Off, Budget::Tokens(5), Budget::Unlimited] {
                 let p = plan(&family, b);
-                assert_eq!((p.applies, p.prefill, p.limit, p.render), (false, "", ThinkLimit::default(), RenderOptions::default()));
+                assert_eq!(
+                    (p.applies, p.prefill, p.limit, p.render),
+                    (false, "", ThinkLimit::default(), RenderOptions::default())
+                );
             }
         }
     }

@@ -22,7 +22,10 @@ use std::time::Instant;
 
 mod llg;
 
-use agent::formats::{Event, Format, GrammarError, GrammarOptions, StreamParser, ToolChoice, constrained_schema, lark, parse_with_schema, render_calls, schema_types, validate};
+use agent::formats::{
+    Event, Format, GrammarError, GrammarOptions, StreamParser, ToolChoice, constrained_schema,
+    lark, parse_with_schema, render_calls, schema_types, validate,
+};
 use agent::prompt::ToolCall;
 use agent_tools::ToolSpec;
 use serde_json::{Map, Value};
@@ -44,7 +47,9 @@ const CATEGORIES: [&str; 10] = [
 fn bfcl_dir() -> PathBuf {
     let home = std::env::var_os("AGENT_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").expect("HOME is not set")).join(".cache/agent"));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").expect("HOME is not set")).join(".cache/agent")
+        });
     let dir = home.join("fixtures/bfcl");
     assert!(
         dir.join("possible_answer").is_dir(),
@@ -56,12 +61,19 @@ fn bfcl_dir() -> PathBuf {
 
 /// BFCL's `.json` files are JSON Lines.
 fn read_jsonl(path: &PathBuf) -> Vec<Value> {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e} (run tests/fixtures/build.sh)", path.display()));
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read {}: {e} (run tests/fixtures/build.sh)",
+            path.display()
+        )
+    });
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}:{}: not JSON: {e}", path.display(), i + 1)))
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("{}:{}: not JSON: {e}", path.display(), i + 1))
+        })
         .collect()
 }
 
@@ -83,7 +95,10 @@ fn to_json_schema(schema: &Value) -> Value {
                 _ => drop(out.insert(k.clone(), v.clone())),
             },
             ("properties", Value::Object(props)) => {
-                let props = props.iter().map(|(name, s)| (name.clone(), to_json_schema(s))).collect();
+                let props = props
+                    .iter()
+                    .map(|(name, s)| (name.clone(), to_json_schema(s)))
+                    .collect();
                 out.insert(k.clone(), Value::Object(props));
             }
             ("items", items) => drop(out.insert(k.clone(), to_json_schema(items))),
@@ -95,8 +110,15 @@ fn to_json_schema(schema: &Value) -> Value {
 
 fn tool_spec(function: &Value) -> ToolSpec {
     ToolSpec {
-        name: function["name"].as_str().expect("function without a name").to_string(),
-        description: function.get("description").and_then(Value::as_str).unwrap_or("").to_string(),
+        name: function["name"]
+            .as_str()
+            .expect("function without a name")
+            .to_string(),
+        description: function
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
         parameters: to_json_schema(&function["parameters"]),
     }
 }
@@ -120,9 +142,11 @@ fn is_acceptable_dict(v: &Value) -> bool {
 
 fn resolve(v: &Value) -> Value {
     match v {
-        Value::Object(m) if is_acceptable_dict(v) => {
-            Value::Object(m.iter().filter_map(|(k, a)| pick(a).map(|x| (k.clone(), x))).collect())
-        }
+        Value::Object(m) if is_acceptable_dict(v) => Value::Object(
+            m.iter()
+                .filter_map(|(k, a)| pick(a).map(|x| (k.clone(), x)))
+                .collect(),
+        ),
         Value::Array(items) if !items.is_empty() && items.iter().all(is_acceptable_dict) => {
             Value::Array(items.iter().map(resolve).collect())
         }
@@ -131,15 +155,31 @@ fn resolve(v: &Value) -> Value {
 }
 
 fn ground_truth_calls(answer: &Value) -> Vec<ToolCall> {
-    let gt = answer["ground_truth"].as_array().expect("ground_truth is not a list");
+    let gt = answer["ground_truth"]
+        .as_array()
+        .expect("ground_truth is not a list");
     gt.iter()
         .map(|call| {
-            let obj = call.as_object().expect("a ground-truth call is not an object");
-            assert_eq!(obj.len(), 1, "a ground-truth call must have one function: {call}");
+            let obj = call
+                .as_object()
+                .expect("a ground-truth call is not an object");
+            assert_eq!(
+                obj.len(),
+                1,
+                "a ground-truth call must have one function: {call}"
+            );
             let (name, args) = obj.iter().next().unwrap();
-            let args = args.as_object().expect("ground-truth arguments are not an object");
-            let arguments = args.iter().filter_map(|(k, a)| pick(a).map(|v| (k.clone(), v))).collect();
-            ToolCall { name: name.clone(), arguments: Value::Object(arguments) }
+            let args = args
+                .as_object()
+                .expect("ground-truth arguments are not an object");
+            let arguments = args
+                .iter()
+                .filter_map(|(k, a)| pick(a).map(|v| (k.clone(), v)))
+                .collect();
+            ToolCall {
+                name: name.clone(),
+                arguments: Value::Object(arguments),
+            }
         })
         .collect()
 }
@@ -156,19 +196,48 @@ fn load_cases(dir: &PathBuf) -> Vec<Case> {
     for category in CATEGORIES {
         let questions = read_jsonl(&dir.join(format!("BFCL_v4_{category}.json")));
         let answers = read_jsonl(&dir.join(format!("possible_answer/BFCL_v4_{category}.json")));
-        let by_id: BTreeMap<&str, &Value> = questions.iter().map(|q| (q["id"].as_str().expect("question id"), q)).collect();
-        assert_eq!(by_id.len(), questions.len(), "{category}: duplicate question ids");
-        assert_eq!(answers.len(), questions.len(), "{category}: {} answers for {} questions", answers.len(), questions.len());
+        let by_id: BTreeMap<&str, &Value> = questions
+            .iter()
+            .map(|q| (q["id"].as_str().expect("question id"), q))
+            .collect();
+        assert_eq!(
+            by_id.len(),
+            questions.len(),
+            "{category}: duplicate question ids"
+        );
+        assert_eq!(
+            answers.len(),
+            questions.len(),
+            "{category}: {} answers for {} questions",
+            answers.len(),
+            questions.len()
+        );
         for answer in &answers {
             let id = answer["id"].as_str().expect("answer id");
-            let q = by_id.get(id).unwrap_or_else(|| panic!("{category}: answer {id} has no question"));
-            let tools: Vec<ToolSpec> = q["function"].as_array().expect("function list").iter().map(tool_spec).collect();
+            let q = by_id
+                .get(id)
+                .unwrap_or_else(|| panic!("{category}: answer {id} has no question"));
+            let tools: Vec<ToolSpec> = q["function"]
+                .as_array()
+                .expect("function list")
+                .iter()
+                .map(tool_spec)
+                .collect();
             let calls = ground_truth_calls(answer);
             assert!(!calls.is_empty(), "{id}: empty ground truth");
             for c in &calls {
-                assert!(tools.iter().any(|t| t.name == c.name), "{id}: ground truth calls `{}`, not among its functions", c.name);
+                assert!(
+                    tools.iter().any(|t| t.name == c.name),
+                    "{id}: ground truth calls `{}`, not among its functions",
+                    c.name
+                );
             }
-            cases.push(Case { category, id: id.to_string(), tools, calls });
+            cases.push(Case {
+                category,
+                id: id.to_string(),
+                tools,
+                calls,
+            });
         }
     }
     cases
@@ -204,11 +273,17 @@ fn coder_untyped_values(case: &Case, parsed: &[ToolCall], text: &str) -> Option<
         if want.name != got.name {
             return None;
         }
-        let (Value::Object(w), Value::Object(g)) = (&want.arguments, &got.arguments) else { return None };
+        let (Value::Object(w), Value::Object(g)) = (&want.arguments, &got.arguments) else {
+            return None;
+        };
         if w.len() != g.len() {
             return None;
         }
-        let props = case.tools.iter().find(|t| t.name == want.name).and_then(|t| t.parameters.get("properties"));
+        let props = case
+            .tools
+            .iter()
+            .find(|t| t.name == want.name)
+            .and_then(|t| t.parameters.get("properties"));
         for (k, wv) in w {
             let gv = g.get(k)?;
             if gv == wv {
@@ -252,7 +327,11 @@ enum Outcome {
 fn check(format: Format, case: &Case, text: &str) -> Outcome {
     let parsed = parse_with_schema(format, text, false, &case.tools);
     if !parsed.errors.is_empty() {
-        let msgs = parsed.errors.iter().map(|e| format!("{} (raw {:?})", e.message, e.raw)).collect::<Vec<_>>();
+        let msgs = parsed
+            .errors
+            .iter()
+            .map(|e| format!("{} (raw {:?})", e.message, e.raw))
+            .collect::<Vec<_>>();
         return Outcome::Failed(format!("parse errors: {}", msgs.join("; ")));
     }
     let outcome = if parsed.calls == case.calls {
@@ -276,12 +355,16 @@ fn check(format: Format, case: &Case, text: &str) -> Outcome {
     for e in events {
         match e {
             Event::Call(c) => streamed.push(c),
-            Event::Error(e) => return Outcome::Failed(format!("stream error: {} (raw {:?})", e.message, e.raw)),
+            Event::Error(e) => {
+                return Outcome::Failed(format!("stream error: {} (raw {:?})", e.message, e.raw));
+            }
             Event::Content(_) | Event::Reasoning(_) => {}
         }
     }
     if streamed != parsed.calls {
-        return Outcome::Failed(format!("streamed calls differ from the whole-text parse: {streamed:?}"));
+        return Outcome::Failed(format!(
+            "streamed calls differ from the whole-text parse: {streamed:?}"
+        ));
     }
     outcome
 }
@@ -312,7 +395,10 @@ fn bfcl_ground_truth_round_trips_in_every_format() {
         e.1 += c.calls.len();
     }
     let total_calls: usize = cases.iter().map(|c| c.calls.len()).sum();
-    eprintln!("BFCL v4 (bfcl-eval 2026.3.23), {} questions, {total_calls} ground-truth calls:", cases.len());
+    eprintln!(
+        "BFCL v4 (bfcl-eval 2026.3.23), {} questions, {total_calls} ground-truth calls:",
+        cases.len()
+    );
     for (cat, (q, n)) in &per_category {
         eprintln!("  {cat:<24} {q:>5} questions {n:>5} calls");
     }
@@ -339,14 +425,22 @@ fn bfcl_ground_truth_round_trips_in_every_format() {
                 Outcome::Failed(why) => {
                     let kind = why.split(':').next().unwrap_or("").to_string();
                     *reasons.entry(kind).or_default() += case.calls.len();
-                    failures.push(format!("[{format}] {} ({}): {why}\n  rendered: {text}\n  expected: {:?}", case.id, case.category, case.calls));
+                    failures.push(format!(
+                        "[{format}] {} ({}): {why}\n  rendered: {text}\n  expected: {:?}",
+                        case.id, case.category, case.calls
+                    ));
                 }
             }
         }
-        eprintln!("  {:<16} {total_calls} calls, {ok_calls} round-tripped; not round-tripped (calls): {reasons:?}", format.name());
+        eprintln!(
+            "  {:<16} {total_calls} calls, {ok_calls} round-tripped; not round-tripped (calls): {reasons:?}",
+            format.name()
+        );
         if !accepted_by_kind.is_empty() {
             eprintln!("    accepted by category (calls): {accepted_by_category:?}");
-            eprintln!("    accepted by argument (value type under schema types): {accepted_by_kind:?}");
+            eprintln!(
+                "    accepted by argument (value type under schema types): {accepted_by_kind:?}"
+            );
         }
     }
     eprintln!("  ({:.2?})", started.elapsed());
@@ -360,8 +454,12 @@ fn bfcl_ground_truth_round_trips_in_every_format() {
         failures.len(),
         failures.first().map(String::as_str).unwrap_or("")
     );
-    let expected: BTreeMap<&str, usize> = [(Format::Qwen3Coder.name(), EXPECTED_CODER_UNTYPED_CALLS)].into();
-    assert_eq!(accepted_calls, expected, "calls under the `{UNTYPED}` rule changed");
+    let expected: BTreeMap<&str, usize> =
+        [(Format::Qwen3Coder.name(), EXPECTED_CODER_UNTYPED_CALLS)].into();
+    assert_eq!(
+        accepted_calls, expected,
+        "calls under the `{UNTYPED}` rule changed"
+    );
 }
 
 /// `v` with object keys in the order of the schema's `properties` (unlisted keys last, as they
@@ -369,7 +467,9 @@ fn bfcl_ground_truth_round_trips_in_every_format() {
 fn in_schema_order(v: &Value, schema: Option<&Value>) -> Value {
     match v {
         Value::Object(m) => {
-            let props = schema.and_then(|s| s.get("properties")).and_then(Value::as_object);
+            let props = schema
+                .and_then(|s| s.get("properties"))
+                .and_then(Value::as_object);
             let mut out = Map::new();
             if let Some(props) = props {
                 for (k, sub) in props {
@@ -385,7 +485,12 @@ fn in_schema_order(v: &Value, schema: Option<&Value>) -> Value {
             }
             Value::Object(out)
         }
-        Value::Array(items) => Value::Array(items.iter().map(|x| in_schema_order(x, schema.and_then(|s| s.get("items")))).collect()),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|x| in_schema_order(x, schema.and_then(|s| s.get("items"))))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -406,29 +511,52 @@ fn bfcl_grammars_accept_exactly_the_valid_calls() {
     let mut counts: BTreeMap<(&str, &str), usize> = BTreeMap::new();
     for format in Format::ALL {
         let (checker, special): (&llg::Checker, &[&str]) = match format {
-            Format::Qwen3 | Format::Qwen3Coder => (&qwen, &["<tool_call>", "</tool_call>", "<think>", "</think>"]),
+            Format::Qwen3 | Format::Qwen3Coder => (
+                &qwen,
+                &["<tool_call>", "</tool_call>", "<think>", "</think>"],
+            ),
             _ => (&llama, &["<|python_start|>", "<|python_end|>"]),
         };
-        let opts = GrammarOptions { special_tokens: special.iter().map(|s| s.to_string()).collect(), ..GrammarOptions::new(format) };
+        let opts = GrammarOptions {
+            special_tokens: special.iter().map(|s| s.to_string()).collect(),
+            ..GrammarOptions::new(format)
+        };
         for case in &cases {
             let calls: Vec<ToolCall> = case
                 .calls
                 .iter()
                 .map(|c| {
-                    let schema = case.tools.iter().find(|t| t.name == c.name).map(|t| &t.parameters);
-                    ToolCall { name: c.name.clone(), arguments: in_schema_order(&c.arguments, schema) }
+                    let schema = case
+                        .tools
+                        .iter()
+                        .find(|t| t.name == c.name)
+                        .map(|t| &t.parameters);
+                    ToolCall {
+                        name: c.name.clone(),
+                        arguments: in_schema_order(&c.arguments, schema),
+                    }
                 })
                 .collect();
             let text = render_calls(format, &calls);
             let parsed = parse_with_schema(format, &text, false, &case.tools);
             // Valid against what the grammar promises: the schemas with objects closed.
-            let closed: Vec<ToolSpec> =
-                case.tools.iter().map(|t| ToolSpec { parameters: constrained_schema(&t.parameters), ..t.clone() }).collect();
+            let closed: Vec<ToolSpec> = case
+                .tools
+                .iter()
+                .map(|t| ToolSpec {
+                    parameters: constrained_schema(&t.parameters),
+                    ..t.clone()
+                })
+                .collect();
             let valid = parsed.errors.is_empty() && validate(&parsed.calls, &closed).is_empty();
             let grammar = match lark(&opts, &case.tools, &ToolChoice::Required) {
                 Ok(g) => g,
                 Err(e @ GrammarError::BadSchema { .. }) => {
-                    assert!(!valid || format == Format::Qwen3Coder, "[{format}] {}: {e}, yet the call validated", case.id);
+                    assert!(
+                        !valid || format == Format::Qwen3Coder,
+                        "[{format}] {}: {e}, yet the call validated",
+                        case.id
+                    );
                     *counts.entry((format.name(), "schema refused")).or_default() += 1;
                     continue;
                 }
@@ -439,8 +567,14 @@ fn bfcl_grammars_accept_exactly_the_valid_calls() {
                 Err(e) => {
                     // llguidance proves some schemas unsatisfiable (BFCL has e.g. an array whose
                     // `enum` lists strings): no call can be valid then.
-                    assert!(!valid, "[{format}] {}: grammar refused ({e}), yet the call validated", case.id);
-                    *counts.entry((format.name(), "schema unsatisfiable")).or_default() += 1;
+                    assert!(
+                        !valid,
+                        "[{format}] {}: grammar refused ({e}), yet the call validated",
+                        case.id
+                    );
+                    *counts
+                        .entry((format.name(), "schema unsatisfiable"))
+                        .or_default() += 1;
                     continue;
                 }
             };
@@ -455,7 +589,12 @@ fn bfcl_grammars_accept_exactly_the_valid_calls() {
             if valid != accepted.is_ok() {
                 let why = match &accepted {
                     Err(e) => e.lines().next().unwrap_or("").to_string(),
-                    Ok(()) => format!("{:?}", validate(&parsed.calls, &closed).first().map(|e| e.message.clone())),
+                    Ok(()) => format!(
+                        "{:?}",
+                        validate(&parsed.calls, &closed)
+                            .first()
+                            .map(|e| e.message.clone())
+                    ),
                 };
                 mismatches.push(format!("[{format}] {}: {key}: {why}\n  {text}", case.id));
             }
@@ -468,7 +607,11 @@ fn bfcl_grammars_accept_exactly_the_valid_calls() {
     for m in mismatches.iter().take(30) {
         eprintln!("{m}");
     }
-    assert!(mismatches.is_empty(), "{} grammar/validator disagreements (see above)", mismatches.len());
+    assert!(
+        mismatches.is_empty(),
+        "{} grammar/validator disagreements (see above)",
+        mismatches.len()
+    );
     // Pinned, so that a change that makes more schemas refused (or fewer calls valid) shows.
     // Refused: 94 questions whose schemas use Java/JavaScript type names (`HashMap`, `String`,
     // `long`), one whose required array has a string `enum`. Invalid: ground truths with `null`
@@ -476,7 +619,11 @@ fn bfcl_grammars_accept_exactly_the_valid_calls() {
     // fewer, its raw `null` text being a valid string.
     let mut expected: BTreeMap<(&str, &str), usize> = BTreeMap::new();
     for format in Format::ALL {
-        let (valid, invalid) = if format == Format::Qwen3Coder { (2279, 127) } else { (2222, 184) };
+        let (valid, invalid) = if format == Format::Qwen3Coder {
+            (2279, 127)
+        } else {
+            (2222, 184)
+        };
         expected.insert((format.name(), "valid, accepted"), valid);
         expected.insert((format.name(), "invalid, rejected"), invalid);
         expected.insert((format.name(), "schema refused"), 95);
@@ -491,21 +638,43 @@ fn bfcl_grammars_accept_exactly_the_valid_calls() {
 fn bfcl_multi_turn_calls_read_and_round_trip() {
     let dir = bfcl_dir();
     let mut docs: BTreeMap<String, ToolSpec> = BTreeMap::new();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("multi_turn_func_doc")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("multi_turn_func_doc"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
-    for f in files.iter().filter(|f| !f.file_name().unwrap().to_string_lossy().starts_with("memory")) {
+    for f in files.iter().filter(|f| {
+        !f.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("memory")
+    }) {
         for function in read_jsonl(f) {
             let spec = tool_spec(&function);
-            assert!(docs.insert(spec.name.clone(), spec).is_none(), "{}: a function name repeats", f.display());
+            assert!(
+                docs.insert(spec.name.clone(), spec).is_none(),
+                "{}: a function name repeats",
+                f.display()
+            );
         }
     }
     let mut total = 0usize;
     let mut failures = Vec::new();
     let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
-    for category in ["multi_turn_base", "multi_turn_long_context", "multi_turn_miss_func", "multi_turn_miss_param"] {
+    for category in [
+        "multi_turn_base",
+        "multi_turn_long_context",
+        "multi_turn_miss_func",
+        "multi_turn_miss_param",
+    ] {
         for answer in read_jsonl(&dir.join(format!("possible_answer/BFCL_v4_{category}.json"))) {
             let id = answer["id"].as_str().expect("answer id").to_string();
-            for source in answer["ground_truth"].as_array().expect("turns").iter().flat_map(|t| t.as_array().expect("calls").iter()) {
+            for source in answer["ground_truth"]
+                .as_array()
+                .expect("turns")
+                .iter()
+                .flat_map(|t| t.as_array().expect("calls").iter())
+            {
                 let source = source.as_str().expect("a call string");
                 total += 1;
                 let name = source.split('(').next().unwrap_or("").trim();
@@ -514,12 +683,25 @@ fn bfcl_multi_turn_calls_read_and_round_trip() {
                     continue;
                 };
                 let tools = vec![spec.clone()];
-                let read = parse_with_schema(Format::Llama4Pythonic, &format!("[{source}]"), false, &tools);
+                let read = parse_with_schema(
+                    Format::Llama4Pythonic,
+                    &format!("[{source}]"),
+                    false,
+                    &tools,
+                );
                 if !read.errors.is_empty() || read.calls.len() != 1 {
-                    failures.push(format!("{id}: {source}: read {:?}, errors {:?}", read.calls, read.errors));
+                    failures.push(format!(
+                        "{id}: {source}: read {:?}, errors {:?}",
+                        read.calls, read.errors
+                    ));
                     continue;
                 }
-                let case = Case { category: "multi_turn", id: id.clone(), tools, calls: read.calls };
+                let case = Case {
+                    category: "multi_turn",
+                    id: id.clone(),
+                    tools,
+                    calls: read.calls,
+                };
                 for format in Format::ALL {
                     let text = render_calls(format, &case.calls);
                     let key = match check(format, &case, &text) {
@@ -542,8 +724,15 @@ fn bfcl_multi_turn_calls_read_and_round_trip() {
     for f in failures.iter().take(20) {
         eprintln!("{f}");
     }
-    assert!(failures.is_empty(), "{} failures (see above)", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} failures (see above)",
+        failures.len()
+    );
     assert_eq!(total, 4625);
-    let expected: BTreeMap<String, usize> = Format::ALL.iter().map(|f| (format!("{f}: round-tripped"), 4625)).collect();
+    let expected: BTreeMap<String, usize> = Format::ALL
+        .iter()
+        .map(|f| (format!("{f}: round-tripped"), 4625))
+        .collect();
     assert_eq!(outcomes, expected);
 }

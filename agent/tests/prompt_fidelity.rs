@@ -6,14 +6,22 @@
 
 use std::path::PathBuf;
 
-use agent::prompt::{self, Family, Message, Qwen3Variant, RenderOptions, Role, TemplateInfo, ToolCall, jinja};
+use agent::prompt::{
+    self, Family, Message, Qwen3Variant, RenderOptions, Role, TemplateInfo, ToolCall, jinja,
+};
 use agent_tools::ToolSpec;
 use serde_json::{Value, json};
 
 fn fixture(dir: &str) -> PathBuf {
-    let home = std::env::var_os("AGENT_HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/agent"));
+    let home = std::env::var_os("AGENT_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/agent"));
     let p = home.join(dir);
-    assert!(p.is_dir(), "{} is missing: run tests/fixtures/build.sh first", p.display());
+    assert!(
+        p.is_dir(),
+        "{} is missing: run tests/fixtures/build.sh first",
+        p.display()
+    );
     p
 }
 
@@ -37,11 +45,19 @@ fn tools() -> Vec<ToolSpec> {
 }
 
 fn call(name: &str, args: Value) -> ToolCall {
-    ToolCall { name: name.into(), arguments: args }
+    ToolCall {
+        name: name.into(),
+        arguments: args,
+    }
 }
 
 fn assistant(content: &str, reasoning: Option<&str>, calls: Vec<ToolCall>) -> Message {
-    Message { role: Role::Assistant, content: content.into(), reasoning: reasoning.map(String::from), tool_calls: calls }
+    Message {
+        role: Role::Assistant,
+        content: content.into(),
+        reasoning: reasoning.map(String::from),
+        tool_calls: calls,
+    }
 }
 
 /// Conversations that exercise every branch of the templates: system or not, tools or not,
@@ -49,17 +65,32 @@ fn assistant(content: &str, reasoning: Option<&str>, calls: Vec<ToolCall>) -> Me
 /// real query, non-ASCII text.
 fn conversations() -> Vec<(&'static str, Vec<Message>, bool)> {
     vec![
-        ("plain", vec![Message::system("Be brief."), Message::user("Hi there")], false),
+        (
+            "plain",
+            vec![Message::system("Be brief."), Message::user("Hi there")],
+            false,
+        ),
         ("no system", vec![Message::user("What is 2+2?")], false),
         (
             "tools and results",
             vec![
                 Message::system("You are an agent."),
                 Message::user("What is 17*23, and the weather in 北京?"),
-                assistant("Let me compute.", Some("I need two tools."), vec![call("calculator", json!({"expression": "17*23"})), call("get_weather", json!({"city": "北京", "days": 2}))]),
+                assistant(
+                    "Let me compute.",
+                    Some("I need two tools."),
+                    vec![
+                        call("calculator", json!({"expression": "17*23"})),
+                        call("get_weather", json!({"city": "北京", "days": 2})),
+                    ],
+                ),
                 Message::tool("391"),
                 Message::tool("{\"temp\": 21, \"sky\": \"☀️\"}"),
-                assistant("", Some("Now answer."), vec![call("final_answer", json!({"answer": "391; sunny"}))]),
+                assistant(
+                    "",
+                    Some("Now answer."),
+                    vec![call("final_answer", json!({"answer": "391; sunny"}))],
+                ),
                 Message::tool("ok"),
             ],
             true,
@@ -70,17 +101,39 @@ fn conversations() -> Vec<(&'static str, Vec<Message>, bool)> {
                 Message::user("First question"),
                 assistant("First answer", Some("old thought, dropped"), vec![]),
                 Message::user("Second question 🙂"),
-                assistant("", Some("fresh thought"), vec![call("calculator", json!({"expression": "1/3"}))]),
+                assistant(
+                    "",
+                    Some("fresh thought"),
+                    vec![call("calculator", json!({"expression": "1/3"}))],
+                ),
                 Message::tool("0.3333333333333333"),
                 assistant("It is a third.", None, vec![]),
             ],
             true,
         ),
-        ("call without content", vec![Message::system("S"), Message::user("U"), assistant("", None, vec![call("calculator", json!({"expression": "2^10"}))]), Message::tool("1024")], true),
+        (
+            "call without content",
+            vec![
+                Message::system("S"),
+                Message::user("U"),
+                assistant(
+                    "",
+                    None,
+                    vec![call("calculator", json!({"expression": "2^10"}))],
+                ),
+                Message::tool("1024"),
+            ],
+            true,
+        ),
     ]
 }
 
-fn check(family: &Family, info: &TemplateInfo, tokenizer: &tokenizers::Tokenizer, options: &[RenderOptions]) {
+fn check(
+    family: &Family,
+    info: &TemplateInfo,
+    tokenizer: &tokenizers::Tokenizer,
+    options: &[RenderOptions],
+) {
     let template = info.chat_template.as_deref().unwrap();
     let mut compared = 0;
     for (name, messages, with_tools) in conversations() {
@@ -89,8 +142,16 @@ fn check(family: &Family, info: &TemplateInfo, tokenizer: &tokenizers::Tokenizer
             let ours = prompt::render(family, info, &messages, &tools, opts).unwrap();
             let reference = jinja::render(template, &messages, &tools, opts, info).unwrap();
             assert_eq!(ours, reference, "{name} {opts:?}: text differs");
-            let a = tokenizer.encode(ours.as_str(), false).unwrap().get_ids().to_vec();
-            let b = tokenizer.encode(reference.as_str(), false).unwrap().get_ids().to_vec();
+            let a = tokenizer
+                .encode(ours.as_str(), false)
+                .unwrap()
+                .get_ids()
+                .to_vec();
+            let b = tokenizer
+                .encode(reference.as_str(), false)
+                .unwrap()
+                .get_ids()
+                .to_vec();
             assert_eq!(a, b, "{name} {opts:?}: tokens differ");
             compared += 1;
         }
@@ -102,33 +163,84 @@ fn check(family: &Family, info: &TemplateInfo, tokenizer: &tokenizers::Tokenizer
 fn qwen3_matches_official_template() {
     let dir = fixture("fixtures/tokenizer-qwen3");
     let config = read_json(dir.join("tokenizer_config.json"));
-    let info = TemplateInfo { chat_template: config["chat_template"].as_str().map(String::from), bos_token: None, eos_token: Some("<|im_end|>".into()) };
+    let info = TemplateInfo {
+        chat_template: config["chat_template"].as_str().map(String::from),
+        bos_token: None,
+        eos_token: Some("<|im_end|>".into()),
+    };
     let family = prompt::detect_family(info.chat_template.as_deref(), &[]);
     assert_eq!(family, Family::Qwen3(Qwen3Variant::Hybrid));
     let tok = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).unwrap();
     let options = [
-        RenderOptions { add_generation_prompt: true, enable_thinking: None },
-        RenderOptions { add_generation_prompt: true, enable_thinking: Some(false) },
-        RenderOptions { add_generation_prompt: true, enable_thinking: Some(true) },
-        RenderOptions { add_generation_prompt: false, enable_thinking: None },
+        RenderOptions {
+            add_generation_prompt: true,
+            enable_thinking: None,
+        },
+        RenderOptions {
+            add_generation_prompt: true,
+            enable_thinking: Some(false),
+        },
+        RenderOptions {
+            add_generation_prompt: true,
+            enable_thinking: Some(true),
+        },
+        RenderOptions {
+            add_generation_prompt: false,
+            enable_thinking: None,
+        },
     ];
     check(&family, &info, &tok, &options);
     // The special tags are single tokens, as the model was trained on.
-    let ids = tok.encode("<|im_start|>assistant\n<think>\n\n</think>\n\n<tool_call>", false).unwrap().get_ids().to_vec();
-    assert_eq!(ids, vec![151644, 77091, 198, 151667, 271, 151668, 271, 151657]);
+    let ids = tok
+        .encode(
+            "<|im_start|>assistant\n<think>\n\n</think>\n\n<tool_call>",
+            false,
+        )
+        .unwrap()
+        .get_ids()
+        .to_vec();
+    assert_eq!(
+        ids,
+        vec![151644, 77091, 198, 151667, 271, 151668, 271, 151657]
+    );
 }
 
 #[test]
 fn llama4_matches_official_template() {
     let dir = fixture("fixtures/tokenizer-llama4");
-    let template = read_json(dir.join("chat_template.json"))["chat_template"].as_str().map(String::from);
-    let info = TemplateInfo { chat_template: template, bos_token: Some("<|begin_of_text|>".into()), eos_token: Some("<|eot|>".into()) };
+    let template = read_json(dir.join("chat_template.json"))["chat_template"]
+        .as_str()
+        .map(String::from);
+    let info = TemplateInfo {
+        chat_template: template,
+        bos_token: Some("<|begin_of_text|>".into()),
+        eos_token: Some("<|eot|>".into()),
+    };
     let family = prompt::detect_family(info.chat_template.as_deref(), &[]);
     assert_eq!(family, Family::Llama4);
     let tok = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).unwrap();
-    let options = [RenderOptions { add_generation_prompt: true, enable_thinking: None }, RenderOptions { add_generation_prompt: false, enable_thinking: None }];
+    let options = [
+        RenderOptions {
+            add_generation_prompt: true,
+            enable_thinking: None,
+        },
+        RenderOptions {
+            add_generation_prompt: false,
+            enable_thinking: None,
+        },
+    ];
     check(&family, &info, &tok, &options);
-    let ids = tok.encode("<|begin_of_text|><|header_start|>ipython<|header_end|>\n\n<|eot|>", false).unwrap().get_ids().to_vec();
-    assert_eq!((ids[0], ids[1], ids[ids.len() - 1]), (200000, 200005, 200008));
+    let ids = tok
+        .encode(
+            "<|begin_of_text|><|header_start|>ipython<|header_end|>\n\n<|eot|>",
+            false,
+        )
+        .unwrap()
+        .get_ids()
+        .to_vec();
+    assert_eq!(
+        (ids[0], ids[1], ids[ids.len() - 1]),
+        (200000, 200005, 200008)
+    );
     assert!(ids.contains(&200006), "{ids:?}");
 }

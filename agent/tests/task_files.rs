@@ -5,9 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use agent::task::{ToolChoice, 
+use agent::task::{
     Budget, Device, FrontMatter, OutputSpec, Sampling, Task, TaskError, ThinkingPolicySpec,
-    ThinkingSpec, ToolSource,
+    ThinkingSpec, ToolChoice, ToolSource,
 };
 use serde_json::json;
 
@@ -68,6 +68,19 @@ fn complete_example_sets_every_key() {
                 mcp_servers: None,
                 wasm_policy: None,
             },
+            key_lines: [
+                ("model", 3),
+                ("device", 4),
+                ("max_steps", 5),
+                ("tools", 6),
+                ("thinking", 9),
+                ("sampling", 15),
+                ("output", 20),
+                ("tool_choice", 28),
+                ("tool_format", 29),
+            ]
+            .map(|(k, l)| (k.to_string(), l))
+            .into(),
         }
     );
 }
@@ -81,6 +94,7 @@ fn file_without_front_matter_is_all_instructions() {
             instructions: "# No front matter\n\nSummarise `README.md` in three bullet points."
                 .into(),
             front: FrontMatter::default(),
+            key_lines: Default::default(),
         }
     );
 }
@@ -121,6 +135,9 @@ fn thinking_off_is_not_a_boolean_surprise() {
                 thinking: Some(ThinkingSpec::Uniform(Budget::Off)),
                 ..FrontMatter::default()
             },
+            key_lines: [("thinking", 3), ("tools", 4), ("max_steps", 5)]
+                .map(|(k, l)| (k.to_string(), l))
+                .into(),
         }
     );
 }
@@ -163,10 +180,13 @@ const BAD: &[(&str, &str)] = &[
         "unknown_key.md",
         "3: modle: unknown key; allowed keys: model, device, max_steps, tools, thinking, sampling, output, tool_choice, tool_format, mcp_servers, wasm_policy",
     ),
-    ("mcp_servers_bad_arg.md", "7: mcp_servers.fs.args[1]: expected strings; found the number 3"),
+    (
+        "mcp_servers_bad_arg.md",
+        "7: mcp_servers.fs.args[1]: expected strings; found the number 3",
+    ),
     (
         "mcp_servers_unknown_key.md",
-        "6: mcp_servers.web.timeout: unknown key; allowed keys: command, args, env, cwd, url, headers, enabled_tools, disabled_tools, startup_timeout, call_timeout, call_total_timeout, max_output, required",
+        "6: mcp_servers.web.timeout: unknown key; allowed keys: command, args, env, cwd, url, headers, enabled_tools, disabled_tools, startup_timeout, call_timeout, call_total_timeout, max_output, required, roots",
     ),
     (
         "unknown_sampling_key.md",
@@ -244,9 +264,18 @@ const BAD: &[(&str, &str)] = &[
         "tool_choice_unknown.md",
         "2: tool_choice: expected one of auto, required, none, or a mapping `tool: NAME`; found the string \"sometimes\"",
     ),
-    ("tool_choice_tool_not_string.md", "3: tool_choice.tool: expected the name of an enabled tool; found the integer 42"),
-    ("tool_choice_wrong_key.md", "3: tool_choice.name: unknown key; allowed keys: tool"),
-    ("tool_format_unknown.md", r#"2: tool_format: expected one of qwen3, qwen3-coder, llama4-pythonic, llama4-json; found the string "hermes""#),
+    (
+        "tool_choice_tool_not_string.md",
+        "3: tool_choice.tool: expected the name of an enabled tool; found the integer 42",
+    ),
+    (
+        "tool_choice_wrong_key.md",
+        "3: tool_choice.name: unknown key; allowed keys: tool",
+    ),
+    (
+        "tool_format_unknown.md",
+        r#"2: tool_format: expected one of qwen3, qwen3-coder, llama4-pythonic, llama4-json; found the string "hermes""#,
+    ),
     (
         "tool_name_invalid.md",
         r#"2: tools[0]: invalid built-in tool name "Read-File": a name is one or more of a-z, 0-9 and _"#,
@@ -341,8 +370,14 @@ const BAD: &[(&str, &str)] = &[
 
 #[test]
 fn tool_choice_none_and_named() {
-    assert_eq!(load("tool_choice_none.md").front.tool_choice, Some(ToolChoice::None));
-    assert_eq!(load("tool_choice_named.md").front.tool_choice, Some(ToolChoice::Tool("calculator".into())));
+    assert_eq!(
+        load("tool_choice_none.md").front.tool_choice,
+        Some(ToolChoice::None)
+    );
+    assert_eq!(
+        load("tool_choice_named.md").front.tool_choice,
+        Some(ToolChoice::Tool("calculator".into()))
+    );
 }
 
 #[test]

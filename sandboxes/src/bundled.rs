@@ -2,11 +2,26 @@
 
 /// `(name, component bytes)`.
 pub const TOOLS: [(&str, &[u8]); 5] = [
-    ("text", include_bytes!(concat!(env!("OUT_DIR"), "/text.wasm"))),
-    ("number", include_bytes!(concat!(env!("OUT_DIR"), "/number.wasm"))),
-    ("calc", include_bytes!(concat!(env!("OUT_DIR"), "/calc.wasm"))),
-    ("files", include_bytes!(concat!(env!("OUT_DIR"), "/files.wasm"))),
-    ("json", include_bytes!(concat!(env!("OUT_DIR"), "/json.wasm"))),
+    (
+        "text",
+        include_bytes!(concat!(env!("OUT_DIR"), "/text.wasm")),
+    ),
+    (
+        "number",
+        include_bytes!(concat!(env!("OUT_DIR"), "/number.wasm")),
+    ),
+    (
+        "calc",
+        include_bytes!(concat!(env!("OUT_DIR"), "/calc.wasm")),
+    ),
+    (
+        "files",
+        include_bytes!(concat!(env!("OUT_DIR"), "/files.wasm")),
+    ),
+    (
+        "json",
+        include_bytes!(concat!(env!("OUT_DIR"), "/json.wasm")),
+    ),
 ];
 
 pub fn get(name: &str) -> Option<&'static [u8]> {

@@ -28,24 +28,33 @@ pub struct Docs {
 }
 
 fn text(d: &WitDocs) -> Option<String> {
-    d.contents.as_ref().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+    d.contents
+        .as_ref()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
 }
 
 impl Docs {
     /// Parses `wit`; a WIT that does not parse gives no docs and a warning, not an error (the
     /// tool still works, it is only described less).
     pub fn parse(component: &str, wit: Option<&str>) -> Docs {
-        let Some(wit) = wit else { return Docs::default() };
+        let Some(wit) = wit else {
+            return Docs::default();
+        };
         let mut resolve = Resolve::default();
         if let Err(e) = resolve.push_source("embedded.wit", wit) {
-            tracing::warn!(component, "the embedded WIT does not parse, so its tools have no descriptions: {e:#}");
+            tracing::warn!(
+                component,
+                "the embedded WIT does not parse, so its tools have no descriptions: {e:#}"
+            );
             return Docs::default();
         }
         let mut docs = Docs::default();
         let mut add_fn = |scope: Option<&str>, f: &Function| {
             if let Some(d) = text(&f.docs) {
                 if let Some(scope) = scope {
-                    docs.functions.insert(format!("{scope}/{}", f.name), d.clone());
+                    docs.functions
+                        .insert(format!("{scope}/{}", f.name), d.clone());
                 }
                 docs.functions.entry(f.name.clone()).or_insert(d);
             }
@@ -64,14 +73,36 @@ impl Docs {
         }
         for (_, ty) in resolve.types.iter() {
             let members: Vec<(String, Option<String>)> = match &ty.kind {
-                TypeDefKind::Record(r) => r.fields.iter().map(|f| (f.name.clone(), text(&f.docs))).collect(),
-                TypeDefKind::Enum(e) => e.cases.iter().map(|c| (c.name.clone(), text(&c.docs))).collect(),
-                TypeDefKind::Variant(v) => v.cases.iter().map(|c| (c.name.clone(), text(&c.docs))).collect(),
-                TypeDefKind::Flags(f) => f.flags.iter().map(|c| (c.name.clone(), text(&c.docs))).collect(),
+                TypeDefKind::Record(r) => r
+                    .fields
+                    .iter()
+                    .map(|f| (f.name.clone(), text(&f.docs)))
+                    .collect(),
+                TypeDefKind::Enum(e) => e
+                    .cases
+                    .iter()
+                    .map(|c| (c.name.clone(), text(&c.docs)))
+                    .collect(),
+                TypeDefKind::Variant(v) => v
+                    .cases
+                    .iter()
+                    .map(|c| (c.name.clone(), text(&c.docs)))
+                    .collect(),
+                TypeDefKind::Flags(f) => f
+                    .flags
+                    .iter()
+                    .map(|c| (c.name.clone(), text(&c.docs)))
+                    .collect(),
                 _ => continue,
             };
             let key: BTreeSet<String> = members.iter().map(|(n, _)| n.clone()).collect();
-            let entry = TypeDocs { doc: text(&ty.docs), members: members.into_iter().filter_map(|(n, d)| d.map(|d| (n, d))).collect() };
+            let entry = TypeDocs {
+                doc: text(&ty.docs),
+                members: members
+                    .into_iter()
+                    .filter_map(|(n, d)| d.map(|d| (n, d)))
+                    .collect(),
+            };
             docs.types.entry(key).or_insert(entry);
         }
         docs
@@ -80,12 +111,16 @@ impl Docs {
     /// The docs of function `name`, exported at the top level (`interface: None`) or from an
     /// interface.
     pub fn function(&self, interface: Option<&str>, name: &str) -> Option<&str> {
-        interface.and_then(|i| self.functions.get(&format!("{i}/{name}"))).or_else(|| self.functions.get(name)).map(String::as_str)
+        interface
+            .and_then(|i| self.functions.get(&format!("{i}/{name}")))
+            .or_else(|| self.functions.get(name))
+            .map(String::as_str)
     }
 
     /// The docs of the type whose fields or cases are `names`.
     pub fn of_type<'a>(&self, names: impl Iterator<Item = &'a str>) -> Option<&TypeDocs> {
-        self.types.get(&names.map(str::to_string).collect::<BTreeSet<_>>())
+        self.types
+            .get(&names.map(str::to_string).collect::<BTreeSet<_>>())
     }
 }
 
@@ -121,9 +156,18 @@ mod tests {
         assert_eq!(d.function(None, "run"), Some("Top level."));
         assert_eq!(d.function(None, "missing"), None);
         let entry = d.of_type(["size", "name"].into_iter()).unwrap();
-        assert_eq!((entry.doc.as_deref(), entry.members.get("name").map(String::as_str)), (Some("One entry."), Some("Its name.")));
+        assert_eq!(
+            (
+                entry.doc.as_deref(),
+                entry.members.get("name").map(String::as_str)
+            ),
+            (Some("One entry."), Some("Its name."))
+        );
         let mode = d.of_type(["create", "append"].into_iter()).unwrap();
-        assert_eq!(mode.members.get("append").map(String::as_str), Some("Add at the end."));
+        assert_eq!(
+            mode.members.get("append").map(String::as_str),
+            Some("Add at the end.")
+        );
         assert!(Docs::parse("t", Some("not wit")).functions.is_empty());
     }
 }

@@ -143,7 +143,14 @@ impl Sandbox {
                 }
             })
             .map_err(|e| e.to_string())?;
-        Ok(Sandbox { engine, fuel_engine: std::sync::OnceLock::new(), cache_dir: cache_dir.map(Path::to_path_buf), compile_timeout: COMPILE_TIMEOUT, slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_CALLS)), _ticker: Ticker(stop) })
+        Ok(Sandbox {
+            engine,
+            fuel_engine: std::sync::OnceLock::new(),
+            cache_dir: cache_dir.map(Path::to_path_buf),
+            compile_timeout: COMPILE_TIMEOUT,
+            slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_CALLS)),
+            _ticker: Ticker(stop),
+        })
     }
 
     /// An instance slot, held for as long as an instance lives.
@@ -165,85 +172,160 @@ impl Sandbox {
     fn engine_for(&self, metering: Metering) -> Result<&Engine, String> {
         match metering {
             Metering::Epoch => Ok(&self.engine),
-            Metering::Fuel => self.fuel_engine.get_or_init(|| new_engine(Metering::Fuel)).as_ref().map_err(Clone::clone),
+            Metering::Fuel => self
+                .fuel_engine
+                .get_or_init(|| new_engine(Metering::Fuel))
+                .as_ref()
+                .map_err(Clone::clone),
         }
     }
 
     /// The same component compiled for the engine that meters CPU the other way.
-    pub async fn recompile(&self, compiled: &Compiled, metering: Metering) -> Result<Compiled, LoadError> {
+    pub async fn recompile(
+        &self,
+        compiled: &Compiled,
+        metering: Metering,
+    ) -> Result<Compiled, LoadError> {
         if compiled.metering == metering {
             return Ok(compiled.clone());
         }
-        self.compile_with(&compiled.name, compiled.bytes.clone(), metering).await
+        self.compile_with(&compiled.name, compiled.bytes.clone(), metering)
+            .await
     }
 
     /// Reads and compiles a component (from the cache when a checked copy is there).
     pub async fn compile_file(&self, path: &Path) -> Result<Compiled, LoadError> {
         let name = path.display().to_string();
-        let meta = std::fs::metadata(path).map_err(|e| LoadError::Read { path: name.clone(), message: e.to_string() })?;
+        let meta = tokio::fs::metadata(path)
+            .await
+            .map_err(|e| LoadError::Read {
+                path: name.clone(),
+                message: e.to_string(),
+            })?;
         if meta.len() > MAX_COMPONENT_BYTES as u64 {
-            return Err(LoadError::TooBig { path: name, size: meta.len() as usize });
+            return Err(LoadError::TooBig {
+                path: name,
+                size: meta.len() as usize,
+            });
         }
-        let bytes = std::fs::read(path).map_err(|e| LoadError::Read { path: name.clone(), message: e.to_string() })?;
+        let bytes = tokio::fs::read(path).await.map_err(|e| LoadError::Read {
+            path: name.clone(),
+            message: e.to_string(),
+        })?;
         self.compile(&name, bytes).await
     }
 
     pub async fn compile(&self, name: &str, bytes: Vec<u8>) -> Result<Compiled, LoadError> {
-        self.compile_with(name, Arc::new(bytes), Metering::Epoch).await
+        self.compile_with(name, Arc::new(bytes), Metering::Epoch)
+            .await
     }
 
-    async fn compile_with(&self, name: &str, bytes: Arc<Vec<u8>>, metering: Metering) -> Result<Compiled, LoadError> {
+    async fn compile_with(
+        &self,
+        name: &str,
+        bytes: Arc<Vec<u8>>,
+        metering: Metering,
+    ) -> Result<Compiled, LoadError> {
         if bytes.len() > MAX_COMPONENT_BYTES {
-            return Err(LoadError::TooBig { path: name.into(), size: bytes.len() });
+            return Err(LoadError::TooBig {
+                path: name.into(),
+                size: bytes.len(),
+            });
         }
-        let engine = self.engine_for(metering).map_err(|message| LoadError::Refused { path: name.into(), message })?.clone();
-        let done = |component: Component| Compiled { name: name.to_string(), component, metering, wit: embedded_wit(&bytes), bytes: bytes.clone() };
-        let key = cache_key(&engine, &bytes);
-        if let Some(c) = self.cached(&engine, &key) {
-            return Ok(done(c));
-        }
-        // Compilation is CPU-bound and can be made slow on purpose: off the async runtime, and
-        // abandoned (the thread finishes on its own) after the timeout.
-        let (e, b) = (engine.clone(), bytes.clone());
-        let job = tokio::task::spawn_blocking(move || e.precompile_component(&b).map_err(|e| format!("{e:#}")));
-        let code = match tokio::time::timeout(self.compile_timeout, job).await {
-            Err(_) => return Err(LoadError::CompileTimeout { path: name.into(), limit: self.compile_timeout }),
-            Ok(Err(e)) => return Err(LoadError::Invalid { path: name.into(), message: e.to_string() }),
-            Ok(Ok(Err(message))) => return Err(LoadError::Invalid { path: name.into(), message }),
-            Ok(Ok(Ok(code))) => code,
+        let engine = self
+            .engine_for(metering)
+            .map_err(|message| LoadError::Refused {
+                path: name.into(),
+                message,
+            })?
+            .clone();
+        let done = |component: Component| Compiled {
+            name: name.to_string(),
+            component,
+            metering,
+            wit: embedded_wit(&bytes),
+            bytes: bytes.clone(),
         };
-        self.store_cached(&key, &code);
+        // Reading the cache, compiling and writing the cache are blocking (disk, and CPU that
+        // can be made slow on purpose): off the async runtime, and abandoned (the thread
+        // finishes on its own) after the timeout.
+        let (e, b, dir) = (engine.clone(), bytes.clone(), self.cache_dir.clone());
+        let job = tokio::task::spawn_blocking(move || {
+            let key = cache_key(&e, &b);
+            if let Some(c) = read_cached(dir.as_deref(), &e, &key) {
+                return Ok(Ready::Cached(c));
+            }
+            let code = e.precompile_component(&b).map_err(|e| format!("{e:#}"))?;
+            write_cached(dir.as_deref(), &key, &code);
+            Ok(Ready::Compiled(code))
+        });
+        let code = match tokio::time::timeout(self.compile_timeout, job).await {
+            Err(_) => {
+                return Err(LoadError::CompileTimeout {
+                    path: name.into(),
+                    limit: self.compile_timeout,
+                });
+            }
+            Ok(Err(e)) => {
+                return Err(LoadError::Invalid {
+                    path: name.into(),
+                    message: e.to_string(),
+                });
+            }
+            Ok(Ok(Err(message))) => {
+                return Err(LoadError::Invalid {
+                    path: name.into(),
+                    message,
+                });
+            }
+            Ok(Ok(Ok(Ready::Cached(c)))) => return Ok(done(c)),
+            Ok(Ok(Ok(Ready::Compiled(code)))) => code,
+        };
         // SAFETY: `code` was produced just now by this engine's `precompile_component`.
-        let c = unsafe { Component::deserialize(&engine, &code) }.map_err(|e| LoadError::Invalid { path: name.into(), message: format!("{e:#}") })?;
+        let c =
+            unsafe { Component::deserialize(&engine, &code) }.map_err(|e| LoadError::Invalid {
+                path: name.into(),
+                message: format!("{e:#}"),
+            })?;
         Ok(done(c))
     }
+}
 
-    /// A cached compilation, used only when its recorded hash matches its bytes: a file changed
-    /// behind our back is recompiled, never loaded.
-    fn cached(&self, engine: &Engine, key: &str) -> Option<Component> {
-        let dir = self.cache_dir.as_ref()?;
-        let code = std::fs::read(dir.join(format!("{key}.cwasm"))).ok()?;
-        let recorded = std::fs::read_to_string(dir.join(format!("{key}.sha256"))).ok()?;
-        if hex(&Sha256::digest(&code)) != recorded.trim() {
-            tracing::warn!("compile cache entry {key} does not match its hash; recompiling");
-            return None;
-        }
-        // SAFETY: the bytes are ones this process's engine (same settings: they are in the
-        // key) serialized into a directory only we write, and unchanged since (hash above).
-        unsafe { Component::deserialize(engine, &code) }.ok()
+/// What the blocking half of a compile gives back.
+enum Ready {
+    Cached(Component),
+    Compiled(Vec<u8>),
+}
+
+/// A cached compilation, used only when its recorded hash matches its bytes: a file changed
+/// behind our back is recompiled, never loaded.
+fn read_cached(dir: Option<&Path>, engine: &Engine, key: &str) -> Option<Component> {
+    let dir = dir?;
+    let code = std::fs::read(dir.join(format!("{key}.cwasm"))).ok()?;
+    let recorded = std::fs::read_to_string(dir.join(format!("{key}.sha256"))).ok()?;
+    if hex(&Sha256::digest(&code)) != recorded.trim() {
+        tracing::warn!("compile cache entry {key} does not match its hash; recompiling");
+        return None;
     }
+    // SAFETY: the bytes are ones this process's engine (same settings: they are in the key)
+    // serialized into a directory only we write, and unchanged since (hash above).
+    unsafe { Component::deserialize(engine, &code) }.ok()
+}
 
-    fn store_cached(&self, key: &str, code: &[u8]) {
-        let Some(dir) = &self.cache_dir else { return };
-        // Write to a temporary name and rename, so a reader never sees half a file.
-        let tmp = dir.join(format!("{key}.{}.tmp", std::process::id()));
-        let ok = std::fs::write(&tmp, code).is_ok()
-            && std::fs::rename(&tmp, dir.join(format!("{key}.cwasm"))).is_ok()
-            && std::fs::write(dir.join(format!("{key}.sha256")), hex(&Sha256::digest(code))).is_ok();
-        if !ok {
-            let _ = std::fs::remove_file(&tmp);
-            tracing::warn!("cannot write the compile cache in {}", dir.display());
-        }
+fn write_cached(dir: Option<&Path>, key: &str, code: &[u8]) {
+    let Some(dir) = dir else { return };
+    // Write to a temporary name and rename, so a reader never sees half a file.
+    let tmp = dir.join(format!("{key}.{}.tmp", std::process::id()));
+    let ok = std::fs::write(&tmp, code).is_ok()
+        && std::fs::rename(&tmp, dir.join(format!("{key}.cwasm"))).is_ok()
+        && std::fs::write(
+            dir.join(format!("{key}.sha256")),
+            hex(&Sha256::digest(code)),
+        )
+        .is_ok();
+    if !ok {
+        let _ = std::fs::remove_file(&tmp);
+        tracing::warn!("cannot write the compile cache in {}", dir.display());
     }
 }
 

@@ -13,7 +13,10 @@ mod policy;
 mod typed;
 
 pub use component::{Resident, WasmComponent};
-pub use engine::{COMPILE_TIMEOUT, Compiled, LoadError, MAX_COMPONENT_BYTES, MAX_CONCURRENT_CALLS, Metering, Sandbox, TICK, WIT_SECTION};
+pub use engine::{
+    COMPILE_TIMEOUT, Compiled, LoadError, MAX_COMPONENT_BYTES, MAX_CONCURRENT_CALLS, Metering,
+    Sandbox, TICK, WIT_SECTION,
+};
 pub use policy::{MAX_MEMORY_BYTES, Mode, Policy, PolicyError, Preopen};
 
 /// Where `build.rs` put the guests it built, the test-only ones included (for tests).

@@ -58,7 +58,17 @@ pub const MAX_MEMORY_BYTES: u64 = 1 << 30;
 
 impl Default for Policy {
     fn default() -> Self {
-        Self { preopens: Vec::new(), env: Vec::new(), memory_bytes: 64 << 20, cpu_ms: 2_000, fuel: None, scratch: false, wall_ms: 10_000, output_bytes: 64 << 10, stdio_bytes: 64 << 10 }
+        Self {
+            preopens: Vec::new(),
+            env: Vec::new(),
+            memory_bytes: 64 << 20,
+            cpu_ms: 2_000,
+            fuel: None,
+            scratch: false,
+            wall_ms: 10_000,
+            output_bytes: 64 << 10,
+            stdio_bytes: 64 << 10,
+        }
     }
 }
 
@@ -69,8 +79,14 @@ pub enum PolicyError {
     #[error("{field}: must be more than 0")]
     Zero { field: &'static str },
     #[error("preopens[{index}]: host directory {path}: {message}")]
-    BadPreopen { index: usize, path: String, message: String },
-    #[error("preopens[{index}]: the guest path must be absolute, like /data, and not /tmp when scratch is on (found {guest:?})")]
+    BadPreopen {
+        index: usize,
+        path: String,
+        message: String,
+    },
+    #[error(
+        "preopens[{index}]: the guest path must be absolute, like /data, and not /tmp when scratch is on (found {guest:?})"
+    )]
     BadGuestPath { index: usize, guest: String },
 }
 
@@ -94,7 +110,11 @@ impl Policy {
             }
         }
         for (index, p) in self.preopens.iter_mut().enumerate() {
-            let bad = |message: String| PolicyError::BadPreopen { index, path: p.host.display().to_string(), message };
+            let bad = |message: String| PolicyError::BadPreopen {
+                index,
+                path: p.host.display().to_string(),
+                message,
+            };
             let canonical = std::fs::canonicalize(&p.host).map_err(|e| bad(e.to_string()))?;
             if !canonical.is_dir() {
                 return Err(bad("not a directory".into()));
@@ -103,10 +123,16 @@ impl Policy {
                 return Err(bad("the whole filesystem cannot be granted".into()));
             }
             if !p.guest.starts_with('/') {
-                return Err(PolicyError::BadGuestPath { index, guest: p.guest.clone() });
+                return Err(PolicyError::BadGuestPath {
+                    index,
+                    guest: p.guest.clone(),
+                });
             }
             if self.scratch && p.guest.trim_end_matches('/') == "/tmp" {
-                return Err(PolicyError::BadGuestPath { index, guest: format!("{} (taken by the scratch directory)", p.guest) });
+                return Err(PolicyError::BadGuestPath {
+                    index,
+                    guest: format!("{} (taken by the scratch directory)", p.guest),
+                });
             }
             p.host = canonical;
         }
@@ -124,16 +150,40 @@ impl Policy {
         } else {
             self.preopens
                 .iter()
-                .map(|p| format!("{} as {} ({})", p.host.display(), p.guest, if p.mode == Mode::ReadOnly { "read-only" } else { "read-write" }))
+                .map(|p| {
+                    format!(
+                        "{} as {} ({})",
+                        p.host.display(),
+                        p.guest,
+                        if p.mode == Mode::ReadOnly {
+                            "read-only"
+                        } else {
+                            "read-write"
+                        }
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let files = if self.scratch { format!("{files}; scratch /tmp per call") } else { files };
-        let env = if self.env.is_empty() { "no environment".to_string() } else { format!("env {}", self.env.join(", ")) };
+        let files = if self.scratch {
+            format!("{files}; scratch /tmp per call")
+        } else {
+            files
+        };
+        let env = if self.env.is_empty() {
+            "no environment".to_string()
+        } else {
+            format!("env {}", self.env.join(", "))
+        };
         let cpu = match self.fuel {
             Some(f) => format!("fuel {f}"),
             None => format!("cpu {} ms", self.cpu_ms),
         };
-        format!("{files}; {env}; no network; memory {} MiB, {cpu}, wall {} ms, output {} KiB", self.memory_bytes >> 20, self.wall_ms, self.output_bytes >> 10)
+        format!(
+            "{files}; {env}; no network; memory {} MiB, {cpu}, wall {} ms, output {} KiB",
+            self.memory_bytes >> 20,
+            self.wall_ms,
+            self.output_bytes >> 10
+        )
     }
 }

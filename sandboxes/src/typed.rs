@@ -34,7 +34,11 @@ pub struct TypedFunc {
 
 /// The component's exported functions as tools, and why any were left out. Interfaces of the
 /// JSON contract (`agent:tool/json`) and of WASI are not typed tools.
-pub fn discover(component: &Component, engine: &Engine, docs: &Docs) -> (Vec<TypedFunc>, Vec<String>) {
+pub fn discover(
+    component: &Component,
+    engine: &Engine,
+    docs: &Docs,
+) -> (Vec<TypedFunc>, Vec<String>) {
     let mut found: Vec<(Option<String>, String, ComponentExportIndex, ComponentFunc)> = Vec::new();
     for (name, item) in component.component_type().exports(engine) {
         match item.ty {
@@ -43,8 +47,12 @@ pub fn discover(component: &Component, engine: &Engine, docs: &Docs) -> (Vec<Typ
                     found.push((None, name.to_string(), idx, f));
                 }
             }
-            ComponentItem::ComponentInstance(inst) if !name.starts_with("agent:tool/json") && !name.starts_with("wasi:") => {
-                let Some(parent) = component.get_export_index(None, name) else { continue };
+            ComponentItem::ComponentInstance(inst)
+                if !name.starts_with("agent:tool/json") && !name.starts_with("wasi:") =>
+            {
+                let Some(parent) = component.get_export_index(None, name) else {
+                    continue;
+                };
                 for (fname, fitem) in inst.exports(engine) {
                     if let ComponentItem::ComponentFunc(f) = fitem.ty
                         && let Some(idx) = component.get_export_index(Some(&parent), fname)
@@ -66,12 +74,31 @@ pub fn discover(component: &Component, engine: &Engine, docs: &Docs) -> (Vec<Typ
         };
         let params: Vec<(String, Type)> = f.params().map(|(n, t)| (n.to_string(), t)).collect();
         let results: Vec<Type> = f.results().collect();
-        let described = if f.async_() { Err("async functions are not supported".to_string()) } else { parameters(&params, docs) };
-        let described = described.and_then(|p| results.iter().try_for_each(|t| schema(t, docs).map(drop)).map(|_| p));
+        let described = if f.async_() {
+            Err("async functions are not supported".to_string())
+        } else {
+            parameters(&params, docs)
+        };
+        let described = described.and_then(|p| {
+            results
+                .iter()
+                .try_for_each(|t| schema(t, docs).map(drop))
+                .map(|_| p)
+        });
         match described {
             Ok(parameters) => {
-                let description = docs.function(iface.as_deref(), fname).unwrap_or("").to_string();
-                funcs.push(TypedFunc { tool, description, parameters, export: *export, params, results });
+                let description = docs
+                    .function(iface.as_deref(), fname)
+                    .unwrap_or("")
+                    .to_string();
+                funcs.push(TypedFunc {
+                    tool,
+                    description,
+                    parameters,
+                    export: *export,
+                    params,
+                    results,
+                });
             }
             Err(why) => skipped.push(format!("`{fname}`: {why}")),
         }
@@ -93,12 +120,17 @@ fn parameters(params: &[(String, Type)], docs: &Docs) -> Result<Value, String> {
     let mut props = Map::new();
     let mut required = Vec::new();
     for (name, ty) in params {
-        props.insert(snake(name), schema(ty, docs).map_err(|e| format!("parameter `{name}`: {e}"))?);
+        props.insert(
+            snake(name),
+            schema(ty, docs).map_err(|e| format!("parameter `{name}`: {e}"))?,
+        );
         if !matches!(ty, Type::Option(_)) {
             required.push(Value::String(snake(name)));
         }
     }
-    Ok(json!({"type": "object", "properties": props, "required": required, "additionalProperties": false}))
+    Ok(
+        json!({"type": "object", "properties": props, "required": required, "additionalProperties": false}),
+    )
 }
 
 fn with_doc(mut schema: Value, doc: Option<&str>) -> Value {
@@ -128,7 +160,9 @@ pub fn schema(ty: &Type, docs: &Docs) -> Result<Value, String> {
         Type::Char => json!({"type": "string", "minLength": 1, "maxLength": 1}),
         Type::String => json!({"type": "string"}),
         Type::List(l) => json!({"type": "array", "items": schema(&l.ty(), docs)?}),
-        Type::FixedLengthList(l) => json!({"type": "array", "items": schema(&l.ty(), docs)?, "minItems": l.len(), "maxItems": l.len()}),
+        Type::FixedLengthList(l) => {
+            json!({"type": "array", "items": schema(&l.ty(), docs)?, "minItems": l.len(), "maxItems": l.len()})
+        }
         Type::Record(r) => {
             let td = docs.of_type(r.fields().map(|f| f.name));
             let mut props = Map::new();
@@ -144,7 +178,10 @@ pub fn schema(ty: &Type, docs: &Docs) -> Result<Value, String> {
             with_doc(s, td.and_then(|t| t.doc.as_deref()))
         }
         Type::Tuple(t) => {
-            let items = t.types().map(|t| schema(&t, docs)).collect::<Result<Vec<_>, _>>()?;
+            let items = t
+                .types()
+                .map(|t| schema(&t, docs))
+                .collect::<Result<Vec<_>, _>>()?;
             let n = items.len();
             json!({"type": "array", "prefixItems": items, "items": false, "minItems": n, "maxItems": n})
         }
@@ -167,14 +204,39 @@ pub fn schema(ty: &Type, docs: &Docs) -> Result<Value, String> {
             let td = docs.of_type(e.names());
             let names: Vec<&str> = e.names().collect();
             // Case docs folded into the description: `enum` has no per-value descriptions.
-            let cases: Vec<String> = td.map(|t| names.iter().filter_map(|n| t.members.get(*n).map(|d| format!("{n}: {}", d.trim_end_matches('.')))).collect()).unwrap_or_default();
-            let cases = if cases.is_empty() { String::new() } else { format!("{}.", cases.join("; ")) };
-            let doc = [td.and_then(|t| t.doc.clone()).unwrap_or_default(), cases].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ");
-            with_doc(json!({"type": "string", "enum": names}), Some(doc.as_str()).filter(|d| !d.is_empty()))
+            let cases: Vec<String> = td
+                .map(|t| {
+                    names
+                        .iter()
+                        .filter_map(|n| {
+                            t.members
+                                .get(*n)
+                                .map(|d| format!("{n}: {}", d.trim_end_matches('.')))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let cases = if cases.is_empty() {
+                String::new()
+            } else {
+                format!("{}.", cases.join("; "))
+            };
+            let doc = [td.and_then(|t| t.doc.clone()).unwrap_or_default(), cases]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            with_doc(
+                json!({"type": "string", "enum": names}),
+                Some(doc.as_str()).filter(|d| !d.is_empty()),
+            )
         }
         Type::Option(o) => json!({"anyOf": [schema(&o.ty(), docs)?, {"type": "null"}]}),
         Type::Result(r) => {
-            let side = |t: Option<Type>| t.map(|t| schema(&t, docs)).unwrap_or(Ok(json!({"type": "null"})));
+            let side = |t: Option<Type>| {
+                t.map(|t| schema(&t, docs))
+                    .unwrap_or(Ok(json!({"type": "null"})))
+            };
             json!({"anyOf": [
                 {"type": "object", "properties": {"ok": side(r.ok())?}, "required": ["ok"], "additionalProperties": false},
                 {"type": "object", "properties": {"err": side(r.err())?}, "required": ["err"], "additionalProperties": false},
@@ -184,19 +246,29 @@ pub fn schema(ty: &Type, docs: &Docs) -> Result<Value, String> {
             let td = docs.of_type(f.names());
             // No `uniqueItems`: grammars cannot enforce it, and a repeated flag is harmless (the
             // host sets each once).
-            with_doc(json!({"type": "array", "items": {"type": "string", "enum": f.names().collect::<Vec<_>>()}}), td.and_then(|t| t.doc.as_deref()))
+            with_doc(
+                json!({"type": "array", "items": {"type": "string", "enum": f.names().collect::<Vec<_>>()}}),
+                td.and_then(|t| t.doc.as_deref()),
+            )
         }
         Type::Map(_) => return Err("maps are not supported".into()),
         Type::Own(_) | Type::Borrow(_) => return Err("resources have no JSON form".into()),
-        Type::Future(_) | Type::Stream(_) | Type::ErrorContext => return Err("futures and streams have no JSON form".into()),
+        Type::Future(_) | Type::Stream(_) | Type::ErrorContext => {
+            return Err("futures and streams have no JSON form".into());
+        }
     })
 }
 
 impl TypedFunc {
     /// The arguments object as the function's parameters; errors name the argument.
     pub fn params(&self, args: &Value) -> Result<Vec<Val>, String> {
-        let obj = args.as_object().ok_or("the arguments must be a JSON object")?;
-        if let Some(k) = obj.keys().find(|k| !self.params.iter().any(|(n, _)| snake(n) == **k)) {
+        let obj = args
+            .as_object()
+            .ok_or("the arguments must be a JSON object")?;
+        if let Some(k) = obj
+            .keys()
+            .find(|k| !self.params.iter().any(|(n, _)| snake(n) == **k))
+        {
             return Err(format!("unknown argument `{k}`"));
         }
         self.params
@@ -218,8 +290,17 @@ impl TypedFunc {
 pub fn to_val(ty: &Type, v: &Value, at: &str) -> Result<Val, String> {
     let bad = |what: &str| format!("`{at}`: expected {what}, found {}", short(v));
     let int = |min: i128, max: i128| -> Result<i128, String> {
-        let n = v.as_i64().map(i128::from).or_else(|| v.as_u64().map(i128::from)).or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 1e19).map(|f| f as i128));
-        n.filter(|n| (min..=max).contains(n)).ok_or_else(|| bad(&format!("a whole number from {min} to {max}")))
+        let n = v
+            .as_i64()
+            .map(i128::from)
+            .or_else(|| v.as_u64().map(i128::from))
+            .or_else(|| {
+                v.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 1e19)
+                    .map(|f| f as i128)
+            });
+        n.filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| bad(&format!("a whole number from {min} to {max}")))
     };
     Ok(match ty {
         Type::Bool => Val::Bool(v.as_bool().ok_or_else(|| bad("true or false"))?),
@@ -244,15 +325,33 @@ pub fn to_val(ty: &Type, v: &Value, at: &str) -> Result<Val, String> {
         Type::String => Val::String(v.as_str().ok_or_else(|| bad("a string"))?.to_string()),
         Type::List(l) => {
             let items = v.as_array().ok_or_else(|| bad("an array"))?;
-            Val::List(items.iter().enumerate().map(|(i, x)| to_val(&l.ty(), x, &format!("{at}[{i}]"))).collect::<Result<_, _>>()?)
+            Val::List(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| to_val(&l.ty(), x, &format!("{at}[{i}]")))
+                    .collect::<Result<_, _>>()?,
+            )
         }
         Type::FixedLengthList(l) => {
-            let items = v.as_array().filter(|a| a.len() == l.len() as usize).ok_or_else(|| bad(&format!("an array of {}", l.len())))?;
-            Val::FixedLengthList(items.iter().enumerate().map(|(i, x)| to_val(&l.ty(), x, &format!("{at}[{i}]"))).collect::<Result<_, _>>()?)
+            let items = v
+                .as_array()
+                .filter(|a| a.len() == l.len() as usize)
+                .ok_or_else(|| bad(&format!("an array of {}", l.len())))?;
+            Val::FixedLengthList(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| to_val(&l.ty(), x, &format!("{at}[{i}]")))
+                    .collect::<Result<_, _>>()?,
+            )
         }
         Type::Record(r) => {
             let obj = v.as_object().ok_or_else(|| bad("an object"))?;
-            if let Some(k) = obj.keys().find(|k| !r.fields().any(|f| snake(f.name) == **k)) {
+            if let Some(k) = obj
+                .keys()
+                .find(|k| !r.fields().any(|f| snake(f.name) == **k))
+            {
                 return Err(format!("`{at}`: unknown field `{k}`"));
             }
             let mut fields = Vec::new();
@@ -268,29 +367,59 @@ pub fn to_val(ty: &Type, v: &Value, at: &str) -> Result<Val, String> {
             Val::Record(fields)
         }
         Type::Tuple(t) => {
-            let items = v.as_array().filter(|a| a.len() == t.types().len()).ok_or_else(|| bad(&format!("an array of {}", t.types().len())))?;
-            Val::Tuple(t.types().zip(items).enumerate().map(|(i, (ty, x))| to_val(&ty, x, &format!("{at}[{i}]"))).collect::<Result<_, _>>()?)
+            let items = v
+                .as_array()
+                .filter(|a| a.len() == t.types().len())
+                .ok_or_else(|| bad(&format!("an array of {}", t.types().len())))?;
+            Val::Tuple(
+                t.types()
+                    .zip(items)
+                    .enumerate()
+                    .map(|(i, (ty, x))| to_val(&ty, x, &format!("{at}[{i}]")))
+                    .collect::<Result<_, _>>()?,
+            )
         }
         Type::Variant(var) => {
             let names: Vec<String> = var.cases().map(|c| c.name.to_string()).collect();
             let (case, payload) = match v {
                 Value::String(s) => (s.as_str(), None),
-                Value::Object(o) if o.len() == 1 => o.iter().next().map(|(k, x)| (k.as_str(), Some(x))).ok_or_else(|| bad("a case"))?,
+                Value::Object(o) if o.len() == 1 => o
+                    .iter()
+                    .next()
+                    .map(|(k, x)| (k.as_str(), Some(x)))
+                    .ok_or_else(|| bad("a case"))?,
                 _ => return Err(bad(&format!("one of {}", names.join(", ")))),
             };
-            let c = var.cases().find(|c| c.name == case).ok_or_else(|| format!("`{at}`: `{case}` is not one of {}", names.join(", ")))?;
+            let c = var
+                .cases()
+                .find(|c| c.name == case)
+                .ok_or_else(|| format!("`{at}`: `{case}` is not one of {}", names.join(", ")))?;
             match (&c.ty, payload) {
                 (None, None) => Val::Variant(case.to_string(), None),
                 (None, Some(Value::Null)) => Val::Variant(case.to_string(), None),
-                (Some(t), Some(x)) => Val::Variant(case.to_string(), Some(Box::new(to_val(t, x, &format!("{at}.{case}"))?))),
-                (Some(_), None) => return Err(format!("`{at}`: the case `{case}` needs a value: {{\"{case}\": ...}}")),
-                (None, Some(_)) => return Err(format!("`{at}`: the case `{case}` takes no value: write \"{case}\"")),
+                (Some(t), Some(x)) => Val::Variant(
+                    case.to_string(),
+                    Some(Box::new(to_val(t, x, &format!("{at}.{case}"))?)),
+                ),
+                (Some(_), None) => {
+                    return Err(format!(
+                        "`{at}`: the case `{case}` needs a value: {{\"{case}\": ...}}"
+                    ));
+                }
+                (None, Some(_)) => {
+                    return Err(format!(
+                        "`{at}`: the case `{case}` takes no value: write \"{case}\""
+                    ));
+                }
             }
         }
         Type::Enum(e) => {
             let s = v.as_str().ok_or_else(|| bad("a string"))?;
             if !e.names().any(|n| n == s) {
-                return Err(format!("`{at}`: `{s}` is not one of {}", e.names().collect::<Vec<_>>().join(", ")));
+                return Err(format!(
+                    "`{at}`: `{s}` is not one of {}",
+                    e.names().collect::<Vec<_>>().join(", ")
+                ));
             }
             Val::Enum(s.to_string())
         }
@@ -299,13 +428,17 @@ pub fn to_val(ty: &Type, v: &Value, at: &str) -> Result<Val, String> {
             x => Val::Option(Some(Box::new(to_val(&o.ty(), x, at)?))),
         },
         Type::Result(r) => {
-            let obj = v.as_object().filter(|o| o.len() == 1).ok_or_else(|| bad("{\"ok\": ...} or {\"err\": ...}"))?;
-            let side = |t: Option<Type>, x: &Value, name: &str| -> Result<Option<Box<Val>>, String> {
-                match t {
-                    Some(t) => Ok(Some(Box::new(to_val(&t, x, &format!("{at}.{name}"))?))),
-                    None => Ok(None),
-                }
-            };
+            let obj = v
+                .as_object()
+                .filter(|o| o.len() == 1)
+                .ok_or_else(|| bad("{\"ok\": ...} or {\"err\": ...}"))?;
+            let side =
+                |t: Option<Type>, x: &Value, name: &str| -> Result<Option<Box<Val>>, String> {
+                    match t {
+                        Some(t) => Ok(Some(Box::new(to_val(&t, x, &format!("{at}.{name}"))?))),
+                        None => Ok(None),
+                    }
+                };
             match (obj.get("ok"), obj.get("err")) {
                 (Some(x), _) => Val::Result(Ok(side(r.ok(), x, "ok")?)),
                 (_, Some(x)) => Val::Result(Err(side(r.err(), x, "err")?)),
@@ -316,14 +449,28 @@ pub fn to_val(ty: &Type, v: &Value, at: &str) -> Result<Val, String> {
             let items = v.as_array().ok_or_else(|| bad("an array of flag names"))?;
             let mut set = Vec::new();
             for x in items {
-                let s = x.as_str().filter(|s| f.names().any(|n| n == *s)).ok_or_else(|| format!("`{at}`: {} is not one of {}", short(x), f.names().collect::<Vec<_>>().join(", ")))?;
+                let s = x
+                    .as_str()
+                    .filter(|s| f.names().any(|n| n == *s))
+                    .ok_or_else(|| {
+                        format!(
+                            "`{at}`: {} is not one of {}",
+                            short(x),
+                            f.names().collect::<Vec<_>>().join(", ")
+                        )
+                    })?;
                 if !set.iter().any(|n: &String| n == s) {
                     set.push(s.to_string());
                 }
             }
             Val::Flags(set)
         }
-        Type::Map(_) | Type::Own(_) | Type::Borrow(_) | Type::Future(_) | Type::Stream(_) | Type::ErrorContext => {
+        Type::Map(_)
+        | Type::Own(_)
+        | Type::Borrow(_)
+        | Type::Future(_)
+        | Type::Stream(_)
+        | Type::ErrorContext => {
             return Err(format!("`{at}`: this type has no JSON form"));
         }
     })
@@ -345,8 +492,15 @@ pub fn from_val(v: &Val) -> Value {
         Val::Float64(f) => json!(f),
         Val::Char(c) => json!(c.to_string()),
         Val::String(s) => json!(s),
-        Val::List(items) | Val::Tuple(items) | Val::FixedLengthList(items) => Value::Array(items.iter().map(from_val).collect()),
-        Val::Record(fields) => Value::Object(fields.iter().map(|(k, v)| (snake(k), from_val(v))).collect()),
+        Val::List(items) | Val::Tuple(items) | Val::FixedLengthList(items) => {
+            Value::Array(items.iter().map(from_val).collect())
+        }
+        Val::Record(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (snake(k), from_val(v)))
+                .collect(),
+        ),
         Val::Variant(case, None) | Val::Enum(case) => json!(case),
         Val::Variant(case, Some(x)) => json!({case.as_str(): from_val(x)}),
         Val::Option(None) => Value::Null,
@@ -354,8 +508,15 @@ pub fn from_val(v: &Val) -> Value {
         Val::Result(Ok(x)) => json!({"ok": x.as_deref().map(from_val)}),
         Val::Result(Err(x)) => json!({"err": x.as_deref().map(from_val)}),
         Val::Flags(names) => json!(names),
-        Val::Map(pairs) => Value::Array(pairs.iter().map(|(k, v)| json!([from_val(k), from_val(v)])).collect()),
-        Val::Resource(_) | Val::Future(_) | Val::Stream(_) | Val::ErrorContext(_) => json!("<handle>"),
+        Val::Map(pairs) => Value::Array(
+            pairs
+                .iter()
+                .map(|(k, v)| json!([from_val(k), from_val(v)]))
+                .collect(),
+        ),
+        Val::Resource(_) | Val::Future(_) | Val::Stream(_) | Val::ErrorContext(_) => {
+            json!("<handle>")
+        }
     }
 }
 
@@ -374,5 +535,9 @@ pub fn outcome(results: &[Val]) -> Result<Value, Value> {
 /// A value as JSON, cut at 40 characters, for error messages.
 fn short(v: &Value) -> String {
     let s = v.to_string();
-    if s.chars().count() > 40 { format!("{}…", s.chars().take(40).collect::<String>()) } else { s }
+    if s.chars().count() > 40 {
+        format!("{}…", s.chars().take(40).collect::<String>())
+    } else {
+        s
+    }
 }

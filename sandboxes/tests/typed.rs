@@ -11,13 +11,24 @@ use serde_json::{Value, json};
 
 async fn shapes() -> Arc<WasmComponent> {
     let sandbox = Arc::new(Sandbox::new(None).unwrap());
-    let bytes = std::fs::read(Path::new(agent_sandboxes::built_guests_dir()).join("shapes.wasm")).unwrap();
+    let bytes =
+        std::fs::read(Path::new(agent_sandboxes::built_guests_dir()).join("shapes.wasm")).unwrap();
     let c = sandbox.compile("shapes", bytes).await.unwrap();
-    WasmComponent::load(sandbox, "shapes", c, Policy::default()).await.unwrap()
+    WasmComponent::load(sandbox, "shapes", c, Policy::default())
+        .await
+        .unwrap()
 }
 
 fn spec<'a>(c: &'a WasmComponent, name: &str) -> &'a agent_tools::ToolSpec {
-    c.specs().iter().find(|s| s.name == name).unwrap_or_else(|| panic!("no {name} in {:?}", c.specs().iter().map(|s| &s.name).collect::<Vec<_>>()))
+    c.specs()
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| {
+            panic!(
+                "no {name} in {:?}",
+                c.specs().iter().map(|s| &s.name).collect::<Vec<_>>()
+            )
+        })
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -25,10 +36,22 @@ async fn schemas_come_from_wit_types_and_docs() {
     let c = shapes().await;
     let names: Vec<&str> = c.specs().iter().map(|s| s.name.as_str()).collect();
     // The function taking a resource is left out; top-level and interface functions are in.
-    assert_eq!(names, ["shapes__ping", "shapes__fail", "shapes__show", "shapes__diagonal", "shapes__mirror"]);
+    assert_eq!(
+        names,
+        [
+            "shapes__ping",
+            "shapes__fail",
+            "shapes__show",
+            "shapes__diagonal",
+            "shapes__mirror"
+        ]
+    );
     assert_eq!(spec(&c, "shapes__ping").description, "Answers pong.");
     let show = spec(&c, "shapes__show");
-    assert_eq!(show.description, "Say what every argument was, in one line.");
+    assert_eq!(
+        show.description,
+        "Say what every argument was, in one line."
+    );
     let int = |min: i64, max: u64| json!({"type": "integer", "minimum": min, "maximum": max});
     let point = json!({
         "type": "object",
@@ -90,12 +113,21 @@ async fn arguments_and_results_cross_as_json() {
         )
     );
     let out = c.call("diagonal", &json!({"n": 2})).await;
-    assert_eq!(out.structured, Some(json!([{"x": 0, "y": 0, "label": "origin"}, {"x": 1, "y": 1, "label": null}])));
+    assert_eq!(
+        out.structured,
+        Some(json!([{"x": 0, "y": 0, "label": "origin"}, {"x": 1, "y": 1, "label": null}]))
+    );
     // `result` errors are tool errors, strings as they are, anything else as JSON.
     let out = c.call("diagonal", &json!({"n": 9})).await;
-    assert_eq!((out.content.as_str(), out.is_error), ("9 is more than 3", true));
+    assert_eq!(
+        (out.content.as_str(), out.is_error),
+        ("9 is more than 3", true)
+    );
     let out = c.call("fail", &json!({})).await;
-    assert_eq!((out.content.as_str(), out.is_error), (r#"{"code":7,"why":"on purpose"}"#, true));
+    assert_eq!(
+        (out.content.as_str(), out.is_error),
+        (r#"{"code":7,"why":"on purpose"}"#, true)
+    );
     let out = c.call("mirror", &json!({"s": "nothing", "c": null})).await;
     assert_eq!(out.structured, Some(json!(["nothing", null])));
     let out = c.call("mirror", &json!({"s": {"circle": 5}})).await;
@@ -107,16 +139,40 @@ async fn arguments_and_results_cross_as_json() {
 async fn bad_arguments_are_named() {
     let c = shapes().await;
     let cases: [(&str, Value, &str); 6] = [
-        ("diagonal", json!({"n": 300}), "invalid arguments: `n`: expected a whole number from 0 to 255, found 300"),
+        (
+            "diagonal",
+            json!({"n": 300}),
+            "invalid arguments: `n`: expected a whole number from 0 to 255, found 300",
+        ),
         ("diagonal", json!({}), "invalid arguments: `n` is missing"),
-        ("diagonal", json!({"n": 1, "m": 2}), "invalid arguments: unknown argument `m`"),
-        ("mirror", json!({"s": "hexagon"}), "invalid arguments: `s`: `hexagon` is not one of circle, square, nothing"),
-        ("mirror", json!({"s": "circle"}), "invalid arguments: `s`: the case `circle` needs a value: {\"circle\": ...}"),
-        ("mirror", json!({"s": {"square": {"x": 1}}}), "invalid arguments: `s.square`: the field `y` is missing"),
+        (
+            "diagonal",
+            json!({"n": 1, "m": 2}),
+            "invalid arguments: unknown argument `m`",
+        ),
+        (
+            "mirror",
+            json!({"s": "hexagon"}),
+            "invalid arguments: `s`: `hexagon` is not one of circle, square, nothing",
+        ),
+        (
+            "mirror",
+            json!({"s": "circle"}),
+            "invalid arguments: `s`: the case `circle` needs a value: {\"circle\": ...}",
+        ),
+        (
+            "mirror",
+            json!({"s": {"square": {"x": 1}}}),
+            "invalid arguments: `s.square`: the field `y` is missing",
+        ),
     ];
     for (tool, args, want) in cases {
         let out = c.call(tool, &args).await;
-        assert_eq!((out.content.as_str(), out.is_error), (want, true), "{tool} {args}");
+        assert_eq!(
+            (out.content.as_str(), out.is_error),
+            (want, true),
+            "{tool} {args}"
+        );
     }
 }
 
@@ -138,14 +194,25 @@ async fn components_without_docs_and_table_growth() {
           (func (export "grow-table") (result u32) (canon lift (core func $i "grow"))))
     "#;
     let sandbox = Arc::new(Sandbox::new(None).unwrap());
-    let compiled = sandbox.compile("adder", wat::parse_str(wat).unwrap()).await.unwrap();
-    let c = WasmComponent::load(sandbox.clone(), "adder", compiled, Policy::default()).await.unwrap();
+    let compiled = sandbox
+        .compile("adder", wat::parse_str(wat).unwrap())
+        .await
+        .unwrap();
+    let c = WasmComponent::load(sandbox.clone(), "adder", compiled, Policy::default())
+        .await
+        .unwrap();
     let add = spec(&c, "adder__add");
     assert_eq!(add.description, "");
     assert_eq!(add.parameters["required"], json!(["a", "b"]));
     assert_eq!(c.call("add", &json!({"a": 2, "b": 3})).await.content, "5");
     let out = c.call("grow_table", &json!({})).await;
-    assert!(out.is_error && out.content.starts_with("the tool's tables grew past their limit of 20000 elements"), "{out:?}");
+    assert!(
+        out.is_error
+            && out
+                .content
+                .starts_with("the tool's tables grew past their limit of 20000 elements"),
+        "{out:?}"
+    );
     assert_eq!(c.call("add", &json!({"a": 2, "b": 3})).await.content, "5");
     // A table declared bigger than the limit cannot be instantiated at all.
     let wat = r#"
@@ -156,16 +223,32 @@ async fn components_without_docs_and_table_growth() {
     "#;
     // With the pooling allocator it is refused at compile time; allocating per call, at the call.
     match sandbox.compile("wide", wat::parse_str(wat).unwrap()).await {
-        Err(e) => assert!(e.to_string().contains("table index 0 has a minimum element size of 200000"), "{e}"),
+        Err(e) => assert!(
+            e.to_string()
+                .contains("table index 0 has a minimum element size of 200000"),
+            "{e}"
+        ),
         Ok(compiled) => {
-            let c = WasmComponent::load(sandbox.clone(), "wide", compiled, Policy::default()).await.unwrap();
+            let c = WasmComponent::load(sandbox.clone(), "wide", compiled, Policy::default())
+                .await
+                .unwrap();
             let out = c.call("f", &json!({})).await;
             assert!(out.is_error && out.content.contains("table"), "{out:?}");
         }
     }
     // A component with nothing callable is refused, saying why.
     let wat = r#"(component)"#;
-    let compiled = sandbox.compile("empty", wat::parse_str(wat).unwrap()).await.unwrap();
-    let e = WasmComponent::load(sandbox, "empty", compiled, Policy::default()).await.err().unwrap().to_string();
-    assert_eq!(e, "empty: offers no tools: it exports neither `agent:tool/json` nor functions with JSON-compatible types");
+    let compiled = sandbox
+        .compile("empty", wat::parse_str(wat).unwrap())
+        .await
+        .unwrap();
+    let e = WasmComponent::load(sandbox, "empty", compiled, Policy::default())
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        e,
+        "empty: offers no tools: it exports neither `agent:tool/json` nor functions with JSON-compatible types"
+    );
 }

@@ -11,11 +11,16 @@ use serde_json::json;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let Some(url) = std::env::args().nth(1).filter(|a| a.starts_with("http")).or_else(|| std::env::args().last()) else {
+    let Some(url) = std::env::args()
+        .nth(1)
+        .filter(|a| a.starts_with("http"))
+        .or_else(|| std::env::args().last())
+    else {
         eprintln!("usage: mcp_conformance_client URL");
         return ExitCode::from(2);
     };
-    let scenario = std::env::var("MCP_CONFORMANCE_SCENARIO").unwrap_or_else(|_| "initialize".into());
+    let scenario =
+        std::env::var("MCP_CONFORMANCE_SCENARIO").unwrap_or_else(|_| "initialize".into());
     let text = json!({"mcpServers": {"conformance": {"url": url, "startup_timeout": "20s", "call_timeout": "20s"}}}).to_string();
     let config = match McpConfig::from_json(&text, "conformance") {
         Ok(mut c) => match c.servers.remove("conformance") {
@@ -34,15 +39,29 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    eprintln!("connected: protocol {}, {} tools", server.protocol(), server.specs().len());
+    eprintln!(
+        "connected: protocol {}, {} tools",
+        server.protocol(),
+        server.specs().len()
+    );
     let ok = match scenario.as_str() {
         "tools_call" => {
-            let out = server.call("add_numbers", json!({"a": 2, "b": 3}), &CallContext::default()).await;
+            let out = server
+                .call(
+                    "add_numbers",
+                    json!({"a": 2, "b": 3}),
+                    &CallContext::default(),
+                )
+                .await;
             println!("{}", out.content);
             !out.is_error
         }
         _ => true,
     };
     server.shutdown().await;
-    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

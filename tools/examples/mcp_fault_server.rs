@@ -2,7 +2,8 @@
 //! servers from npm cover the well-behaved paths). Flags: `--delay-start MS` (slow start),
 //! `--garbage` (writes non-JSON to stdout and never answers), `--grandchild` (leaves a
 //! `sleep` child behind unless its process group is killed), `--only-2026` (speaks only the
-//! 2026-07-28 protocol). `FAULT_LOG=FILE` records cancellations the server receives.
+//! 2026-07-28 protocol). `FAULT_LOG=FILE` records calls to `hang` and the cancellations the
+//! server receives.
 //!
 //! Tools: `echo`, `slow` (progress every step), `hang`, `crash` (exits mid-call), `big`
 //! (a text of N characters; over 16 MiB it breaks rmcp's line limit), `image`, `roots` (asks
@@ -18,8 +19,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion,
-    ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult,
+    PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion, ServerCapabilities,
+    ServerConfig, Tool,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData, ServerHandler, ServiceExt};
@@ -32,13 +34,19 @@ struct Fault {
 }
 
 fn tool(name: &str, description: &str, properties: Value) -> Tool {
-    let schema = json!({"type": "object", "properties": properties, "additionalProperties": false}).as_object().cloned().unwrap_or_default();
+    let schema = json!({"type": "object", "properties": properties, "additionalProperties": false})
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     Tool::new(name.to_string(), description.to_string(), Arc::new(schema))
 }
 
 fn log(line: &str) {
     if let Ok(path) = std::env::var("FAULT_LOG")
-        && let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path)
+        && let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
     {
         let _ = writeln!(f, "{line}");
     }
@@ -47,11 +55,23 @@ fn log(line: &str) {
 impl Fault {
     fn tools(&self) -> Vec<Tool> {
         let mut t = vec![
-            tool("echo", "Echoes the text", json!({"text": {"type": "string"}})),
-            tool("slow", "Runs steps, reporting progress", json!({"steps": {"type": "integer"}, "step_ms": {"type": "integer"}})),
+            tool(
+                "echo",
+                "Echoes the text",
+                json!({"text": {"type": "string"}}),
+            ),
+            tool(
+                "slow",
+                "Runs steps, reporting progress",
+                json!({"steps": {"type": "integer"}, "step_ms": {"type": "integer"}}),
+            ),
             tool("hang", "Never answers", json!({})),
             tool("crash", "Exits in the middle of the call", json!({})),
-            tool("big", "Returns a text of N characters", json!({"chars": {"type": "integer"}})),
+            tool(
+                "big",
+                "Returns a text of N characters",
+                json!({"chars": {"type": "integer"}}),
+            ),
             tool("image", "Returns an image and a caption", json!({})),
             tool("roots", "Lists the client's roots", json!({})),
             tool("add_tool", "Adds the tool `extra`", json!({})),
@@ -64,32 +84,59 @@ impl Fault {
 }
 
 fn text(s: impl Into<String>) -> Result<CallToolResponse, ErrorData> {
-    Ok(CallToolResponse::Complete(CallToolResult::success(vec![ContentBlock::text(s)])))
+    Ok(CallToolResponse::Complete(CallToolResult::success(vec![
+        ContentBlock::text(s),
+    ])))
 }
 
 impl ServerHandler for Fault {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_tool_list_changed().build())
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .build(),
+        )
     }
 
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
-        if self.only_2026 { Cow::Owned(vec![ProtocolVersion::V_2026_07_28]) } else { Cow::Borrowed(ProtocolVersion::KNOWN_VERSIONS) }
+        if self.only_2026 {
+            Cow::Owned(vec![ProtocolVersion::V_2026_07_28])
+        } else {
+            Cow::Borrowed(ProtocolVersion::KNOWN_VERSIONS)
+        }
     }
 
-    async fn list_tools(&self, request: Option<PaginatedRequestParams>, _: RequestContext<RoleServer>) -> Result<ListToolsResult, ErrorData> {
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
         let all = self.tools();
-        let start: usize = request.and_then(|r| r.cursor).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let start: usize = request
+            .and_then(|r| r.cursor)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
         let end = (start + 2).min(all.len());
         let mut page = ListToolsResult::with_all_items(all[start.min(end)..end].to_vec());
         page.next_cursor = (end < all.len()).then(|| end.to_string());
         Ok(page)
     }
 
-    async fn call_tool(&self, request: CallToolRequestParams, cx: RequestContext<RoleServer>) -> Result<CallToolResponse, ErrorData> {
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        cx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
         let args = request.arguments.clone().unwrap_or_default();
         let int = |k: &str| args.get(k).and_then(Value::as_u64).unwrap_or(0);
         match request.name.as_ref() {
-            "echo" => text(args.get("text").and_then(Value::as_str).unwrap_or("").to_string()),
+            "echo" => text(
+                args.get("text")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            ),
             "slow" => {
                 let token = cx.meta.get_progress_token();
                 for i in 1..=int("steps") {
@@ -98,13 +145,17 @@ impl ServerHandler for Fault {
                         _ = tokio::time::sleep(Duration::from_millis(int("step_ms"))) => {}
                     }
                     if let Some(t) = &token {
-                        let p = ProgressNotificationParam::new(t.clone(), i as f64).with_total(int("steps") as f64).with_message(format!("step {i}"));
+                        let p = ProgressNotificationParam::new(t.clone(), i as f64)
+                            .with_total(int("steps") as f64)
+                            .with_message(format!("step {i}"));
                         let _ = cx.peer.notify_progress(p).await;
                     }
                 }
                 text("done")
             }
             "hang" => {
+                // Tests wait for this line instead of sleeping: the call is in flight.
+                log("started hang");
                 cx.ct.cancelled().await;
                 log("cancelled hang");
                 Err(ErrorData::internal_error("cancelled", None))
@@ -120,8 +171,19 @@ impl ServerHandler for Fault {
             ]))),
             "roots" => {
                 #[allow(deprecated)]
-                let roots = cx.peer.list_roots().await.map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
-                text(roots.roots.iter().map(|r| r.uri.clone()).collect::<Vec<_>>().join("\n"))
+                let roots = cx
+                    .peer
+                    .list_roots()
+                    .await
+                    .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+                text(
+                    roots
+                        .roots
+                        .iter()
+                        .map(|r| r.uri.clone())
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                )
             }
             "add_tool" => {
                 self.extra.store(true, Ordering::SeqCst);
@@ -129,7 +191,10 @@ impl ServerHandler for Fault {
                 text("added")
             }
             "extra" if self.extra.load(Ordering::SeqCst) => text("extra ran"),
-            other => Err(ErrorData::invalid_params(format!("no tool named {other}"), None)),
+            other => Err(ErrorData::invalid_params(
+                format!("no tool named {other}"),
+                None,
+            )),
         }
     }
 }
@@ -153,7 +218,14 @@ async fn main() -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    let server = Fault { extra: Arc::new(AtomicBool::new(false)), only_2026: flag("--only-2026") };
-    server.serve(rmcp::transport::stdio_pipes()).await?.waiting().await?;
+    let server = Fault {
+        extra: Arc::new(AtomicBool::new(false)),
+        only_2026: flag("--only-2026"),
+    };
+    server
+        .serve(rmcp::transport::stdio_pipes())
+        .await?
+        .waiting()
+        .await?;
     Ok(())
 }

@@ -11,7 +11,9 @@ mod registry;
 mod schema;
 
 pub use registry::{RegistryError, ToolProvider, ToolRegistry};
-pub use schema::{SchemaError, echoed_description, validate_arguments};
+pub use schema::{
+    SchemaCache, SchemaError, argument_error, echoed_description, unknown_tool, validate_arguments,
+};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,7 +37,10 @@ impl ToolSpec {
     pub fn to_openai(&self) -> Value {
         let mut function = serde_json::Map::new();
         function.insert("name".into(), Value::String(self.name.clone()));
-        function.insert("description".into(), Value::String(self.description.clone()));
+        function.insert(
+            "description".into(),
+            Value::String(self.description.clone()),
+        );
         function.insert("parameters".into(), self.parameters.clone());
         let mut tool = serde_json::Map::new();
         tool.insert("type".into(), Value::String("function".into()));
@@ -94,7 +99,9 @@ pub struct CallContext {
 
 impl CallContext {
     pub fn with_progress(f: impl Fn(ProgressUpdate) + Send + Sync + 'static) -> Self {
-        Self { progress: Some(Arc::new(f)) }
+        Self {
+            progress: Some(Arc::new(f)),
+        }
     }
 
     pub fn progress(&self, update: ProgressUpdate) {
@@ -106,11 +113,21 @@ impl CallContext {
 
 impl ToolOutput {
     pub fn text(content: impl Into<String>) -> Self {
-        Self { content: content.into(), structured: None, is_error: false, attachments: Vec::new() }
+        Self {
+            content: content.into(),
+            structured: None,
+            is_error: false,
+            attachments: Vec::new(),
+        }
     }
 
     pub fn error(content: impl Into<String>) -> Self {
-        Self { content: content.into(), structured: None, is_error: true, attachments: Vec::new() }
+        Self {
+            content: content.into(),
+            structured: None,
+            is_error: true,
+            attachments: Vec::new(),
+        }
     }
 }
 

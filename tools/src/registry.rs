@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::{CallContext, Tool, ToolOutput, ToolSpec, validate_arguments};
+use crate::{CallContext, SchemaCache, Tool, ToolOutput, ToolSpec, argument_error, unknown_tool};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RegistryError {
@@ -25,6 +25,8 @@ pub trait ToolProvider: Send + Sync {
 pub struct ToolRegistry {
     tools: BTreeMap<String, Arc<dyn Tool>>,
     providers: Vec<Arc<dyn ToolProvider>>,
+    /// Shared by clones: a run's registry and the copies its steps take.
+    schemas: Arc<SchemaCache>,
 }
 
 impl ToolRegistry {
@@ -59,7 +61,12 @@ impl ToolRegistry {
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<dyn Tool>> {
-        self.tools.get(name).cloned().or_else(|| self.providers.iter().flat_map(|p| p.tools()).find(|t| t.spec().name == name))
+        self.tools.get(name).cloned().or_else(|| {
+            self.providers
+                .iter()
+                .flat_map(|p| p.tools())
+                .find(|t| t.spec().name == name)
+        })
     }
 
     pub fn names(&self) -> Vec<String> {
@@ -78,10 +85,13 @@ impl ToolRegistry {
     /// violate the schema) becomes a tool error the model can read and correct.
     pub async fn call(&self, name: &str, arguments: Value, cx: CallContext) -> ToolOutput {
         let Some(tool) = self.get(name) else {
-            return ToolOutput::error(format!("unknown tool `{name}`; available tools: {}", self.names().join(", ")));
+            return ToolOutput::error(unknown_tool(name, &self.names()));
         };
-        if let Err(e) = validate_arguments(&tool.spec().parameters, &arguments) {
-            return ToolOutput::error(format!("tool `{name}`: {e}"));
+        if let Err(e) = self
+            .schemas
+            .validate(name, &tool.spec().parameters, &arguments)
+        {
+            return ToolOutput::error(argument_error(name, &e));
         }
         tool.call(arguments, cx).await
     }
@@ -113,13 +123,24 @@ mod tests {
             Err(RegistryError::Duplicate("calculator".into()))
         );
         assert_eq!(
-            block_on(reg.call("calculator", json!({"expression": "2+3*4"}), CallContext::default())),
-            ToolOutput { content: "2+3*4 = 14".into(), structured: Some(json!({"result": 14.0})), is_error: false, attachments: Vec::new() }
+            block_on(reg.call(
+                "calculator",
+                json!({"expression": "2+3*4"}),
+                CallContext::default()
+            )),
+            ToolOutput {
+                content: "2+3*4 = 14".into(),
+                structured: Some(json!({"result": 14.0})),
+                is_error: false,
+                attachments: Vec::new()
+            }
         );
         assert_eq!(
             block_on(reg.call("nope", json!({}), CallContext::default())),
             ToolOutput::error("unknown tool `nope`; available tools: calculator")
         );
+        // One schema compiled, however many calls.
+        assert_eq!(reg.schemas.len(), 1);
         assert_eq!(
             block_on(reg.call("calculator", json!({"expr": "1"}), CallContext::default())),
             ToolOutput::error(

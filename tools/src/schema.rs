@@ -1,6 +1,9 @@
 //! Argument validation against a tool's JSON Schema, with the path of the first violation so
 //! the model can be told exactly what to fix.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -12,16 +15,84 @@ pub enum SchemaError {
 }
 
 /// Checks `arguments` against `schema`; the error names the JSON pointer of the first problem
-/// (`/` for the object itself).
+/// (`/` for the object itself). Compiles the schema each time: for a schema checked once (a
+/// task's output schema). Tools' arguments go through a [`SchemaCache`].
 pub fn validate_arguments(schema: &Value, arguments: &Value) -> Result<(), SchemaError> {
-    let validator =
-        jsonschema::validator_for(schema).map_err(|e| SchemaError::InvalidSchema(e.to_string()))?;
+    check(&compile(schema)?, arguments)
+}
+
+fn compile(schema: &Value) -> Result<jsonschema::Validator, SchemaError> {
+    jsonschema::validator_for(schema).map_err(|e| SchemaError::InvalidSchema(e.to_string()))
+}
+
+/// The one message a call with bad arguments gets, from the registry and from `agent parse`.
+pub fn argument_error(tool: &str, error: &SchemaError) -> String {
+    format!("tool `{tool}`: {error}")
+}
+
+/// The one message a call to a tool that does not exist gets.
+pub fn unknown_tool(name: &str, available: &[String]) -> String {
+    let available = if available.is_empty() {
+        "none".to_string()
+    } else {
+        available.join(", ")
+    };
+    format!("unknown tool `{name}`; available tools: {available}")
+}
+
+/// Tools' argument schemas, each compiled on its first call and kept. A schema that changes
+/// under the same name (an MCP server's new tool list) is compiled again.
+#[derive(Default)]
+pub struct SchemaCache {
+    compiled: Mutex<HashMap<String, (Value, Arc<jsonschema::Validator>)>>,
+}
+
+impl SchemaCache {
+    pub fn validate(
+        &self,
+        tool: &str,
+        schema: &Value,
+        arguments: &Value,
+    ) -> Result<(), SchemaError> {
+        let cached = self.compiled.lock().ok().and_then(|m| {
+            m.get(tool)
+                .filter(|(s, _)| s == schema)
+                .map(|(_, v)| v.clone())
+        });
+        let validator = match cached {
+            Some(v) => v,
+            None => {
+                let v = Arc::new(compile(schema)?);
+                if let Ok(mut m) = self.compiled.lock() {
+                    m.insert(tool.to_string(), (schema.clone(), v.clone()));
+                }
+                v
+            }
+        };
+        check(&validator, arguments)
+    }
+
+    /// How many schemas have been compiled and kept (for tests).
+    pub fn len(&self) -> usize {
+        self.compiled.lock().map_or(0, |m| m.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn check(validator: &jsonschema::Validator, arguments: &Value) -> Result<(), SchemaError> {
     match validator.iter_errors(arguments).next() {
         None => Ok(()),
         Some(err) => {
             let path = err.instance_path.as_str().to_string();
             Err(SchemaError::Violation {
-                path: if path.is_empty() { "/".to_string() } else { path },
+                path: if path.is_empty() {
+                    "/".to_string()
+                } else {
+                    path
+                },
                 message: err.to_string(),
             })
         }
@@ -40,7 +111,10 @@ pub fn echoed_description(schema: &Value, arguments: &Value) -> Option<String> {
     let props = schema.get("properties")?.as_object()?;
     let args = arguments.as_object()?;
     props.iter().find_map(|(name, prop)| {
-        if ["enum", "const", "pattern", "format"].iter().any(|k| prop.get(k).is_some()) {
+        if ["enum", "const", "pattern", "format"]
+            .iter()
+            .any(|k| prop.get(k).is_some())
+        {
             return None;
         }
         let value = norm(args.get(name)?.as_str()?);
@@ -49,7 +123,10 @@ pub fn echoed_description(schema: &Value, arguments: &Value) -> Option<String> {
             return None;
         }
         let head: String = description.chars().take(24).collect();
-        let echoed = value == description || (head.chars().count() == 24 && value.chars().count() > description.chars().count() && value.starts_with(&head));
+        let echoed = value == description
+            || (head.chars().count() == 24
+                && value.chars().count() > description.chars().count()
+                && value.starts_with(&head));
         echoed.then(|| name.clone())
     })
 }
@@ -67,10 +144,24 @@ mod tests {
             "n": {"type": "integer", "description": "How many"}
         }});
         let found = |args: Value| echoed_description(&schema, &args);
-        assert_eq!(found(json!({"text": "The text to search"})), Some("text".into()));
-        assert_eq!(found(json!({"text": " the text to search. "})), Some("text".into()));
-        assert_eq!(found(json!({"answer": "The answer itself, as the task asks for it (a number, a word, any substring)."})), Some("answer".into()));
-        assert_eq!(found(json!({"text": "strawberry", "answer": "3", "n": 3})), None);
+        assert_eq!(
+            found(json!({"text": "The text to search"})),
+            Some("text".into())
+        );
+        assert_eq!(
+            found(json!({"text": " the text to search. "})),
+            Some("text".into())
+        );
+        assert_eq!(
+            found(
+                json!({"answer": "The answer itself, as the task asks for it (a number, a word, any substring)."})
+            ),
+            Some("answer".into())
+        );
+        assert_eq!(
+            found(json!({"text": "strawberry", "answer": "3", "n": 3})),
+            None
+        );
         // Short descriptions must be matched whole: "The text" is a fine value.
         assert_eq!(found(json!({"text": "The text"})), None);
         assert_eq!(found(json!({"answer": "The answer itself"})), None);
@@ -85,16 +176,44 @@ mod tests {
     }
 
     #[test]
+    fn schemas_are_compiled_once_per_tool_and_again_when_they_change() {
+        let cache = SchemaCache::default();
+        let int = json!({"type": "object", "properties": {"n": {"type": "integer"}}});
+        let text = json!({"type": "object", "properties": {"n": {"type": "string"}}});
+        for _ in 0..3 {
+            assert_eq!(cache.validate("f", &int, &json!({"n": 1})), Ok(()));
+        }
+        assert_eq!(cache.len(), 1);
+        // The same name with a new schema (an MCP server's new list) is checked by the new one.
+        assert!(cache.validate("f", &text, &json!({"n": 1})).is_err());
+        assert_eq!(cache.validate("f", &text, &json!({"n": "1"})), Ok(()));
+        assert_eq!(cache.len(), 1);
+        assert_eq!(
+            cache.validate("g", &json!({"type": 5}), &json!({})),
+            Err(SchemaError::InvalidSchema(
+                "5 is not valid under any of the schemas listed in the 'anyOf' keyword".into()
+            ))
+        );
+    }
+
+    #[test]
     fn reports_path_of_violation() {
-        let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
+        let schema =
+            json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
         assert_eq!(validate_arguments(&schema, &json!({"n": 3})), Ok(()));
         assert_eq!(
             validate_arguments(&schema, &json!({"n": "x"})),
-            Err(SchemaError::Violation { path: "/n".into(), message: "\"x\" is not of type \"integer\"".into() })
+            Err(SchemaError::Violation {
+                path: "/n".into(),
+                message: "\"x\" is not of type \"integer\"".into()
+            })
         );
         assert_eq!(
             validate_arguments(&schema, &json!({})),
-            Err(SchemaError::Violation { path: "/".into(), message: "\"n\" is a required property".into() })
+            Err(SchemaError::Violation {
+                path: "/".into(),
+                message: "\"n\" is a required property".into()
+            })
         );
     }
 }

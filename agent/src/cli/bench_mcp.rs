@@ -32,8 +32,12 @@ pub async fn mcp(calls: usize, warmup: usize) -> anyhow::Result<()> {
     }
 
     // Ours.
-    let text = json!({"mcpServers": {"everything": {"command": server, "args": ["stdio"]}}}).to_string();
-    let cfg = McpConfig::from_json(&text, "bench")?.servers.remove("everything").context("server config")?;
+    let text =
+        json!({"mcpServers": {"everything": {"command": server, "args": ["stdio"]}}}).to_string();
+    let cfg = McpConfig::from_json(&text, "bench")?
+        .servers
+        .remove("everything")
+        .context("server config")?;
     let client = McpServer::start(cfg, Hooks::default()).await?;
     let cx = CallContext::default();
     for _ in 0..warmup {
@@ -42,7 +46,9 @@ pub async fn mcp(calls: usize, warmup: usize) -> anyhow::Result<()> {
     let mut ours = Vec::with_capacity(calls);
     for i in 0..calls {
         let t = Instant::now();
-        let out = client.call("echo", json!({"message": format!("ping {i}")}), &cx).await;
+        let out = client
+            .call("echo", json!({"message": format!("ping {i}")}), &cx)
+            .await;
         ours.push(t.elapsed().as_secs_f64() * 1000.0);
         if out.is_error {
             bail!("call failed: {}", out.content);
@@ -54,20 +60,45 @@ pub async fn mcp(calls: usize, warmup: usize) -> anyhow::Result<()> {
     // The Python SDK, same server, same calls.
     let script = std::env::temp_dir().join(format!("agent-bench-mcp-{}.py", std::process::id()));
     std::fs::write(&script, PY_CLIENT)?;
-    let out = Command::new(&python).arg(&script).arg(calls.to_string()).arg(warmup.to_string()).arg(&server).arg("stdio").output()?;
+    let out = Command::new(&python)
+        .arg(&script)
+        .arg(calls.to_string())
+        .arg(warmup.to_string())
+        .arg(&server)
+        .arg("stdio")
+        .output()?;
     let _ = std::fs::remove_file(&script);
     if !out.status.success() {
-        bail!("the Python client failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "the Python client failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let v: Value = serde_json::from_slice(&out.stdout)?;
-    let mut theirs: Vec<f64> = v["latencies_ms"].as_array().context("latencies")?.iter().filter_map(Value::as_f64).collect();
+    let mut theirs: Vec<f64> = v["latencies_ms"]
+        .as_array()
+        .context("latencies")?
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
 
     ours.sort_by(f64::total_cmp);
     theirs.sort_by(f64::total_cmp);
-    println!("server-everything (npm, stdio), tool `echo`, {calls} calls after {warmup} warm-up, protocol {protocol} / {}", v["protocol"].as_str().unwrap_or("?"));
-    println!("{:<28} {:>9} {:>9} {:>9}", "client", "p50 ms", "p99 ms", "max ms");
+    println!(
+        "server-everything (npm, stdio), tool `echo`, {calls} calls after {warmup} warm-up, protocol {protocol} / {}",
+        v["protocol"].as_str().unwrap_or("?")
+    );
+    println!(
+        "{:<28} {:>9} {:>9} {:>9}",
+        "client", "p50 ms", "p99 ms", "max ms"
+    );
     for (label, l) in [("agent (rmcp 3.11)", &ours), ("Python mcp 2.3.0", &theirs)] {
-        println!("{label:<28} {:>9.3} {:>9.3} {:>9.3}", percentile(l, 0.5), percentile(l, 0.99), percentile(l, 1.0));
+        println!(
+            "{label:<28} {:>9.3} {:>9.3} {:>9.3}",
+            percentile(l, 0.5),
+            percentile(l, 0.99),
+            percentile(l, 1.0)
+        );
     }
     println!(
         "agent / Python: p50 {:.2}x, p99 {:.2}x (below 1: agent is faster)",

@@ -22,15 +22,38 @@ pub async fn thinking(tokens: usize, repeats: usize) -> anyhow::Result<()> {
     let m = models::resolve("qwen3-moe-tiny")?;
     let backend = MistralBackend::load(&m, Device::Cpu).await?;
     let plan = agent::thinking::plan(&m.family, Budget::Tokens(1));
-    let mut p = prompt::render(&m.family, &m.template, &[Message::user("Think about the primes below 100.")], &[], plan.render)?;
+    let mut p = prompt::render(
+        &m.family,
+        &m.template,
+        &[Message::user("Think about the primes below 100.")],
+        &[],
+        plan.render,
+    )?;
     p.push_str(plan.prefill);
-    println!("qwen3-moe-tiny (random weights), CPU, {tokens} tokens greedy from an open think block, median of {repeats}");
-    println!("{:<40} {:>8} {:>10} {:>10}", "budget control", "tok/s", "thinking", "vs none");
+    println!(
+        "qwen3-moe-tiny (random weights), CPU, {tokens} tokens greedy from an open think block, median of {repeats}"
+    );
+    println!(
+        "{:<40} {:>8} {:>10} {:>10}",
+        "budget control", "tok/s", "thinking", "vs none"
+    );
     let mut base = None;
     for (label, limit) in [
         ("no budget (block not tracked)", ThinkLimit::default()),
-        ("counted, no cap", ThinkLimit { opened: true, cap: None }),
-        ("capped at half the tokens", ThinkLimit { opened: true, cap: Some(tokens / 2) }),
+        (
+            "counted, no cap",
+            ThinkLimit {
+                opened: true,
+                cap: None,
+            },
+        ),
+        (
+            "capped at half the tokens",
+            ThinkLimit {
+                opened: true,
+                cap: Some(tokens / 2),
+            },
+        ),
     ] {
         let mut rates = Vec::new();
         let mut used = 0;
@@ -61,31 +84,70 @@ pub async fn thinking(tokens: usize, repeats: usize) -> anyhow::Result<()> {
 /// early-stop tokens inside one generation (what agent does), or stopping the generation at
 /// the budget and sending a second completion of prompt + reasoning + early-stop text, which
 /// the prefix cache mostly serves. `after`: tokens generated after the block.
-async fn two_ways(backend: &MistralBackend, p: &str, cap: usize, after: usize, repeats: usize) -> anyhow::Result<()> {
+async fn two_ways(
+    backend: &MistralBackend,
+    p: &str,
+    cap: usize,
+    after: usize,
+    repeats: usize,
+) -> anyhow::Result<()> {
     let stop_len = backend.tokenize(agent::backend::EARLY_STOP).await?.len();
     let total = cap + stop_len + after;
-    println!("\nending a {cap}-token reasoning block, then {after} more tokens; median of {repeats} (seconds)");
+    println!(
+        "\nending a {cap}-token reasoning block, then {after} more tokens; median of {repeats} (seconds)"
+    );
     println!("{:<52} {:>8} {:>10}", "method", "seconds", "vs forced");
     let mut forced = Vec::new();
     let mut second = Vec::new();
     for _ in 0..repeats + 1 {
         let mut sink = |_: &str| {};
         let t = Instant::now();
-        let req = GenRequest { prompt: p.to_string(), max_tokens: total, sampling: Sampling::default(), stop: Vec::new(), grammar: None, think: ThinkLimit { opened: true, cap: Some(cap) } };
+        let req = GenRequest {
+            prompt: p.to_string(),
+            max_tokens: total,
+            sampling: Sampling::default(),
+            stop: Vec::new(),
+            grammar: None,
+            think: ThinkLimit {
+                opened: true,
+                cap: Some(cap),
+            },
+        };
         backend.generate(req, &mut sink).await?;
         forced.push(t.elapsed().as_secs_f64());
 
         let t = Instant::now();
-        let req = GenRequest { prompt: p.to_string(), max_tokens: cap, sampling: Sampling::default(), stop: vec!["</think>".into()], grammar: None, think: ThinkLimit::default() };
+        let req = GenRequest {
+            prompt: p.to_string(),
+            max_tokens: cap,
+            sampling: Sampling::default(),
+            stop: vec!["</think>".into()],
+            grammar: None,
+            think: ThinkLimit::default(),
+        };
         let first = backend.generate(req, &mut sink).await?;
         let p2 = format!("{p}{}{}", first.text, agent::backend::EARLY_STOP);
-        let req = GenRequest { prompt: p2, max_tokens: after, sampling: Sampling::default(), stop: Vec::new(), grammar: None, think: ThinkLimit::default() };
+        let req = GenRequest {
+            prompt: p2,
+            max_tokens: after,
+            sampling: Sampling::default(),
+            stop: Vec::new(),
+            grammar: None,
+            think: ThinkLimit::default(),
+        };
         backend.generate(req, &mut sink).await?;
         second.push(t.elapsed().as_secs_f64());
     }
     let (f, s) = (median_after_warmup(forced), median_after_warmup(second));
-    println!("{:<52} {f:>8.2} {:>9.2}x", "forced inside one generation (agent)", 1.0);
-    println!("{:<52} {s:>8.2} {:>9.2}x", "stop at the budget, second completion (prefix cache)", s / f);
+    println!(
+        "{:<52} {f:>8.2} {:>9.2}x",
+        "forced inside one generation (agent)", 1.0
+    );
+    println!(
+        "{:<52} {s:>8.2} {:>9.2}x",
+        "stop at the budget, second completion (prefix cache)",
+        s / f
+    );
     Ok(())
 }
 
@@ -95,21 +157,55 @@ fn multi_step() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("agent-bench-thinking-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let task = dir.join("task.md");
-    std::fs::write(&task, "---\ntool_choice: required\nmax_steps: 4\n---\nWhat is 17 * 23? Use the calculator.\n")?;
-    println!("\n4-step run (`agent run`, tool_choice: required, --max-tokens 256), wall time including model load");
-    println!("{:<48} {:>8} {:>16} {:>10}", "policy", "seconds", "thinking tokens", "steps");
-    for policy in ["unlimited", "{plan: 64, act: off, recover: off, answer: off}"] {
+    std::fs::write(
+        &task,
+        "---\ntool_choice: required\nmax_steps: 4\n---\nWhat is 17 * 23? Use the calculator.\n",
+    )?;
+    println!(
+        "\n4-step run (`agent run`, tool_choice: required, --max-tokens 256), wall time including model load"
+    );
+    println!(
+        "{:<48} {:>8} {:>16} {:>10}",
+        "policy", "seconds", "thinking tokens", "steps"
+    );
+    for policy in [
+        "unlimited",
+        "{plan: 64, act: off, recover: off, answer: off}",
+    ] {
         let started = Instant::now();
         let out = Command::new(&exe)
-            .args(["run", &task.to_string_lossy(), "--model", "qwen3-moe-tiny", "--json", "--max-tokens", "256", "--thinking", policy])
+            .args([
+                "run",
+                &task.to_string_lossy(),
+                "--model",
+                "qwen3-moe-tiny",
+                "--json",
+                "--max-tokens",
+                "256",
+                "--thinking",
+                policy,
+            ])
             .output()?;
         let secs = started.elapsed().as_secs_f64();
-        let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
         if events.is_empty() {
-            bail!("agent run printed no events: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "agent run printed no events: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
-        let thinking: u64 = events.iter().filter(|e| e["event"] == "model_output").filter_map(|e| e["thinking_tokens"].as_u64()).sum();
-        let steps = events.iter().filter(|e| e["event"] == "step_started").count();
+        let thinking: u64 = events
+            .iter()
+            .filter(|e| e["event"] == "model_output")
+            .filter_map(|e| e["thinking_tokens"].as_u64())
+            .sum();
+        let steps = events
+            .iter()
+            .filter(|e| e["event"] == "step_started")
+            .count();
         println!("{policy:<48} {secs:>8.1} {thinking:>16} {steps:>10}");
     }
     let _ = std::fs::remove_dir_all(&dir);

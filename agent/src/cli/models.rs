@@ -19,7 +19,9 @@ pub fn main(args: ModelsArgs) -> ExitCode {
         .map(|e| {
             let origin = match e.origin {
                 Origin::Hub(repo) => format!("hub:{repo}"),
-                Origin::Pypi { package, version, .. } => format!("pypi:{package}=={version}"),
+                Origin::Pypi {
+                    package, version, ..
+                } => format!("pypi:{package}=={version}"),
                 Origin::Fixture => "fixture:tests/fixtures/build.sh".into(),
             };
             (e, origin, cached_path(e))
@@ -36,9 +38,18 @@ pub fn main(args: ModelsArgs) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    println!("{:<16} {:<8} {:<52} DESCRIPTION", "NAME", "CACHED", "ORIGIN");
+    println!(
+        "{:<16} {:<8} {:<52} DESCRIPTION",
+        "NAME", "CACHED", "ORIGIN"
+    );
     for (e, origin, path) in &rows {
-        println!("{:<16} {:<8} {:<52} {}", e.name, if path.is_some() { "yes" } else { "no" }, origin, e.description);
+        println!(
+            "{:<16} {:<8} {:<52} {}",
+            e.name,
+            if path.is_some() { "yes" } else { "no" },
+            origin,
+            e.description
+        );
     }
     println!("\ncache: {}", agent_home().join("models").display());
     ExitCode::SUCCESS

@@ -29,7 +29,10 @@ pub struct ParseArgs {
 pub fn main(args: ParseArgs) -> ExitCode {
     let tools: Vec<ToolSpec> = match &args.tools {
         None => Vec::new(),
-        Some(path) => match std::fs::read_to_string(path).map_err(|e| e.to_string()).and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string())) {
+        Some(path) => match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+        {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("agent: {}: {e}", path.display());
@@ -43,9 +46,17 @@ pub fn main(args: ParseArgs) -> ExitCode {
         return ExitCode::from(EXIT_FAILED);
     }
     let parsed = formats::parse_with_schema(args.format, &text, args.think_opened, &tools);
-    let mut errors: Vec<_> = parsed.errors.iter().map(|e| json!({"message": e.message, "raw": e.raw})).collect();
+    let mut errors: Vec<_> = parsed
+        .errors
+        .iter()
+        .map(|e| json!({"message": e.message, "raw": e.raw}))
+        .collect();
     if !tools.is_empty() {
-        errors.extend(formats::validate(&parsed.calls, &tools).iter().map(|e| json!({"message": e.message, "raw": e.raw})));
+        errors.extend(
+            formats::validate(&parsed.calls, &tools)
+                .iter()
+                .map(|e| json!({"message": e.message, "raw": e.raw})),
+        );
     }
     let out = json!({
         "reasoning": parsed.reasoning,

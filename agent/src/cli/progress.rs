@@ -13,7 +13,10 @@ pub struct ProgressLine {
 impl ProgressLine {
     pub fn new() -> Self {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        bar.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
         Self { bar }
     }
@@ -28,7 +31,10 @@ impl ProgressLine {
 }
 
 fn line(p: &Progress) -> String {
-    let mut s = format!("step {}/{} · {} tokens · {:.1} tok/s", p.step, p.max_steps, p.tokens, p.tokens_per_sec);
+    let mut s = format!(
+        "step {}/{} · {} tokens · {:.1} tok/s",
+        p.step, p.max_steps, p.tokens, p.tokens_per_sec
+    );
     if let Some(t) = &p.tool {
         s.push_str(" · calling ");
         s.push_str(t);
@@ -43,14 +49,38 @@ fn line(p: &Progress) -> String {
 /// One line for what an MCP server did, or nothing for the routine.
 fn mcp_line(e: &McpEvent) -> Option<String> {
     Some(match e {
-        McpEvent::Started { server, tools, millis, .. } => format!("  MCP server {server}: {tools} tools, ready in {:.1}s", *millis as f64 / 1000.0),
-        McpEvent::Failed { server, error, required: false } => format!("  ✗ MCP server {server} (optional) is left out: {error}"),
-        McpEvent::Failed { server, error, required: true } => format!("  ✗ MCP server {server}: {error}"),
+        McpEvent::Started {
+            server,
+            tools,
+            millis,
+            ..
+        } => format!(
+            "  MCP server {server}: {tools} tools, ready in {:.1}s",
+            *millis as f64 / 1000.0
+        ),
+        McpEvent::Failed {
+            server,
+            error,
+            required: false,
+        } => format!("  ✗ MCP server {server} (optional) is left out: {error}"),
+        McpEvent::Failed {
+            server,
+            error,
+            required: true,
+        } => format!("  ✗ MCP server {server}: {error}"),
         McpEvent::Lost { server, error } => format!("  ✗ MCP server {server} stopped: {error}"),
-        McpEvent::Restarted { server, attempt } => format!("  MCP server {server} restarted (attempt {attempt})"),
-        McpEvent::ToolsChanged { server, tools } => format!("  MCP server {server} now has {tools} tools"),
-        McpEvent::Sampling { server, tokens, .. } => format!("  MCP server {server} asked the model: {tokens} tokens answered"),
-        McpEvent::ElicitationDeclined { server, message, .. } => format!("  MCP server {server} asked for user input, declined: {message}"),
+        McpEvent::Restarted { server, attempt } => {
+            format!("  MCP server {server} restarted (attempt {attempt})")
+        }
+        McpEvent::ToolsChanged { server, tools } => {
+            format!("  MCP server {server} now has {tools} tools")
+        }
+        McpEvent::Sampling { server, tokens, .. } => {
+            format!("  MCP server {server} asked the model: {tokens} tokens answered")
+        }
+        McpEvent::ElicitationDeclined {
+            server, message, ..
+        } => format!("  MCP server {server} asked for user input, declined: {message}"),
     })
 }
 
@@ -69,11 +99,30 @@ impl Observer for ProgressLine {
 
     fn event(&mut self, event: &Event) {
         match event {
-            Event::StepStarted { step, max_steps, kind, thinking_budget, thinking_applies } => {
-                let budget = if *thinking_applies { format!(" · thinking budget {}", budget_text(thinking_budget)) } else { String::new() };
-                self.bar.set_message(format!("step {step}/{max_steps} · {kind:?}{budget} · prompt…").to_lowercase())
+            Event::StepStarted {
+                step,
+                max_steps,
+                kind,
+                thinking_budget,
+                thinking_applies,
+            } => {
+                let budget = if *thinking_applies {
+                    format!(" · thinking budget {}", budget_text(thinking_budget))
+                } else {
+                    String::new()
+                };
+                self.bar.set_message(
+                    format!("step {step}/{max_steps} · {kind:?}{budget} · prompt…").to_lowercase(),
+                )
             }
-            Event::ModelOutput { step, stats, tokens_per_sec, thinking_tokens, thinking_capped, .. } => {
+            Event::ModelOutput {
+                step,
+                stats,
+                tokens_per_sec,
+                thinking_tokens,
+                thinking_capped,
+                ..
+            } => {
                 let thinking = match (*thinking_tokens, *thinking_capped) {
                     (0, false) => String::new(),
                     (n, false) => format!(" · thought {n} tokens"),
@@ -84,12 +133,22 @@ impl Observer for ProgressLine {
                     stats.prompt_tokens, stats.prompt_secs, stats.completion_tokens, tokens_per_sec
                 ));
             }
-            Event::ToolResult { name, is_error, content, .. } => {
+            Event::ToolResult {
+                name,
+                is_error,
+                content,
+                ..
+            } => {
                 let first = content.lines().next().unwrap_or_default();
                 let short: String = first.chars().take(80).collect();
-                self.bar.println(format!("  {} {name}: {short}", if *is_error { "✗" } else { "✓" }));
+                self.bar.println(format!(
+                    "  {} {name}: {short}",
+                    if *is_error { "✗" } else { "✓" }
+                ));
             }
-            Event::ParseError { message, .. } => self.bar.println(format!("  ✗ malformed tool call: {message}")),
+            Event::ParseError { message, .. } => self
+                .bar
+                .println(format!("  ✗ malformed tool call: {message}")),
             Event::McpServer(e) => {
                 if let Some(l) = mcp_line(e) {
                     self.bar.println(l);

@@ -8,14 +8,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use std::sync::Arc;
 
 use agent::events::{Event, JsonLines, StopReason, TraceWriter};
-use agent::sampling::BackendSampler;
-use agent_sandboxes::Sandbox;
-use agent_tools::mcp::{Hooks, McpPool};
 use agent::mistral::MistralBackend;
 use agent::models::{self, agent_home};
 use agent::planner::Agent;
+use agent::sampling::BackendSampler;
 use agent::task::{Device, MAX_STEPS_RANGE, Task, ThinkingSpec};
 use agent::toolset;
+use agent_sandboxes::Sandbox;
+use agent_tools::mcp::{Hooks, McpPool};
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
@@ -44,7 +44,8 @@ pub struct RunArgs {
     /// Write the trace here (default: $AGENT_HOME/runs/RUN_ID.jsonl).
     #[arg(long)]
     trace: Option<PathBuf>,
-    /// Most tokens the model may generate in one step.
+    /// Most tokens a step may write after its reasoning (its answer or call); a thinking
+    /// budget comes on top of it.
     #[arg(long, default_value_t = 1024)]
     max_tokens: usize,
     /// Thinking budget for every step (`off`, `unlimited`, a token count), or per step kind
@@ -86,7 +87,10 @@ fn parse_thinking(s: &str) -> Result<ThinkingSpec, String> {
 
 /// A sortable, readable run id: UTC time plus the process id.
 pub(super) fn run_id() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days as i64 + 719_468;
@@ -98,7 +102,13 @@ pub(super) fn run_id() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{}", rem / 3600, rem % 3600 / 60, rem % 60, std::process::id())
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        std::process::id()
+    )
 }
 
 fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
@@ -111,7 +121,8 @@ pub fn main(args: RunArgs) -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail(EXIT_BAD_INPUT, e),
     };
-    task.front.apply_overrides(args.model.clone(), args.max_steps, args.seed);
+    task.front
+        .apply_overrides(args.model.clone(), args.max_steps, args.seed);
     let device = match args.device.as_deref() {
         Some("cpu") => Device::Cpu,
         Some("cuda") => Device::Cuda,
@@ -121,7 +132,11 @@ pub fn main(args: RunArgs) -> ExitCode {
     let output = task.front.output_or_default();
     let sources = task.front.tools_or_default();
     let wasm_policies = task.front.wasm_policy.clone().unwrap_or_default();
-    let task_dir = task.path.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    let task_dir = task
+        .path
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
     let task_path = task.path.clone();
     let tools = match toolset::build(&sources, &output) {
         Ok(t) => t,
@@ -133,12 +148,42 @@ pub fn main(args: RunArgs) -> ExitCode {
     };
     let model = match models::resolve(task.front.model_or_default()) {
         Ok(m) => m,
-        Err(e) => return fail(EXIT_BAD_INPUT, e),
+        // Named where the model came from: the flag, the task's `model:` line, or the default.
+        Err(e) => match (&args.model, &task.front.model) {
+            (Some(flag), _) => return fail(EXIT_BAD_INPUT, format!("--model {flag}: {e}")),
+            (None, Some(_)) => return fail(EXIT_BAD_INPUT, task.error_at("model", e.to_string())),
+            (None, None) => return fail(EXIT_BAD_INPUT, e),
+        },
     };
-    let cfg = super::runcfg::run_config(&task.front, &task, run_id(), args.max_tokens, args.thinking.as_ref());
-    let trace_path = args.trace.clone().unwrap_or_else(|| agent_home().join("runs").join(format!("{}.jsonl", cfg.run_id)));
+    let cfg = super::runcfg::run_config(
+        &task.front,
+        &task,
+        run_id(),
+        args.max_tokens,
+        args.thinking.as_ref(),
+    );
+    let trace_path = args.trace.clone().unwrap_or_else(|| {
+        agent_home()
+            .join("runs")
+            .join(format!("{}.jsonl", cfg.run_id))
+    });
+    // Before anything starts: a run whose trace cannot be written fails at once, with nothing
+    // (MCP servers, the model) to shut down.
+    let trace = match TraceWriter::create(&trace_path) {
+        Ok(t) => t,
+        Err(e) => {
+            return fail(
+                EXIT_FAILED,
+                format!("cannot write trace {}: {e}", trace_path.display()),
+            );
+        }
+    };
+    let trace_failure = trace.failure();
 
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail(EXIT_FAILED, format!("cannot start the async runtime: {e}")),
     };
@@ -150,7 +195,6 @@ pub fn main(args: RunArgs) -> ExitCode {
         // MCP servers start while the model loads; their events join the run's trace.
         let (side_tx, side_rx) = tokio::sync::mpsc::unbounded_channel();
         let hooks = Hooks {
-            roots: std::env::current_dir().into_iter().collect(),
             sampling_max_tokens: u32::try_from(args.max_tokens).unwrap_or(u32::MAX),
             events: Some(Arc::new(move |e| {
                 let _ = side_tx.send(Event::McpServer(e));
@@ -159,12 +203,25 @@ pub fn main(args: RunArgs) -> ExitCode {
         };
         let pool = McpPool::start(&mcp, hooks.clone());
         let mut tools = tools;
-        if sources.iter().any(|s| matches!(s, agent::task::ToolSource::Wasm(_))) {
+        if sources
+            .iter()
+            .any(|s| matches!(s, agent::task::ToolSource::Wasm(_)))
+        {
             let loaded = match Sandbox::new(Some(&toolset::wasm_cache_dir(&agent_home()))) {
-                Ok(sandbox) => toolset::add_wasm_tools(&mut tools, &Arc::new(sandbox), &sources, &wasm_policies, &task_dir).await,
+                Ok(sandbox) => {
+                    toolset::add_wasm_tools(
+                        &mut tools,
+                        &Arc::new(sandbox),
+                        &sources,
+                        &wasm_policies,
+                        &task_dir,
+                    )
+                    .await
+                }
                 Err(e) => Err(format!("cannot start the wasm sandbox: {e}")),
             };
-            if let Err(e) = loaded {
+            let checked = loaded.and_then(|w| toolset::check_tool_namespaces(&w, &mcp));
+            if let Err(e) = checked {
                 pool.shutdown().await;
                 return fail(EXIT_BAD_INPUT, format!("{}: {e}", task_path.display()));
             }
@@ -176,21 +233,19 @@ pub fn main(args: RunArgs) -> ExitCode {
                 return fail(EXIT_FAILED, e);
             }
         };
-        let _ = hooks.sampler.set(Arc::new(BackendSampler::new(backend.clone())));
+        let _ = hooks
+            .sampler
+            .set(Arc::new(BackendSampler::new(backend.clone())));
         if let Some(p) = &progress
             && !mcp.servers.is_empty()
         {
             p.message("starting MCP servers…");
         }
-        if let Err(e) = pool.wait_required().await {
+        if let Err(e) = toolset::wait_for_first_step(&pool, &cfg.tool_choice).await {
             pool.shutdown().await;
             return fail(EXIT_FAILED, e);
         }
         tools.register_provider(pool.clone());
-        let trace = match TraceWriter::create(&trace_path) {
-            Ok(t) => t,
-            Err(e) => return fail(EXIT_FAILED, format!("cannot write trace {}: {e}", trace_path.display())),
-        };
         let mut agent = Agent::new(&*backend, tools);
         agent.side_events(side_rx);
         agent.observe(Box::new(trace));
@@ -205,20 +260,32 @@ pub fn main(args: RunArgs) -> ExitCode {
             agent.observe(Box::new(p));
         }
         let cancel = CancellationToken::new();
-        let on_signal = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                on_signal.cancel();
-            }
-        });
+        super::cancel_on_interrupt(cancel.clone());
         let outcome = agent.run(&cfg, &cancel).await;
         drop(agent); // clears the progress line before the answer is printed
         pool.shutdown().await;
         if shown {
             eprintln!("trace: {}", trace_path.display());
         }
+        // A trace that could not be written whole fails the run, answer or not: the trace is
+        // the record a user (or `agent serve`'s resources) goes back to.
+        if let Some(e) = trace_failure.get() {
+            if let Ok(o) = &outcome
+                && o.stop == StopReason::Answer
+                && !args.json
+            {
+                println!("{}", o.answer_text().unwrap_or_default());
+            }
+            return fail(
+                EXIT_FAILED,
+                format!("the trace {} is incomplete: {e}", trace_path.display()),
+            );
+        }
         match outcome {
-            Err(e) => fail(EXIT_FAILED, e),
+            Err(e) => fail(
+                EXIT_FAILED,
+                format!("{e} (trace: {})", trace_path.display()),
+            ),
             Ok(o) => match o.stop {
                 StopReason::Answer => {
                     if !args.json {
@@ -226,8 +293,30 @@ pub fn main(args: RunArgs) -> ExitCode {
                     }
                     ExitCode::SUCCESS
                 }
-                StopReason::MaxSteps => fail(EXIT_FAILED, format!("no final answer after {} steps (trace: {})", o.steps, trace_path.display())),
-                StopReason::Cancelled => fail(EXIT_INTERRUPTED, format!("interrupted at step {} (trace: {})", o.steps, trace_path.display())),
+                StopReason::MaxSteps => fail(
+                    EXIT_FAILED,
+                    format!(
+                        "no final answer after {} steps (trace: {})",
+                        o.steps,
+                        trace_path.display()
+                    ),
+                ),
+                StopReason::Error => fail(
+                    EXIT_FAILED,
+                    format!(
+                        "the run failed at step {} (trace: {})",
+                        o.steps,
+                        trace_path.display()
+                    ),
+                ),
+                StopReason::Cancelled => fail(
+                    EXIT_INTERRUPTED,
+                    format!(
+                        "interrupted at step {} (trace: {})",
+                        o.steps,
+                        trace_path.display()
+                    ),
+                ),
             },
         }
     })

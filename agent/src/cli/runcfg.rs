@@ -24,14 +24,25 @@ pub fn overlay(base: FrontMatter, top: FrontMatter) -> FrontMatter {
 
 /// The run configuration for `task` with settings `front`; `thinking` (the command line's)
 /// wins over the front matter's.
-pub fn run_config(front: &FrontMatter, task: &Task, run_id: String, max_tokens: usize, thinking: Option<&ThinkingSpec>) -> RunConfig {
+pub fn run_config(
+    front: &FrontMatter,
+    task: &Task,
+    run_id: String,
+    max_tokens: usize,
+    thinking: Option<&ThinkingSpec>,
+) -> RunConfig {
     let s = front.sampling_or_default();
     RunConfig {
         run_id,
         task_name: task.path.display().to_string(),
         instructions: task.instructions.clone(),
         max_steps: front.max_steps_or_default(),
-        sampling: Sampling { temperature: s.temperature, top_p: s.top_p, top_k: s.top_k, seed: s.seed },
+        sampling: Sampling {
+            temperature: s.temperature,
+            top_p: s.top_p,
+            top_k: s.top_k,
+            seed: s.seed,
+        },
         output_schema: match front.output_or_default() {
             OutputSpec::Text => None,
             OutputSpec::Schema(v) => Some(v),
@@ -46,7 +57,12 @@ pub fn run_config(front: &FrontMatter, task: &Task, run_id: String, max_tokens: 
         // until the token limit cuts the last one.
         max_calls: Some(1),
         format: front.tool_format,
-        thinking: ThinkingPolicy::Kinds(thinking.or(front.thinking.as_ref()).map(ThinkingSpec::policy).unwrap_or_default()),
+        thinking: ThinkingPolicy::Kinds(
+            thinking
+                .or(front.thinking.as_ref())
+                .map(ThinkingSpec::policy)
+                .unwrap_or_default(),
+        ),
     }
 }
 
@@ -56,9 +72,22 @@ mod tests {
 
     #[test]
     fn later_keys_win_and_absent_keys_fall_through() {
-        let base = FrontMatter { max_steps: Some(4), tools: Some(vec!["wasm:text".parse().unwrap()]), ..FrontMatter::default() };
-        let top = FrontMatter { max_steps: Some(9), ..FrontMatter::default() };
+        let base = FrontMatter {
+            max_steps: Some(4),
+            tools: Some(vec!["wasm:text".parse().unwrap()]),
+            ..FrontMatter::default()
+        };
+        let top = FrontMatter {
+            max_steps: Some(9),
+            ..FrontMatter::default()
+        };
         let merged = overlay(base.clone(), top);
-        assert_eq!(merged, FrontMatter { max_steps: Some(9), ..base });
+        assert_eq!(
+            merged,
+            FrontMatter {
+                max_steps: Some(9),
+                ..base
+            }
+        );
     }
 }

@@ -53,7 +53,7 @@ pub struct ServeArgs {
     /// Where the model runs.
     #[arg(long, value_parser = ["cpu", "cuda", "auto"])]
     device: Option<String>,
-    /// Most tokens the model may generate in one step.
+    /// Most tokens a step may write after its reasoning; a thinking budget comes on top.
     #[arg(long, default_value_t = 1024)]
     max_tokens: usize,
     /// Task defaults: a YAML file with task front-matter keys (`tools`, `wasm_policy`,
@@ -67,10 +67,9 @@ pub struct ServeArgs {
     /// Also serve the upstream MCP servers' tools (`SERVER__TOOL`), under their configuration.
     #[arg(long)]
     gateway: bool,
-    /// Finished sequences whose KV the prefix cache keeps (0: off, the default). Off because
-    /// with it on, a run right after a cancelled one sometimes decodes garbage (mistral.rs
-    /// 0.8.1 on CPU; see docs/SERVE.md); `agent run` keeps it on.
-    #[arg(long, default_value_t = 0)]
+    /// Finished sequences whose KV the prefix cache keeps (0: off): a task sent again, or one
+    /// that shares a long opening with a recent one, is prefilled only where it differs.
+    #[arg(long, default_value_t = 8)]
     prefix_cache: usize,
     /// Most `run_task` calls running at once; more wait their turn (and are told so).
     #[arg(long, default_value_t = 4)]
@@ -98,17 +97,29 @@ fn read_defaults(path: &std::path::Path) -> Result<FrontMatter, String> {
 
 pub fn main(mut args: ServeArgs) -> ExitCode {
     if args.token.is_none() {
-        args.token = std::env::var("AGENT_SERVE_TOKEN").ok().filter(|t| !t.is_empty());
+        args.token = std::env::var("AGENT_SERVE_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty());
     }
     if let Some(addr) = args.http
         && !addr.ip().is_loopback()
         && args.token.is_none()
     {
-        return fail(EXIT_BAD_INPUT, format!("--http {addr} is not a loopback address: set --token (or AGENT_SERVE_TOKEN) so that clients must authenticate"));
+        return fail(
+            EXIT_BAD_INPUT,
+            format!(
+                "--http {addr} is not a loopback address: set --token (or AGENT_SERVE_TOKEN) so that clients must authenticate"
+            ),
+        );
     }
     // rmcp drops allow-list entries it cannot parse, which would refuse that origin silently.
     if let Some(bad) = args.allow_origins.iter().find(|o| !origin_pattern_ok(o)) {
-        return fail(EXIT_BAD_INPUT, format!("--allow-origin {bad:?}: write an origin as SCHEME://HOST:PORT or SCHEME://HOST:* (e.g. https://app.example:443)"));
+        return fail(
+            EXIT_BAD_INPUT,
+            format!(
+                "--allow-origin {bad:?}: write an origin as SCHEME://HOST:PORT or SCHEME://HOST:* (e.g. https://app.example:443)"
+            ),
+        );
     }
     if args.max_concurrent == 0 {
         return fail(EXIT_BAD_INPUT, "--max-concurrent must be at least 1");
@@ -141,39 +152,83 @@ pub fn main(mut args: ServeArgs) -> ExitCode {
     };
     match defaults.mcp_config() {
         Ok(d) => mcp.servers.extend(d.servers),
-        Err(e) => return fail(EXIT_BAD_INPUT, format!("{}: mcp_servers: {e}", defaults_path.unwrap_or_default().display())),
+        Err(e) => {
+            return fail(
+                EXIT_BAD_INPUT,
+                format!(
+                    "{}: mcp_servers: {e}",
+                    defaults_path.unwrap_or_default().display()
+                ),
+            );
+        }
     }
-    let base = defaults_path.as_ref().and_then(|p| p.parent().map(std::path::Path::to_path_buf)).unwrap_or_default();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let base = defaults_path
+        .as_ref()
+        .and_then(|p| p.parent().map(std::path::Path::to_path_buf))
+        .unwrap_or_default();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail(EXIT_FAILED, format!("cannot start the async runtime: {e}")),
     };
     rt.block_on(async move {
-        let hooks = Hooks { roots: std::env::current_dir().into_iter().collect(), sampling_max_tokens: u32::try_from(args.max_tokens).unwrap_or(u32::MAX), ..Hooks::default() };
+        let hooks = Hooks {
+            sampling_max_tokens: u32::try_from(args.max_tokens).unwrap_or(u32::MAX),
+            ..Hooks::default()
+        };
         let pool = McpPool::start(&mcp, hooks.clone());
         let sandbox = match Sandbox::new(Some(&toolset::wasm_cache_dir(&agent_home()))) {
             Ok(s) => Arc::new(s),
-            Err(e) => return fail(EXIT_FAILED, format!("cannot start the wasm sandbox: {e}")),
+            Err(e) => {
+                pool.shutdown().await;
+                return fail(EXIT_FAILED, format!("cannot start the wasm sandbox: {e}"));
+            }
         };
         // The configured wasm tools, loaded once: served as MCP tools and used by runs.
-        let wasm_sources: Vec<ToolSource> = defaults.tools_or_default().into_iter().filter(|s| matches!(s, ToolSource::Wasm(_))).collect();
+        let wasm_sources: Vec<ToolSource> = defaults
+            .tools_or_default()
+            .into_iter()
+            .filter(|s| matches!(s, ToolSource::Wasm(_)))
+            .collect();
         let mut scratch = ToolRegistry::new();
-        let wasm = match toolset::add_wasm_tools(&mut scratch, &sandbox, &wasm_sources, &defaults.wasm_policy.clone().unwrap_or_default(), &base).await {
+        let wasm = match toolset::add_wasm_tools(
+            &mut scratch,
+            &sandbox,
+            &wasm_sources,
+            &defaults.wasm_policy.clone().unwrap_or_default(),
+            &base,
+        )
+        .await
+        {
             Ok(w) => w,
             Err(e) => {
                 pool.shutdown().await;
                 return fail(EXIT_BAD_INPUT, e);
             }
         };
+        if let Err(e) = toolset::check_tool_namespaces(&wasm, &mcp) {
+            pool.shutdown().await;
+            return fail(EXIT_BAD_INPUT, e);
+        }
         eprintln!("agent serve: loading {}…", model.name);
-        let backend = match MistralBackend::load_with_prefix_cache(&model, device, (args.prefix_cache > 0).then_some(args.prefix_cache)).await {
+        let backend = match MistralBackend::load_with_prefix_cache(
+            &model,
+            device,
+            (args.prefix_cache > 0).then_some(args.prefix_cache),
+        )
+        .await
+        {
             Ok(b) => Arc::new(b),
             Err(e) => {
                 pool.shutdown().await;
                 return fail(EXIT_FAILED, e);
             }
         };
-        let _ = hooks.sampler.set(Arc::new(BackendSampler::new(backend.clone())));
+        let _ = hooks
+            .sampler
+            .set(Arc::new(BackendSampler::new(backend.clone())));
         if let Err(e) = pool.wait_required().await {
             pool.shutdown().await;
             return fail(EXIT_FAILED, e);
@@ -188,22 +243,29 @@ pub fn main(mut args: ServeArgs) -> ExitCode {
             trust_tasks: args.trust_tasks,
             conformance_fixtures: args.conformance_fixtures,
         };
-        let state = Arc::new(State::new(settings, backend, sandbox, wasm, pool.clone(), hooks));
+        let state = match State::new(settings, backend, sandbox, wasm, pool.clone(), hooks) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                pool.shutdown().await;
+                return fail(EXIT_BAD_INPUT, e);
+            }
+        };
         let server = Server::new(state);
         let shutdown = CancellationToken::new();
-        let on_signal = shutdown.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                on_signal.cancel();
-            }
-        });
+        super::cancel_on_interrupt(shutdown.clone());
         let served = match args.http {
             None => {
                 eprintln!("agent serve: ready on stdio ({})", model.name);
                 serve_stdio(server, shutdown).await
             }
             Some(addr) => {
-                let opts = super::serve_http::HttpOptions { addr, token: args.token.clone(), allow_hosts: args.allow_hosts.clone(), allow_origins: args.allow_origins.clone(), max_body: args.max_body };
+                let opts = super::serve_http::HttpOptions {
+                    addr,
+                    token: args.token.clone(),
+                    allow_hosts: args.allow_hosts.clone(),
+                    allow_origins: args.allow_origins.clone(),
+                    max_body: args.max_body,
+                };
                 super::serve_http::serve(server, opts, shutdown).await
             }
         };
@@ -218,7 +280,10 @@ pub fn main(mut args: ServeArgs) -> ExitCode {
 /// Serves one client on stdin/stdout until it disconnects or the process is interrupted.
 /// `stdio_pipes` rather than `stdio`: the latter's blocking stdin read would hold shutdown.
 async fn serve_stdio(server: Server, shutdown: CancellationToken) -> Result<(), String> {
-    let running = server.serve(rmcp::transport::stdio_pipes()).await.map_err(|e| format!("stdio: {e}"))?;
+    let running = server
+        .serve(rmcp::transport::stdio_pipes())
+        .await
+        .map_err(|e| format!("stdio: {e}"))?;
     let ct = running.cancellation_token();
     tokio::select! {
         r = running.waiting() => r.map(drop).map_err(|e| format!("stdio: {e}")),
@@ -235,8 +300,15 @@ fn origin_pattern_ok(origin: &str) -> bool {
     if origin == "null" {
         return true;
     }
-    let Some(rest) = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://")) else { return false };
-    let Some((host, port)) = rest.rsplit_once(':') else { return false };
+    let Some(rest) = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let Some((host, port)) = rest.rsplit_once(':') else {
+        return false;
+    };
     let host_ok = !host.is_empty() && !host.contains(['/', '@', '?', '#', ' ']);
     host_ok && (port == "*" || port.parse::<u16>().is_ok_and(|p| p > 0))
 }
@@ -247,10 +319,23 @@ mod tests {
 
     #[test]
     fn origin_patterns() {
-        for ok in ["https://app.example:443", "http://localhost:*", "http://[::1]:8080", "null"] {
+        for ok in [
+            "https://app.example:443",
+            "http://localhost:*",
+            "http://[::1]:8080",
+            "null",
+        ] {
             assert!(origin_pattern_ok(ok), "{ok}");
         }
-        for bad in ["app.example", "*", "https://app.example", "ftp://x:1", "https://a/b:1", "https://x:0", "https://x:99999"] {
+        for bad in [
+            "app.example",
+            "*",
+            "https://app.example",
+            "ftp://x:1",
+            "https://a/b:1",
+            "https://x:0",
+            "https://x:99999",
+        ] {
             assert!(!origin_pattern_ok(bad), "{bad}");
         }
     }

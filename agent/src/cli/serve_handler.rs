@@ -14,10 +14,13 @@ use agent_sandboxes::WasmComponent;
 use agent_tools::mcp::{Hooks, McpPool};
 use agent_tools::{CallContext, ToolOutput, ToolRegistry};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ContentBlock, CreateTaskResult, GetPromptRequestParams, GetPromptResponse, GetPromptResult,
-    GetTaskParams, GetTaskResult, Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams, Prompt,
-    PromptMessage, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ResourceTemplate, Role, ServerCapabilities, ServerConfig,
-    Tool, UpdateTaskParams,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ContentBlock,
+    CreateTaskResult, GetPromptRequestParams, GetPromptResponse, GetPromptResult, GetTaskParams,
+    GetTaskResult, Implementation, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, Prompt, PromptMessage,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
+    ResourceContents, ResourceTemplate, Role, ServerCapabilities, ServerConfig, Tool,
+    UpdateTaskParams,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::task_manager::TaskManager;
@@ -29,8 +32,14 @@ use super::serve_run;
 
 /// The example tasks, served as prompts.
 const EXAMPLES: [(&str, &str); 2] = [
-    ("strawberry", include_str!("../../../examples/tasks/strawberry.md")),
-    ("decimals", include_str!("../../../examples/tasks/decimals.md")),
+    (
+        "strawberry",
+        include_str!("../../../examples/tasks/strawberry.md"),
+    ),
+    (
+        "decimals",
+        include_str!("../../../examples/tasks/decimals.md"),
+    ),
 ];
 
 /// How the server was started: the flags and defaults every run starts from.
@@ -67,17 +76,37 @@ pub struct State {
 }
 
 impl State {
-    pub fn new(settings: Settings, backend: Arc<MistralBackend>, sandbox: Arc<agent_sandboxes::Sandbox>, wasm: Vec<Arc<WasmComponent>>, pool: Arc<McpPool>, hooks: Hooks) -> State {
+    pub fn new(
+        settings: Settings,
+        backend: Arc<MistralBackend>,
+        sandbox: Arc<agent_sandboxes::Sandbox>,
+        wasm: Vec<Arc<WasmComponent>>,
+        pool: Arc<McpPool>,
+        hooks: Hooks,
+    ) -> Result<State, String> {
         let mut served = ToolRegistry::new();
         for tool in wasm.iter().flat_map(WasmComponent::tools) {
-            // Names are unique per component and prefixed with the component's name.
-            let _ = served.register(tool);
+            served
+                .register(tool)
+                .map_err(|e| format!("cannot serve the wasm tools: {e}"))?;
         }
         if settings.gateway {
             served.register_provider(pool.clone());
         }
         let slots = Arc::new(Semaphore::new(settings.max_concurrent));
-        State { settings, backend, sandbox, wasm, pool, hooks, served, slots, waiting: AtomicUsize::new(0), runs: AtomicU64::new(0), tasks: TaskManager::new() }
+        Ok(State {
+            settings,
+            backend,
+            sandbox,
+            wasm,
+            pool,
+            hooks,
+            served,
+            slots,
+            waiting: AtomicUsize::new(0),
+            runs: AtomicU64::new(0),
+            tasks: TaskManager::new(),
+        })
     }
 }
 
@@ -93,7 +122,11 @@ impl Server {
 }
 
 fn as_mcp(out: ToolOutput) -> CallToolResult {
-    let mut r = if out.is_error { CallToolResult::error(vec![ContentBlock::text(out.content)]) } else { CallToolResult::success(vec![ContentBlock::text(out.content)]) };
+    let mut r = if out.is_error {
+        CallToolResult::error(vec![ContentBlock::text(out.content)])
+    } else {
+        CallToolResult::success(vec![ContentBlock::text(out.content)])
+    };
     // Older protocol versions allow only objects as structured content.
     r.structured_content = out.structured.filter(Value::is_object);
     r
@@ -106,7 +139,10 @@ pub(super) fn runs_dir() -> PathBuf {
 /// `agent://runs/ID` → the trace file, for ids that are plain names (no path tricks).
 fn trace_path(uri: &str) -> Option<PathBuf> {
     let id = uri.strip_prefix("agent://runs/")?;
-    let plain = !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let plain = !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     plain.then(|| runs_dir().join(format!("{id}.jsonl")))
 }
 
@@ -117,19 +153,31 @@ impl ServerHandler for Server {
             .with_instructions(format!("A local agent ({}): hand it a task with run_task; its sandboxed tools are also callable directly.", self.state.settings.model))
     }
 
-    async fn list_tools(&self, _: Option<PaginatedRequestParams>, _: RequestContext<RoleServer>) -> Result<ListToolsResult, ErrorData> {
+    async fn list_tools(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
         let mut tools = vec![serve_run::run_task_tool()];
         if self.state.settings.conformance_fixtures {
             tools.extend(super::serve_conformance::tools());
         }
         for t in self.state.served.current().values() {
             let s = t.spec();
-            tools.push(Tool::new(s.name.clone(), s.description.clone(), Arc::new(s.parameters.as_object().cloned().unwrap_or_default())));
+            tools.push(Tool::new(
+                s.name.clone(),
+                s.description.clone(),
+                Arc::new(s.parameters.as_object().cloned().unwrap_or_default()),
+            ));
         }
         Ok(ListToolsResult::with_all_items(tools))
     }
 
-    async fn call_tool(&self, request: CallToolRequestParams, cx: RequestContext<RoleServer>) -> Result<CallToolResponse, ErrorData> {
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        cx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
         let args = Value::Object(request.arguments.clone().unwrap_or_default());
         if request.name == "run_task" {
             let prepared = self.state.prepare(&args)?;
@@ -137,53 +185,98 @@ impl ServerHandler for Server {
             // A client that speaks the tasks extension gets a task at once and polls it; the run
             // goes on after this request has been answered.
             if cx.client_capabilities().is_some_and(|c| c.supports_tasks()) {
-                let (options, make) = serve_run::as_task(self.state.clone(), prepared, cx.peer.clone(), token);
+                let (options, make) =
+                    serve_run::as_task(self.state.clone(), prepared, cx.peer.clone(), token);
                 let task = self.state.tasks.spawn(options, make);
                 return Ok(CallToolResponse::Task(CreateTaskResult::new(task)));
             }
-            let report = serve_run::Report { peer: cx.peer.clone(), token, task: None };
-            return self.state.execute(prepared, report, cx.ct.clone()).await.map(|(r, _)| CallToolResponse::Complete(r));
+            let report = serve_run::Report {
+                peer: cx.peer.clone(),
+                token,
+                task: None,
+            };
+            return self
+                .state
+                .execute(prepared, report, cx.ct.clone())
+                .await
+                .map(|(r, _)| CallToolResponse::Complete(r));
         }
-        if self.state.settings.conformance_fixtures && super::serve_conformance::NAMES.contains(&request.name.as_ref()) {
-            return super::serve_conformance::call(&request.name, &cx).await.map(CallToolResponse::Complete);
+        if self.state.settings.conformance_fixtures
+            && super::serve_conformance::NAMES.contains(&request.name.as_ref())
+        {
+            return super::serve_conformance::call(&request.name, &cx)
+                .await
+                .map(CallToolResponse::Complete);
         }
         if self.state.served.get(&request.name).is_none() {
-            return Err(ErrorData::invalid_params(format!("no tool named `{}`", request.name), None));
+            return Err(ErrorData::invalid_params(
+                format!("no tool named `{}`", request.name),
+                None,
+            ));
         }
         // Arguments are checked against the tool's schema by the registry; a cancelled request
         // drops the call (a wasm guest's store goes with it).
-        let call = self.state.served.call(&request.name, args, CallContext::default());
+        let call = self
+            .state
+            .served
+            .call(&request.name, args, CallContext::default());
         tokio::select! {
             out = call => Ok(CallToolResponse::Complete(as_mcp(out))),
             _ = cx.ct.cancelled() => Err(ErrorData::internal_error("cancelled", None)),
         }
     }
 
-    async fn get_task(&self, request: GetTaskParams, _: RequestContext<RoleServer>) -> Result<GetTaskResult, ErrorData> {
-        self.state.tasks.get_task(&request.task_id).map(GetTaskResult::new)
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        self.state
+            .tasks
+            .get_task(&request.task_id)
+            .map(GetTaskResult::new)
     }
 
     /// `run_task` asks the client nothing mid-run, so there are never inputs to deliver.
-    async fn update_task(&self, request: UpdateTaskParams, _: RequestContext<RoleServer>) -> Result<(), ErrorData> {
-        self.state.tasks.update_task(&request.task_id, request.input_responses)
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.state
+            .tasks
+            .update_task(&request.task_id, request.input_responses)
     }
 
-    async fn cancel_task(&self, request: CancelTaskParams, _: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
         self.state.tasks.cancel_task(&request.task_id)
     }
 
-    async fn list_resources(&self, _: Option<PaginatedRequestParams>, _: RequestContext<RoleServer>) -> Result<ListResourcesResult, ErrorData> {
-        let mut runs: Vec<(std::time::SystemTime, String, u64)> = std::fs::read_dir(runs_dir())
-            .into_iter()
-            .flatten()
-            .filter_map(Result::ok)
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let id = name.strip_suffix(".jsonl")?.to_string();
-                let meta = e.metadata().ok()?;
-                Some((meta.modified().ok()?, id, meta.len()))
-            })
-            .collect();
+    async fn list_resources(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        // Off the async workers: a runs directory of thousands of traces takes a while.
+        let mut runs = tokio::task::spawn_blocking(|| {
+            std::fs::read_dir(runs_dir())
+                .into_iter()
+                .flatten()
+                .filter_map(Result::ok)
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let id = name.strip_suffix(".jsonl")?.to_string();
+                    let meta = e.metadata().ok()?;
+                    Some((meta.modified().ok()?, id, meta.len()))
+                })
+                .collect::<Vec<(std::time::SystemTime, String, u64)>>()
+        })
+        .await
+        .map_err(|e| ErrorData::internal_error(format!("listing the runs failed: {e}"), None))?;
         // Newest first; the most recent 200.
         runs.sort_by(|a, b| b.0.cmp(&a.0));
         let items = runs
@@ -200,35 +293,76 @@ impl ServerHandler for Server {
         Ok(ListResourcesResult::with_all_items(items))
     }
 
-    async fn list_resource_templates(&self, _: Option<PaginatedRequestParams>, _: RequestContext<RoleServer>) -> Result<ListResourceTemplatesResult, ErrorData> {
+    async fn list_resource_templates(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
         let mut t = ResourceTemplate::new("agent://runs/{id}", "run trace");
         t.mime_type = Some("application/jsonl".into());
         t.description = Some("The trace of run {id} (run_task returns the id).".into());
         Ok(ListResourceTemplatesResult::with_all_items(vec![t]))
     }
 
-    async fn read_resource(&self, request: ReadResourceRequestParams, _: RequestContext<RoleServer>) -> Result<ReadResourceResponse, ErrorData> {
-        let not_found = || ErrorData::resource_not_found(format!("no run trace at {}", request.uri), None);
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let not_found =
+            || ErrorData::resource_not_found(format!("no run trace at {}", request.uri), None);
         let path = trace_path(&request.uri).ok_or_else(not_found)?;
-        let text = std::fs::read_to_string(&path).map_err(|_| not_found())?;
-        let contents = ResourceContents::text(text, request.uri.clone()).with_mime_type("application/jsonl");
-        Ok(ReadResourceResponse::Complete(ReadResourceResult::new(vec![contents])))
+        let text = tokio::fs::read_to_string(&path)
+            .await
+            .map_err(|_| not_found())?;
+        let contents =
+            ResourceContents::text(text, request.uri.clone()).with_mime_type("application/jsonl");
+        Ok(ReadResourceResponse::Complete(ReadResourceResult::new(
+            vec![contents],
+        )))
     }
 
-    async fn list_prompts(&self, _: Option<PaginatedRequestParams>, _: RequestContext<RoleServer>) -> Result<ListPromptsResult, ErrorData> {
-        let prompts = EXAMPLES.iter().map(|(name, text)| Prompt::new(*name, Some(first_line(text)), None)).collect();
+    async fn list_prompts(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let prompts = EXAMPLES
+            .iter()
+            .map(|(name, text)| Prompt::new(*name, Some(first_line(text)), None))
+            .collect();
         Ok(ListPromptsResult::with_all_items(prompts))
     }
 
-    async fn get_prompt(&self, request: GetPromptRequestParams, _: RequestContext<RoleServer>) -> Result<GetPromptResponse, ErrorData> {
-        let (name, text) = EXAMPLES.iter().find(|(n, _)| *n == request.name).ok_or_else(|| ErrorData::invalid_params(format!("no prompt named `{}`", request.name), None))?;
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let (name, text) = EXAMPLES
+            .iter()
+            .find(|(n, _)| *n == request.name)
+            .ok_or_else(|| {
+                ErrorData::invalid_params(format!("no prompt named `{}`", request.name), None)
+            })?;
         let message = PromptMessage::new_text(Role::User, *text);
-        Ok(GetPromptResponse::Complete(GetPromptResult::new(vec![message]).with_description(format!("The example task {name}: pass it to run_task as `task`."))))
+        Ok(GetPromptResponse::Complete(
+            GetPromptResult::new(vec![message]).with_description(format!(
+                "The example task {name}: pass it to run_task as `task`."
+            )),
+        ))
     }
 }
 
 /// The description of an example task: its instructions' first line.
 fn first_line(task: &str) -> String {
-    Task::parse_inline(task).map(|t| t.instructions.lines().next().unwrap_or_default().to_string()).unwrap_or_default()
+    Task::parse_inline(task)
+        .map(|t| {
+            t.instructions
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .unwrap_or_default()
 }
-

@@ -45,9 +45,15 @@ fn refuse(status: StatusCode, message: &str) -> Response<BoxBody<Bytes, Infallib
     let body = serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}}).to_string();
     let mut r = Response::new(Full::new(Bytes::from(body)).boxed());
     *r.status_mut() = status;
-    r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
     if status == StatusCode::UNAUTHORIZED {
-        r.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, hyper::header::HeaderValue::from_static("Bearer"));
+        r.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            hyper::header::HeaderValue::from_static("Bearer"),
+        );
     }
     r
 }
@@ -57,14 +63,27 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn handle(service: Arc<Service>, token: Option<Arc<str>>, max_body: usize, req: Request<Incoming>) -> Response<BoxBody<Bytes, Infallible>> {
+async fn handle(
+    service: Arc<Service>,
+    token: Option<Arc<str>>,
+    max_body: usize,
+    req: Request<Incoming>,
+) -> Response<BoxBody<Bytes, Infallible>> {
     if req.uri().path() != "/mcp" {
         return refuse(StatusCode::NOT_FOUND, "not found: the MCP endpoint is /mcp");
     }
     if let Some(token) = token {
-        let given = req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
+        let given = req
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
         if !same(given.as_bytes(), token.as_bytes()) {
-            return refuse(StatusCode::UNAUTHORIZED, "unauthorized: send Authorization: Bearer <token>");
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized: send Authorization: Bearer <token>",
+            );
         }
     }
     if req.method() != hyper::Method::POST {
@@ -75,19 +94,41 @@ async fn handle(service: Arc<Service>, token: Option<Arc<str>>, max_body: usize,
     let (parts, body) = req.into_parts();
     let bytes = match http_body_util::Limited::new(body, max_body).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            return refuse(StatusCode::PAYLOAD_TOO_LARGE, &format!("request body larger than {max_body} bytes"));
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("request body larger than {max_body} bytes"),
+            );
         }
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, &format!("cannot read the request body: {e}")),
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                &format!("cannot read the request body: {e}"),
+            );
+        }
     };
     if let Err(e) = serde_json::from_slice::<serde_json::Value>(&bytes) {
-        return refuse(StatusCode::BAD_REQUEST, &format!("parse error: the body is not JSON ({e})"));
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            &format!("parse error: the body is not JSON ({e})"),
+        );
     }
-    service.handle(Request::from_parts(parts, Full::new(bytes))).await
+    service
+        .handle(Request::from_parts(parts, Full::new(bytes)))
+        .await
 }
 
-pub async fn serve(server: Server, opts: HttpOptions, shutdown: CancellationToken) -> Result<(), String> {
-    let listener = tokio::net::TcpListener::bind(opts.addr).await.map_err(|e| format!("cannot listen on {}: {e}", opts.addr))?;
+pub async fn serve(
+    server: Server,
+    opts: HttpOptions,
+    shutdown: CancellationToken,
+) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(opts.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", opts.addr))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     // Loopback names always; more only when asked for (a non-loopback bind needs its own).
     let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
@@ -98,14 +139,21 @@ pub async fn serve(server: Server, opts: HttpOptions, shutdown: CancellationToke
     // A web page the user visits must not drive the agent: a browser's request carries its
     // page's Origin, refused unless it is loopback or allowed (rmcp checks it only when the
     // list is not empty, so it never is).
-    let mut origins: Vec<String> = ["localhost", "127.0.0.1", "[::1]"].iter().flat_map(|h| [format!("http://{h}:*"), format!("https://{h}:*")]).collect();
+    let mut origins: Vec<String> = ["localhost", "127.0.0.1", "[::1]"]
+        .iter()
+        .flat_map(|h| [format!("http://{h}:*"), format!("https://{h}:*")])
+        .collect();
     origins.extend(opts.allow_origins.iter().cloned());
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(hosts)
         .with_allowed_origins(origins)
         .with_max_request_body_bytes(opts.max_body)
         .with_cancellation_token(shutdown.child_token());
-    let service = Arc::new(StreamableHttpService::new(move || Ok(server.clone()), LocalSessionManager::default().into(), config));
+    let service = Arc::new(StreamableHttpService::new(
+        move || Ok(server.clone()),
+        LocalSessionManager::default().into(),
+        config,
+    ));
     let token: Option<Arc<str>> = opts.token.as_deref().map(Arc::from);
     // The address on stderr, for scripts that bind port 0.
     eprintln!("agent serve: ready on http://{local}/mcp");
@@ -126,7 +174,10 @@ pub async fn serve(server: Server, opts: HttpOptions, shutdown: CancellationToke
                 let (service, token) = (service.clone(), token.clone());
                 async move { Ok::<_, Infallible>(handle(service, token, max_body, req).await) }
             });
-            if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await {
+            if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), svc)
+                .await
+            {
                 tracing::debug!("connection ended: {e}");
             }
         });

@@ -56,7 +56,11 @@ pub(super) fn run_task_tool() -> Tool {
         },
         "required": ["answer", "stop", "steps", "tool_calls", "thinking_tokens", "run_id", "trace"]
     });
-    let mut tool = Tool::new("run_task", "Run a task with the local agent: the model plans, calls its tools and answers. Progress is reported per step; cancelling stops the run.", Arc::new(input.as_object().cloned().unwrap_or_default()));
+    let mut tool = Tool::new(
+        "run_task",
+        "Run a task with the local agent: the model plans, calls its tools and answers. Progress is reported per step; cancelling stops the run.",
+        Arc::new(input.as_object().cloned().unwrap_or_default()),
+    );
     tool.output_schema = output.as_object().cloned().map(Arc::new);
     tool
 }
@@ -79,18 +83,30 @@ impl Notifier {
         tokio::spawn(async move {
             while let Some((progress, total, message)) = rx.recv().await {
                 if let Some(t) = &token {
-                    let _ = peer.notify_progress(ProgressNotificationParam::new(t.clone(), progress).with_total(total).with_message(message)).await;
+                    let _ = peer
+                        .notify_progress(
+                            ProgressNotificationParam::new(t.clone(), progress)
+                                .with_total(total)
+                                .with_message(message),
+                        )
+                        .await;
                 }
             }
         });
-        Notifier { tx, max_steps, task: report.task.clone() }
+        Notifier {
+            tx,
+            max_steps,
+            task: report.task.clone(),
+        }
     }
 
     fn send(&self, step: u32, message: String) {
         if let Some(t) = &self.task {
             t.set_status_message(message.clone());
         }
-        let _ = self.tx.send((f64::from(step), f64::from(self.max_steps), message));
+        let _ = self
+            .tx
+            .send((f64::from(step), f64::from(self.max_steps), message));
     }
 }
 
@@ -119,12 +135,27 @@ const TASK_TTL_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// A prepared run as an MCP task: `tasks/cancel` stops the run at once; a run stopped that
 /// way settles as `cancelled`, with where its trace is in the status message.
-pub(super) fn as_task(state: Arc<State>, prepared: Prepared, peer: Peer<RoleServer>, token: Option<ProgressToken>) -> (rmcp::task_manager::TaskOptions, impl FnOnce(TaskContext) -> TaskFuture) {
-    let options = rmcp::task_manager::TaskOptions::new().with_ttl_ms(TASK_TTL_MS).with_poll_interval_ms(500).with_status_message("starting");
+pub(super) fn as_task(
+    state: Arc<State>,
+    prepared: Prepared,
+    peer: Peer<RoleServer>,
+    token: Option<ProgressToken>,
+) -> (
+    rmcp::task_manager::TaskOptions,
+    impl FnOnce(TaskContext) -> TaskFuture,
+) {
+    let options = rmcp::task_manager::TaskOptions::new()
+        .with_ttl_ms(TASK_TTL_MS)
+        .with_poll_interval_ms(500)
+        .with_status_message("starting");
     let make = move |cx: TaskContext| -> TaskFuture {
         Box::pin(async move {
             let ct = CancellationToken::new();
-            let report = Report { peer, token, task: Some(cx.clone()) };
+            let report = Report {
+                peer,
+                token,
+                task: Some(cx.clone()),
+            };
             let run = state.execute(prepared, report, ct.clone());
             tokio::pin!(run);
             // `tasks/cancel` cancels the run's token; the run then stops and settles.
@@ -150,7 +181,11 @@ pub(super) fn as_task(state: Arc<State>, prepared: Prepared, peer: Peer<RoleServ
 }
 
 fn result_text(r: &CallToolResult) -> String {
-    r.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect::<Vec<_>>().join("\n")
+    r.content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Counts a run waiting for a slot; uncounted however the wait ends (a slot, a cancel, or the
@@ -173,8 +208,13 @@ impl Observer for Notifier {
     fn event(&mut self, event: &Event) {
         let max = self.max_steps;
         match event {
-            Event::StepStarted { step, kind, .. } => self.send(*step, format!("step {step} of {max}: the model is working ({kind:?})").to_lowercase()),
-            Event::ToolCall { step, name, .. } => self.send(*step, format!("step {step} of {max}: calling {name}")),
+            Event::StepStarted { step, kind, .. } => self.send(
+                *step,
+                format!("step {step} of {max}: the model is working ({kind:?})").to_lowercase(),
+            ),
+            Event::ToolCall { step, name, .. } => {
+                self.send(*step, format!("step {step} of {max}: calling {name}"))
+            }
             Event::Final { steps, .. } => self.send(*steps, format!("done after {steps} steps")),
             _ => {}
         }
@@ -185,17 +225,25 @@ impl State {
     /// The settings of one run: the server's defaults, then the task's front matter, then
     /// `options`. A client's task may not reconfigure the server unless it is trusted.
     fn plan(&self, task_text: &str, options: Option<&Value>) -> Result<Prepared, String> {
-        let task = if task_text.trim_start().starts_with("---") { Task::parse_inline(task_text).map_err(|e| e.to_string())? } else { Task::from_instructions(task_text.trim()) };
+        let task = if task_text.trim_start().starts_with("---") {
+            Task::parse_inline(task_text).map_err(|e| e.to_string())?
+        } else {
+            Task::from_instructions(task_text.trim())
+        };
         if task.instructions.trim().is_empty() {
             return Err("task: the instructions are empty".into());
         }
         let mut over = task.front.clone();
         if let Some(opts) = options {
-            let mut o = opts.as_object().cloned().ok_or("options: expected an object")?;
+            let mut o = opts
+                .as_object()
+                .cloned()
+                .ok_or("options: expected an object")?;
             if let Some(schema) = o.remove("output_schema") {
                 o.insert("output".into(), schema);
             }
-            let yaml: serde_yaml_ng::Value = serde_yaml_ng::to_value(Value::Object(o)).map_err(|e| format!("options: {e}"))?;
+            let yaml: serde_yaml_ng::Value =
+                serde_yaml_ng::to_value(Value::Object(o)).map_err(|e| format!("options: {e}"))?;
             let fm = FrontMatter::try_from(yaml).map_err(|e| format!("options: {e}"))?;
             over = runcfg::overlay(over, fm);
         }
@@ -206,48 +254,86 @@ impl State {
             if over.wasm_policy.is_some() {
                 return Err("wasm_policy: this server does not let tasks grant wasm tools access (start it with --trust-tasks, or set policies in --defaults)".into());
             }
-            if let Some(ToolSource::Wasm(spec)) = over.tools.iter().flatten().find(|s| matches!(s, ToolSource::Wasm(p) if p.ends_with(".wasm"))) {
-                return Err(format!("tools: wasm:{spec}: this server does not load components from paths (start it with --trust-tasks)"));
+            if let Some(ToolSource::Wasm(spec)) = over
+                .tools
+                .iter()
+                .flatten()
+                .find(|s| matches!(s, ToolSource::Wasm(p) if p.ends_with(".wasm")))
+            {
+                return Err(format!(
+                    "tools: wasm:{spec}: this server does not load components from paths (start it with --trust-tasks)"
+                ));
             }
         }
         if let Some(m) = &over.model
             && models_differ(m, &self.settings.model)
         {
-            return Err(format!("model: this server runs {}; a task cannot choose another (leave `model` out)", self.settings.model));
+            return Err(format!(
+                "model: this server runs {}; a task cannot choose another (leave `model` out)",
+                self.settings.model
+            ));
         }
         // The task's own MCP servers start for its run; the defaults' run for the server's life.
         let own_mcp = over.mcp_config().map_err(|e| format!("mcp_servers: {e}"))?;
         let mut merged = runcfg::overlay(self.settings.defaults.clone(), over);
         merged.mcp_servers = None;
-        let builtins = toolset::build(&merged.tools_or_default(), &merged.output_or_default()).map_err(|e| e.to_string())?;
-        Ok(Prepared { task, front: merged, own_mcp, builtins })
+        let builtins = toolset::build(&merged.tools_or_default(), &merged.output_or_default())
+            .map_err(|e| e.to_string())?;
+        Ok(Prepared {
+            task,
+            front: merged,
+            own_mcp,
+            builtins,
+        })
     }
 
     /// The run's tools: built-ins, wasm tools (the server's loaded ones by name, others
     /// loaded now under the run's policies), the server's MCP servers' and the task's own
     /// (started for this run: shut the returned pool down after it).
-    async fn tools(&self, front: &FrontMatter, own_mcp: &McpConfig, mut reg: ToolRegistry) -> Result<(ToolRegistry, Option<Arc<McpPool>>), String> {
+    async fn tools(
+        &self,
+        front: &FrontMatter,
+        own_mcp: &McpConfig,
+        mut reg: ToolRegistry,
+    ) -> Result<(ToolRegistry, Option<Arc<McpPool>>), String> {
         let sources = front.tools_or_default();
         let mut missing = Vec::new();
         for s in &sources {
             let Some(name) = s.wasm_name() else { continue };
             match self.wasm.iter().find(|c| c.name() == name) {
-                Some(c) => c.tools().into_iter().try_for_each(|t| reg.register(t)).map_err(|e| e.to_string())?,
+                Some(c) => c
+                    .tools()
+                    .into_iter()
+                    .try_for_each(|t| reg.register(t))
+                    .map_err(|e| e.to_string())?,
                 None => missing.push(s.clone()),
             }
         }
         if !missing.is_empty() {
-            let base = if self.settings.trust_tasks { std::env::current_dir().unwrap_or_default() } else { self.settings.base.clone() };
-            toolset::add_wasm_tools(&mut reg, &self.sandbox, &missing, &front.wasm_policy.clone().unwrap_or_default(), &base).await?;
+            let base = if self.settings.trust_tasks {
+                std::env::current_dir().unwrap_or_default()
+            } else {
+                self.settings.base.clone()
+            };
+            toolset::add_wasm_tools(
+                &mut reg,
+                &self.sandbox,
+                &missing,
+                &front.wasm_policy.clone().unwrap_or_default(),
+                &base,
+            )
+            .await?;
         }
         reg.register_provider(self.pool.clone());
         let own = if own_mcp.servers.is_empty() {
             None
         } else {
             let pool = McpPool::start(own_mcp, self.hooks.clone());
-            if let Err(e) = pool.wait_required().await {
+            if let Err(e) =
+                toolset::wait_for_first_step(&pool, &front.tool_choice_or_default()).await
+            {
                 pool.shutdown().await;
-                return Err(e.to_string());
+                return Err(e);
             }
             reg.register_provider(pool.clone());
             Some(pool)
@@ -259,15 +345,24 @@ impl State {
     /// here, before any task is created for it.
     pub(super) fn prepare(&self, args: &Value) -> Result<Prepared, ErrorData> {
         let bad = |m: String| ErrorData::invalid_params(m, None);
-        let task_text = args.get("task").and_then(Value::as_str).ok_or_else(|| bad("run_task: `task` (a string) is required".into()))?;
+        let task_text = args
+            .get("task")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("run_task: `task` (a string) is required".into()))?;
         let prepared = self.plan(task_text, args.get("options")).map_err(bad)?;
         // The wasm tool names too (built-in ones are checked by `plan`), so that a typo is
         // refused now rather than failing the run (or its task) later.
         for s in &prepared.front.tools_or_default() {
             let Some(name) = s.wasm_name() else { continue };
             let path = matches!(s, ToolSource::Wasm(spec) if spec.ends_with(".wasm"));
-            if !path && !self.wasm.iter().any(|c| c.name() == name) && agent_sandboxes::bundled::get(&name).is_none() {
-                return Err(bad(format!("tools: wasm:{name}: no such tool here (bundled: {})", agent_sandboxes::bundled::names().join(", "))));
+            if !path
+                && !self.wasm.iter().any(|c| c.name() == name)
+                && agent_sandboxes::bundled::get(&name).is_none()
+            {
+                return Err(bad(format!(
+                    "tools: wasm:{name}: no such tool here (bundled: {})",
+                    agent_sandboxes::bundled::names().join(", ")
+                )));
             }
         }
         Ok(prepared)
@@ -275,18 +370,40 @@ impl State {
 
     /// Runs a prepared task until it answers, runs out of steps or `ct` is cancelled (the
     /// trace is kept either way).
-    pub(super) async fn execute(&self, prepared: Prepared, report: Report, ct: CancellationToken) -> Result<(CallToolResult, StopReason), ErrorData> {
-        let Prepared { task, front, own_mcp, builtins } = prepared;
+    pub(super) async fn execute(
+        &self,
+        prepared: Prepared,
+        report: Report,
+        ct: CancellationToken,
+    ) -> Result<(CallToolResult, StopReason), ErrorData> {
+        let Prepared {
+            task,
+            front,
+            own_mcp,
+            builtins,
+        } = prepared;
         let n = self.runs.fetch_add(1, Ordering::Relaxed);
         let run_id = format!("{}-{n}", super::run::run_id());
-        let cfg = runcfg::run_config(&front, &task, run_id.clone(), self.settings.max_tokens, None);
+        let cfg = runcfg::run_config(
+            &front,
+            &task,
+            run_id.clone(),
+            self.settings.max_tokens,
+            None,
+        );
         let notifier = Notifier::start(&report, cfg.max_steps);
         // A slot: at most `max_concurrent` runs share the model at once.
         let permit = match self.slots.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {
                 let (waiting, ahead) = Waiting::enter(&self.waiting);
-                notifier.send(0, format!("queued: {ahead} waiting; {} run at once", self.settings.max_concurrent));
+                notifier.send(
+                    0,
+                    format!(
+                        "queued: {ahead} waiting; {} run at once",
+                        self.settings.max_concurrent
+                    ),
+                );
                 let got = tokio::select! {
                     p = self.slots.clone().acquire_owned() => p.ok(),
                     _ = ct.cancelled() => None,
@@ -295,16 +412,29 @@ impl State {
                 match got {
                     Some(p) => p,
                     None => {
-                        let result = CallToolResult::error(vec![ContentBlock::text("cancelled while queued, before it started")]);
+                        let result = CallToolResult::error(vec![ContentBlock::text(
+                            "cancelled while queued, before it started",
+                        )]);
                         return Ok((result, StopReason::Cancelled));
                     }
                 }
             }
         };
-        // Checked in `prepare`: what fails here is the server's (a compile, an MCP server).
-        let (tools, own_pool) = self.tools(&front, &own_mcp, builtins).await.map_err(|e| ErrorData::internal_error(e, None))?;
+        // First, so that nothing (the task's own MCP servers) is started for a run that
+        // cannot be recorded.
         let trace_file = runs_dir().join(format!("{run_id}.jsonl"));
-        let trace = TraceWriter::create(&trace_file).map_err(|e| ErrorData::internal_error(format!("cannot write the trace {}: {e}", trace_file.display()), None))?;
+        let trace = TraceWriter::create(&trace_file).map_err(|e| {
+            ErrorData::internal_error(
+                format!("cannot write the trace {}: {e}", trace_file.display()),
+                None,
+            )
+        })?;
+        let trace_failure = trace.failure();
+        // Checked in `prepare`: what fails here is the server's (a compile, an MCP server).
+        let (tools, own_pool) = self
+            .tools(&front, &own_mcp, builtins)
+            .await
+            .map_err(|e| ErrorData::internal_error(e, None))?;
         let events = Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut agent = Agent::new(&*self.backend, tools);
         agent.observe(Box::new(trace));
@@ -316,39 +446,89 @@ impl State {
         if let Some(pool) = own_pool {
             pool.shutdown().await;
         }
-        let outcome = outcome.map_err(|e| ErrorData::internal_error(format!("the run failed: {e} (trace: agent://runs/{run_id})"), None))?;
+        let outcome = outcome.map_err(|e| {
+            ErrorData::internal_error(
+                format!("the run failed: {e} (trace: agent://runs/{run_id})"),
+                None,
+            )
+        })?;
+        if let Some(e) = trace_failure.get() {
+            return Err(ErrorData::internal_error(
+                format!("the trace agent://runs/{run_id} is incomplete: {e}"),
+                None,
+            ));
+        }
         let events = events.lock().map(|e| e.clone()).unwrap_or_default();
         let tool_calls: Vec<Value> = events
             .iter()
             .filter_map(|e| match e {
-                Event::ToolCall { name, arguments, .. } if name != agent_tools::builtin::FINAL_ANSWER => Some(json!({"name": name, "arguments": arguments})),
+                Event::ToolCall {
+                    name, arguments, ..
+                } if name != agent_tools::builtin::FINAL_ANSWER => {
+                    Some(json!({"name": name, "arguments": arguments}))
+                }
                 _ => None,
             })
             .collect();
-        let thinking_tokens: usize = events.iter().map(|e| if let Event::ModelOutput { thinking_tokens, .. } = e { *thinking_tokens } else { 0 }).sum();
+        let thinking_tokens: usize = events
+            .iter()
+            .map(|e| {
+                if let Event::ModelOutput {
+                    thinking_tokens, ..
+                } = e
+                {
+                    *thinking_tokens
+                } else {
+                    0
+                }
+            })
+            .sum();
         let stop = match outcome.stop {
             StopReason::Answer => "answer",
             StopReason::MaxSteps => "max_steps",
             StopReason::Cancelled => "cancelled",
+            StopReason::Error => "error",
         };
         let structured = json!({
             "answer": outcome.answer, "stop": stop, "steps": outcome.steps, "tool_calls": tool_calls,
             "thinking_tokens": thinking_tokens, "run_id": run_id, "trace": format!("agent://runs/{run_id}"),
         });
         let mut result = match outcome.stop {
-            StopReason::Answer => CallToolResult::success(vec![ContentBlock::text(outcome.answer_text().unwrap_or_default())]),
-            StopReason::MaxSteps => CallToolResult::error(vec![ContentBlock::text(format!("no final answer after {} steps (trace: agent://runs/{run_id})", outcome.steps))]),
-            StopReason::Cancelled => CallToolResult::error(vec![ContentBlock::text(format!("cancelled at step {} (trace: agent://runs/{run_id})", outcome.steps))]),
+            StopReason::Answer => CallToolResult::success(vec![ContentBlock::text(
+                outcome.answer_text().unwrap_or_default(),
+            )]),
+            StopReason::MaxSteps => CallToolResult::error(vec![ContentBlock::text(format!(
+                "no final answer after {} steps (trace: agent://runs/{run_id})",
+                outcome.steps
+            ))]),
+            StopReason::Cancelled => CallToolResult::error(vec![ContentBlock::text(format!(
+                "cancelled at step {} (trace: agent://runs/{run_id})",
+                outcome.steps
+            ))]),
+            // A failed run is returned as an error by `Agent::run`, handled above.
+            StopReason::Error => CallToolResult::error(vec![ContentBlock::text(format!(
+                "the run failed at step {} (trace: agent://runs/{run_id})",
+                outcome.steps
+            ))]),
         };
         result.structured_content = Some(structured);
         Ok((result, outcome.stop))
     }
 }
 
-/// Whether a task's `model` names another model than the served one (catalogue names and
-/// paths as written, compared loosely).
+/// Whether a task's `model` names another model than the served one: the same name (loosely
+/// compared), or the same file or directory on disk, is the same model. Nothing is installed
+/// or loaded to find out (this runs on the server's async workers).
 fn models_differ(asked: &str, served: &str) -> bool {
     let norm = |s: &str| s.trim().to_ascii_lowercase();
-    norm(asked) != norm(served) && agent::models::resolve(asked).map(|m| norm(&m.name) != norm(served)).unwrap_or(true)
+    if norm(asked) == norm(served) {
+        return false;
+    }
+    match (
+        agent::models::locate(asked.trim()),
+        agent::models::locate(served),
+    ) {
+        (Some(a), Some(b)) => a != b,
+        _ => true,
+    }
 }
-

@@ -65,8 +65,14 @@ pub fn main(args: ToolsArgs) -> ExitCode {
         },
         None => None,
     };
-    let wasm_policies = task.as_ref().and_then(|t| t.front.wasm_policy.clone()).unwrap_or_default();
-    let base = task.as_ref().and_then(|t| t.path.parent().map(std::path::Path::to_path_buf)).unwrap_or_default();
+    let wasm_policies = task
+        .as_ref()
+        .and_then(|t| t.front.wasm_policy.clone())
+        .unwrap_or_default();
+    let base = task
+        .as_ref()
+        .and_then(|t| t.path.parent().map(std::path::Path::to_path_buf))
+        .unwrap_or_default();
     let (sources, output) = match &task {
         Some(t) => (t.front.tools_or_default(), t.front.output_or_default()),
         None => (vec![agent::task::ToolSource::AllBuiltins], OutputSpec::Text),
@@ -83,25 +89,45 @@ pub fn main(args: ToolsArgs) -> ExitCode {
         Some(ToolsCommand::Call { args, .. }) => match serde_json::from_str::<Value>(args) {
             Ok(v @ Value::Object(_)) => Some(v),
             Ok(_) => return fail(EXIT_BAD_INPUT, "--args: expected a JSON object"),
-            Err(e) => return fail(EXIT_BAD_INPUT, format!("--args: not valid JSON at column {}: {e}", e.column())),
+            Err(e) => {
+                return fail(
+                    EXIT_BAD_INPUT,
+                    format!("--args: not valid JSON at column {}: {e}", e.column()),
+                );
+            }
         },
         None => None,
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail(EXIT_FAILED, format!("cannot start the async runtime: {e}")),
     };
     rt.block_on(async move {
-        if sources.iter().any(|s| matches!(s, agent::task::ToolSource::Wasm(_))) {
+        if sources
+            .iter()
+            .any(|s| matches!(s, agent::task::ToolSource::Wasm(_)))
+        {
             let loaded = match Sandbox::new(Some(&toolset::wasm_cache_dir(&agent_home()))) {
-                Ok(sandbox) => toolset::add_wasm_tools(&mut registry, &Arc::new(sandbox), &sources, &wasm_policies, &base).await,
+                Ok(sandbox) => {
+                    toolset::add_wasm_tools(
+                        &mut registry,
+                        &Arc::new(sandbox),
+                        &sources,
+                        &wasm_policies,
+                        &base,
+                    )
+                    .await
+                }
                 Err(e) => Err(format!("cannot start the wasm sandbox: {e}")),
             };
             if let Err(e) = loaded {
                 return fail(EXIT_BAD_INPUT, e);
             }
         }
-        let hooks = Hooks { roots: std::env::current_dir().into_iter().collect(), ..Hooks::default() };
+        let hooks = Hooks { ..Hooks::default() };
         let pool = McpPool::start(&mcp, hooks);
         pool.wait_all().await;
         for (name, status) in pool.status() {
@@ -111,7 +137,9 @@ pub fn main(args: ToolsArgs) -> ExitCode {
         }
         registry.register_provider(pool.clone());
         let code = match (&args.command, args_json) {
-            (Some(ToolsCommand::Call { name, .. }), Some(arguments)) => call(&registry, name, arguments, scope.json).await,
+            (Some(ToolsCommand::Call { name, .. }), Some(arguments)) => {
+                call(&registry, name, arguments, scope.json).await
+            }
             _ => list(&registry, &pool, scope.json),
         };
         pool.shutdown().await;
@@ -128,7 +156,9 @@ fn list(registry: &ToolRegistry, pool: &Arc<McpPool>, as_json: bool) -> ExitCode
             .map(|(name, s)| {
                 let v = match s {
                     ServerStatus::Starting => json!({"status": "starting"}),
-                    ServerStatus::Ready { tools, protocol } => json!({"status": "ready", "tools": tools, "protocol": protocol}),
+                    ServerStatus::Ready { tools, protocol } => {
+                        json!({"status": "ready", "tools": tools, "protocol": protocol})
+                    }
                     ServerStatus::Failed(e) => json!({"status": "failed", "error": e}),
                 };
                 (name, v)
@@ -162,7 +192,11 @@ async fn call(registry: &ToolRegistry, name: &str, arguments: Value, as_json: bo
     let cx = CallContext::with_progress(move |p| {
         if show {
             let total = p.total.map(|t| format!("/{t}")).unwrap_or_default();
-            eprintln!("progress {}{total} {}", p.progress, p.message.unwrap_or_default());
+            eprintln!(
+                "progress {}{total} {}",
+                p.progress,
+                p.message.unwrap_or_default()
+            );
         }
     });
     let out = registry.call(name, arguments, cx).await;
@@ -171,5 +205,9 @@ async fn call(registry: &ToolRegistry, name: &str, arguments: Value, as_json: bo
     } else {
         println!("{}", out.content);
     }
-    if out.is_error { ExitCode::from(EXIT_FAILED) } else { ExitCode::SUCCESS }
+    if out.is_error {
+        ExitCode::from(EXIT_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    }
 }

@@ -33,7 +33,9 @@ pub(crate) fn segments(body: &str) -> Vec<Result<(&str, &str), &str>> {
             (None, None) => (after.len(), after.len()),
         };
         let inner = after.get(..inner_len).unwrap_or("");
-        let raw = rest.get(start..start + FUNCTION_OPEN.len() + raw_len).unwrap_or("");
+        let raw = rest
+            .get(start..start + FUNCTION_OPEN.len() + raw_len)
+            .unwrap_or("");
         out.push(Ok((raw, inner)));
         rest = after.get(raw_len..).unwrap_or("");
     }
@@ -60,26 +62,38 @@ pub(crate) fn parse_function(inner: &str, tools: &[ToolSpec]) -> Result<ToolCall
         return Err("the `<function=NAME>` tag has no valid name".into());
     }
     let rest = inner.get(name_end + 1..).unwrap_or("");
-    let props = tools.iter().find(|t| t.name == name).and_then(|t| t.parameters.get("properties"));
+    let props = tools
+        .iter()
+        .find(|t| t.name == name)
+        .and_then(|t| t.parameters.get("properties"));
     let Some(first) = rest.find(PARAM_OPEN) else {
         let t = rest.trim();
         if t.is_empty() {
-            return Ok(ToolCall { name, arguments: Value::Object(Map::new()) });
+            return Ok(ToolCall {
+                name,
+                arguments: Value::Object(Map::new()),
+            });
         }
         // `<function=name>{json}</function>` also occurs.
         return match serde_json::from_str::<Value>(t) {
             Ok(v @ Value::Object(_)) => Ok(ToolCall { name, arguments: v }),
-            _ => Err(format!("the body of `<function={name}>` must be `<parameter=KEY>` tags or a JSON object")),
+            _ => Err(format!(
+                "the body of `<function={name}>` must be `<parameter=KEY>` tags or a JSON object"
+            )),
         };
     };
     if !rest.get(..first).unwrap_or("").trim().is_empty() {
-        return Err(format!("unexpected text before the first parameter of `{name}`"));
+        return Err(format!(
+            "unexpected text before the first parameter of `{name}`"
+        ));
     }
     let mut args = Map::new();
     let mut rest = rest.get(first..).unwrap_or("");
     while let Some(after) = rest.strip_prefix(PARAM_OPEN) {
         let Some(key_end) = after.find('>') else {
-            return Err(format!("a `<parameter=KEY>` tag of `{name}` is not closed with `>`"));
+            return Err(format!(
+                "a `<parameter=KEY>` tag of `{name}` is not closed with `>`"
+            ));
         };
         let key = after.get(..key_end).unwrap_or("").trim().to_string();
         if key.is_empty() {
@@ -90,9 +104,18 @@ pub(crate) fn parse_function(inner: &str, tools: &[ToolSpec]) -> Result<ToolCall
         let next = value_region.find(PARAM_OPEN);
         // A missing `</parameter>` ends the value at the next `<parameter=` or the end.
         let (value, remaining) = match (close, next) {
-            (Some(c), Some(n)) if n < c => (value_region.get(..n).unwrap_or(""), value_region.get(n..).unwrap_or("")),
-            (Some(c), _) => (value_region.get(..c).unwrap_or(""), value_region.get(c + PARAM_CLOSE.len()..).unwrap_or("")),
-            (None, Some(n)) => (value_region.get(..n).unwrap_or(""), value_region.get(n..).unwrap_or("")),
+            (Some(c), Some(n)) if n < c => (
+                value_region.get(..n).unwrap_or(""),
+                value_region.get(n..).unwrap_or(""),
+            ),
+            (Some(c), _) => (
+                value_region.get(..c).unwrap_or(""),
+                value_region.get(c + PARAM_CLOSE.len()..).unwrap_or(""),
+            ),
+            (None, Some(n)) => (
+                value_region.get(..n).unwrap_or(""),
+                value_region.get(n..).unwrap_or(""),
+            ),
             (None, None) => (value_region, ""),
         };
         let raw = strip_one_newline(value);
@@ -100,18 +123,25 @@ pub(crate) fn parse_function(inner: &str, tools: &[ToolSpec]) -> Result<ToolCall
         args.insert(key, convert(raw, schema));
         let skip = remaining.find(PARAM_OPEN).unwrap_or(remaining.len());
         if !remaining.get(..skip).unwrap_or("").trim().is_empty() {
-            return Err(format!("unexpected text between the parameters of `{name}`"));
+            return Err(format!(
+                "unexpected text between the parameters of `{name}`"
+            ));
         }
         rest = remaining.get(skip..).unwrap_or("");
     }
-    Ok(ToolCall { name, arguments: Value::Object(args) })
+    Ok(ToolCall {
+        name,
+        arguments: Value::Object(args),
+    })
 }
 
 /// The JSON Schema type names a parameter schema admits (`type`, a `type` list, `anyOf`/`oneOf`).
 pub fn schema_types(schema: &Value, out: &mut Vec<String>) {
     match schema.get("type") {
         Some(Value::String(t)) => out.push(t.clone()),
-        Some(Value::Array(ts)) => out.extend(ts.iter().filter_map(|t| t.as_str().map(str::to_string))),
+        Some(Value::Array(ts)) => {
+            out.extend(ts.iter().filter_map(|t| t.as_str().map(str::to_string)))
+        }
         _ => {}
     }
     for key in ["anyOf", "oneOf"] {
@@ -152,7 +182,9 @@ pub(crate) fn convert(raw: &str, schema: Option<&Value>) -> Value {
         return v;
     }
     if has("object") || has("array") {
-        let parsed = serde_json::from_str::<Value>(t).ok().or_else(|| pythonic::parse_literal(t));
+        let parsed = serde_json::from_str::<Value>(t)
+            .ok()
+            .or_else(|| pythonic::parse_literal(t));
         match parsed {
             Some(v @ Value::Object(_)) if has("object") => return v,
             Some(v @ Value::Array(_)) if has("array") => return v,
@@ -175,7 +207,10 @@ pub(crate) fn render_call(call: &ToolCall) -> String {
     let mut out = format!("<tool_call>\n<function={}>\n", call.name);
     if let Value::Object(map) = &call.arguments {
         for (k, v) in map {
-            out.push_str(&format!("<parameter={k}>\n{}\n</parameter>\n", raw_value(v)));
+            out.push_str(&format!(
+                "<parameter={k}>\n{}\n</parameter>\n",
+                raw_value(v)
+            ));
         }
     }
     out.push_str("</function>\n</tool_call>");
@@ -193,21 +228,49 @@ mod tests {
         assert_eq!(convert("42", Some(&schema)), json!(42));
         assert_eq!(convert("4x", Some(&schema)), json!("4x"));
         assert_eq!(convert("1.5", Some(&json!({"type": "number"}))), json!(1.5));
-        assert_eq!(convert("True", Some(&json!({"type": "boolean"}))), json!(true));
-        assert_eq!(convert("null", Some(&json!({"anyOf": [{"type": "string"}, {"type": "null"}]}))), json!(null));
-        assert_eq!(convert("{'a': [1]}", Some(&json!({"type": "object"}))), json!({"a": [1]}));
-        assert_eq!(convert("[1, 2]", Some(&json!({"type": "array"}))), json!([1, 2]));
+        assert_eq!(
+            convert("True", Some(&json!({"type": "boolean"}))),
+            json!(true)
+        );
+        assert_eq!(
+            convert(
+                "null",
+                Some(&json!({"anyOf": [{"type": "string"}, {"type": "null"}]}))
+            ),
+            json!(null)
+        );
+        assert_eq!(
+            convert("{'a': [1]}", Some(&json!({"type": "object"}))),
+            json!({"a": [1]})
+        );
+        assert_eq!(
+            convert("[1, 2]", Some(&json!({"type": "array"}))),
+            json!([1, 2])
+        );
         assert_eq!(convert("42", None), json!("42"));
     }
 
     #[test]
     fn function_body() {
-        let tools = vec![ToolSpec { name: "f".into(), description: String::new(), parameters: json!({"type": "object", "properties": {"n": {"type": "integer"}}}) }];
+        let tools = vec![ToolSpec {
+            name: "f".into(),
+            description: String::new(),
+            parameters: json!({"type": "object", "properties": {"n": {"type": "integer"}}}),
+        }];
         assert_eq!(
-            parse_function("f>\n<parameter=n>\n7\n</parameter>\n<parameter=code>\n\nx = 1\n\n<parameter=s>\nlast\n", &tools),
-            Ok(ToolCall { name: "f".into(), arguments: json!({"n": 7, "code": "\nx = 1\n", "s": "last"}) })
+            parse_function(
+                "f>\n<parameter=n>\n7\n</parameter>\n<parameter=code>\n\nx = 1\n\n<parameter=s>\nlast\n",
+                &tools
+            ),
+            Ok(ToolCall {
+                name: "f".into(),
+                arguments: json!({"n": 7, "code": "\nx = 1\n", "s": "last"})
+            })
         );
         assert!(parse_function("f\n<parameter=n>", &tools).is_err());
-        assert_eq!(segments("junk <function=a>x</function><function=b>").len(), 3);
+        assert_eq!(
+            segments("junk <function=a>x</function><function=b>").len(),
+            3
+        );
     }
 }

@@ -57,7 +57,13 @@ pub struct GrammarOptions {
 
 impl GrammarOptions {
     pub fn new(format: Format) -> Self {
-        GrammarOptions { format, thinking: Thinking::Off, special_tokens: Vec::new(), max_string_chars: None, max_calls: None }
+        GrammarOptions {
+            format,
+            thinking: Thinking::Off,
+            special_tokens: Vec::new(),
+            max_string_chars: None,
+            max_calls: None,
+        }
     }
 }
 
@@ -68,19 +74,38 @@ pub enum GrammarError {
     #[error("tool_choice is `required` but no tool is enabled")]
     NoTools,
     #[error("the parameters schema of tool `{tool}` is not valid JSON Schema at {path}: {message}")]
-    BadSchema { tool: String, path: String, message: String },
+    BadSchema {
+        tool: String,
+        path: String,
+        message: String,
+    },
 }
 
 /// Markers every format may use.
-pub const MARKERS: [&str; 6] = ["<tool_call>", "</tool_call>", "<think>", "</think>", "<|python_start|>", "<|python_end|>"];
+pub const MARKERS: [&str; 6] = [
+    "<tool_call>",
+    "</tool_call>",
+    "<think>",
+    "</think>",
+    "<|python_start|>",
+    "<|python_end|>",
+];
 
 /// The Lark grammar of one assistant turn.
-pub fn lark(opts: &GrammarOptions, tools: &[ToolSpec], choice: &ToolChoice) -> Result<String, GrammarError> {
+pub fn lark(
+    opts: &GrammarOptions,
+    tools: &[ToolSpec],
+    choice: &ToolChoice,
+) -> Result<String, GrammarError> {
     let allowed: Vec<&ToolSpec> = match choice {
         ToolChoice::Tool(name) => match tools.iter().find(|t| &t.name == name) {
             Some(t) => vec![t],
             None => {
-                let names = tools.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ");
+                let names = tools
+                    .iter()
+                    .map(|t| t.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 return Err(GrammarError::UnknownTool(name.clone(), names));
             }
         },
@@ -90,12 +115,18 @@ pub fn lark(opts: &GrammarOptions, tools: &[ToolSpec], choice: &ToolChoice) -> R
         return Err(GrammarError::NoTools);
     }
     for t in &allowed {
-        check_types(&t.parameters, "")
-            .map_err(|(path, message)| GrammarError::BadSchema { tool: t.name.clone(), path: if path.is_empty() { "/".into() } else { path }, message })?;
+        check_types(&t.parameters, "").map_err(|(path, message)| GrammarError::BadSchema {
+            tool: t.name.clone(),
+            path: if path.is_empty() { "/".into() } else { path },
+            message,
+        })?;
     }
     let calls_allowed = *choice != ToolChoice::None && !allowed.is_empty();
     let calls_forced = matches!(choice, ToolChoice::Required | ToolChoice::Tool(_));
-    let mut g = Builder { opts, values: Values::new(opts.max_string_chars) };
+    let mut g = Builder {
+        opts,
+        values: Values::new(opts.max_string_chars),
+    };
     let text = g.text_terminal();
     let lead = g.lead_terminal();
     let body = match (calls_allowed, calls_forced) {
@@ -105,7 +136,9 @@ pub fn lark(opts: &GrammarOptions, tools: &[ToolSpec], choice: &ToolChoice) -> R
             // Hermes-style formats: content, then calls. A textual opener ends the text inside
             // one terminal (`LEAD`): free text cannot stop just before a string it excludes.
             (Format::Qwen3 | Format::Qwen3Coder, None) => "TEXT? calls?".to_string(),
-            (Format::Qwen3 | Format::Qwen3Coder, Some(_)) => format!("TEXT? | LEAD call_rest {} WS?", g.more_calls()),
+            (Format::Qwen3 | Format::Qwen3Coder, Some(_)) => {
+                format!("TEXT? | LEAD call_rest {} WS?", g.more_calls())
+            }
             // Llama 4: a turn is either calls or an answer.
             (Format::Llama4Pythonic | Format::Llama4Json, _) => "calls | TEXT".to_string(),
         },
@@ -146,7 +179,11 @@ impl Builder<'_> {
 
     /// A marker as a grammar item: the special token, or its text.
     fn marker(&self, m: &str) -> String {
-        if self.special(m) { m.to_string() } else { lit(m) }
+        if self.special(m) {
+            m.to_string()
+        } else {
+            lit(m)
+        }
     }
 
     /// Reasoning needs `<think>`/`</think>` as special tokens: as text, the free-text regex
@@ -166,7 +203,11 @@ impl Builder<'_> {
             Format::Qwen3 | Format::Qwen3Coder => text_regex("+", &self.textual_markers()),
             Format::Llama4Pythonic | Format::Llama4Json => {
                 // An answer that starts like a call list would be read as one.
-                let start = if self.opts.format == Format::Llama4Pythonic { "\\[" } else { "{" };
+                let start = if self.opts.format == Format::Llama4Pythonic {
+                    "\\["
+                } else {
+                    "{"
+                };
                 let mut t = format!("/[ \\t\\n]*[^ \\t\\n{start}](.|\\n)*/");
                 if !self.special("<|python_start|>") {
                     t.push_str(" & ~/[ \\t\\n]*<\\|python_start\\|>(.|\\n)*/");
@@ -179,7 +220,10 @@ impl Builder<'_> {
     /// What free text must not contain in the Hermes-style formats: the call and reasoning
     /// markers that are text for this tokenizer, and Qwen3-Coder's bare `<function=`.
     fn textual_markers(&self) -> Vec<&'static str> {
-        let mut banned: Vec<&str> = ["<tool_call>", "</tool_call>", "</think>"].into_iter().filter(|m| !self.special(m)).collect();
+        let mut banned: Vec<&str> = ["<tool_call>", "</tool_call>", "</think>"]
+            .into_iter()
+            .filter(|m| !self.special(m))
+            .collect();
         if self.opts.format == Format::Qwen3Coder {
             banned.push("<function=");
         }
@@ -188,10 +232,16 @@ impl Builder<'_> {
 
     /// With a textual call opener: free text up to and including the opener, one terminal.
     fn lead_terminal(&self) -> Option<String> {
-        if !matches!(self.opts.format, Format::Qwen3 | Format::Qwen3Coder) || self.special("<tool_call>") {
+        if !matches!(self.opts.format, Format::Qwen3 | Format::Qwen3Coder)
+            || self.special("<tool_call>")
+        {
             return None;
         }
-        Some(format!("({}) {}", text_regex("*", &self.textual_markers()), lit("<tool_call>")))
+        Some(format!(
+            "({}) {}",
+            text_regex("*", &self.textual_markers()),
+            lit("<tool_call>")
+        ))
     }
 
     fn separator(&self) -> &'static str {
@@ -229,15 +279,26 @@ impl Builder<'_> {
                 out.push_str(&format!("call_rest: \"\\n\" {rest} \"\\n\" {close}\n"));
             }
             Format::Llama4Pythonic => {
-                let (start, end) = (self.marker("<|python_start|>"), self.marker("<|python_end|>"));
-                out.push_str(&format!("calls: {start} \"[\" {list} \"]\" {end}? | \"[\" {list} \"]\"\n"));
+                let (start, end) = (
+                    self.marker("<|python_start|>"),
+                    self.marker("<|python_end|>"),
+                );
+                out.push_str(&format!(
+                    "calls: {start} \"[\" {list} \"]\" {end}? | \"[\" {list} \"]\"\n"
+                ));
                 let fns: Vec<String> = tools.iter().map(|t| self.python_function(t)).collect();
                 out.push_str(&format!("call: {}\n", fns.join(" | ")));
             }
             Format::Llama4Json => {
-                let (start, end) = (self.marker("<|python_start|>"), self.marker("<|python_end|>"));
+                let (start, end) = (
+                    self.marker("<|python_start|>"),
+                    self.marker("<|python_end|>"),
+                );
                 out.push_str(&format!("calls: {start} {list} {end}? | {list}\n"));
-                out.push_str(&format!("call: %json {}\n", self.json_calls(tools, "parameters")));
+                out.push_str(&format!(
+                    "call: %json {}\n",
+                    self.json_calls(tools, "parameters")
+                ));
             }
         }
         out
@@ -261,25 +322,34 @@ impl Builder<'_> {
                 json!({"type": "object", "properties": props, "required": ["name", args_key], "additionalProperties": false})
             })
             .collect();
-        let schema = json!({"anyOf": alternatives, "x-guidance": {"whitespace_pattern": "[ \\t\\n]{1,8}"}});
+        let schema =
+            json!({"anyOf": alternatives, "x-guidance": {"whitespace_pattern": "[ \\t\\n]{1,8}"}});
         schema.to_string()
     }
 
     /// `<function=NAME>\n` parameters `</function>\n`, parameters in schema order.
     fn coder_function(&mut self, tool: &ToolSpec) -> String {
-        let params = self.values.ordered_params(&tool.parameters, "", |v, k, value| {
-            let value = v.coder_value(value);
-            format!("{} {value}", lit(&format!("<parameter={k}>\n")))
-        });
-        format!("({} {params} {})", lit(&format!("<function={}>\n", tool.name)), lit("</function>"))
+        let params = self
+            .values
+            .ordered_params(&tool.parameters, "", |v, k, value| {
+                let value = v.coder_value(value);
+                format!("{} {value}", lit(&format!("<parameter={k}>\n")))
+            });
+        format!(
+            "({} {params} {})",
+            lit(&format!("<function={}>\n", tool.name)),
+            lit("</function>")
+        )
     }
 
     /// `name(k=v, …)`, keyword arguments in schema order.
     fn python_function(&mut self, tool: &ToolSpec) -> String {
-        let params = self.values.ordered_params(&tool.parameters, "PYSEP", |v, k, value| {
-            let value = v.py_value(value);
-            format!("{} {value}", lit(&format!("{k}=")))
-        });
+        let params = self
+            .values
+            .ordered_params(&tool.parameters, "PYSEP", |v, k, value| {
+                let value = v.py_value(value);
+                format!("{} {value}", lit(&format!("{k}=")))
+            });
         format!("({} {params} \")\")", lit(&format!("{}(", tool.name)))
     }
 }
@@ -293,12 +363,16 @@ pub fn constrained_schema(parameters: &Value) -> Value {
 }
 
 /// The JSON types a schema may name.
-const TYPES: [&str; 7] = ["string", "integer", "number", "boolean", "null", "array", "object"];
+const TYPES: [&str; 7] = [
+    "string", "integer", "number", "boolean", "null", "array", "object",
+];
 
 /// Every `type` in the schema names JSON types (llguidance refuses anything else, and so would
 /// a validator): `Err((JSON pointer, message))` otherwise.
 fn check_types(schema: &Value, path: &str) -> Result<(), (String, String)> {
-    let Value::Object(o) = schema else { return Ok(()) };
+    let Value::Object(o) = schema else {
+        return Ok(());
+    };
     let bad = |t: &Value| !t.as_str().is_some_and(|t| TYPES.contains(&t));
     if let Some(t) = o.get("type") {
         let wrong = match t {
@@ -307,15 +381,31 @@ fn check_types(schema: &Value, path: &str) -> Result<(), (String, String)> {
             _ => None,
         };
         if let Some(w) = wrong {
-            return Err((format!("{path}/type"), format!("{w} is not a JSON type (expected one of {})", TYPES.join(", "))));
+            return Err((
+                format!("{path}/type"),
+                format!(
+                    "{w} is not a JSON type (expected one of {})",
+                    TYPES.join(", ")
+                ),
+            ));
         }
     }
-    let required: Vec<&str> = o.get("required").and_then(Value::as_array).map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let required: Vec<&str> = o
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
     if let Some(props) = o.get("properties").and_then(Value::as_object) {
         for (name, sub) in props {
             if required.contains(&name.as_str()) && enum_conflict(sub) {
-                let p = format!("{path}/properties/{}", name.replace('~', "~0").replace('/', "~1"));
-                return Err((p, "no value of its `enum` has its `type`, and the property is required".into()));
+                let p = format!(
+                    "{path}/properties/{}",
+                    name.replace('~', "~0").replace('/', "~1")
+                );
+                return Err((
+                    p,
+                    "no value of its `enum` has its `type`, and the property is required".into(),
+                ));
             }
         }
     }
@@ -323,10 +413,15 @@ fn check_types(schema: &Value, path: &str) -> Result<(), (String, String)> {
         match (k.as_str(), v) {
             ("properties" | "$defs" | "definitions" | "patternProperties", Value::Object(m)) => {
                 for (name, sub) in m {
-                    check_types(sub, &format!("{path}/{k}/{}", name.replace('~', "~0").replace('/', "~1")))?;
+                    check_types(
+                        sub,
+                        &format!("{path}/{k}/{}", name.replace('~', "~0").replace('/', "~1")),
+                    )?;
                 }
             }
-            ("items" | "additionalProperties" | "not" | "contains", sub) => check_types(sub, &format!("{path}/{k}"))?,
+            ("items" | "additionalProperties" | "not" | "contains", sub) => {
+                check_types(sub, &format!("{path}/{k}"))?
+            }
             ("anyOf" | "oneOf" | "allOf" | "prefixItems", Value::Array(a)) => {
                 for (i, sub) in a.iter().enumerate() {
                     check_types(sub, &format!("{path}/{k}/{i}"))?;

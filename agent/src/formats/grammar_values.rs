@@ -11,7 +11,9 @@ use super::pythonic;
 
 /// A Lark string literal (JSON string syntax; DEL is escaped, the lexer refuses it raw).
 pub(crate) fn lit(s: &str) -> String {
-    Value::String(s.to_string()).to_string().replace('\u{7f}', "\\u007f")
+    Value::String(s.to_string())
+        .to_string()
+        .replace('\u{7f}', "\\u007f")
 }
 
 /// Escapes inside a Python or JSON string literal.
@@ -21,7 +23,10 @@ const ESC: &str = r#"\\(["'\\nrtbf]|u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2})"#;
 const TERMINALS: [(&str, &str); 3] = [
     ("PYSEP", r"/, ?/"),
     ("PYINT", r"/-?(0|[1-9][0-9]{0,19})/"),
-    ("PYNUM", r"/-?(0|[1-9][0-9]{0,19})(\.[0-9]{1,17})?([eE][+-]?[0-9]{1,3})?/"),
+    (
+        "PYNUM",
+        r"/-?(0|[1-9][0-9]{0,19})(\.[0-9]{1,17})?([eE][+-]?[0-9]{1,3})?/",
+    ),
 ];
 
 /// Collects the rules and terminals the value grammars need.
@@ -34,7 +39,12 @@ pub(crate) struct Values {
 
 impl Values {
     pub(crate) fn new(max_chars: Option<usize>) -> Self {
-        Values { max_chars, rules: Vec::new(), used: BTreeSet::new(), next: 0 }
+        Values {
+            max_chars,
+            rules: Vec::new(),
+            used: BTreeSet::new(),
+            next: 0,
+        }
     }
 
     /// The definitions of every rule and terminal used so far.
@@ -88,14 +98,26 @@ impl Values {
     }
 
     fn string_bound(&self, schema: &Value) -> Option<usize> {
-        schema.get("maxLength").and_then(Value::as_u64).map(|n| n as usize).or(self.max_chars)
+        schema
+            .get("maxLength")
+            .and_then(Value::as_u64)
+            .map(|n| n as usize)
+            .or(self.max_chars)
     }
 
     /// Items for each property in schema order, required ones mandatory, joined by `sep`
     /// (no separator before the first item present).
-    pub(crate) fn ordered_params(&mut self, schema: &Value, sep: &str, mut item: impl FnMut(&mut Values, &str, &Value) -> String) -> String {
-        let required: Vec<&str> =
-            schema.get("required").and_then(Value::as_array).map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    pub(crate) fn ordered_params(
+        &mut self,
+        schema: &Value,
+        sep: &str,
+        mut item: impl FnMut(&mut Values, &str, &Value) -> String,
+    ) -> String {
+        let required: Vec<&str> = schema
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
         let Some(props) = schema.get("properties").and_then(Value::as_object) else {
             return String::new();
         };
@@ -104,10 +126,17 @@ impl Values {
         }
         // A property no value can satisfy cannot be written; the grammar leaves it out (a
         // required one is refused before this, see `grammar::check_types`).
-        let items: Vec<(String, bool)> =
-            props.iter().filter(|(_, v)| !enum_conflict(v)).map(|(k, v)| (item(self, k, v), required.contains(&k.as_str()))).collect();
+        let items: Vec<(String, bool)> = props
+            .iter()
+            .filter(|(_, v)| !enum_conflict(v))
+            .map(|(k, v)| (item(self, k, v), required.contains(&k.as_str())))
+            .collect();
         if sep.is_empty() {
-            return items.iter().map(|(i, req)| if *req { i.clone() } else { format!("({i})?") }).collect::<Vec<_>>().join(" ");
+            return items
+                .iter()
+                .map(|(i, req)| if *req { i.clone() } else { format!("({i})?") })
+                .collect::<Vec<_>>()
+                .join(" ");
         }
         // Each alternative starts at a different first item; all before it are optional.
         let mut alternatives = Vec::new();
@@ -116,7 +145,13 @@ impl Values {
             let rest: Vec<String> = items
                 .iter()
                 .skip(j + 1)
-                .map(|(i, r)| if *r { format!("{sep} {i}") } else { format!("({sep} {i})?") })
+                .map(|(i, r)| {
+                    if *r {
+                        format!("{sep} {i}")
+                    } else {
+                        format!("({sep} {i})?")
+                    }
+                })
                 .collect();
             alternatives.push(format!("{first} {}", rest.join(" ")));
             if *req {
@@ -128,17 +163,30 @@ impl Values {
             return String::new();
         }
         let alts = self.rule(alternatives.join(" | "));
-        if all_optional { format!("{alts}?") } else { alts }
+        if all_optional {
+            format!("{alts}?")
+        } else {
+            alts
+        }
     }
 
     /// Alternatives from `enum`/`const`, `anyOf`/`oneOf` or a list of types, if the schema has
     /// them: `render` writes a fixed value, `value` a sub-schema.
-    fn alternatives(&mut self, s: &Value, render: fn(&Value) -> String, value: fn(&mut Values, &Value) -> String) -> Option<String> {
+    fn alternatives(
+        &mut self,
+        s: &Value,
+        render: fn(&Value) -> String,
+        value: fn(&mut Values, &Value) -> String,
+    ) -> Option<String> {
         if let Some(values) = typed_values(s) {
             let alts: Vec<String> = values.into_iter().map(|v| lit(&render(v))).collect();
             return Some(format!("({})", alts.join(" | ")));
         }
-        if let Some(subs) = s.get("anyOf").or_else(|| s.get("oneOf")).and_then(Value::as_array) {
+        if let Some(subs) = s
+            .get("anyOf")
+            .or_else(|| s.get("oneOf"))
+            .and_then(Value::as_array)
+        {
             let alts: Vec<String> = subs.iter().map(|sub| value(self, sub)).collect();
             return Some(format!("({})", alts.join(" | ")));
         }
@@ -175,14 +223,23 @@ impl Values {
             Some("array") => {
                 let sep = self.terminal("PYSEP");
                 // A tuple: `prefixItems` in order, then more only if `items` allows them.
-                if let Some(prefix) = s.get("prefixItems").and_then(Value::as_array).filter(|p| !p.is_empty()) {
+                if let Some(prefix) = s
+                    .get("prefixItems")
+                    .and_then(Value::as_array)
+                    .filter(|p| !p.is_empty())
+                {
                     let fixed: Vec<String> = prefix.iter().map(|p| self.py_value(p)).collect();
                     let rest = match s.get("items") {
                         Some(Value::Bool(false)) => String::new(),
-                        Some(items @ Value::Object(_)) => format!(" ({sep} {})*", self.py_value(items)),
+                        Some(items @ Value::Object(_)) => {
+                            format!(" ({sep} {})*", self.py_value(items))
+                        }
                         _ => format!(" ({sep} {})*", self.py_any()),
                     };
-                    return self.rule(format!("\"[\" {}{rest} \"]\"", fixed.join(&format!(" {sep} "))));
+                    return self.rule(format!(
+                        "\"[\" {}{rest} \"]\"",
+                        fixed.join(&format!(" {sep} "))
+                    ));
                 }
                 let item = match s.get("items") {
                     Some(items @ Value::Object(_)) => self.py_value(items),
@@ -194,7 +251,10 @@ impl Values {
                 let sep = self.terminal("PYSEP");
                 let keys = self.ordered_params(s, &sep, |v, k, value| {
                     let value = v.py_value(value);
-                    format!("{} {value}", lit(&format!("{}: ", Value::String(k.to_string()))))
+                    format!(
+                        "{} {value}",
+                        lit(&format!("{}: ", Value::String(k.to_string())))
+                    )
                 });
                 self.rule(format!("\"{{\" {keys} \"}}\""))
             }
@@ -206,10 +266,19 @@ impl Values {
     fn py_any(&mut self) -> String {
         if self.used.insert("pany".into()) {
             let s = self.string_terminal("py", self.max_chars);
-            let (int, num, sep) = (self.terminal("PYINT"), self.terminal("PYNUM"), self.terminal("PYSEP"));
-            self.rules.push(format!("pany: {s} | {int} | {num} | \"True\" | \"False\" | \"None\" | plist | pdict"));
-            self.rules.push(format!("plist: \"[\" (pany ({sep} pany)*)? \"]\""));
-            self.rules.push(format!("pdict: \"{{\" ({s} \": \" pany ({sep} {s} \": \" pany)*)? \"}}\""));
+            let (int, num, sep) = (
+                self.terminal("PYINT"),
+                self.terminal("PYNUM"),
+                self.terminal("PYSEP"),
+            );
+            self.rules.push(format!(
+                "pany: {s} | {int} | {num} | \"True\" | \"False\" | \"None\" | plist | pdict"
+            ));
+            self.rules
+                .push(format!("plist: \"[\" (pany ({sep} pany)*)? \"]\""));
+            self.rules.push(format!(
+                "pdict: \"{{\" ({s} \": \" pany ({sep} {s} \": \" pany)*)? \"}}\""
+            ));
         }
         "pany".into()
     }
@@ -220,7 +289,14 @@ impl Values {
         let close = lit("\n</parameter>\n");
         let fixed = |v: &Value| format!("{}\n</parameter>\n", coder::raw_value(v));
         if let Some(values) = typed_values(s) {
-            return format!("({})", values.into_iter().map(|v| lit(&fixed(v))).collect::<Vec<_>>().join(" | "));
+            return format!(
+                "({})",
+                values
+                    .into_iter()
+                    .map(|v| lit(&fixed(v)))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            );
         }
         if let Some(a) = self.alternatives(s, coder::raw_value, Values::coder_value) {
             return a;
@@ -275,7 +351,12 @@ fn typed_values(s: &Value) -> Option<Vec<&Value>> {
         Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
         _ => return Some(values),
     };
-    Some(values.into_iter().filter(|v| types.iter().any(|t| admits(t, v))).collect())
+    Some(
+        values
+            .into_iter()
+            .filter(|v| types.iter().any(|t| admits(t, v)))
+            .collect(),
+    )
 }
 
 /// A schema whose `enum`/`const` lists no value of its `type` (BFCL has `"type": "boolean"`
@@ -349,7 +430,10 @@ fn close(schema: &mut Value, top: bool) {
 fn required_are_listed(o: &Map<String, Value>) -> bool {
     let props = o.get("properties").and_then(Value::as_object);
     o.get("required").and_then(Value::as_array).is_none_or(|r| {
-        r.iter().all(|k| k.as_str().is_some_and(|k| props.is_some_and(|p| p.contains_key(k))))
+        r.iter().all(|k| {
+            k.as_str()
+                .is_some_and(|k| props.is_some_and(|p| p.contains_key(k)))
+        })
     })
 }
 
@@ -362,7 +446,11 @@ pub(crate) fn bound_strings(schema: &mut Value, n: usize) {
         Some(Value::Array(ts)) => ts.iter().any(|t| t == "string"),
         _ => false,
     };
-    if is_string && !["maxLength", "enum", "const", "pattern", "format"].iter().any(|k| o.contains_key(*k)) {
+    if is_string
+        && !["maxLength", "enum", "const", "pattern", "format"]
+            .iter()
+            .any(|k| o.contains_key(*k))
+    {
         o.insert("maxLength".into(), Value::from(n));
     }
     for c in children(o) {

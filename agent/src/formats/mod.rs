@@ -8,19 +8,22 @@
 mod coder;
 mod grammar;
 mod grammar_values;
+mod pyliteral;
 mod pythonic;
 mod stream;
 
 use std::fmt;
 use std::str::FromStr;
 
-use agent_tools::{SchemaError, ToolSpec, validate_arguments};
+use agent_tools::{SchemaCache, ToolSpec, argument_error, unknown_tool};
 use serde_json::Value;
 
 pub use crate::parse::{CallError, Parsed};
 use crate::prompt::{ToolCall, pyjson};
 pub use coder::schema_types;
-pub use grammar::{GrammarError, GrammarOptions, MARKERS, Thinking, ToolChoice, constrained_schema, lark};
+pub use grammar::{
+    GrammarError, GrammarOptions, MARKERS, Thinking, ToolChoice, constrained_schema, lark,
+};
 pub use stream::StreamParser;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -40,7 +43,12 @@ pub enum Format {
 }
 
 impl Format {
-    pub const ALL: [Format; 4] = [Format::Qwen3, Format::Qwen3Coder, Format::Llama4Pythonic, Format::Llama4Json];
+    pub const ALL: [Format; 4] = [
+        Format::Qwen3,
+        Format::Qwen3Coder,
+        Format::Llama4Pythonic,
+        Format::Llama4Json,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -62,9 +70,32 @@ impl FromStr for Format {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Format::ALL.into_iter().find(|f| f.name() == s).ok_or_else(|| {
-            format!("unknown tool-call format `{s}` (expected one of: {})", Format::ALL.map(Format::name).join(", "))
-        })
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown tool-call format `{s}` (expected one of: {})",
+                    Format::ALL.map(Format::name).join(", ")
+                )
+            })
+    }
+}
+
+impl Format {
+    /// How a call is written in this format, for telling a model that wrote one wrongly: the
+    /// hint must show the syntax the step's grammar and parser expect, not another model's.
+    pub fn call_syntax(self) -> &'static str {
+        match self {
+            Format::Qwen3 => {
+                "<tool_call>\n{\"name\": \"TOOL\", \"arguments\": {\"PARAMETER\": VALUE}}\n</tool_call>"
+            }
+            Format::Qwen3Coder => {
+                "<tool_call>\n<function=TOOL>\n<parameter=PARAMETER>\nVALUE\n</parameter>\n</function>\n</tool_call>"
+            }
+            Format::Llama4Pythonic => "[TOOL(PARAMETER=VALUE)]",
+            Format::Llama4Json => "{\"name\": \"TOOL\", \"parameters\": {\"PARAMETER\": VALUE}}",
+        }
     }
 }
 
@@ -87,9 +118,20 @@ pub fn parse(format: Format, text: &str, think_opened: bool) -> Parsed {
 }
 
 /// Parses a whole turn; the tools' schemas type Qwen3-Coder's raw parameter values.
-pub fn parse_with_schema(format: Format, text: &str, think_opened: bool, tools: &[ToolSpec]) -> Parsed {
+pub fn parse_with_schema(
+    format: Format,
+    text: &str,
+    think_opened: bool,
+    tools: &[ToolSpec],
+) -> Parsed {
     let mut parser = StreamParser::with_tools(format, think_opened, tools);
-    let mut events = parser.push(text);
+    let events = parser.push(text);
+    collect(parser, events)
+}
+
+/// The turn a parser has read: `events` are everything its `push` calls returned, in order.
+/// The planner parses a step's output once, as it streams, and ends it here.
+pub fn collect(parser: StreamParser, mut events: Vec<Event>) -> Parsed {
     let truncated = parser.in_reasoning();
     let saw_reasoning = parser.saw_reasoning();
     events.extend(parser.finish());
@@ -110,28 +152,26 @@ pub fn parse_with_schema(format: Format, text: &str, think_opened: bool, tools: 
     parsed
 }
 
-/// Checks each call against the available tools: unknown names, and arguments that violate the
-/// tool's JSON Schema (the message names the JSON pointer of the violation).
+/// Checks each call against the available tools, with the registry's checks and wording
+/// (for `agent parse`; a run's calls are checked by the registry when they are made).
 pub fn validate(calls: &[ToolCall], tools: &[ToolSpec]) -> Vec<CallError> {
+    let schemas = SchemaCache::default();
+    let names: Vec<String> = tools.iter().map(|t| t.name.clone()).collect();
     let mut errors = Vec::new();
     for call in calls {
-        let raw = format!("{{\"name\": {}, \"arguments\": {}}}", Value::String(call.name.clone()), pyjson::to_string(&call.arguments));
-        let Some(tool) = tools.iter().find(|t| t.name == call.name) else {
-            let available = tools.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ");
-            let available = if available.is_empty() { "none".to_string() } else { available };
-            errors.push(CallError { message: format!("unknown tool `{}`; available tools: {available}", call.name), raw });
-            continue;
+        let raw = format!(
+            "{{\"name\": {}, \"arguments\": {}}}",
+            Value::String(call.name.clone()),
+            pyjson::to_string(&call.arguments)
+        );
+        let message = match tools.iter().find(|t| t.name == call.name) {
+            None => unknown_tool(&call.name, &names),
+            Some(tool) => match schemas.validate(&tool.name, &tool.parameters, &call.arguments) {
+                Ok(()) => continue,
+                Err(e) => argument_error(&call.name, &e),
+            },
         };
-        match validate_arguments(&tool.parameters, &call.arguments) {
-            Ok(()) => {}
-            Err(SchemaError::Violation { path, message }) => errors.push(CallError {
-                message: format!("the arguments of `{}` do not match its schema at {path}: {message}", call.name),
-                raw,
-            }),
-            Err(e @ SchemaError::InvalidSchema(_)) => {
-                errors.push(CallError { message: format!("cannot check the arguments of `{}`: {e}", call.name), raw })
-            }
-        }
+        errors.push(CallError { message, raw });
     }
     errors
 }
@@ -145,15 +185,42 @@ pub fn render_call(format: Format, call: &ToolCall) -> String {
 pub fn render_calls(format: Format, calls: &[ToolCall]) -> String {
     match format {
         // The renderer the prompt uses (the official template's form).
-        Format::Qwen3 => calls.iter().map(|c| crate::prompt::qwen3::tool_call_text(&c.name, &c.arguments)).collect::<Vec<_>>().join("\n"),
-        Format::Qwen3Coder => calls.iter().map(coder::render_call).collect::<Vec<_>>().join("\n"),
-        Format::Llama4Pythonic => format!("[{}]", calls.iter().map(pythonic::render_call).collect::<Vec<_>>().join(", ")),
+        Format::Qwen3 => calls
+            .iter()
+            .map(|c| crate::prompt::qwen3::tool_call_text(&c.name, &c.arguments))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Format::Qwen3Coder => calls
+            .iter()
+            .map(coder::render_call)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Format::Llama4Pythonic => format!(
+            "[{}]",
+            calls
+                .iter()
+                .map(pythonic::render_call)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         Format::Llama4Json => calls
             .iter()
-            .map(|c| format!("{{\"name\": {}, \"parameters\": {}}}", Value::String(c.name.clone()), pyjson::to_string(&c.arguments)))
+            .map(|c| {
+                format!(
+                    "{{\"name\": {}, \"parameters\": {}}}",
+                    Value::String(c.name.clone()),
+                    pyjson::to_string(&c.arguments)
+                )
+            })
             .collect::<Vec<_>>()
             .join("; "),
     }
+}
+
+/// Reads a Python literal as `ast.literal_eval` would, into JSON (see `pyliteral`): the
+/// value, or why it is not one (including values with no JSON form, such as sets and bytes).
+pub fn python_literal(text: &str) -> Result<Value, String> {
+    pyliteral::parse_literal_explained(text)
 }
 
 /// Strips a code fence (```` ```json ````, ```` ```xml ```` or bare) around a call body.
@@ -162,7 +229,10 @@ fn strip_fence(body: &str) -> &str {
     let Some(rest) = t.strip_prefix("```") else {
         return t;
     };
-    let rest = rest.strip_prefix("json").or_else(|| rest.strip_prefix("xml")).unwrap_or(rest);
+    let rest = rest
+        .strip_prefix("json")
+        .or_else(|| rest.strip_prefix("xml"))
+        .unwrap_or(rest);
     rest.trim_end().strip_suffix("```").unwrap_or(rest).trim()
 }
 
@@ -175,22 +245,34 @@ fn call_from_value(value: Value) -> Result<ToolCall, String> {
         Some(Value::String(s)) if !s.trim().is_empty() => s,
         _ => return Err("the tool call has no \"name\" string".into()),
     };
-    let arguments = obj.remove("arguments").or_else(|| obj.remove("parameters")).unwrap_or(Value::Object(Default::default()));
+    let arguments = obj
+        .remove("arguments")
+        .or_else(|| obj.remove("parameters"))
+        .unwrap_or(Value::Object(Default::default()));
     // Some models send the arguments as a JSON string: decode it exactly once.
     let arguments = match arguments {
         Value::String(s) => match serde_json::from_str::<Value>(&s) {
             Ok(v @ Value::Object(_)) => v,
-            _ => return Err(format!("the arguments of `{name}` are a string, not a JSON object")),
+            _ => {
+                return Err(format!(
+                    "the arguments of `{name}` are a string, not a JSON object"
+                ));
+            }
         },
         v @ Value::Object(_) => v,
-        other => return Err(format!("the arguments of `{name}` must be a JSON object, not {other}")),
+        other => {
+            return Err(format!(
+                "the arguments of `{name}` must be a JSON object, not {other}"
+            ));
+        }
     };
     Ok(ToolCall { name, arguments })
 }
 
 /// Reads a call written as JSON (Hermes body, or one Llama 4 JSON object).
 fn call_from_json(text: &str) -> Result<ToolCall, String> {
-    let value: Value = serde_json::from_str(text).map_err(|e| format!("the tool call is not valid JSON: {e}"))?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| format!("the tool call is not valid JSON: {e}"))?;
     call_from_value(value)
 }
 
@@ -199,12 +281,18 @@ fn call_from_json(text: &str) -> Result<ToolCall, String> {
 fn body_events(body: &str, raw: &str, tools: &[ToolSpec]) -> Vec<Event> {
     let t = strip_fence(body);
     if t.is_empty() {
-        return vec![Event::Error(CallError { message: "the tool call is empty".into(), raw: raw.to_string() })];
+        return vec![Event::Error(CallError {
+            message: "the tool call is empty".into(),
+            raw: raw.to_string(),
+        })];
     }
     if !t.starts_with(coder::FUNCTION_OPEN) {
         return vec![match call_from_json(t) {
             Ok(c) => Event::Call(c),
-            Err(message) => Event::Error(CallError { message, raw: raw.to_string() }),
+            Err(message) => Event::Error(CallError {
+                message,
+                raw: raw.to_string(),
+            }),
         }];
     }
     let segs = coder::segments(t);
@@ -213,9 +301,19 @@ fn body_events(body: &str, raw: &str, tools: &[ToolSpec]) -> Vec<Event> {
         .map(|seg| match seg {
             Ok((seg_raw, inner)) => match coder::parse_function(inner, tools) {
                 Ok(c) => Event::Call(c),
-                Err(message) => Event::Error(CallError { message, raw: if single { raw.to_string() } else { seg_raw.to_string() } }),
+                Err(message) => Event::Error(CallError {
+                    message,
+                    raw: if single {
+                        raw.to_string()
+                    } else {
+                        seg_raw.to_string()
+                    },
+                }),
             },
-            Err(text) => Event::Error(CallError { message: "unexpected text outside `<function=…>` in a tool call".into(), raw: text.to_string() }),
+            Err(text) => Event::Error(CallError {
+                message: "unexpected text outside `<function=…>` in a tool call".into(),
+                raw: text.to_string(),
+            }),
         })
         .collect()
 }
@@ -238,7 +336,10 @@ mod tests {
         assert_eq!(strip_fence("\n```json\n{}\n```\n"), "{}");
         assert_eq!(
             call_from_json(r#"{"name": "f", "arguments": "{\"x\": \"{\\\"y\\\": 1}\"}"}"#),
-            Ok(ToolCall { name: "f".into(), arguments: json!({"x": "{\"y\": 1}"}) })
+            Ok(ToolCall {
+                name: "f".into(),
+                arguments: json!({"x": "{\"y\": 1}"})
+            })
         );
         assert!(call_from_json(r#"{"name": "f", "arguments": "hello"}"#).is_err());
     }

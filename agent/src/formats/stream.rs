@@ -51,7 +51,11 @@ pub struct StreamParser {
 fn safe_len(buf: &str, tags: &[&str]) -> usize {
     for (i, _) in buf.char_indices() {
         let rest = buf.get(i..).unwrap_or("");
-        if !rest.is_empty() && tags.iter().any(|t| t.len() > rest.len() && t.starts_with(rest)) {
+        if !rest.is_empty()
+            && tags
+                .iter()
+                .any(|t| t.len() > rest.len() && t.starts_with(rest))
+        {
             return i;
         }
     }
@@ -60,7 +64,10 @@ fn safe_len(buf: &str, tags: &[&str]) -> usize {
 
 /// The earliest occurrence of any of `tags`: (offset, tag index).
 fn find_first(buf: &str, tags: &[&str]) -> Option<(usize, usize)> {
-    tags.iter().enumerate().filter_map(|(k, t)| buf.find(t).map(|i| (i, k))).min()
+    tags.iter()
+        .enumerate()
+        .filter_map(|(k, t)| buf.find(t).map(|i| (i, k)))
+        .min()
 }
 
 fn push_text(out: &mut Vec<Event>, reasoning: bool, text: &str) {
@@ -83,7 +90,14 @@ impl StreamParser {
 
     /// Like [`StreamParser::new`], with the tools whose schemas type Qwen3-Coder's values.
     pub fn with_tools(format: Format, think_opened: bool, tools: &[ToolSpec]) -> Self {
-        Self { format, tools: tools.to_vec(), think_opened, state: State::Start, buf: String::new(), saw_reasoning: false }
+        Self {
+            format,
+            tools: tools.to_vec(),
+            think_opened,
+            state: State::Start,
+            buf: String::new(),
+            saw_reasoning: false,
+        }
     }
 
     /// True while the text so far ends inside `<think>` (so far, thinking never closed).
@@ -162,7 +176,11 @@ impl StreamParser {
                     self.state = self.body_state();
                     return true;
                 }
-                let n = if fin { self.buf.len() } else { safe_len(&self.buf, &[THINK_CLOSE]) };
+                let n = if fin {
+                    self.buf.len()
+                } else {
+                    safe_len(&self.buf, &[THINK_CLOSE])
+                };
                 let text = self.buf.get(..n).unwrap_or("").to_string();
                 push_text(out, true, &text);
                 self.consume(n);
@@ -189,7 +207,11 @@ impl StreamParser {
                     Some(true) => {
                         let ws = self.buf.len() - t.len();
                         // Pythonic: step over the `[` too.
-                        let n = if self.format == Format::Llama4Pythonic { ws + 1 } else { ws };
+                        let n = if self.format == Format::Llama4Pythonic {
+                            ws + 1
+                        } else {
+                            ws
+                        };
                         self.consume(n);
                         self.state = State::L4Calls;
                         true
@@ -217,7 +239,8 @@ impl StreamParser {
                     let raw = std::mem::take(&mut self.buf);
                     // Read again whole: where serde_json gives up on a partial number (found
                     // by fuzzing) depends on where the chunk ended; the whole text does not.
-                    let mut stream = serde_json::Deserializer::from_str(&raw).into_iter::<serde_json::Value>();
+                    let mut stream =
+                        serde_json::Deserializer::from_str(&raw).into_iter::<serde_json::Value>();
                     let message = match stream.next() {
                         Some(Err(e)) => format!("the tool call is not valid JSON: {e}"),
                         _ => message,
@@ -245,8 +268,11 @@ impl StreamParser {
 
     fn step_text(&mut self, fin: bool, out: &mut Vec<Event>) -> bool {
         let coder = self.format == Format::Qwen3Coder;
-        let tags: &[&str] =
-            if coder { &[CALL_OPEN, THINK_CLOSE, CALL_CLOSE, coder::FUNCTION_OPEN] } else { &[CALL_OPEN, THINK_CLOSE, CALL_CLOSE] };
+        let tags: &[&str] = if coder {
+            &[CALL_OPEN, THINK_CLOSE, CALL_CLOSE, coder::FUNCTION_OPEN]
+        } else {
+            &[CALL_OPEN, THINK_CLOSE, CALL_CLOSE]
+        };
         match find_first(&self.buf, tags) {
             Some((i, k)) => {
                 let text = self.buf.get(..i).unwrap_or("").to_string();
@@ -266,7 +292,11 @@ impl StreamParser {
                 true
             }
             None => {
-                let n = if fin { self.buf.len() } else { safe_len(&self.buf, tags) };
+                let n = if fin {
+                    self.buf.len()
+                } else {
+                    safe_len(&self.buf, tags)
+                };
                 let text = self.buf.get(..n).unwrap_or("").to_string();
                 push_text(out, false, &text);
                 self.consume(n);
@@ -276,15 +306,36 @@ impl StreamParser {
     }
 
     fn step_call(&mut self, bare: bool, fin: bool, out: &mut Vec<Event>) -> bool {
-        let (open, close) = if bare { ("", coder::FUNCTION_CLOSE) } else { (CALL_OPEN, CALL_CLOSE) };
+        let (open, close) = if bare {
+            ("", coder::FUNCTION_CLOSE)
+        } else {
+            (CALL_OPEN, CALL_CLOSE)
+        };
         // A new `<tool_call>` before the close also ends this call (the close was dropped; for a
         // bare `<function=…>`, there was none).
         // Tags inside a JSON string are text (a model without the tags as special tokens can
         // write them there).
-        let find = |tag: &str| if bare { self.buf.find(tag) } else { find_outside_json_string(&self.buf, tag) };
+        let find = |tag: &str| {
+            if bare {
+                self.buf.find(tag)
+            } else {
+                find_outside_json_string(&self.buf, tag)
+            }
+        };
         // A bare call also ends at a stray `</tool_call>` (dropped with it).
-        let stray_close = if bare { find(CALL_CLOSE).map(|i| (i, CALL_CLOSE.len())) } else { None };
-        let found = [find(close).map(|i| (i, close.len())), find(CALL_OPEN).map(|i| (i, 0)), stray_close].into_iter().flatten().min_by_key(|(i, _)| *i);
+        let stray_close = if bare {
+            find(CALL_CLOSE).map(|i| (i, CALL_CLOSE.len()))
+        } else {
+            None
+        };
+        let found = [
+            find(close).map(|i| (i, close.len())),
+            find(CALL_OPEN).map(|i| (i, 0)),
+            stray_close,
+        ]
+        .into_iter()
+        .flatten()
+        .min_by_key(|(i, _)| *i);
         let (body_len, taken) = match found {
             Some((i, tag_len)) => (i, i + tag_len),
             None if fin => {
@@ -337,7 +388,10 @@ impl StreamParser {
                 Err(pythonic::PyErr::Incomplete) => {
                     if fin {
                         let raw = buf.get(start..).unwrap_or("").to_string();
-                        out.push(Event::Error(CallError { message: "the call list ends in the middle of a call".into(), raw }));
+                        out.push(Event::Error(CallError {
+                            message: "the call list ends in the middle of a call".into(),
+                            raw,
+                        }));
                         self.buf.clear();
                     }
                     false
@@ -363,7 +417,10 @@ impl StreamParser {
 
     fn step_json(&mut self, fin: bool, out: &mut Vec<Event>) -> bool {
         let buf = self.buf.as_str();
-        let start = buf.len() - buf.trim_start_matches(|c: char| c.is_whitespace() || c == ';' || c == ',').len();
+        let start = buf.len()
+            - buf
+                .trim_start_matches(|c: char| c.is_whitespace() || c == ';' || c == ',')
+                .len();
         let rest = buf.get(start..).unwrap_or("");
         if rest.is_empty() {
             if fin {
@@ -392,7 +449,10 @@ impl StreamParser {
             Some(Err(e)) if e.is_eof() => {
                 if fin {
                     let raw = rest.to_string();
-                    out.push(Event::Error(CallError { message: format!("the tool call is not valid JSON: {e}"), raw }));
+                    out.push(Event::Error(CallError {
+                        message: format!("the tool call is not valid JSON: {e}"),
+                        raw,
+                    }));
                     self.buf.clear();
                 }
                 false
@@ -445,7 +505,11 @@ fn looks_like_json_call(t: &str) -> Option<bool> {
     let rest = rest.trim_start();
     let key = "\"name\"";
     if rest.len() < key.len() {
-        return if key.starts_with(rest) { None } else { Some(false) };
+        return if key.starts_with(rest) {
+            None
+        } else {
+            Some(false)
+        };
     }
     if !rest.starts_with(key) {
         return Some(false);

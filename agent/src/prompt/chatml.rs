@@ -37,7 +37,11 @@ pub fn flatten_tools(messages: &[Message], tools: &[ToolSpec]) -> Vec<Message> {
                 let block = format!("<tool_response>\n{}\n</tool_response>", m.content);
                 match out.last_mut() {
                     // Consecutive results share one user turn, as in Qwen3's template.
-                    Some(prev) if prev.role == Role::User && prev.content.ends_with("</tool_response>") && prev.content.starts_with("<tool_response>") => {
+                    Some(prev)
+                        if prev.role == Role::User
+                            && prev.content.ends_with("</tool_response>")
+                            && prev.content.starts_with("<tool_response>") =>
+                    {
                         prev.content.push('\n');
                         prev.content.push_str(&block);
                     }
@@ -50,7 +54,12 @@ pub fn flatten_tools(messages: &[Message], tools: &[ToolSpec]) -> Vec<Message> {
     out
 }
 
-pub(super) fn render(default_system: Option<&str>, messages: &[Message], tools: &[ToolSpec], opts: RenderOptions) -> String {
+pub(super) fn render(
+    default_system: Option<&str>,
+    messages: &[Message],
+    tools: &[ToolSpec],
+    opts: RenderOptions,
+) -> String {
     let flat = flatten_tools(messages, tools);
     let mut out = String::new();
     if let Some(sys) = default_system

@@ -20,7 +20,9 @@ pub enum Family {
     Llama4,
     /// ChatML models without a tool format of their own (SmolLM2): tools are described in the
     /// system turn in the Hermes format and results come back as user turns.
-    ChatMl { default_system: Option<String> },
+    ChatMl {
+        default_system: Option<String>,
+    },
     /// Anything else: the model's own Jinja template renders the flattened conversation.
     Template,
 }
@@ -39,7 +41,10 @@ impl Family {
 
     /// Whether the model writes `<think>` blocks at all.
     pub fn thinks(&self) -> bool {
-        matches!(self, Family::Qwen3(Qwen3Variant::Hybrid | Qwen3Variant::Thinking2507))
+        matches!(
+            self,
+            Family::Qwen3(Qwen3Variant::Hybrid | Qwen3Variant::Thinking2507)
+        )
     }
 }
 
@@ -60,7 +65,9 @@ pub fn detect_family(chat_template: Option<&str>, architectures: &[String]) -> F
         return Family::Qwen3(Qwen3Variant::Instruct2507);
     }
     if t.contains("<|im_start|>") && !t.contains("<function=") {
-        return Family::ChatMl { default_system: default_system(t) };
+        return Family::ChatMl {
+            default_system: default_system(t),
+        };
     }
     Family::Template
 }
@@ -69,7 +76,9 @@ pub fn detect_family(chat_template: Option<&str>, architectures: &[String]) -> F
 /// does) writes it as a string literal: `'<|im_start|>system\nYou are ...<|im_end|>\n'`.
 fn default_system(template: &str) -> Option<String> {
     // The newline is a real one in some templates and an escape (`\n`) in others.
-    let (at, open) = ["<|im_start|>system\\n", "<|im_start|>system\n"].iter().find_map(|o| template.find(o).map(|i| (i, *o)))?;
+    let (at, open) = ["<|im_start|>system\\n", "<|im_start|>system\n"]
+        .iter()
+        .find_map(|o| template.find(o).map(|i| (i, *o)))?;
     let start = at + open.len();
     let rest = &template[start..];
     let end = rest.find("<|im_end|>")?;
@@ -91,19 +100,42 @@ mod tests {
     fn detects_families() {
         assert_eq!(
             detect_family(Some(SMOLLM2), &[]),
-            Family::ChatMl { default_system: Some("You are a helpful AI assistant named SmolLM, trained by Hugging Face".into()) }
+            Family::ChatMl {
+                default_system: Some(
+                    "You are a helpful AI assistant named SmolLM, trained by Hugging Face".into()
+                )
+            }
         );
         assert_eq!(
             detect_family(Some(&SMOLLM2.replace("\\n", "\n")), &[]),
-            Family::ChatMl { default_system: Some("You are a helpful AI assistant named SmolLM, trained by Hugging Face".into()) }
+            Family::ChatMl {
+                default_system: Some(
+                    "You are a helpful AI assistant named SmolLM, trained by Hugging Face".into()
+                )
+            }
         );
-        assert_eq!(detect_family(Some("<|im_start|>{{ x }}<tool_call> enable_thinking"), &[]), Family::Qwen3(Qwen3Variant::Hybrid));
         assert_eq!(
-            detect_family(Some("<|im_start|><tool_call>{{- '<|im_start|>assistant\\n<think>\\n' }}"), &[]),
+            detect_family(Some("<|im_start|>{{ x }}<tool_call> enable_thinking"), &[]),
+            Family::Qwen3(Qwen3Variant::Hybrid)
+        );
+        assert_eq!(
+            detect_family(
+                Some("<|im_start|><tool_call>{{- '<|im_start|>assistant\\n<think>\\n' }}"),
+                &[]
+            ),
             Family::Qwen3(Qwen3Variant::Thinking2507)
         );
-        assert_eq!(detect_family(Some("<|im_start|><tool_call>"), &[]), Family::Qwen3(Qwen3Variant::Instruct2507));
-        assert_eq!(detect_family(None, &["Llama4ForConditionalGeneration".into()]), Family::Llama4);
-        assert_eq!(detect_family(Some("{{ bos_token }}[INST]"), &[]), Family::Template);
+        assert_eq!(
+            detect_family(Some("<|im_start|><tool_call>"), &[]),
+            Family::Qwen3(Qwen3Variant::Instruct2507)
+        );
+        assert_eq!(
+            detect_family(None, &["Llama4ForConditionalGeneration".into()]),
+            Family::Llama4
+        );
+        assert_eq!(
+            detect_family(Some("{{ bos_token }}[INST]"), &[]),
+            Family::Template
+        );
     }
 }

@@ -13,7 +13,8 @@ use agent_tools::ToolSpec;
 fn tojson(value: JValue, kwargs: Kwargs) -> Result<JValue, Error> {
     let indent: Option<usize> = kwargs.get("indent")?;
     kwargs.assert_all_used()?;
-    let json: Value = serde_json::to_value(&value).map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))?;
+    let json: Value = serde_json::to_value(&value)
+        .map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))?;
     let text = match indent {
         Some(n) => pyjson::to_string_indent(&json, n),
         None => pyjson::to_string(&json),
@@ -54,17 +55,34 @@ pub fn render_values(
     env.add_function("raise_exception", raise_exception);
     // minijinja has no negative-step slices; templates use `[::-1]` only to reverse.
     let template = template.replace("[::-1]", "|reverse");
-    env.add_template("chat", &template).map_err(|e| RenderError::Template(e.to_string()))?;
-    let tmpl = env.get_template("chat").map_err(|e| RenderError::Template(e.to_string()))?;
+    env.add_template("chat", &template)
+        .map_err(|e| RenderError::Template(e.to_string()))?;
+    let tmpl = env
+        .get_template("chat")
+        .map_err(|e| RenderError::Template(e.to_string()))?;
     let mut ctx = serde_json::Map::new();
     ctx.insert("messages".into(), Value::Array(messages.to_vec()));
-    ctx.insert("tools".into(), if tools.is_empty() { Value::Null } else { Value::Array(tools.to_vec()) });
-    ctx.insert("add_generation_prompt".into(), Value::Bool(opts.add_generation_prompt));
+    ctx.insert(
+        "tools".into(),
+        if tools.is_empty() {
+            Value::Null
+        } else {
+            Value::Array(tools.to_vec())
+        },
+    );
+    ctx.insert(
+        "add_generation_prompt".into(),
+        Value::Bool(opts.add_generation_prompt),
+    );
     if let Some(t) = opts.enable_thinking {
         ctx.insert("enable_thinking".into(), Value::Bool(t));
     }
-    for (key, tok) in [("bos_token", &info.bos_token), ("eos_token", &info.eos_token)] {
+    for (key, tok) in [
+        ("bos_token", &info.bos_token),
+        ("eos_token", &info.eos_token),
+    ] {
         ctx.insert(key.into(), Value::String(tok.clone().unwrap_or_default()));
     }
-    tmpl.render(JValue::from_serialize(&ctx)).map_err(|e| RenderError::Template(format!("{e:#}")))
+    tmpl.render(JValue::from_serialize(&ctx))
+        .map_err(|e| RenderError::Template(format!("{e:#}")))
 }

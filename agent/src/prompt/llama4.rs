@@ -24,8 +24,16 @@ fn tool_list(out: &mut String, tools: &[ToolSpec]) {
     }
 }
 
-pub(super) fn render(info: &TemplateInfo, messages: &[Message], tools: &[ToolSpec], opts: RenderOptions) -> String {
-    let mut out = info.bos_token.clone().unwrap_or_else(|| "<|begin_of_text|>".into());
+pub(super) fn render(
+    info: &TemplateInfo,
+    messages: &[Message],
+    tools: &[ToolSpec],
+    opts: RenderOptions,
+) -> String {
+    let mut out = info
+        .bos_token
+        .clone()
+        .unwrap_or_else(|| "<|begin_of_text|>".into());
     let mut rest = messages;
     if let Some(first) = messages.first().filter(|m| m.role == Role::System) {
         header(&mut out, "system");
@@ -51,7 +59,9 @@ pub(super) fn render(info: &TemplateInfo, messages: &[Message], tools: &[ToolSpe
         match m.role {
             Role::Tool => {
                 header(&mut out, "ipython");
-                out.push_str(&pyjson::to_string(&serde_json::Value::String(m.content.clone())));
+                out.push_str(&pyjson::to_string(&serde_json::Value::String(
+                    m.content.clone(),
+                )));
                 out.push_str("<|eot|>");
             }
             Role::Assistant if !m.tool_calls.is_empty() => {

@@ -57,7 +57,12 @@ pub struct Message {
 
 impl Message {
     pub fn new(role: Role, content: impl Into<String>) -> Self {
-        Self { role, content: content.into(), reasoning: None, tool_calls: Vec::new() }
+        Self {
+            role,
+            content: content.into(),
+            reasoning: None,
+            tool_calls: Vec::new(),
+        }
     }
 
     pub fn system(content: impl Into<String>) -> Self {
@@ -107,7 +112,10 @@ pub struct RenderOptions {
 
 impl Default for RenderOptions {
     fn default() -> Self {
-        Self { add_generation_prompt: true, enable_thinking: None }
+        Self {
+            add_generation_prompt: true,
+            enable_thinking: None,
+        }
     }
 }
 
@@ -142,9 +150,17 @@ pub fn render(
     match family {
         Family::Qwen3(variant) => Ok(qwen3::render(*variant, messages, tools, opts)),
         Family::Llama4 => Ok(llama4::render(info, messages, tools, opts)),
-        Family::ChatMl { default_system } => Ok(chatml::render(default_system.as_deref(), messages, tools, opts)),
+        Family::ChatMl { default_system } => Ok(chatml::render(
+            default_system.as_deref(),
+            messages,
+            tools,
+            opts,
+        )),
         Family::Template => {
-            let template = info.chat_template.as_deref().ok_or_else(|| RenderError::Template("the model has no chat template".into()))?;
+            let template = info
+                .chat_template
+                .as_deref()
+                .ok_or_else(|| RenderError::Template("the model has no chat template".into()))?;
             let flat = chatml::flatten_tools(messages, tools);
             jinja::render(template, &flat, &[], opts, info)
         }
@@ -154,7 +170,9 @@ pub fn render(
 /// Stop strings that end an assistant turn, per family.
 pub fn stop_strings(family: &Family) -> Vec<String> {
     match family {
-        Family::Qwen3(_) | Family::ChatMl { .. } => vec!["<|im_end|>".into(), "<|endoftext|>".into()],
+        Family::Qwen3(_) | Family::ChatMl { .. } => {
+            vec!["<|im_end|>".into(), "<|endoftext|>".into()]
+        }
         Family::Llama4 => vec!["<|eot|>".into(), "<|eom|>".into(), "<|end_of_text|>".into()],
         Family::Template => Vec::new(),
     }

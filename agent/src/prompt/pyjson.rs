@@ -8,7 +8,13 @@ use serde_json::Value;
 /// Python's `repr(float)`, which `json.dumps` uses: `1.0`, `1e+20`, `1e-05`.
 fn python_float(v: f64) -> String {
     if !v.is_finite() {
-        return if v.is_nan() { "NaN".into() } else if v > 0.0 { "Infinity".into() } else { "-Infinity".into() };
+        return if v.is_nan() {
+            "NaN".into()
+        } else if v > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
     }
     let abs = v.abs();
     if abs != 0.0 && !(1e-4..1e16).contains(&abs) {
@@ -104,11 +110,23 @@ mod tests {
     #[test]
     fn matches_python_json_dumps() {
         // Expected strings produced by CPython 3.11 json.dumps(..., ensure_ascii=False).
-        assert_eq!(to_string(&json!({"a": 1, "b": [1, 2, {"c": "é"}]})), r#"{"a": 1, "b": [1, 2, {"c": "é"}]}"#);
-        assert_eq!(to_string(&json!({"x": 1.5, "y": 1e20, "z": 0.00001, "w": 2.0})), r#"{"x": 1.5, "y": 1e+20, "z": 1e-05, "w": 2.0}"#);
-        assert_eq!(to_string(&json!("<tag> & 'q' \"d\"\n")), r#""<tag> & 'q' \"d\"\n""#);
+        assert_eq!(
+            to_string(&json!({"a": 1, "b": [1, 2, {"c": "é"}]})),
+            r#"{"a": 1, "b": [1, 2, {"c": "é"}]}"#
+        );
+        assert_eq!(
+            to_string(&json!({"x": 1.5, "y": 1e20, "z": 0.00001, "w": 2.0})),
+            r#"{"x": 1.5, "y": 1e+20, "z": 1e-05, "w": 2.0}"#
+        );
+        assert_eq!(
+            to_string(&json!("<tag> & 'q' \"d\"\n")),
+            r#""<tag> & 'q' \"d\"\n""#
+        );
         assert_eq!(to_string(&json!({})), "{}");
         assert_eq!(to_string(&json!([])), "[]");
-        assert_eq!(to_string_indent(&json!({"a": [1, {}], "b": "x"}), 4), "{\n    \"a\": [\n        1,\n        {}\n    ],\n    \"b\": \"x\"\n}");
+        assert_eq!(
+            to_string_indent(&json!({"a": [1, {}], "b": "x"}), 4),
+            "{\n    \"a\": [\n        1,\n        {}\n    ],\n    \"b\": \"x\"\n}"
+        );
     }
 }

@@ -35,7 +35,12 @@ fn is_tool_response_turn(m: &Message) -> bool {
     m.content.starts_with("<tool_response>") && m.content.ends_with("</tool_response>")
 }
 
-pub(super) fn render(variant: Qwen3Variant, messages: &[Message], tools: &[ToolSpec], opts: RenderOptions) -> String {
+pub(super) fn render(
+    variant: Qwen3Variant,
+    messages: &[Message],
+    tools: &[ToolSpec],
+    opts: RenderOptions,
+) -> String {
     let mut out = String::new();
     let first_is_system = messages.first().is_some_and(|m| m.role == Role::System);
     if !tools.is_empty() {
@@ -64,7 +69,9 @@ pub(super) fn render(variant: Qwen3Variant, messages: &[Message], tools: &[ToolS
             Role::User => push_turn(&mut out, "user", &m.content),
             Role::System if i > 0 => push_turn(&mut out, "system", &m.content),
             Role::System => {}
-            Role::Assistant => render_assistant(&mut out, variant, m, i, i + 1 == messages.len(), last_query),
+            Role::Assistant => {
+                render_assistant(&mut out, variant, m, i, i + 1 == messages.len(), last_query)
+            }
             Role::Tool => {
                 if i == 0 || messages[i - 1].role != Role::Tool {
                     out.push_str("<|im_start|>user");
@@ -82,7 +89,9 @@ pub(super) fn render(variant: Qwen3Variant, messages: &[Message], tools: &[ToolS
     if opts.add_generation_prompt {
         out.push_str("<|im_start|>assistant\n");
         match variant {
-            Qwen3Variant::Hybrid if opts.enable_thinking == Some(false) => out.push_str("<think>\n\n</think>\n\n"),
+            Qwen3Variant::Hybrid if opts.enable_thinking == Some(false) => {
+                out.push_str("<think>\n\n</think>\n\n")
+            }
             Qwen3Variant::Thinking2507 => out.push_str("<think>\n"),
             _ => {}
         }
@@ -98,9 +107,18 @@ fn push_turn(out: &mut String, role: &str, content: &str) {
     out.push_str("<|im_end|>\n");
 }
 
-fn render_assistant(out: &mut String, variant: Qwen3Variant, m: &Message, index: usize, last: bool, last_query: usize) {
+fn render_assistant(
+    out: &mut String,
+    variant: Qwen3Variant,
+    m: &Message,
+    index: usize,
+    last: bool,
+    last_query: usize,
+) {
     let reasoning = m.reasoning.as_deref().unwrap_or("");
-    let keeps_thinking = variant != Qwen3Variant::Instruct2507 && index > last_query && (last || !reasoning.is_empty());
+    let keeps_thinking = variant != Qwen3Variant::Instruct2507
+        && index > last_query
+        && (last || !reasoning.is_empty());
     out.push_str("<|im_start|>assistant\n");
     if keeps_thinking {
         out.push_str("<think>\n");

@@ -241,7 +241,10 @@ pub(crate) fn check_front_matter(value: &Value) -> Checked<FrontMatter> {
             "tool_format" => {
                 let expected = "one of qwen3, qwen3-coder, llama4-pythonic, llama4-json";
                 let name = string(value, &path, expected)?;
-                front.tool_format = Some(name.parse().map_err(|_| wrong_type(&path, expected, value))?);
+                front.tool_format = Some(
+                    name.parse()
+                        .map_err(|_| wrong_type(&path, expected, value))?,
+                );
             }
             _ => front.output = Some(check_output(value, &path)?),
         }
@@ -252,13 +255,20 @@ pub(crate) fn check_front_matter(value: &Value) -> Checked<FrontMatter> {
 /// `wasm_policy:`: a mapping of tool names to policies (serde names the bad field).
 fn check_wasm_policy(value: &Value, path: &[Seg]) -> Checked<BTreeMap<String, Policy>> {
     let Value::Mapping(map) = value else {
-        return Err(wrong_type(path, "a mapping of wasm tool names to policies", value));
+        return Err(wrong_type(
+            path,
+            "a mapping of wasm tool names to policies",
+            value,
+        ));
     };
     let mut out = BTreeMap::new();
     for (k, v) in map {
-        let name = k.as_str().ok_or_else(|| FieldError::new(path, "tool names must be strings"))?;
+        let name = k
+            .as_str()
+            .ok_or_else(|| FieldError::new(path, "tool names must be strings"))?;
         let at = super::check::child(path, name);
-        let policy: Policy = serde_yaml_ng::from_value(v.clone()).map_err(|e| FieldError::new(&at, e.to_string()))?;
+        let policy: Policy = serde_yaml_ng::from_value(v.clone())
+            .map_err(|e| FieldError::new(&at, e.to_string()))?;
         out.insert(name.to_string(), policy);
     }
     Ok(out)
@@ -266,7 +276,8 @@ fn check_wasm_policy(value: &Value, path: &[Seg]) -> Checked<BTreeMap<String, Po
 
 /// `mcp_servers:` is checked by the MCP configuration reader, its key paths put under ours.
 fn check_mcp_servers(value: &Value, path: &[Seg]) -> Checked<serde_json::Value> {
-    let json = serde_json::to_value(value).map_err(|e| FieldError::new(path, format!("not representable as JSON: {e}")))?;
+    let json = serde_json::to_value(value)
+        .map_err(|e| FieldError::new(path, format!("not representable as JSON: {e}")))?;
     mcp_config_from(&json).map(|_| json)
 }
 
@@ -302,7 +313,8 @@ fn check_tool_choice(value: &Value, path: &[Seg]) -> Checked<ToolChoice> {
                 p.push(Seg::Key(key.to_owned()));
                 name = Some(string(v, &p, "the name of an enabled tool")?.to_owned());
             }
-            name.map(ToolChoice::Tool).ok_or_else(|| FieldError::new(path, "a mapping needs `tool: NAME`".to_string()))
+            name.map(ToolChoice::Tool)
+                .ok_or_else(|| FieldError::new(path, "a mapping needs `tool: NAME`".to_string()))
         }
         _ => Err(wrong_type(path, EXPECTED, value)),
     }
@@ -466,13 +478,27 @@ mod tests {
 
     #[test]
     fn mcp_servers_are_checked_with_their_key_paths() {
-        let yaml: Value = serde_yaml_ng::from_str("mcp_servers:\n  fs:\n    command: npx\n    args: [-y, 3]\n").unwrap();
+        let yaml: Value =
+            serde_yaml_ng::from_str("mcp_servers:\n  fs:\n    command: npx\n    args: [-y, 3]\n")
+                .unwrap();
         let err = check_front_matter(&yaml).unwrap_err();
-        assert_eq!((err.key(), err.message.as_str()), ("mcp_servers.fs.args[1]".to_string(), "expected strings; found the number 3"));
-        let yaml: Value = serde_yaml_ng::from_str("mcp_servers:\n  web: {url: 'http://127.0.0.1:9/mcp', call_timeout: 5}\n").unwrap();
+        assert_eq!(
+            (err.key(), err.message.as_str()),
+            (
+                "mcp_servers.fs.args[1]".to_string(),
+                "expected strings; found the number 3"
+            )
+        );
+        let yaml: Value = serde_yaml_ng::from_str(
+            "mcp_servers:\n  web: {url: 'http://127.0.0.1:9/mcp', call_timeout: 5}\n",
+        )
+        .unwrap();
         let front = check_front_matter(&yaml).unwrap();
         let config = front.mcp_config().unwrap();
-        assert_eq!(config.servers["web"].call_timeout, std::time::Duration::from_secs(5));
+        assert_eq!(
+            config.servers["web"].call_timeout,
+            std::time::Duration::from_secs(5)
+        );
     }
 
     #[test]
@@ -493,8 +519,19 @@ mod tests {
             output: Some(OutputSpec::Text),
             tool_choice: Some(ToolChoice::Tool("calculator".into())),
             tool_format: Some(crate::formats::Format::Qwen3Coder),
-            mcp_servers: Some(serde_json::json!({"fs": {"command": "npx", "args": ["-y", "server"], "required": true}})),
-            wasm_policy: Some([("text".to_string(), Policy { cpu_ms: 500, ..Policy::default() })].into()),
+            mcp_servers: Some(
+                serde_json::json!({"fs": {"command": "npx", "args": ["-y", "server"], "required": true}}),
+            ),
+            wasm_policy: Some(
+                [(
+                    "text".to_string(),
+                    Policy {
+                        cpu_ms: 500,
+                        ..Policy::default()
+                    },
+                )]
+                .into(),
+            ),
         };
         let json = serde_json::to_value(&front).unwrap();
         assert_eq!(serde_json::from_value::<FrontMatter>(json).unwrap(), front);

@@ -18,6 +18,7 @@ mod output;
 mod thinking;
 mod tools;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_yaml_ng::Value;
@@ -25,8 +26,8 @@ use serde_yaml_ng::Value;
 pub use check::FieldError;
 pub use error::TaskError;
 pub use front::{
-    DEFAULT_MAX_STEPS, DEFAULT_MODEL, Device, FrontMatter, MAX_STEPS_RANGE, Sampling, ToolChoice,
-    TEMPERATURE_RANGE,
+    DEFAULT_MAX_STEPS, DEFAULT_MODEL, Device, FrontMatter, MAX_STEPS_RANGE, Sampling,
+    TEMPERATURE_RANGE, ToolChoice,
 };
 pub use output::OutputSpec;
 pub use thinking::{Budget, ThinkingPolicySpec, ThinkingSpec};
@@ -44,6 +45,9 @@ pub struct Task {
     /// never empty.
     pub instructions: String,
     pub front: FrontMatter,
+    /// The 1-based line of each top-level front-matter key, for errors found after loading
+    /// (a `model:` path that does not exist): see [`Task::error_at`].
+    pub key_lines: BTreeMap<String, usize>,
 }
 
 impl Task {
@@ -81,7 +85,19 @@ impl Task {
             path: path.to_owned(),
             instructions: instructions.to_owned(),
             front,
+            key_lines: split.yaml.map(key_lines).unwrap_or_default(),
         })
+    }
+
+    /// An error about the value of top-level key `key`, found after the task was loaded,
+    /// naming the file and the key's line like every other task error.
+    pub fn error_at(&self, key: &str, message: impl Into<String>) -> TaskError {
+        TaskError::Invalid {
+            path: self.path.clone(),
+            line: self.key_lines.get(key).copied(),
+            key: Some(key.to_string()),
+            message: message.into(),
+        }
     }
 
     /// Parses task text that did not come from a file (front matter allowed),
@@ -97,8 +113,22 @@ impl Task {
             path: PathBuf::from(INLINE_PATH),
             instructions: text.to_owned(),
             front: FrontMatter::default(),
+            key_lines: BTreeMap::new(),
         }
     }
+}
+
+/// The line of each top-level key of block-style front matter (a line that starts with
+/// `key:`), counted in the whole file.
+fn key_lines(yaml: &str) -> BTreeMap<String, usize> {
+    yaml.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.starts_with([' ', '\t', '#', '-', '{']))
+        .filter_map(|(i, l)| {
+            let key = l.split_once(':')?.0.trim().trim_matches(['"', '\'']);
+            (!key.is_empty()).then(|| (key.to_string(), i + 1 + YAML_LINE_OFFSET))
+        })
+        .collect()
 }
 
 /// Lines of the file before the YAML starts: the opening `---`.
@@ -247,7 +277,12 @@ fn skip_position(text: &str) -> &str {
 mod tests {
     #[test]
     fn settings_files_name_their_own_lines() {
-        let e = super::parse_settings(std::path::Path::new("serve.yaml"), "max_steps: 4\ntools: [nope]\n").unwrap_err().to_string();
+        let e = super::parse_settings(
+            std::path::Path::new("serve.yaml"),
+            "max_steps: 4\ntools: [nope]\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("serve.yaml:2"), "{e}");
         assert!(e.contains("tools"), "{e}");
     }
@@ -270,6 +305,7 @@ mod tests {
                     max_steps: Some(2),
                     ..FrontMatter::default()
                 },
+                key_lines: [("max_steps".to_string(), 2)].into(),
             }
         );
     }
@@ -289,7 +325,8 @@ mod tests {
             Task {
                 path: PathBuf::from("<inline>"),
                 instructions: "Go.".into(),
-                front: FrontMatter::default()
+                front: FrontMatter::default(),
+                key_lines: BTreeMap::new(),
             }
         );
         assert_eq!(
@@ -306,6 +343,7 @@ mod tests {
                 path: PathBuf::from("<inline>"),
                 instructions: "---\nnot front matter".into(),
                 front: FrontMatter::default(),
+                key_lines: BTreeMap::new(),
             }
         );
     }

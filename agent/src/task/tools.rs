@@ -32,7 +32,10 @@ impl ToolSource {
     pub fn wasm_name(&self) -> Option<String> {
         match self {
             ToolSource::Wasm(spec) => {
-                let stem = std::path::Path::new(spec).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                let stem = std::path::Path::new(spec)
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 Some(stem)
             }
             _ => None,
@@ -53,13 +56,18 @@ impl FromStr for ToolSource {
             return Ok(ToolSource::AllBuiltins);
         }
         if let Some(spec) = text.strip_prefix("wasm:") {
-            let stem = std::path::Path::new(spec).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let stem = std::path::Path::new(spec)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
             return if spec.ends_with(".wasm") && is_tool_name(&stem.replace('-', "_")) {
                 Ok(ToolSource::Wasm(spec.to_owned()))
             } else if is_tool_name(spec) {
                 Ok(ToolSource::Wasm(spec.to_owned()))
             } else {
-                Err(format!("invalid wasm tool {spec:?}: a bundled tool's name (a-z, 0-9, _) or a path ending in .wasm whose file name is such a name"))
+                Err(format!(
+                    "invalid wasm tool {spec:?}: a bundled tool's name (a-z, 0-9, _) or a path ending in .wasm whose file name is such a name"
+                ))
             };
         }
         match text.strip_prefix("builtin:") {
@@ -155,8 +163,18 @@ mod tests {
             );
         }
         assert_eq!("wasm:text".parse(), Ok(ToolSource::Wasm("text".into())));
-        assert_eq!("wasm:tools/my-tool.wasm".parse::<ToolSource>().map(|s| s.wasm_name()), Ok(Some("my-tool".into())));
-        assert!("wasm:Text".parse::<ToolSource>().unwrap_err().starts_with("invalid wasm tool"));
+        assert_eq!(
+            "wasm:tools/my-tool.wasm"
+                .parse::<ToolSource>()
+                .map(|s| s.wasm_name()),
+            Ok(Some("my-tool".into()))
+        );
+        assert!(
+            "wasm:Text"
+                .parse::<ToolSource>()
+                .unwrap_err()
+                .starts_with("invalid wasm tool")
+        );
         for text in ["builtin:", "builtin:Read", "builtin:a-b"] {
             let err = text.parse::<ToolSource>().unwrap_err();
             assert!(err.starts_with("invalid built-in tool name"), "{err}");

@@ -12,9 +12,15 @@ use llguidance::{Matcher, ParserFactory};
 pub fn fixture(dir: &str) -> PathBuf {
     let home = std::env::var_os("AGENT_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").expect("HOME is not set")).join(".cache/agent"));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").expect("HOME is not set")).join(".cache/agent")
+        });
     let p = home.join(dir);
-    assert!(p.is_dir(), "{} is missing: run tests/fixtures/build.sh first", p.display());
+    assert!(
+        p.is_dir(),
+        "{} is missing: run tests/fixtures/build.sh first",
+        p.display()
+    );
     p
 }
 
@@ -27,7 +33,8 @@ impl Checker {
     /// `dir`: a fixture directory with a `tokenizer.json`.
     pub fn new(dir: &str) -> Checker {
         let path = fixture(dir).join("tokenizer.json");
-        let bt = toktrie_hf_tokenizers::ByteTokenizer::from_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let bt = toktrie_hf_tokenizers::ByteTokenizer::from_file(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let env = bt.into_tok_env(None).expect("token environment");
         let mut factory = ParserFactory::new_simple(&env).expect("parser factory");
         factory.set_stderr_log_level(0);
@@ -37,7 +44,11 @@ impl Checker {
     /// Token ids of `text`; `special`: markers such as `<tool_call>` become their special
     /// tokens (as a model with them in its vocabulary writes them), otherwise plain text.
     pub fn tokens(&self, text: &str, special: bool) -> Vec<TokenId> {
-        if special { self.env.tokenize_bytes_special(text.as_bytes()) } else { self.env.tok_trie().greedy_tokenize(text.as_bytes()) }
+        if special {
+            self.env.tokenize_bytes_special(text.as_bytes())
+        } else {
+            self.env.tok_trie().greedy_tokenize(text.as_bytes())
+        }
     }
 
     /// Compiles the grammar (panics with the grammar on error).
@@ -51,7 +62,10 @@ impl Checker {
 
     /// Compiles the grammar; llguidance's error otherwise (e.g. an unsatisfiable schema).
     pub fn try_matcher(&self, lark: &str) -> Result<Matcher, String> {
-        let parser = self.factory.create_parser(TopLevelGrammar::from_lark(lark.to_string())).map_err(|e| e.to_string())?;
+        let parser = self
+            .factory
+            .create_parser(TopLevelGrammar::from_lark(lark.to_string()))
+            .map_err(|e| e.to_string())?;
         Ok(Matcher::new(Ok(parser)))
     }
 
@@ -67,7 +81,10 @@ impl Checker {
         for (i, t) in toks.iter().enumerate() {
             if let Err(e) = m.consume_token(*t) {
                 let so_far = self.env.tok_trie().decode_str(&toks[..i]);
-                return Err(format!("token {i} ({:?}) rejected after {so_far:?}: {e}", self.env.tok_trie().token_dbg(*t)));
+                return Err(format!(
+                    "token {i} ({:?}) rejected after {so_far:?}: {e}",
+                    self.env.tok_trie().token_dbg(*t)
+                ));
             }
         }
         match m.is_accepting() {

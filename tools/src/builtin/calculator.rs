@@ -40,12 +40,21 @@ impl Tool for Calculator {
     }
 
     fn call(&self, arguments: Value, _cx: CallContext) -> BoxFuture<'_, ToolOutput> {
-        let expr = arguments.get("expression").and_then(Value::as_str).unwrap_or_default().to_string();
+        let expr = arguments
+            .get("expression")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         Box::pin(async move {
             match evaluate(&expr) {
                 // The expression is repeated so that a small model reading the result sees
                 // what was computed, not a bare number.
-                Ok(v) => ToolOutput { content: format!("{} = {}", expr.trim(), format_number(v)), structured: Some(json!({"result": v})), is_error: false, attachments: Vec::new() },
+                Ok(v) => ToolOutput {
+                    content: format!("{} = {}", expr.trim(), format_number(v)),
+                    structured: Some(json!({"result": v})),
+                    is_error: false,
+                    attachments: Vec::new(),
+                },
                 Err(e) => ToolOutput::error(format!("cannot evaluate `{expr}`: {e}")),
             }
         })
@@ -54,16 +63,27 @@ impl Tool for Calculator {
 
 /// Whole numbers print without a fraction so that "2+2" answers "4", not "4.0".
 fn format_number(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v}") }
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
 }
 
 /// Evaluates an expression; the error says what and where (byte offset).
 pub fn evaluate(input: &str) -> Result<f64, String> {
-    let mut p = Parser { s: input.as_bytes(), pos: 0 };
+    let mut p = Parser {
+        s: input.as_bytes(),
+        pos: 0,
+    };
     let v = p.expr()?;
     p.skip_ws();
     if p.pos != p.s.len() {
-        return Err(format!("unexpected `{}` at position {}", p.rest_char(), p.pos));
+        return Err(format!(
+            "unexpected `{}` at position {}",
+            p.rest_char(),
+            p.pos
+        ));
     }
     if !v.is_finite() {
         return Err("result is not a finite number".into());
@@ -89,7 +109,10 @@ impl Parser<'_> {
     }
 
     fn rest_char(&self) -> char {
-        std::str::from_utf8(&self.s[self.pos..]).ok().and_then(|r| r.chars().next()).unwrap_or('?')
+        std::str::from_utf8(&self.s[self.pos..])
+            .ok()
+            .and_then(|r| r.chars().next())
+            .unwrap_or('?')
     }
 
     fn expr(&mut self) -> Result<f64, String> {
@@ -151,7 +174,11 @@ impl Parser<'_> {
             }
             Some(c) if c.is_ascii_digit() || c == b'.' => self.number(),
             Some(c) if c.is_ascii_alphabetic() => self.call(),
-            Some(_) => Err(format!("unexpected `{}` at position {}", self.rest_char(), self.pos)),
+            Some(_) => Err(format!(
+                "unexpected `{}` at position {}",
+                self.rest_char(),
+                self.pos
+            )),
             None => Err("unexpected end of expression".into()),
         }
     }
@@ -167,7 +194,9 @@ impl Parser<'_> {
 
     fn number(&mut self) -> Result<f64, String> {
         let start = self.pos;
-        while self.pos < self.s.len() && (self.s[self.pos].is_ascii_digit() || matches!(self.s[self.pos], b'.' | b'_' | b',')) {
+        while self.pos < self.s.len()
+            && (self.s[self.pos].is_ascii_digit() || matches!(self.s[self.pos], b'.' | b'_' | b','))
+        {
             self.pos += 1;
         }
         // Scientific notation: 1e5, 2.5E-3.
@@ -190,21 +219,27 @@ impl Parser<'_> {
         let raw = std::str::from_utf8(&self.s[start..self.pos]).map_err(|e| e.to_string())?;
         let (text, consumed) = strip_separators(raw);
         self.pos = start + consumed;
-        text.parse::<f64>().map_err(|_| format!("bad number `{text}` at position {start}"))
+        text.parse::<f64>()
+            .map_err(|_| format!("bad number `{text}` at position {start}"))
     }
 
     fn call(&mut self) -> Result<f64, String> {
         let start = self.pos;
-        while self.pos < self.s.len() && (self.s[self.pos].is_ascii_alphanumeric() || self.s[self.pos] == b'_') {
+        while self.pos < self.s.len()
+            && (self.s[self.pos].is_ascii_alphanumeric() || self.s[self.pos] == b'_')
+        {
             self.pos += 1;
         }
-        let name = std::str::from_utf8(&self.s[start..self.pos]).map_err(|e| e.to_string())?.to_ascii_lowercase();
+        let name = std::str::from_utf8(&self.s[start..self.pos])
+            .map_err(|e| e.to_string())?
+            .to_ascii_lowercase();
         match name.as_str() {
             "pi" => return Ok(std::f64::consts::PI),
             "e" => return Ok(std::f64::consts::E),
             _ => {}
         }
-        self.expect(b'(').map_err(|_| format!("unknown name `{name}` at position {start}"))?;
+        self.expect(b'(')
+            .map_err(|_| format!("unknown name `{name}` at position {start}"))?;
         let mut args = vec![self.expr()?];
         while self.peek() == Some(b',') {
             self.pos += 1;
@@ -230,8 +265,16 @@ impl Parser<'_> {
             "floor" => one(f64::floor),
             "ceil" => one(f64::ceil),
             "round" => one(f64::round),
-            "min" => args.iter().copied().reduce(f64::min).ok_or_else(|| "min needs arguments".into()),
-            "max" => args.iter().copied().reduce(f64::max).ok_or_else(|| "max needs arguments".into()),
+            "min" => args
+                .iter()
+                .copied()
+                .reduce(f64::min)
+                .ok_or_else(|| "min needs arguments".into()),
+            "max" => args
+                .iter()
+                .copied()
+                .reduce(f64::max)
+                .ok_or_else(|| "max needs arguments".into()),
             _ => Err(format!("unknown function `{name}` at position {start}")),
         }
     }
@@ -247,7 +290,8 @@ fn strip_separators(raw: &str) -> (String, usize) {
         match bytes[i] {
             b'_' => i += 1,
             b',' => {
-                let three = bytes.len() >= i + 4 && bytes[i + 1..i + 4].iter().all(u8::is_ascii_digit)
+                let three = bytes.len() >= i + 4
+                    && bytes[i + 1..i + 4].iter().all(u8::is_ascii_digit)
                     && bytes.get(i + 4).is_none_or(|c| !c.is_ascii_digit());
                 if !three {
                     break;
@@ -291,8 +335,14 @@ mod tests {
     fn errors_name_the_position() {
         assert_eq!(evaluate("1 +"), Err("unexpected end of expression".into()));
         assert_eq!(evaluate("1 / 0"), Err("division by zero".into()));
-        assert_eq!(evaluate("2 $ 3"), Err("unexpected `$` at position 2".into()));
-        assert_eq!(evaluate("foo(1)"), Err("unknown function `foo` at position 0".into()));
+        assert_eq!(
+            evaluate("2 $ 3"),
+            Err("unexpected `$` at position 2".into())
+        );
+        assert_eq!(
+            evaluate("foo(1)"),
+            Err("unknown function `foo` at position 0".into())
+        );
         assert_eq!(evaluate("(1"), Err("expected `)` at position 2".into()));
     }
 

@@ -40,6 +40,13 @@ impl Tool for FinalAnswer {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        Box::pin(async move { ToolOutput { content, structured: Some(answer), is_error: false, attachments: Vec::new() } })
+        Box::pin(async move {
+            ToolOutput {
+                content,
+                structured: Some(answer),
+                is_error: false,
+                attachments: Vec::new(),
+            }
+        })
     }
 }

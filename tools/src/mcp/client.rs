@@ -6,17 +6,20 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use rmcp::model::{CallToolRequestParams, CancelledNotificationParam, ClientNotification, ClientRequest, Notification, Request, RequestId, ServerResult};
+use rmcp::model::{
+    CallToolRequestParams, CancelledNotificationParam, ClientNotification, ClientRequest,
+    Notification, Request, RequestId, ServerResult,
+};
 use rmcp::service::{Peer, PeerRequestOptions, RoleClient, ServiceError};
 use serde_json::Value;
 use tokio_stream::StreamExt;
 
 use super::Hooks;
+use super::McpEvent;
 use super::config::ServerConfig;
 use super::connect::{Lifecycle, Live, StderrTail, connect, wants_discover};
 use super::content::to_output;
 use super::host::{Host, HostState};
-use super::McpEvent;
 use crate::{BoxFuture, CallContext, ProgressUpdate, Tool, ToolOutput, ToolSpec};
 
 /// Separates server and tool in the names the model sees.
@@ -30,7 +33,11 @@ pub enum McpError {
     #[error("MCP server `{server}`: {message}")]
     Start { server: String, message: String },
     #[error("MCP server `{server}`: did not start within {timeout:?}{stderr}")]
-    StartTimeout { server: String, timeout: Duration, stderr: String },
+    StartTimeout {
+        server: String,
+        timeout: Duration,
+        stderr: String,
+    },
 }
 
 impl McpError {
@@ -38,7 +45,9 @@ impl McpError {
     pub fn detail(&self) -> String {
         match self {
             McpError::Start { message, .. } => message.clone(),
-            McpError::StartTimeout { timeout, stderr, .. } => format!("did not start within {timeout:?}{stderr}"),
+            McpError::StartTimeout {
+                timeout, stderr, ..
+            } => format!("did not start within {timeout:?}{stderr}"),
         }
     }
 }
@@ -46,7 +55,10 @@ impl McpError {
 enum Conn {
     Up(Arc<Live>),
     /// Not connected; `failures` restarts in a row have failed.
-    Down { failures: u32, error: String },
+    Down {
+        failures: u32,
+        error: String,
+    },
 }
 
 /// A started server.
@@ -64,11 +76,20 @@ pub struct McpServer {
 impl McpServer {
     /// Starts the server and lists its tools, within its `startup_timeout`.
     pub async fn start(config: ServerConfig, hooks: Hooks) -> Result<Arc<McpServer>, McpError> {
-        let state = Arc::new(HostState { server: config.name.clone(), hooks, progress: Default::default(), tools: RwLock::new(Vec::new()) });
+        let state = Arc::new(HostState {
+            server: config.name.clone(),
+            roots: config.roots.clone(),
+            hooks,
+            progress: Default::default(),
+            tools: RwLock::new(Vec::new()),
+        });
         let server = McpServer {
             config,
             state,
-            conn: tokio::sync::Mutex::new(Conn::Down { failures: 0, error: String::new() }),
+            conn: tokio::sync::Mutex::new(Conn::Down {
+                failures: 0,
+                error: String::new(),
+            }),
             stderr: StderrTail::default(),
             protocol: RwLock::new(String::new()),
             cancels: Arc::default(),
@@ -90,20 +111,42 @@ impl McpServer {
         let name = &self.config.name;
         let opened = async {
             let host = || Host(self.state.clone());
-            let live = match connect(&self.config, host(), &self.stderr, Lifecycle::Initialize).await {
-                Err(e) if wants_discover(&e) => connect(&self.config, host(), &self.stderr, Lifecycle::Discover).await?,
-                other => other?,
-            };
+            let live =
+                match connect(&self.config, host(), &self.stderr, Lifecycle::Initialize).await {
+                    Err(e) if wants_discover(&e) => {
+                        connect(&self.config, host(), &self.stderr, Lifecycle::Discover).await?
+                    }
+                    other => other?,
+                };
             // A discover session keeps no server info: its version is the one it was opened with.
-            let tools = live.service.list_all_tools().await.map_err(|e| format!("tools/list failed: {e}{}", self.stderr.suffix()))?;
+            let tools = live
+                .service
+                .list_all_tools()
+                .await
+                .map_err(|e| format!("tools/list failed: {e}{}", self.stderr.suffix()))?;
             Ok::<_, String>((live, tools))
         };
         let (live, tools) = match tokio::time::timeout(self.config.startup_timeout, opened).await {
-            Err(_) => return Err(McpError::StartTimeout { server: name.clone(), timeout: self.config.startup_timeout, stderr: self.stderr.suffix() }),
-            Ok(Err(message)) => return Err(McpError::Start { server: name.clone(), message }),
+            Err(_) => {
+                return Err(McpError::StartTimeout {
+                    server: name.clone(),
+                    timeout: self.config.startup_timeout,
+                    stderr: self.stderr.suffix(),
+                });
+            }
+            Ok(Err(message)) => {
+                return Err(McpError::Start {
+                    server: name.clone(),
+                    message,
+                });
+            }
             Ok(Ok(x)) => x,
         };
-        let protocol = live.service.peer_info().map(|i| i.protocol_version.to_string()).unwrap_or_else(|| rmcp::model::ProtocolVersion::V_2026_07_28.to_string());
+        let protocol = live
+            .service
+            .peer_info()
+            .map(|i| i.protocol_version.to_string())
+            .unwrap_or_else(|| rmcp::model::ProtocolVersion::V_2026_07_28.to_string());
         if let Ok(mut p) = self.protocol.write() {
             *p = protocol;
         }
@@ -128,10 +171,20 @@ impl McpServer {
 
     /// The server's tools that the configuration lets through, as the model sees them.
     pub fn specs(&self) -> Vec<ToolSpec> {
-        let tools = self.state.tools.read().map(|t| t.clone()).unwrap_or_default();
+        let tools = self
+            .state
+            .tools
+            .read()
+            .map(|t| t.clone())
+            .unwrap_or_default();
         tools
             .iter()
-            .filter(|t| self.config.enabled_tools.as_ref().is_none_or(|e| e.iter().any(|n| *n == t.name)))
+            .filter(|t| {
+                self.config
+                    .enabled_tools
+                    .as_ref()
+                    .is_none_or(|e| e.iter().any(|n| *n == t.name))
+            })
             .filter(|t| !self.config.disabled_tools.iter().any(|n| *n == t.name))
             .map(|t| ToolSpec {
                 name: format!("{}{SEPARATOR}{}", self.config.name, t.name),
@@ -150,7 +203,10 @@ impl McpServer {
                 return Ok(s.clone());
             }
             let error = format!("the connection closed{}", self.stderr.suffix());
-            self.state.hooks.emit(McpEvent::Lost { server: self.config.name.clone(), error: error.clone() });
+            self.state.hooks.emit(McpEvent::Lost {
+                server: self.config.name.clone(),
+                error: error.clone(),
+            });
             *conn = Conn::Down { failures: 0, error };
         }
         let (failures, error) = match &*conn {
@@ -158,7 +214,9 @@ impl McpServer {
             Conn::Up(_) => (0, String::new()),
         };
         if failures >= MAX_RESTARTS {
-            return Err(format!("gave up after {failures} failed restarts; last error: {error}"));
+            return Err(format!(
+                "gave up after {failures} failed restarts; last error: {error}"
+            ));
         }
         if failures > 0 {
             tokio::time::sleep(Duration::from_millis(250 << failures.min(4))).await;
@@ -167,13 +225,23 @@ impl McpServer {
             Ok(s) => {
                 let s = Arc::new(s);
                 *conn = Conn::Up(s.clone());
-                self.state.hooks.emit(McpEvent::Restarted { server: self.config.name.clone(), attempt: failures + 1 });
+                self.state.hooks.emit(McpEvent::Restarted {
+                    server: self.config.name.clone(),
+                    attempt: failures + 1,
+                });
                 Ok(s)
             }
             Err(e) => {
                 let error = e.to_string();
-                self.state.hooks.emit(McpEvent::Failed { server: self.config.name.clone(), error: error.clone(), required: self.config.required });
-                *conn = Conn::Down { failures: failures + 1, error: error.clone() };
+                self.state.hooks.emit(McpEvent::Failed {
+                    server: self.config.name.clone(),
+                    error: error.clone(),
+                    required: self.config.required,
+                });
+                *conn = Conn::Down {
+                    failures: failures + 1,
+                    error: error.clone(),
+                };
                 Err(format!("restart failed: {error}"))
             }
         }
@@ -185,19 +253,35 @@ impl McpServer {
         let server = &self.config.name;
         let live = match self.live().await {
             Ok(s) => s,
-            Err(e) => return ToolOutput::error(format!("MCP server `{server}` is unavailable: {e}")),
+            Err(e) => {
+                return ToolOutput::error(format!("MCP server `{server}` is unavailable: {e}"));
+            }
         };
         let mut params = CallToolRequestParams::new(tool.to_string());
         if let Value::Object(args) = arguments {
             params = params.with_arguments(args);
         }
-        let opts = PeerRequestOptions::with_timeout(self.config.call_timeout).reset_timeout_on_progress().with_max_total_timeout(self.config.call_total_timeout);
+        let opts = PeerRequestOptions::with_timeout(self.config.call_timeout)
+            .reset_timeout_on_progress()
+            .with_max_total_timeout(self.config.call_total_timeout);
         let service = &live.service;
-        let handle = match service.send_request_with_option(ClientRequest::CallToolRequest(Request::new(params)), opts).await {
+        let handle = match service
+            .send_request_with_option(ClientRequest::CallToolRequest(Request::new(params)), opts)
+            .await
+        {
             Ok(h) => h,
-            Err(e) => return ToolOutput::error(format!("MCP server `{server}`: cannot send the call: {e}{}", self.stderr.suffix())),
+            Err(e) => {
+                return ToolOutput::error(format!(
+                    "MCP server `{server}`: cannot send the call: {e}{}",
+                    self.stderr.suffix()
+                ));
+            }
         };
-        let mut guard = CancelOnDrop { peer: service.peer().clone(), id: Some(handle.id.clone()), pending: self.cancels.clone() };
+        let mut guard = CancelOnDrop {
+            peer: service.peer().clone(),
+            id: Some(handle.id.clone()),
+            pending: self.cancels.clone(),
+        };
         let token = handle.progress_token.clone();
         let mut progress = self.state.progress.subscribe(token.clone()).await;
         let response = handle.await_response();
@@ -214,20 +298,38 @@ impl McpServer {
         };
         // The last progress notification precedes the result on the wire but is dispatched on
         // its own task: collect what is still in flight.
-        while reported && let Ok(Some(p)) = tokio::time::timeout(Duration::from_millis(20), progress.next()).await {
-            cx.progress(ProgressUpdate { progress: p.progress, total: p.total, message: p.message });
+        while reported
+            && let Ok(Some(p)) =
+                tokio::time::timeout(Duration::from_millis(20), progress.next()).await
+        {
+            cx.progress(ProgressUpdate {
+                progress: p.progress,
+                total: p.total,
+                message: p.message,
+            });
         }
         guard.id = None;
         self.state.progress.unsubscribe(&token).await;
         match result {
             Ok(ServerResult::CallToolResult(r)) => match serde_json::to_value(&r) {
                 Ok(v) => to_output(&v, self.config.max_output),
-                Err(e) => ToolOutput::error(format!("MCP server `{server}`: unreadable result: {e}")),
+                Err(e) => {
+                    ToolOutput::error(format!("MCP server `{server}`: unreadable result: {e}"))
+                }
             },
-            Ok(other) => ToolOutput::error(format!("MCP server `{server}`: unexpected answer to tools/call: {}", serde_json::to_string(&other).unwrap_or_default())),
+            Ok(other) => ToolOutput::error(format!(
+                "MCP server `{server}`: unexpected answer to tools/call: {}",
+                serde_json::to_string(&other).unwrap_or_default()
+            )),
             Err(ServiceError::Timeout { timeout }) => {
-                let why = if timeout == self.config.call_timeout { "without an answer or progress" } else { "in all (the call's total limit)" };
-                ToolOutput::error(format!("`{server}{SEPARATOR}{tool}` was stopped after {timeout:?} {why}; the server was told to cancel it"))
+                let why = if timeout == self.config.call_timeout {
+                    "without an answer or progress"
+                } else {
+                    "in all (the call's total limit)"
+                };
+                ToolOutput::error(format!(
+                    "`{server}{SEPARATOR}{tool}` was stopped after {timeout:?} {why}; the server was told to cancel it"
+                ))
             }
             Err(ServiceError::TransportClosed) | Err(ServiceError::TransportSend(_)) => {
                 self.stderr.settle().await;
@@ -236,27 +338,50 @@ impl McpServer {
                     self.stderr.suffix()
                 ))
             }
-            Err(ServiceError::McpError(e)) => ToolOutput::error(format!("MCP server `{server}`: {}", e.message)),
+            Err(ServiceError::McpError(e)) => {
+                ToolOutput::error(format!("MCP server `{server}`: {}", e.message))
+            }
             Err(e) => ToolOutput::error(format!("MCP server `{server}`: {e}")),
         }
     }
 
     /// Each allowed tool as of now, ready for a [`crate::ToolRegistry`].
     pub fn tools(self: &Arc<Self>) -> Vec<Arc<dyn Tool>> {
-        self.specs().into_iter().map(|spec| Arc::new(McpTool { server: self.clone(), spec }) as Arc<dyn Tool>).collect()
+        self.specs()
+            .into_iter()
+            .map(|spec| {
+                Arc::new(McpTool {
+                    server: self.clone(),
+                    spec,
+                }) as Arc<dyn Tool>
+            })
+            .collect()
     }
 
     /// Closes the connection: stdin closed, then the process group terminated.
     pub async fn shutdown(&self) {
-        let pending: Vec<_> = self.cancels.lock().map(|mut v| v.drain(..).collect()).unwrap_or_default();
+        let pending: Vec<_> = self
+            .cancels
+            .lock()
+            .map(|mut v| v.drain(..).collect())
+            .unwrap_or_default();
         for task in pending {
             let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
         }
-        let conn = std::mem::replace(&mut *self.conn.lock().await, Conn::Down { failures: MAX_RESTARTS, error: "shut down".into() });
+        let conn = std::mem::replace(
+            &mut *self.conn.lock().await,
+            Conn::Down {
+                failures: MAX_RESTARTS,
+                error: "shut down".into(),
+            },
+        );
         if let Conn::Up(live) = conn {
             match Arc::try_unwrap(live) {
                 Ok(mut live) => {
-                    let _ = live.service.close_with_timeout(Duration::from_secs(8)).await;
+                    let _ = live
+                        .service
+                        .close_with_timeout(Duration::from_secs(8))
+                        .await;
                 }
                 // A call still holds it: cancelling ends the loop, which closes the transport;
                 // the process group goes when the call lets go.
@@ -280,8 +405,13 @@ impl Drop for CancelOnDrop {
         let peer = self.peer.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             let task = rt.spawn(async move {
-                let n = Notification::new(CancelledNotificationParam::new(Some(id), Some("the agent stopped waiting for this call".into())));
-                let _ = peer.send_notification(ClientNotification::CancelledNotification(n)).await;
+                let n = Notification::new(CancelledNotificationParam::new(
+                    Some(id),
+                    Some("the agent stopped waiting for this call".into()),
+                ));
+                let _ = peer
+                    .send_notification(ClientNotification::CancelledNotification(n))
+                    .await;
             });
             if let Ok(mut v) = self.pending.lock() {
                 v.retain(|t| !t.is_finished());
@@ -303,7 +433,12 @@ impl Tool for McpTool {
 
     fn call(&self, arguments: Value, cx: CallContext) -> BoxFuture<'_, ToolOutput> {
         let prefix = format!("{}{SEPARATOR}", self.server.name());
-        let tool = self.spec.name.strip_prefix(&prefix).unwrap_or(&self.spec.name).to_string();
+        let tool = self
+            .spec
+            .name
+            .strip_prefix(&prefix)
+            .unwrap_or(&self.spec.name)
+            .to_string();
         Box::pin(async move { self.server.call(&tool, arguments, &cx).await })
     }
 

@@ -5,9 +5,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use process_wrap::tokio::{CommandWrap, KillOnDrop, ProcessGroup};
+use rmcp::ClientServiceExt;
 use rmcp::model::ProtocolVersion;
 use rmcp::service::{ClientLifecycleMode, RoleClient, RunningService};
-use rmcp::ClientServiceExt;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use tokio::io::AsyncBufReadExt;
@@ -29,7 +29,9 @@ impl Lifecycle {
     fn mode(self) -> ClientLifecycleMode {
         match self {
             Lifecycle::Initialize => ClientLifecycleMode::Initialize,
-            Lifecycle::Discover => ClientLifecycleMode::Discover { preferred_versions: vec![ProtocolVersion::V_2026_07_28] },
+            Lifecycle::Discover => ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
         }
     }
 }
@@ -84,21 +86,40 @@ impl StderrTail {
 
     /// Waits briefly for a dying process's last words, so that an error can quote them.
     pub async fn settle(&self) {
-        let _ = tokio::time::timeout(std::time::Duration::from_millis(500), self.ended.notified()).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(500), self.ended.notified())
+            .await;
     }
 
     /// `; its stderr ends: …` for error messages, or nothing.
     pub fn suffix(&self) -> String {
-        let lines: Vec<String> = self.lines.lock().map(|q| q.iter().cloned().collect()).unwrap_or_default();
-        if lines.is_empty() { String::new() } else { format!("; its stderr ends: {}", lines.join(" | ")) }
+        let lines: Vec<String> = self
+            .lines
+            .lock()
+            .map(|q| q.iter().cloned().collect())
+            .unwrap_or_default();
+        if lines.is_empty() {
+            String::new()
+        } else {
+            format!("; its stderr ends: {}", lines.join(" | "))
+        }
     }
 }
 
 /// Connects and runs `initialize`. Errors are messages for the user (the caller adds the
 /// server's name and the timeout).
-pub(crate) async fn connect(config: &ServerConfig, host: Host, stderr: &StderrTail, lifecycle: Lifecycle) -> Result<Live, String> {
+pub(crate) async fn connect(
+    config: &ServerConfig,
+    host: Host,
+    stderr: &StderrTail,
+    lifecycle: Lifecycle,
+) -> Result<Live, String> {
     match &config.transport {
-        Transport::Stdio { command, args, env, cwd } => {
+        Transport::Stdio {
+            command,
+            args,
+            env,
+            cwd,
+        } => {
             let mut cmd = CommandWrap::with_new(command, |c| {
                 c.args(args).envs(env);
                 if let Some(d) = cwd {
@@ -127,7 +148,10 @@ pub(crate) async fn connect(config: &ServerConfig, host: Host, stderr: &StderrTa
                 });
             }
             match host.serve_with_lifecycle(transport, lifecycle.mode()).await {
-                Ok(service) => Ok(Live { service, _group: GroupKill(pgid) }),
+                Ok(service) => Ok(Live {
+                    service,
+                    _group: GroupKill(pgid),
+                }),
                 Err(e) => {
                     drop(GroupKill(pgid));
                     stderr.settle().await;
@@ -138,13 +162,23 @@ pub(crate) async fn connect(config: &ServerConfig, host: Host, stderr: &StderrTa
         Transport::Http { url, headers } => {
             let mut map = HashMap::new();
             for (k, v) in headers {
-                let name = http::HeaderName::try_from(k.as_str()).map_err(|e| format!("header `{k}`: {e}"))?;
-                let value = http::HeaderValue::try_from(v.as_str()).map_err(|e| format!("header `{k}`: {e}"))?;
+                let name = http::HeaderName::try_from(k.as_str())
+                    .map_err(|e| format!("header `{k}`: {e}"))?;
+                let value = http::HeaderValue::try_from(v.as_str())
+                    .map_err(|e| format!("header `{k}`: {e}"))?;
                 map.insert(name, value);
             }
-            let transport = StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(map));
-            let service = host.serve_with_lifecycle(transport, lifecycle.mode()).await.map_err(|e| format!("initialize with {url} failed: {e}"))?;
-            Ok(Live { service, _group: GroupKill(None) })
+            let transport = StreamableHttpClientTransport::from_config(
+                StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(map),
+            );
+            let service = host
+                .serve_with_lifecycle(transport, lifecycle.mode())
+                .await
+                .map_err(|e| format!("initialize with {url} failed: {e}"))?;
+            Ok(Live {
+                service,
+                _group: GroupKill(None),
+            })
         }
     }
 }

@@ -9,8 +9,9 @@ use rmcp::ClientHandler;
 use rmcp::ErrorData;
 use rmcp::handler::client::progress::ProgressDispatcher;
 use rmcp::model::{
-    ClientCapabilities, ClientConfig, CreateMessageRequestParams, CreateMessageResult, ElicitRequestParams, ElicitResult, ElicitationAction,
-    Implementation, ListRootsResult, ProgressNotificationParam, ProtocolVersion, Root, SamplingMessage,
+    ClientCapabilities, ClientConfig, CreateMessageRequestParams, CreateMessageResult,
+    ElicitRequestParams, ElicitResult, ElicitationAction, Implementation, ListRootsResult,
+    ProgressNotificationParam, ProtocolVersion, Root, SamplingMessage,
 };
 use rmcp::service::{NotificationContext, RequestContext, RoleClient};
 use serde_json::Value;
@@ -20,6 +21,8 @@ use super::{Hooks, McpEvent, SamplingRequest};
 /// Shared by a server's connection and its restarts.
 pub(crate) struct HostState {
     pub server: String,
+    /// The server's configured `roots`; none: the capability is not declared.
+    pub roots: Vec<std::path::PathBuf>,
     pub hooks: Hooks,
     pub progress: ProgressDispatcher,
     /// The server's tools as last listed; refreshed on `notifications/tools/list_changed`.
@@ -31,14 +34,36 @@ pub(crate) struct Host(pub Arc<HostState>);
 
 impl ClientHandler for Host {
     fn get_info(&self) -> ClientConfig {
-        let caps = ClientCapabilities::builder().enable_roots().enable_sampling().enable_elicitation().build();
+        // Roots only where the user configured them: a server told of roots (server-filesystem)
+        // serves those instead of the directories of its command line, so declaring our working
+        // directory by default would grant it and take away what the user configured.
+        let caps = if self.0.roots.is_empty() {
+            ClientCapabilities::builder()
+                .enable_sampling()
+                .enable_elicitation()
+                .build()
+        } else {
+            ClientCapabilities::builder()
+                .enable_roots()
+                .enable_sampling()
+                .enable_elicitation()
+                .build()
+        };
         // rmcp's default sends 2026-07-28 inside `initialize`, which conformant servers refuse;
         // a server that answers with 2026-07-28 is still accepted (rmcp then sends per-request
         // metadata).
-        ClientConfig::new(caps, Implementation::new("agent", env!("CARGO_PKG_VERSION"))).with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE)
+        ClientConfig::new(
+            caps,
+            Implementation::new("agent", env!("CARGO_PKG_VERSION")),
+        )
+        .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE)
     }
 
-    async fn on_progress(&self, params: ProgressNotificationParam, _: NotificationContext<RoleClient>) {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _: NotificationContext<RoleClient>,
+    ) {
         self.0.progress.handle_notification(params).await;
     }
 
@@ -52,23 +77,43 @@ impl ClientHandler for Host {
                     if let Ok(mut t) = state.tools.write() {
                         *t = tools;
                     }
-                    state.hooks.emit(McpEvent::ToolsChanged { server: state.server.clone(), tools: n });
+                    state.hooks.emit(McpEvent::ToolsChanged {
+                        server: state.server.clone(),
+                        tools: n,
+                    });
                 }
                 // Usually the server going away; the next call reports that.
-                Err(e) => tracing::debug!(server = %state.server, "tools/list after list_changed failed: {e}"),
+                Err(e) => {
+                    tracing::debug!(server = %state.server, "tools/list after list_changed failed: {e}")
+                }
             }
         });
     }
 
-    async fn list_roots(&self, _: RequestContext<RoleClient>) -> Result<ListRootsResult, ErrorData> {
-        let roots = self.0.hooks.roots.iter().map(|p| Root::new(file_uri(p))).collect();
+    async fn list_roots(
+        &self,
+        _: RequestContext<RoleClient>,
+    ) -> Result<ListRootsResult, ErrorData> {
+        let roots = self
+            .0
+            .roots
+            .iter()
+            .map(|p| Root::new(file_uri(p)))
+            .collect();
         Ok(ListRootsResult::new(roots))
     }
 
-    async fn create_message(&self, params: CreateMessageRequestParams, _: RequestContext<RoleClient>) -> Result<CreateMessageResult, ErrorData> {
+    async fn create_message(
+        &self,
+        params: CreateMessageRequestParams,
+        _: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, ErrorData> {
         let state = &self.0;
         let Some(sampler) = state.hooks.sampler.get() else {
-            return Err(ErrorData::internal_error("the agent's model is not loaded yet; ask again later", None));
+            return Err(ErrorData::internal_error(
+                "the agent's model is not loaded yet; ask again later",
+                None,
+            ));
         };
         let messages: Vec<(String, String)> = params
             .messages
@@ -76,7 +121,11 @@ impl ClientHandler for Host {
             .map(|m| {
                 // Text parts as they are; other parts named, since our models read only text.
                 let v = serde_json::to_value(m).unwrap_or(Value::Null);
-                let role = v.get("role").and_then(Value::as_str).unwrap_or("user").to_string();
+                let role = v
+                    .get("role")
+                    .and_then(Value::as_str)
+                    .unwrap_or("user")
+                    .to_string();
                 let blocks = match v.get("content") {
                     Some(Value::Array(a)) => a.clone(),
                     Some(b) => vec![b.clone()],
@@ -85,7 +134,11 @@ impl ClientHandler for Host {
                 let text: Vec<String> = blocks
                     .iter()
                     .map(|b| match b.get("type").and_then(Value::as_str) {
-                        Some("text") => b.get("text").and_then(Value::as_str).unwrap_or("").to_string(),
+                        Some("text") => b
+                            .get("text")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string(),
                         Some(other) => format!("[{other}]"),
                         None => String::new(),
                     })
@@ -97,20 +150,48 @@ impl ClientHandler for Host {
             server: state.server.clone(),
             system: params.system_prompt.clone(),
             messages: messages.clone(),
-            max_tokens: params.max_tokens.clamp(1, state.hooks.sampling_max_tokens.max(1)),
+            max_tokens: params
+                .max_tokens
+                .clamp(1, state.hooks.sampling_max_tokens.max(1)),
             temperature: params.temperature,
         };
-        let reply = sampler.sample(request).await.map_err(|e| ErrorData::internal_error(format!("sampling failed: {e}"), None))?;
-        state.hooks.emit(McpEvent::Sampling { server: state.server.clone(), messages, reply: reply.text.clone(), tokens: reply.tokens });
-        let stop = if reply.truncated { CreateMessageResult::STOP_REASON_END_MAX_TOKEN } else { CreateMessageResult::STOP_REASON_END_TURN };
-        Ok(CreateMessageResult::new(SamplingMessage::assistant_text(reply.text), reply.model).with_stop_reason(stop))
+        let reply = sampler
+            .sample(request)
+            .await
+            .map_err(|e| ErrorData::internal_error(format!("sampling failed: {e}"), None))?;
+        state.hooks.emit(McpEvent::Sampling {
+            server: state.server.clone(),
+            messages,
+            reply: reply.text.clone(),
+            tokens: reply.tokens,
+        });
+        let stop = if reply.truncated {
+            CreateMessageResult::STOP_REASON_END_MAX_TOKEN
+        } else {
+            CreateMessageResult::STOP_REASON_END_TURN
+        };
+        Ok(
+            CreateMessageResult::new(SamplingMessage::assistant_text(reply.text), reply.model)
+                .with_stop_reason(stop),
+        )
     }
 
-    async fn create_elicitation(&self, params: ElicitRequestParams, _: RequestContext<RoleClient>) -> Result<ElicitResult, ErrorData> {
-        let message = serde_json::to_value(&params).ok().and_then(|v| v.get("message").and_then(Value::as_str).map(String::from)).unwrap_or_default();
+    async fn create_elicitation(
+        &self,
+        params: ElicitRequestParams,
+        _: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        let message = serde_json::to_value(&params)
+            .ok()
+            .and_then(|v| v.get("message").and_then(Value::as_str).map(String::from))
+            .unwrap_or_default();
         let reason = "the agent runs headless: no user is there to answer".to_string();
         tracing::warn!(server = %self.0.server, "declined an elicitation request ({reason}): {message}");
-        self.0.hooks.emit(McpEvent::ElicitationDeclined { server: self.0.server.clone(), message, reason });
+        self.0.hooks.emit(McpEvent::ElicitationDeclined {
+            server: self.0.server.clone(),
+            message,
+            reason,
+        });
         Ok(ElicitResult::new(ElicitationAction::Decline))
     }
 }

@@ -12,13 +12,12 @@ mod pool;
 
 pub use client::{McpError, McpServer, SEPARATOR};
 pub use config::{
-    ConfigError, DEFAULT_CALL_TIMEOUT, DEFAULT_CALL_TOTAL_TIMEOUT, DEFAULT_MAX_OUTPUT, DEFAULT_STARTUP_TIMEOUT, McpConfig, PathSeg, ServerConfig,
-    Transport,
+    ConfigError, DEFAULT_CALL_TIMEOUT, DEFAULT_CALL_TOTAL_TIMEOUT, DEFAULT_MAX_OUTPUT,
+    DEFAULT_STARTUP_TIMEOUT, McpConfig, PathSeg, ServerConfig, Transport,
 };
 pub use content::cap_output;
 pub use pool::{McpPool, ServerStatus};
 
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
@@ -29,17 +28,44 @@ use crate::BoxFuture;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "what", rename_all = "snake_case")]
 pub enum McpEvent {
-    Started { server: String, tools: usize, millis: u64, protocol: String },
+    Started {
+        server: String,
+        tools: usize,
+        millis: u64,
+        protocol: String,
+    },
     /// Start or restart failed; `required` servers fail the run.
-    Failed { server: String, error: String, required: bool },
+    Failed {
+        server: String,
+        error: String,
+        required: bool,
+    },
     /// The connection was lost (the process exited or the HTTP session ended).
-    Lost { server: String, error: String },
-    Restarted { server: String, attempt: u32 },
-    ToolsChanged { server: String, tools: usize },
+    Lost {
+        server: String,
+        error: String,
+    },
+    Restarted {
+        server: String,
+        attempt: u32,
+    },
+    ToolsChanged {
+        server: String,
+        tools: usize,
+    },
     /// The server asked our model for a completion (`sampling/createMessage`).
-    Sampling { server: String, messages: Vec<(String, String)>, reply: String, tokens: usize },
+    Sampling {
+        server: String,
+        messages: Vec<(String, String)>,
+        reply: String,
+        tokens: usize,
+    },
     /// The server asked the user for input (`elicitation/create`); nobody is there to answer.
-    ElicitationDeclined { server: String, message: String, reason: String },
+    ElicitationDeclined {
+        server: String,
+        message: String,
+        reason: String,
+    },
 }
 
 /// A completion the server asked for: roles and texts as the server sent them.
@@ -73,8 +99,6 @@ pub type EventSink = Arc<dyn Fn(McpEvent) + Send + Sync>;
 /// What servers may ask of us, shared by every server of a run.
 #[derive(Clone)]
 pub struct Hooks {
-    /// Offered as `roots` (the task's working directory).
-    pub roots: Vec<PathBuf>,
     /// Filled once the model is loaded: servers start while it loads, and a sampling request
     /// that comes before gets an error saying so.
     pub sampler: Arc<OnceLock<Arc<dyn Sampler>>>,
@@ -85,7 +109,11 @@ pub struct Hooks {
 
 impl Default for Hooks {
     fn default() -> Self {
-        Self { roots: Vec::new(), sampler: Arc::new(OnceLock::new()), sampling_max_tokens: 512, events: None }
+        Self {
+            sampler: Arc::new(OnceLock::new()),
+            sampling_max_tokens: 512,
+            events: None,
+        }
     }
 }
 

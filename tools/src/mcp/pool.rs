@@ -53,19 +53,32 @@ impl McpPool {
                         // Reported through the hooks' events: the caller decides how to show it.
                         tracing::debug!(required, "{e}");
                         let error = e.detail();
-                        hooks.emit(McpEvent::Failed { server: name, error: error.clone(), required });
+                        hooks.emit(McpEvent::Failed {
+                            server: name,
+                            error: error.clone(),
+                            required,
+                        });
                         State::Failed(error)
                     }
                 };
                 let _ = tx.send(state);
             });
-            servers.insert(name.clone(), Entry { required: cfg.required, state: rx, task });
+            servers.insert(
+                name.clone(),
+                Entry {
+                    required: cfg.required,
+                    state: rx,
+                    task,
+                },
+            );
         }
         Arc::new(McpPool { servers })
     }
 
     async fn settled(&self, name: &str) -> State {
-        let Some(e) = self.servers.get(name) else { return State::Failed(format!("no MCP server named `{name}`")) };
+        let Some(e) = self.servers.get(name) else {
+            return State::Failed(format!("no MCP server named `{name}`"));
+        };
         let mut rx = e.state.clone();
         match rx.wait_for(|s| !matches!(s, State::Starting)).await {
             Ok(s) => s.clone(),
@@ -83,15 +96,39 @@ impl McpPool {
                 continue;
             }
             if let State::Failed(message) = self.settled(name).await {
-                return Err(McpError::Start { server: name.clone(), message: format!("required, but it did not start: {message}") });
+                return Err(McpError::Start {
+                    server: name.clone(),
+                    message: format!("required, but it did not start: {message}"),
+                });
             }
         }
         Ok(())
     }
 
+    /// Waits until server `name` is up; an error names it and why it did not start.
+    pub async fn wait_ready(&self, name: &str) -> Result<(), McpError> {
+        match self.settled(name).await {
+            State::Failed(message) => Err(McpError::Start {
+                server: name.to_string(),
+                message: format!(
+                    "a task's tool_choice names its tool, but it did not start: {message}"
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether `name` is one of the pool's servers.
+    pub fn has(&self, name: &str) -> bool {
+        self.servers.contains_key(name)
+    }
+
     /// Waits until every server is up or has failed.
     pub async fn wait_all(&self) {
-        in_order(self.servers.keys().map(|n| self.settled(n))).await;
+        // A loop, not futures over the map: see `wait_required`.
+        for name in self.servers.keys() {
+            self.settled(name).await;
+        }
     }
 
     pub fn status(&self) -> BTreeMap<String, ServerStatus> {
@@ -100,7 +137,10 @@ impl McpPool {
             .map(|(name, e)| {
                 let s = match &*e.state.borrow() {
                     State::Starting => ServerStatus::Starting,
-                    State::Ready(s) => ServerStatus::Ready { tools: s.specs().len(), protocol: s.protocol() },
+                    State::Ready(s) => ServerStatus::Ready {
+                        tools: s.specs().len(),
+                        protocol: s.protocol(),
+                    },
                     State::Failed(m) => ServerStatus::Failed(m.clone()),
                 };
                 (name.clone(), s)
@@ -128,7 +168,11 @@ impl McpPool {
             }
         }
         // In parallel: each close may wait seconds for a slow server to exit.
-        let closing: Vec<_> = self.ready().into_iter().map(|s| tokio::spawn(async move { s.shutdown().await })).collect();
+        let closing: Vec<_> = self
+            .ready()
+            .into_iter()
+            .map(|s| tokio::spawn(async move { s.shutdown().await }))
+            .collect();
         for c in closing {
             let _ = c.await;
         }
@@ -139,14 +183,4 @@ impl ToolProvider for McpPool {
     fn tools(&self) -> Vec<Arc<dyn Tool>> {
         self.ready().iter().flat_map(|s| s.tools()).collect()
     }
-}
-
-/// Awaits waits on starts that already run in their own tasks, so one after another takes as
-/// long as the slowest start, not the sum.
-async fn in_order<F: std::future::Future>(waits: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let mut out = Vec::new();
-    for w in waits {
-        out.push(w.await);
-    }
-    out
 }

@@ -13,24 +13,42 @@ use serde_json::{Value, json};
 pub fn servers_dir() -> PathBuf {
     let home = std::env::var_os("AGENT_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/agent"));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/agent")
+        });
     let dir = home.join("fixtures/mcp-servers/node_modules/.bin");
-    assert!(dir.is_dir(), "{} is missing: run tests/fixtures/build.sh first", dir.display());
+    assert!(
+        dir.is_dir(),
+        "{} is missing: run tests/fixtures/build.sh first",
+        dir.display()
+    );
     dir
 }
 
 /// The fault server example, which `cargo test` builds beside the tests.
 pub fn fault_server() -> PathBuf {
     let exe = std::env::current_exe().expect("test path");
-    let bin = exe.parent().and_then(|d| d.parent()).expect("target dir").join("examples/mcp_fault_server");
-    assert!(bin.is_file(), "{} is missing: build with `cargo test -p agent-tools`", bin.display());
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .join("examples/mcp_fault_server");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build with `cargo test -p agent-tools`",
+        bin.display()
+    );
     bin
 }
 
 /// One server from an `mcpServers` entry.
 pub fn config(name: &str, entry: Value) -> ServerConfig {
     let json = json!({"mcpServers": {name: entry}});
-    McpConfig::from_json(&json.to_string(), "test").expect("config").servers.remove(name).expect("server")
+    McpConfig::from_json(&json.to_string(), "test")
+        .expect("config")
+        .servers
+        .remove(name)
+        .expect("server")
 }
 
 /// The fault server, tagged so that its processes can be counted apart from other tests'.
@@ -50,9 +68,15 @@ pub fn tag(name: &str) -> String {
 
 /// Processes whose command line contains `needle` (this test's own excluded).
 pub fn processes(needle: &str) -> usize {
-    let out = std::process::Command::new("pgrep").args(["-f", needle]).output().expect("pgrep");
+    let out = std::process::Command::new("pgrep")
+        .args(["-f", needle])
+        .output()
+        .expect("pgrep");
     let me = std::process::id().to_string();
-    String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.trim() != me).count()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.trim() != me)
+        .count()
 }
 
 /// Waits up to 5 s for every matching process to exit.
@@ -70,6 +94,9 @@ pub async fn gone(needle: &str) -> bool {
 pub fn recording_hooks() -> (Hooks, Arc<Mutex<Vec<McpEvent>>>) {
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = events.clone();
-    let hooks = Hooks { events: Some(Arc::new(move |e| sink.lock().expect("events").push(e))), ..Hooks::default() };
+    let hooks = Hooks {
+        events: Some(Arc::new(move |e| sink.lock().expect("events").push(e))),
+        ..Hooks::default()
+    };
     (hooks, events)
 }

@@ -1,6 +1,8 @@
-//! `number`: compare and sort decimals exactly, as written. 9.8 is larger than 9.11 (a model
-//! reading them as versions or dates says otherwise); no floating point is involved, so
-//! 0.1 + 0.2 style rounding and 20-digit numbers are not a problem.
+//! `number`: compare and sort decimals exactly, as written: a decimal with fewer digits after
+//! the point can be the larger one (a model reading decimals as versions or dates says
+//! otherwise); no floating point is involved, so 0.1 + 0.2 style rounding and 20-digit numbers
+//! are not a problem. What the model reads (descriptions, examples) names none of the example
+//! tasks' numbers: the tool, not its description, must give the answer.
 
 use std::cmp::Ordering;
 
@@ -38,7 +40,12 @@ impl Decimal {
             None => (false, s.strip_prefix('+').unwrap_or(&s)),
         };
         let (mantissa, exp) = match rest.find(['e', 'E']) {
-            Some(i) => (&rest[..i], rest[i + 1..].parse::<i64>().map_err(|_| err("bad exponent"))?),
+            Some(i) => (
+                &rest[..i],
+                rest[i + 1..]
+                    .parse::<i64>()
+                    .map_err(|_| err("bad exponent"))?,
+            ),
             None => (rest, 0),
         };
         let (int, frac) = match mantissa.split_once('.') {
@@ -49,10 +56,14 @@ impl Decimal {
             return Err(err("no digits"));
         }
         if !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
-            return Err(err("only digits, one point, a sign and an exponent are allowed"));
+            return Err(err(
+                "only digits, one point, a sign and an exponent are allowed",
+            ));
         }
         let mut digits: Vec<u8> = int.bytes().chain(frac.bytes()).map(|b| b - b'0').collect();
-        let mut exponent = exp.checked_sub(frac.len() as i64).ok_or_else(|| err("exponent out of range"))?;
+        let mut exponent = exp
+            .checked_sub(frac.len() as i64)
+            .ok_or_else(|| err("exponent out of range"))?;
         while digits.last() == Some(&0) {
             digits.pop();
             exponent += 1;
@@ -60,9 +71,17 @@ impl Decimal {
         let lead = digits.iter().take_while(|d| **d == 0).count();
         digits.drain(..lead);
         if digits.is_empty() {
-            return Ok(Decimal { negative: false, digits, exponent: 0 });
+            return Ok(Decimal {
+                negative: false,
+                digits,
+                exponent: 0,
+            });
         }
-        Ok(Decimal { negative, digits, exponent })
+        Ok(Decimal {
+            negative,
+            digits,
+            exponent,
+        })
     }
 
     fn magnitude_cmp(&self, other: &Decimal) -> Ordering {
@@ -77,7 +96,10 @@ impl Decimal {
         top(self).cmp(&top(other)).then_with(|| {
             let n = self.digits.len().max(other.digits.len());
             let at = |d: &Decimal, i: usize| d.digits.get(i).copied().unwrap_or(0);
-            (0..n).map(|i| at(self, i).cmp(&at(other, i))).find(|o| o.is_ne()).unwrap_or(Ordering::Equal)
+            (0..n)
+                .map(|i| at(self, i).cmp(&at(other, i)))
+                .find(|o| o.is_ne())
+                .unwrap_or(Ordering::Equal)
         })
     }
 }
@@ -104,7 +126,9 @@ fn arg(v: &Value, name: &str) -> Result<String, String> {
     match v {
         Value::String(s) => Ok(s.clone()),
         Value::Number(n) => Ok(n.to_string()),
-        _ => Err(format!("`{name}` must be a number written as a string, e.g. \"9.11\"")),
+        _ => Err(format!(
+            "`{name}` must be a number written as a string, e.g. \"-12.75\""
+        )),
     }
 }
 
@@ -112,7 +136,9 @@ fn compare(a: &str, b: &str) -> Result<Value, String> {
     let (x, y) = (Decimal::parse(a)?, Decimal::parse(b)?);
     // A sentence: what a small model reads best, and says back.
     let sentence = match x.cmp(&y) {
-        Ordering::Greater => format!("{a} is larger than {b} ({a} > {b}). The larger number is {a}."),
+        Ordering::Greater => {
+            format!("{a} is larger than {b} ({a} > {b}). The larger number is {a}.")
+        }
         Ordering::Less => format!("{b} is larger than {a} ({a} < {b}). The larger number is {b}."),
         Ordering::Equal => format!("{a} and {b} are equal ({a} = {b})."),
     };
@@ -120,18 +146,28 @@ fn compare(a: &str, b: &str) -> Result<Value, String> {
 }
 
 fn sort(numbers: &[String], descending: bool) -> Result<Value, String> {
-    let mut parsed = numbers.iter().map(|n| Ok((Decimal::parse(n)?, n.clone()))).collect::<Result<Vec<_>, String>>()?;
-    parsed.sort_by(|a, b| if descending { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) });
+    let mut parsed = numbers
+        .iter()
+        .map(|n| Ok((Decimal::parse(n)?, n.clone())))
+        .collect::<Result<Vec<_>, String>>()?;
+    parsed.sort_by(|a, b| {
+        if descending {
+            b.0.cmp(&a.0)
+        } else {
+            a.0.cmp(&b.0)
+        }
+    });
     let sorted: Vec<String> = parsed.into_iter().map(|(_, s)| s).collect();
     Ok(json!({"sorted": sorted, "order": if descending { "descending" } else { "ascending" }}))
 }
 
 fn describe() -> Value {
-    let num = json!({"type": "string", "description": "A decimal number as written, e.g. \"9.11\""});
+    let num =
+        json!({"type": "string", "description": "A decimal number as written, e.g. \"-12.75\""});
     json!([
         {
             "name": "compare",
-            "description": "Compare two decimal numbers exactly (9.8 > 9.11). Gives the relation and the larger one.",
+            "description": "Compare two decimal numbers exactly, by value (not as versions or dates). Gives the relation and the larger one.",
             "parameters": {"type": "object", "properties": {"a": num, "b": num}, "required": ["a", "b"], "additionalProperties": false}
         },
         {
@@ -158,14 +194,25 @@ impl exports::agent::tool::json::Guest for Number {
     }
 
     fn call(name: String, arguments: String) -> Result<String, String> {
-        let args: Value = serde_json::from_str(&arguments).map_err(|e| format!("arguments are not JSON: {e}"))?;
+        let args: Value =
+            serde_json::from_str(&arguments).map_err(|e| format!("arguments are not JSON: {e}"))?;
         let get = |k: &str| args.get(k).ok_or_else(|| format!("`{k}` is missing"));
         let out = match name.as_str() {
             "compare" => compare(&arg(get("a")?, "a")?, &arg(get("b")?, "b")?)?,
             "sort" => {
-                let list = get("numbers")?.as_array().ok_or("`numbers` must be a list")?;
-                let list = list.iter().map(|v| arg(v, "numbers[]")).collect::<Result<Vec<_>, _>>()?;
-                sort(&list, args.get("descending").and_then(Value::as_bool).unwrap_or(false))?
+                let list = get("numbers")?
+                    .as_array()
+                    .ok_or("`numbers` must be a list")?;
+                let list = list
+                    .iter()
+                    .map(|v| arg(v, "numbers[]"))
+                    .collect::<Result<Vec<_>, _>>()?;
+                sort(
+                    &list,
+                    args.get("descending")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
+                )?
             }
             other => return Err(format!("no tool named `{other}`")),
         };

@@ -17,7 +17,8 @@ impl exports::agent::tool::json::Guest for Text {
     }
 
     fn call(name: String, arguments: String) -> Result<String, String> {
-        let args: Value = serde_json::from_str(&arguments).map_err(|e| format!("arguments are not JSON: {e}"))?;
+        let args: Value =
+            serde_json::from_str(&arguments).map_err(|e| format!("arguments are not JSON: {e}"))?;
         Ok(logic::call(&name, &args)?.to_string())
     }
 }

@@ -45,7 +45,13 @@ fn count(text: &str, find: &str, ignore_case: bool) -> Result<Value, String> {
     if find.is_empty() {
         return Err("`find` is empty: give the letter or text to count".into());
     }
-    let fold = |s: &str| if ignore_case { s.to_lowercase() } else { s.to_string() };
+    let fold = |s: &str| {
+        if ignore_case {
+            s.to_lowercase()
+        } else {
+            s.to_string()
+        }
+    };
     let hay: Vec<String> = text.graphemes(true).map(fold).collect();
     let needle: Vec<String> = find.graphemes(true).map(fold).collect();
     let mut n = 0;
@@ -62,8 +68,21 @@ fn count(text: &str, find: &str, ignore_case: bool) -> Result<Value, String> {
     }
     // A sentence: what a small model reads best, and says back.
     let times = if n == 1 { "time" } else { "times" };
-    let at = if positions.is_empty() { String::new() } else { format!(" (at characters {})", positions.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")) };
-    Ok(json!(format!("\"{find}\" occurs {n} {times} in \"{text}\"{at}. The count is {n}.")))
+    let at = if positions.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (at characters {})",
+            positions
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    Ok(json!(format!(
+        "\"{find}\" occurs {n} {times} in \"{text}\"{at}. The count is {n}."
+    )))
 }
 
 fn length(text: &str) -> Value {
@@ -78,9 +97,19 @@ fn length(text: &str) -> Value {
 
 /// Runs tool `name` on its arguments.
 pub fn call(name: &str, args: &Value) -> Result<Value, String> {
-    let s = |k: &str| args.get(k).and_then(Value::as_str).ok_or_else(|| format!("`{k}` must be a string"));
+    let s = |k: &str| {
+        args.get(k)
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("`{k}` must be a string"))
+    };
     match name {
-        "count" => count(s("text")?, s("find")?, args.get("ignore_case").and_then(Value::as_bool).unwrap_or(false)),
+        "count" => count(
+            s("text")?,
+            s("find")?,
+            args.get("ignore_case")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        ),
         "length" => Ok(length(s("text")?)),
         other => Err(format!("no tool named `{other}`")),
     }
