@@ -425,9 +425,12 @@ impl Engine {
 
                     if !scheduled.prompt.is_empty() {
                         // agent patch: what this step prefills (a prefix-cache hit leaves out
-                        // what it matched); counted before the step adds the first token.
+                        // what it matched), counted before the step: the step adds the first
+                        // token, and may already answer a caller who then reads the count.
                         let prefilled: usize =
                             scheduled.prompt.iter().map(|seq| seq.get_toks().len()).sum();
+                        crate::PREFILLED_TOKENS
+                            .fetch_add(prefilled, std::sync::atomic::Ordering::SeqCst);
                         let prompt_exec_time = {
                             let mut pipeline = get_mut_arcmutex!(self.pipeline);
 
@@ -489,8 +492,6 @@ impl Engine {
                             .map(|seq| seq.get_toks().len())
                             .sum();
                         self.logger.add_tokens_processed(total_processed_tokens);
-                        crate::PREFILLED_TOKENS
-                            .fetch_add(prefilled, std::sync::atomic::Ordering::SeqCst);
 
                         for seq in scheduled.prompt.iter_mut() {
                             match seq.sequence_stepping_type() {
