@@ -170,6 +170,16 @@ impl MoEExperts {
                     )?)
                 }
             }
+            // agent patch 10: the published per-expert layout, unquantized, on the loop-based
+            // backend (every CPU load). PackedExperts builds placeholder layers for it.
+            MoEExpertsBackend::Slow
+                if !is_stacked
+                    && quantization_config.is_none()
+                    && comm.world_size() == 1
+                    && experts_vb.pp("0").contains_tensor("gate_proj.weight") =>
+            {
+                MoEExpertsBackendImpl::Slow(Self::load_slow_per_expert(cfg, experts_vb)?)
+            }
             MoEExpertsBackend::Slow => MoEExpertsBackendImpl::Slow(Self::load_slow(
                 cfg,
                 experts_vb,
@@ -614,6 +624,44 @@ impl MoEExperts {
                 down_proj,
             },
         })
+    }
+
+    /// Loop-based weights from per-expert tensors (`{i}.gate_proj.weight` [inter, hidden],
+    /// `{i}.up_proj.weight`, `{i}.down_proj.weight` [hidden, inter]), as Qwen3-30B-A3B and
+    /// the other published Qwen3-MoE checkpoints ship them (agent patch 10). Each expert
+    /// is quantized on its own when ISQ is on, as the stacked path does.
+    fn load_slow_per_expert(
+        cfg: &MoEExpertsConfig,
+        experts_vb: ShardedVarBuilder,
+    ) -> Result<SlowExpertsWeights> {
+        let num_experts = cfg.num_experts;
+        let (inter, hidden) = (cfg.moe_intermediate_size, cfg.hidden_size);
+        let mut experts = PackedExperts {
+            gate_proj: Vec::with_capacity(num_experts),
+            up_proj: Vec::with_capacity(num_experts),
+            down_proj: Vec::with_capacity(num_experts),
+        };
+        for i in 0..num_experts {
+            let expert_vb = experts_vb.pp(i.to_string());
+            let layer = |name: &str, shape: (usize, usize)| -> Result<Arc<dyn QuantMethod>> {
+                let vb = expert_vb.pp(name);
+                // Quantized at load: read on the CPU, as the stacked path does.
+                let load_vb = if should_apply_immediate_isq(&vb) && !vb.device().is_cpu() {
+                    vb.clone().set_device(Device::Cpu)
+                } else {
+                    vb.clone()
+                };
+                let w = load_vb.get(shape, "weight")?;
+                let l: Arc<dyn QuantMethod> = Arc::new(UnquantLinear::new(
+                    QuantMethodConfig::Unquantized(Linear::new(w, None)),
+                )?);
+                apply_immediate_isq(l, vb)
+            };
+            experts.gate_proj.push(layer("gate_proj", (inter, hidden))?);
+            experts.up_proj.push(layer("up_proj", (inter, hidden))?);
+            experts.down_proj.push(layer("down_proj", (hidden, inter))?);
+        }
+        Ok(SlowExpertsWeights { experts })
     }
 
     /// Load fast (gather-based) weights in standard per-expert format

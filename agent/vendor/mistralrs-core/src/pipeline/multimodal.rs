@@ -273,7 +273,9 @@ impl Loader for MultimodalLoader {
         mut paged_attn_config: Option<PagedAttentionConfig>,
     ) -> Result<Arc<Mutex<dyn Pipeline + Send + Sync>>> {
         let _progress_guard = ProgressScopeGuard::new(silent);
-        let config = std::fs::read_to_string(paths.get_config_filename())?;
+        let config = crate::utils::hf_config::normalize(&std::fs::read_to_string(
+            paths.get_config_filename(),
+        )?);
 
         if !self.inner.supports_paged_attention(&config) {
             paged_attn_config = None;

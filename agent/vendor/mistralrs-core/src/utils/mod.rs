@@ -1,5 +1,6 @@
 pub(crate) mod debug;
 pub(crate) mod gguf_metadata;
+pub(crate) mod hf_config;
 pub(crate) mod memory_usage;
 pub(crate) mod model_config;
 pub(crate) mod normal;
