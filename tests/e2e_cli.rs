@@ -138,19 +138,19 @@ fn models_that_cannot_be_had_are_explained() {
             in_task.display()
         )
     );
+    // Not downloaded, and the network forbidden: what to do instead (the hub's own tests are
+    // in e2e_hub, against a local server).
     let home = tmp_dir("empty-home");
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_agent"))
         .args(["run", t, "--model", "qwen3-4b"])
         .env("AGENT_HOME", &home)
+        .env("HF_HUB_OFFLINE", "1")
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains(
-            "does not download from the Hugging Face hub. Download `Qwen/Qwen3-4B` yourself"
-        ),
-        "{}",
-        stderr(&o)
+    assert_eq!(
+        stderr(&o),
+        "agent: --model qwen3-4b: qwen3-4b (Qwen/Qwen3-4B): `qwen3-4b` is not on this machine and downloads are off (--offline or HF_HUB_OFFLINE): run `agent pull qwen3-4b` with the network on, or pass --model with a local path\n"
     );
 }
 
@@ -158,26 +158,62 @@ fn models_that_cannot_be_had_are_explained() {
 fn models_lists_the_catalogue() {
     let o = agent(&["models", "--json"]);
     assert!(o.status.success());
-    let names: Vec<String> = stdout(&o)
+    let rows: Vec<serde_json::Value> = stdout(&o)
         .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["name"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
         [
             "smollm2-135m",
             "qwen3-0.6b",
+            "qwen3-1.7b",
             "qwen3-4b",
+            "qwen3-8b",
+            "qwen3-14b",
+            "qwen3-32b",
             "qwen3-30b-a3b",
+            "qwen3-30b-a3b-instruct-2507",
+            "qwen3-30b-a3b-thinking-2507",
+            "qwen3-coder-30b-a3b",
+            "qwen3-235b-a22b",
             "llama4-scout",
+            "llama4-maverick",
             "qwen3-moe-tiny",
             "llama4-tiny"
         ]
+    );
+    // A local model says what it is, read from its files.
+    let smol = &rows[0];
+    let file = smol["path"].as_str().unwrap();
+    let described = serde_json::json!({
+        "family": smol["family"], "format": smol["format"],
+        "tool_call_format": smol["tool_call_format"], "thinking": smol["thinking"],
+        "context_length": smol["context_length"], "size_bytes": smol["size_bytes"],
+    });
+    assert_eq!(
+        described,
+        serde_json::json!({
+            "family": "chatml", "format": "gguf", "tool_call_format": "qwen3",
+            "thinking": false, "context_length": 8192,
+            "size_bytes": std::fs::metadata(file).unwrap().len(),
+        })
+    );
+    let tiny = rows.iter().find(|r| r["name"] == "qwen3-moe-tiny").unwrap();
+    assert_eq!(
+        (
+            &tiny["family"],
+            &tiny["format"],
+            &tiny["thinking"],
+            &tiny["context_length"]
+        ),
+        (
+            &serde_json::json!("qwen3"),
+            &serde_json::json!("safetensors"),
+            &serde_json::json!(true),
+            &serde_json::json!(40960)
+        )
     );
 }
 

@@ -5,6 +5,7 @@ pub mod backend;
 pub mod events;
 pub mod formats;
 pub mod gguf_meta;
+pub mod hub;
 #[cfg(feature = "mistralrs")]
 pub mod mistral;
 pub mod models;

@@ -8,6 +8,7 @@ mod bench_wasm;
 mod models;
 mod parse;
 mod progress;
+mod pull;
 mod run;
 mod runcfg;
 mod serve;
@@ -54,6 +55,8 @@ enum Command {
     Run(run::RunArgs),
     /// List the model catalogue and what is installed.
     Models(models::ModelsArgs),
+    /// Download a catalogue model ahead of time (`qwen3-4b`, `qwen3-30b-a3b:q4_k_m`).
+    Pull(pull::PullArgs),
     /// Parse raw model output (stdin) into reasoning, content, tool calls and errors.
     Parse(parse::ParseArgs),
     /// Measure speed side by side with peers (see docs/BENCHMARKS.md).
@@ -111,6 +114,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run::main(args),
         Command::Models(args) => models::main(args),
+        Command::Pull(args) => pull::main(args),
         Command::Bench(args) => bench::main(args),
         Command::Parse(args) => parse::main(args),
         Command::Tools(args) => tools::main(args),

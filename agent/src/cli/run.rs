@@ -38,6 +38,13 @@ pub struct RunArgs {
     /// Where the model runs.
     #[arg(long, value_parser = ["cpu", "cuda", "auto"])]
     device: Option<String>,
+    /// Quantize a safetensors checkpoint while loading it (Q4K, Q5K, Q6K, Q8_0, …); overrides
+    /// the task's `isq`.
+    #[arg(long, value_parser = parse_isq)]
+    isq: Option<String>,
+    /// Never download: a catalogue model must already be on this machine (as HF_HUB_OFFLINE=1).
+    #[arg(long)]
+    offline: bool,
     /// Print one JSON event per line on stdout instead of the answer.
     #[arg(long)]
     json: bool,
@@ -146,8 +153,12 @@ pub fn main(args: RunArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(EXIT_BAD_INPUT, e),
     };
-    let model = match models::resolve(task.front.model_or_default()) {
-        Ok(m) => m,
+    let hub = agent::hub::Hub::from_env(args.offline);
+    let model = match models::resolve_with(task.front.model_or_default(), &hub) {
+        Ok(mut m) => {
+            m.isq = args.isq.clone().or_else(|| task.front.isq.clone());
+            m
+        }
         // Named where the model came from: the flag, the task's `model:` line, or the default.
         Err(e) => match (&args.model, &task.front.model) {
             (Some(flag), _) => return fail(EXIT_BAD_INPUT, format!("--model {flag}: {e}")),
@@ -320,4 +331,13 @@ pub fn main(args: RunArgs) -> ExitCode {
             },
         }
     })
+}
+
+/// `--isq`: an ISQ type mistral.rs accepts.
+fn parse_isq(s: &str) -> Result<String, String> {
+    if models::is_isq(s) {
+        Ok(s.to_string())
+    } else {
+        Err("expected an ISQ type: Q2K, Q3K, Q4K, Q5K, Q6K, Q8K, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, HQQ4, HQQ8, F8E4M3".into())
+    }
 }

@@ -10,6 +10,7 @@ pub fn overlay(base: FrontMatter, top: FrontMatter) -> FrontMatter {
     FrontMatter {
         model: top.model.or(base.model),
         device: top.device.or(base.device),
+        isq: top.isq.or(base.isq),
         max_steps: top.max_steps.or(base.max_steps),
         tools: top.tools.or(base.tools),
         thinking: top.thinking.or(base.thinking),

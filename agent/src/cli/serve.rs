@@ -142,7 +142,10 @@ pub fn main(mut args: ServeArgs) -> ExitCode {
         None => defaults.device_or_default(),
     };
     let model = match models::resolve(defaults.model_or_default()) {
-        Ok(m) => m,
+        Ok(mut m) => {
+            m.isq = defaults.isq.clone();
+            m
+        }
         Err(e) => return fail(EXIT_BAD_INPUT, e),
     };
     // Server-level MCP servers: $AGENT_HOME/mcp.json, --mcp-config, then the defaults' own.

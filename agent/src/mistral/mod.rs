@@ -6,8 +6,10 @@ mod convert;
 mod engine_panic;
 mod sampler;
 mod think;
+mod trace;
 
 pub use convert::fast_gguf;
+pub use trace::Trace;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -88,6 +90,27 @@ impl MistralBackend {
             name: m.name.clone(),
             message: format!("{e:#}"),
         };
+        let refuse = |message: String| LoadError::Load {
+            name: m.name.clone(),
+            message,
+        };
+        // Asked for (any device), or the catalogue's advice on a GPU.
+        let isq_name = m.isq.as_deref().or(if cpu { None } else { m.gpu_isq });
+        let isq = isq_name
+            .map(|q| mistralrs::parse_isq_value(q, None).map_err(refuse))
+            .transpose()?;
+        if let ModelSource::Gguf { file } = &m.source {
+            if isq.is_some() && m.isq.is_some() {
+                return Err(refuse(format!(
+                    "--isq quantizes safetensors checkpoints while loading; {} is a GGUF file, quantized already",
+                    file.display()
+                )));
+            }
+            unsupported_gguf(file, cpu).map_err(refuse)?;
+        }
+        if cpu {
+            crate::models::check_memory(m, isq_name).map_err(|e| refuse(e.to_string()))?;
+        }
         let model = match &m.source {
             ModelSource::Gguf { file } => {
                 let file = &if cpu {
@@ -116,12 +139,6 @@ impl MistralBackend {
             }
             ModelSource::Dir { dir, architectures } => {
                 let dir = dir.display().to_string();
-                let isq = if cpu {
-                    None
-                } else {
-                    m.gpu_isq
-                        .and_then(|q| mistralrs::parse_isq_value(q, None).ok())
-                };
                 if architectures
                     .iter()
                     .any(|a| a == "Llama4ForConditionalGeneration")
@@ -280,6 +297,21 @@ impl MistralBackend {
         Err(BackendError::Model(
             "the engine closed the response channel".into(),
         ))
+    }
+}
+
+/// GGUF architectures mistral.rs 0.8.1 cannot run here, refused before loading with what to
+/// use instead (it would otherwise panic at the first forward pass).
+fn unsupported_gguf(file: &std::path::Path, cpu: bool) -> Result<(), String> {
+    let arch = crate::gguf_meta::read(file)
+        .ok()
+        .and_then(|m| m.strings.get("general.architecture").cloned());
+    match arch.as_deref() {
+        Some("qwen3moe") if cpu || !cfg!(feature = "cuda") => Err(format!(
+            "{}: GGUF `qwen3moe` (Qwen3 mixture of experts) runs only on CUDA in this engine; on the CPU use the model's safetensors checkpoint (with `--isq Q4K` to quantize it while loading)",
+            file.display()
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -527,5 +559,26 @@ mod tests {
         assert_eq!(limit(true, Some(0)), Some(1024 + 25));
         assert_eq!(limit(true, None), None);
         assert_eq!(limit(false, None), Some(1024));
+    }
+
+    /// A `qwen3moe` GGUF is refused with what to use instead, before mistral.rs could panic
+    /// in its first forward pass.
+    #[test]
+    fn a_qwen3moe_gguf_is_refused_off_cuda() {
+        use candle_core::quantized::gguf_file::{Value, write};
+        let path = std::env::temp_dir().join(format!("agent-qwen3moe-{}.gguf", std::process::id()));
+        let arch = Value::String("qwen3moe".into());
+        let mut f = std::fs::File::create(&path).unwrap();
+        write(&mut f, &[("general.architecture", &arch)], &[]).unwrap();
+        drop(f);
+        let err = unsupported_gguf(&path, true).unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "{}: GGUF `qwen3moe` (Qwen3 mixture of experts) runs only on CUDA in this engine; on the CPU use the model's safetensors checkpoint (with `--isq Q4K` to quantize it while loading)",
+                path.display()
+            )
+        );
+        let _ = std::fs::remove_file(&path);
     }
 }

