@@ -350,8 +350,8 @@ async fn prefix_cache_entries_survive_partial_reuse() {
 }
 
 /// Over 20 seeds (`AGENT_CALL_SEEDS=50` for the README's figure), a required call decoded
-/// under the step's grammar (built from the tools' schemas) always parses and validates; the same sampled step without it does not. One call
-/// per turn, as the runtime asks (`max_calls: 1`; unbounded, SmolLM2 repeats calls until the
+/// under the step's grammar (built from the tools' schemas) always parses and validates; the
+/// same sampled step without it does not. One call per turn, as the runtime asks (`max_calls: 1`; unbounded, SmolLM2 repeats calls until the
 /// token limit cuts the last one), and strings bounded to 64 characters, so that a call always
 /// fits in the step's 200 tokens (SmolLM2 sometimes rambles inside a string, and the random
 /// model never closes one on its own). SmolLM2 writes the call markers as text (they are not in

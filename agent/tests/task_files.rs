@@ -36,6 +36,7 @@ fn complete_example_sets_every_key() {
             front: FrontMatter {
                 model: Some("qwen3-1.7b".into()),
                 device: Some(Device::Cuda),
+                isq: None,
                 max_steps: Some(12),
                 tools: Some(vec![
                     ToolSource::Builtin("read_file".into()),
@@ -106,6 +107,7 @@ fn uniform_thinking_and_text_output() {
         FrontMatter {
             model: Some("models/Qwen3-0.6B-Q4_K_M.gguf".into()),
             device: Some(Device::Cpu),
+            isq: None,
             max_steps: None,
             tools: Some(vec![ToolSource::AllBuiltins]),
             thinking: Some(ThinkingSpec::Uniform(Budget::Tokens(512))),
