@@ -678,3 +678,37 @@ fn adaptive_thinking_example_obeys_its_closure() {
     }
     assert!(out.lines().last().unwrap().starts_with("answer: "), "{out}");
 }
+
+/// A panic inside mistral.rs's loader (its Llama 4 loader unwraps `processor_config.json`)
+/// reaches the user as one error naming the model and the cause, never as a backtrace.
+#[test]
+fn a_loader_panic_is_one_clear_error() {
+    let src = require_fixture("models/llama4-tiny");
+    let dir = tmp_dir("llama4-no-processor");
+    for e in std::fs::read_dir(&src).unwrap().flatten() {
+        let name = e.file_name();
+        if name != "processor_config.json" && e.path().is_file() {
+            std::fs::copy(e.path(), dir.join(&name)).unwrap();
+        }
+    }
+    let task = dir.join("task.md");
+    std::fs::write(&task, "Say hello.\n").unwrap();
+    let o = agent(&[
+        "run",
+        task.to_str().unwrap(),
+        "--model",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].starts_with(&format!(
+            "agent: cannot load {}: the engine failed while loading it: ",
+            dir.display()
+        )) && !err.contains("panicked at")
+            && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
+}

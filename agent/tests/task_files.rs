@@ -180,7 +180,7 @@ fn cli_overrides_win_over_the_file() {
 const BAD: &[(&str, &str)] = &[
     (
         "unknown_key.md",
-        "3: modle: unknown key; allowed keys: model, device, max_steps, tools, thinking, sampling, output, tool_choice, tool_format, mcp_servers, wasm_policy",
+        "3: modle: unknown key; allowed keys: model, device, isq, max_steps, tools, thinking, sampling, output, tool_choice, tool_format, mcp_servers, wasm_policy",
     ),
     (
         "mcp_servers_bad_arg.md",

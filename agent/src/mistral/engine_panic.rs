@@ -1,5 +1,7 @@
 //! Why the engine last died: mistral.rs runs its engine on a thread of its own, and a panic
-//! there reaches a request only as a closed channel. A panic hook keeps the message.
+//! there reaches a request only as a closed channel. A panic hook keeps the message, which the
+//! failed request (or load) then reports as one error; the panic itself is not printed (a user
+//! sees the error, never a backtrace), only logged at debug level.
 
 use std::sync::{Mutex, Once};
 
@@ -28,7 +30,9 @@ pub fn watch() {
                     .location()
                     .map(|l| format!(" at {}:{}", l.file(), l.line()))
                     .unwrap_or_default();
+                tracing::debug!("engine panic: {message}{at}");
                 *last = Some(format!("{message}{at}"));
+                return;
             }
             previous(info);
         }));

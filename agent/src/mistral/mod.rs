@@ -135,7 +135,7 @@ impl MistralBackend {
                 if cpu {
                     b = b.with_force_cpu();
                 }
-                b.build().await.map_err(err)?
+                guarded(async move { b.build().await }).await.map_err(err)?
             }
             ModelSource::Dir { dir, architectures } => {
                 let dir = dir.display().to_string();
@@ -155,7 +155,7 @@ impl MistralBackend {
                     if let Some(q) = isq {
                         b = b.with_isq(q);
                     }
-                    b.build().await.map_err(err)?
+                    guarded(async move { b.build().await }).await.map_err(err)?
                 } else {
                     let mut b = TextModelBuilder::new(dir)
                         .with_token_source(TokenSource::None)
@@ -167,7 +167,7 @@ impl MistralBackend {
                     if let Some(q) = isq {
                         b = b.with_isq(q);
                     }
-                    b.build().await.map_err(err)?
+                    guarded(async move { b.build().await }).await.map_err(err)?
                 }
             }
         };
@@ -297,6 +297,30 @@ impl MistralBackend {
         Err(BackendError::Model(
             "the engine closed the response channel".into(),
         ))
+    }
+}
+
+/// Runs a model build on a task of its own, so that a panic inside mistral.rs's loader (an
+/// `unwrap` on a file it expected, say) becomes one error naming what failed instead of a
+/// crash with a backtrace.
+async fn guarded<F>(build: F) -> anyhow::Result<Model>
+where
+    F: std::future::Future<Output = anyhow::Result<Model>> + Send + 'static,
+{
+    match tokio::spawn(build).await {
+        Ok(built) => built,
+        Err(e) if e.is_panic() => {
+            let payload = e.into_panic();
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned());
+            let why = engine_panic::last()
+                .or(message)
+                .unwrap_or_else(|| "no reason given".into());
+            Err(anyhow::anyhow!("the engine failed while loading it: {why}"))
+        }
+        Err(e) => Err(anyhow::anyhow!("loading was cancelled: {e}")),
     }
 }
 
