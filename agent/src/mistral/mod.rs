@@ -106,7 +106,6 @@ impl MistralBackend {
                     file.display()
                 )));
             }
-            unsupported_gguf(file, cpu).map_err(refuse)?;
         }
         if cpu {
             crate::models::check_memory(m, isq_name).map_err(|e| refuse(e.to_string()))?;
@@ -321,21 +320,6 @@ where
             Err(anyhow::anyhow!("the engine failed while loading it: {why}"))
         }
         Err(e) => Err(anyhow::anyhow!("loading was cancelled: {e}")),
-    }
-}
-
-/// GGUF architectures mistral.rs 0.8.1 cannot run here, refused before loading with what to
-/// use instead (it would otherwise panic at the first forward pass).
-fn unsupported_gguf(file: &std::path::Path, cpu: bool) -> Result<(), String> {
-    let arch = crate::gguf_meta::read(file)
-        .ok()
-        .and_then(|m| m.strings.get("general.architecture").cloned());
-    match arch.as_deref() {
-        Some("qwen3moe") if cpu || !cfg!(feature = "cuda") => Err(format!(
-            "{}: GGUF `qwen3moe` (Qwen3 mixture of experts) runs only on CUDA in this engine; on the CPU use the model's safetensors checkpoint (with `--isq Q4K` to quantize it while loading)",
-            file.display()
-        )),
-        _ => Ok(()),
     }
 }
 
@@ -583,26 +567,5 @@ mod tests {
         assert_eq!(limit(true, Some(0)), Some(1024 + 25));
         assert_eq!(limit(true, None), None);
         assert_eq!(limit(false, None), Some(1024));
-    }
-
-    /// A `qwen3moe` GGUF is refused with what to use instead, before mistral.rs could panic
-    /// in its first forward pass.
-    #[test]
-    fn a_qwen3moe_gguf_is_refused_off_cuda() {
-        use candle_core::quantized::gguf_file::{Value, write};
-        let path = std::env::temp_dir().join(format!("agent-qwen3moe-{}.gguf", std::process::id()));
-        let arch = Value::String("qwen3moe".into());
-        let mut f = std::fs::File::create(&path).unwrap();
-        write(&mut f, &[("general.architecture", &arch)], &[]).unwrap();
-        drop(f);
-        let err = unsupported_gguf(&path, true).unwrap_err();
-        assert_eq!(
-            err,
-            format!(
-                "{}: GGUF `qwen3moe` (Qwen3 mixture of experts) runs only on CUDA in this engine; on the CPU use the model's safetensors checkpoint (with `--isq Q4K` to quantize it while loading)",
-                path.display()
-            )
-        );
-        let _ = std::fs::remove_file(&path);
     }
 }

@@ -15,7 +15,8 @@ use crate::pipeline::{extract_logits, EitherCache, KvCache, NormalCache};
 use crate::utils::gguf_metadata::ContentMetadata;
 use crate::utils::model_config as ModelConfig;
 use crate::utils::progress::{new_multi_progress, NiceProgressBar};
-use candle_core::quantized::QMatMul;
+use candle_core::quantized::ggml_file::qtensor_from_ggml;
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Result, Tensor, D};
 use candle_nn::{Embedding, Module};
 use mistralrs_quant::{GgufMatMul, QuantMethod, QuantMethodConfig};
@@ -40,11 +41,91 @@ impl Mlp {
 
 struct FusedMoe {
     gate: QMatMul,
-    gate_experts: QMatMul,
-    up_experts: QMatMul,
-    down_experts: QMatMul,
+    experts: Experts,
     norm_topk_prob: bool,
     num_experts_per_tok: usize,
+}
+
+/// The experts of one layer, as the GGUF stores them (`ffn_{gate,up,down}_exps`, one tensor
+/// of shape `[experts, rows, cols]` per projection).
+enum Experts {
+    /// Kept stacked: ggml's indexed MoE kernel, which candle has only on CUDA and only for
+    /// quantized types.
+    Stacked {
+        gate: QMatMul,
+        up: QMatMul,
+        down: QMatMul,
+    },
+    /// Agent patch 12: everywhere else, each expert's rows of the stacked tensors become a
+    /// matrix of its own (the same bytes, so the same weights as the file), run one expert at a
+    /// time over the tokens routed to it. Stock 0.8.1 panicked at the first forward pass.
+    PerExpert(Vec<Mlp>),
+}
+
+impl Experts {
+    fn load(gate: QTensor, up: QTensor, down: QTensor, device: &Device) -> Result<Self> {
+        let quantized = ![gate.dtype(), up.dtype(), down.dtype()]
+            .iter()
+            .any(|t| matches!(t, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16));
+        if device.is_cuda() && quantized {
+            return Ok(Self::Stacked {
+                gate: QMatMul::from_qtensor(gate)?,
+                up: QMatMul::from_qtensor(up)?,
+                down: QMatMul::from_qtensor(down)?,
+            });
+        }
+        let (gate, up, down) = (split(&gate)?, split(&up)?, split(&down)?);
+        if gate.len() != up.len() || gate.len() != down.len() {
+            candle_core::bail!(
+                "the expert tensors disagree on the number of experts ({}, {}, {})",
+                gate.len(),
+                up.len(),
+                down.len()
+            );
+        }
+        let experts = gate
+            .into_iter()
+            .zip(up)
+            .zip(down)
+            .map(|((w1, w3), w2)| Mlp {
+                feed_forward_w1: w1,
+                feed_forward_w2: w2,
+                feed_forward_w3: w3,
+            })
+            .collect();
+        Ok(Self::PerExpert(experts))
+    }
+}
+
+/// Splits a stacked `[experts, n, k]` tensor into one `[n, k]` matrix per expert. Rows are whole
+/// quantization blocks, so expert `e` is the contiguous byte range `e * per .. (e + 1) * per`.
+fn split(stacked: &QTensor) -> Result<Vec<Arc<dyn QuantMethod>>> {
+    let (experts, n, k) = stacked.shape().dims3()?;
+    let dtype = stacked.dtype();
+    if k % dtype.block_size() != 0 {
+        candle_core::bail!(
+            "expert rows of {k} values are not whole {dtype:?} blocks of {}",
+            dtype.block_size()
+        );
+    }
+    let per = n * k / dtype.block_size() * dtype.type_size();
+    let data = stacked.data()?;
+    if data.len() != experts * per {
+        candle_core::bail!(
+            "expert tensor holds {} bytes, expected {experts} experts of {per}",
+            data.len()
+        );
+    }
+    let device = stacked.device();
+    data.chunks_exact(per)
+        .map(|bytes| {
+            let q_weight = qtensor_from_ggml(dtype, bytes, vec![n, k], &device)?;
+            Ok(Arc::new(GgufMatMul::new(QuantMethodConfig::Gguf {
+                q_weight: Arc::new(q_weight),
+                b: None,
+            })?) as Arc<dyn QuantMethod>)
+        })
+        .collect()
 }
 
 impl FusedMoe {
@@ -65,19 +146,60 @@ impl FusedMoe {
             scores = scores.broadcast_div(&scores.sum_keepdim(D::Minus1)?)?;
         }
 
-        let ys = {
-            let xs = xs.reshape((num_tokens, 1, hidden_dim))?;
-            let gate = self.gate_experts.indexed_moe_forward(&xs, &indices)?;
-            let up = self.up_experts.indexed_moe_forward(&xs, &indices)?;
-            let activated = crate::ops::mul_and_act(&gate, &up, crate::layers::Activation::Silu)?;
-            self.down_experts
-                .indexed_moe_forward(&activated, &indices)?
+        let ys = match &self.experts {
+            Experts::Stacked { gate, up, down } => {
+                let xs = xs.reshape((num_tokens, 1, hidden_dim))?;
+                let gate = gate.indexed_moe_forward(&xs, &indices)?;
+                let up = up.indexed_moe_forward(&xs, &indices)?;
+                let activated =
+                    crate::ops::mul_and_act(&gate, &up, crate::layers::Activation::Silu)?;
+                down.indexed_moe_forward(&activated, &indices)?
+                    .broadcast_mul(&scores.unsqueeze(D::Minus1)?)?
+                    .sum(D::Minus2)?
+            }
+            Experts::PerExpert(experts) => per_expert_forward(experts, &xs, &scores, &indices)?,
         };
-        ys.broadcast_mul(&scores.unsqueeze(D::Minus1)?)?
-            .sum(D::Minus2)?
-            .reshape((batch, seq_len, hidden_dim))?
+        ys.reshape((batch, seq_len, hidden_dim))?
             .to_dtype(original_dtype)
     }
+}
+
+/// Runs each expert once over the tokens routed to it and adds its output, weighted by the
+/// token's routing score, into that token's row.
+fn per_expert_forward(
+    experts: &[Mlp],
+    xs: &Tensor,
+    scores: &Tensor,
+    indices: &Tensor,
+) -> Result<Tensor> {
+    let scores = scores.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+    let indices = indices.to_vec2::<u32>()?;
+    let mut rows = vec![Vec::<u32>::new(); experts.len()];
+    let mut weights = vec![Vec::<f32>::new(); experts.len()];
+    for (row, (row_scores, row_experts)) in scores.iter().zip(&indices).enumerate() {
+        for (&score, &expert) in row_scores.iter().zip(row_experts) {
+            let Some(expert_rows) = rows.get_mut(expert as usize) else {
+                candle_core::bail!("the router chose expert {expert} of {}", experts.len());
+            };
+            expert_rows.push(row as u32);
+            weights[expert as usize].push(score);
+        }
+    }
+    let xs = xs.to_dtype(DType::F32)?;
+    let mut ys = xs.zeros_like()?;
+    for ((expert, rows), weights) in experts.iter().zip(&rows).zip(&weights) {
+        if rows.is_empty() {
+            continue;
+        }
+        let rows = Tensor::new(rows.as_slice(), xs.device())?;
+        let weights = Tensor::new(weights.as_slice(), xs.device())?.unsqueeze(D::Minus1)?;
+        let out = expert
+            .forward(&xs.index_select(&rows, 0)?)?
+            .to_dtype(DType::F32)?
+            .broadcast_mul(&weights)?;
+        ys = ys.index_add(&rows, &out, 0)?;
+    }
+    Ok(ys)
 }
 
 enum MoeOrMlp {
@@ -397,9 +519,7 @@ impl ModelConfig::FromGGUF for ModelWeights {
                 let down_experts = ct.tensor(&format!("{prefix}.ffn_down_exps.weight"), device)?;
                 let moe = FusedMoe {
                     gate: QMatMul::from_qtensor(gate)?,
-                    gate_experts: QMatMul::from_qtensor(gate_experts)?,
-                    up_experts: QMatMul::from_qtensor(up_experts)?,
-                    down_experts: QMatMul::from_qtensor(down_experts)?,
+                    experts: Experts::load(gate_experts, up_experts, down_experts, device)?,
                     norm_topk_prob: moe_cfg.norm_topk_prob,
                     num_experts_per_tok: moe_cfg.num_experts_per_tok,
                 };
