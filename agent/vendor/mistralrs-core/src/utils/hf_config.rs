@@ -1,9 +1,10 @@
 //! agent patch 11: `config.json` as transformers 5 writes it, for the 4.x field names the model
 //! configs here read. transformers 5 (every fine-tune saved since) moved `rope_theta` and
 //! `rope_scaling` into `rope_parameters`, renamed Qwen3-MoE's `num_experts` to
-//! `num_local_experts`, and stopped writing Qwen3-MoE's `max_window_layers`; without this a
-//! model saved today fails to load with "missing field `rope_theta`". Tested end to end by
-//! tests/e2e_published.rs (the vendored crate's own tests are not run).
+//! `num_local_experts`, stopped writing Qwen3-MoE's `max_window_layers`, and writes Llama 4's
+//! `attn_temperature_tuning` as a bool; without this a model saved today fails to load with
+//! "missing field `rope_theta`" (or, for Llama 4, "invalid type: boolean `true`"). Tested end
+//! to end by tests/e2e_published.rs (the vendored crate's own tests are not run).
 
 use serde_json::{Map, Value};
 
@@ -66,6 +67,16 @@ fn normalize_object(o: &mut Map<String, Value>) -> bool {
                 o.insert("max_window_layers".into(), n);
                 changed = true;
             }
+        }
+    }
+    // Llama 4: transformers 5 declares `attn_temperature_tuning` a bool and writes `true`
+    // where the releases have 4; the model config here reads a number and acts only on
+    // whether it is set.
+    if o.get("model_type").and_then(Value::as_str) == Some("llama4_text") {
+        if let Some(&Value::Bool(on)) = o.get("attn_temperature_tuning") {
+            let value = if on { Value::from(4.0) } else { Value::Null };
+            o.insert("attn_temperature_tuning".into(), value);
+            changed = true;
         }
     }
     changed

@@ -44,6 +44,7 @@ struct CausalSelfAttention {
     floor_scale: Option<f32>,
     attn_scale: Option<f32>,
     attn_temperature_tuning: Option<f32>,
+    attention_chunk_size: usize,
 }
 
 impl CausalSelfAttention {
@@ -104,9 +105,11 @@ impl CausalSelfAttention {
         let head_dim = cfg.hidden_size / cfg.num_attention_heads;
         let norm = if cfg.use_qk_norm && use_rope {
             let vb = mapper.set_device(layer_idx, vb, false);
+            // agent patch 13: the reference's L2 norm takes the config's `rms_norm_eps`
+            // (1e-5 in the releases), not 1e-6.
             Some(RmsNorm::from_w(
                 Tensor::ones(head_dim, vb.dtype(), vb.device())?,
-                1e-6,
+                cfg.rms_norm_eps,
             )?)
         } else {
             None
@@ -139,14 +142,30 @@ impl CausalSelfAttention {
             floor_scale: cfg.floor_scale,
             attn_scale: cfg.attn_scale,
             attn_temperature_tuning: cfg.attn_temperature_tuning,
+            attention_chunk_size: cfg.attention_chunk_size,
         })
+    }
+
+    /// Where the current chunk starts in the KV cache, for a decoding step of a chunked
+    /// layer (the layers with RoPE); sequences decoded together have one length.
+    fn chunk_start(&self, seqlen_offsets: &[usize], seq_len: usize) -> Result<Option<usize>> {
+        if !self.use_rope || seq_len != 1 || self.attention_chunk_size == 0 {
+            return Ok(None);
+        }
+        let chunk = self.attention_chunk_size;
+        let mut starts = seqlen_offsets.iter().map(|o| o / chunk * chunk);
+        let first = starts.next();
+        if starts.any(|s| Some(s) != first) {
+            candle_core::bail!("llama4: sequences of different lengths decoded in one batch");
+        }
+        Ok(first)
     }
 
     #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
         x: &Tensor,
-        position_ids: &Tensor,
+        _position_ids: &Tensor,
         attention_mask: &Option<Tensor>,
         seqlen_offsets: &[usize],
         kv_cache: &mut KvCache,
@@ -181,12 +200,19 @@ impl CausalSelfAttention {
         if self.attn_temperature_tuning.is_some() && !self.use_rope {
             let floor_scale = self.floor_scale.unwrap() as f64;
             let attn_scale = self.attn_scale.unwrap() as f64;
-            let floor = ((position_ids.to_dtype(DType::F32)? + 1.)? / floor_scale)?.floor()?;
+            // agent patch 13: each token's own position (its sequence's offset plus its index
+            // in this step), not the offset for every token of a prompt.
+            let positions: Vec<f32> = seqlen_offsets
+                .iter()
+                .flat_map(|&o| (0..seq_len).map(move |i| (o + i) as f32))
+                .collect();
+            let positions = Tensor::from_vec(positions, (b_sz, 1, seq_len, 1), q.device())?;
+            let floor = ((positions + 1.)? / floor_scale)?.floor()?;
             let attn_scales = (((floor + 1.0)?.log()? * attn_scale)? + 1.0)?;
 
             q = q
                 .to_dtype(DType::F32)?
-                .broadcast_mul(&attn_scales.unsqueeze(D::Minus1)?)?
+                .broadcast_mul(&attn_scales)?
                 .to_dtype(q.dtype())?;
         }
 
@@ -224,6 +250,16 @@ impl CausalSelfAttention {
             },
             None => {
                 let (k, v) = kv_cache.append(&k, &v)?;
+                // agent patch 13: a chunked-attention layer's decoding token sees only its own
+                // chunk (the prompt's chunks come from the chunked mask; a single token gets
+                // no mask, so it saw the whole cache).
+                let (k, v) = match self.chunk_start(seqlen_offsets, seq_len)? {
+                    Some(start) if start > 0 && k.dim(2)? == seqlen_offsets[0] + seq_len => {
+                        let len = k.dim(2)? - start;
+                        (k.narrow(2, start, len)?, v.narrow(2, start, len)?)
+                    }
+                    _ => (k, v),
+                };
 
                 Sdpa.run_attention(
                     &q.contiguous()?,
@@ -370,11 +406,28 @@ impl TextMoe {
         let router_scores = candle_nn::ops::sigmoid(&router_top_value.to_dtype(DType::F32)?)?
             .to_dtype(router_top_value.dtype())?;
 
-        // Forward through routed experts (is_prefill determined internally)
-        let routed_out = self
-            .experts
-            .forward(xs, router_scores, &router_indices)?
-            .reshape((bs, seq_len, hidden_dim))?;
+        // agent patch 13: Llama 4 scales each routed expert's *input* by its router score
+        // (`routed_in = hidden * score` in the reference, transformers' Llama4TextMoe); the
+        // experts here weight their outputs, which for a gated MLP is another function. So one
+        // pass per chosen slot: each token's input scaled by that slot's score, its output
+        // weighted 1. The releases choose one expert per token: one pass.
+        let mut routed_out: Option<Tensor> = None;
+        for slot in 0..self.topk {
+            let scores = router_scores.narrow(D::Minus1, slot, 1)?.contiguous()?;
+            let ids = router_indices.narrow(D::Minus1, slot, 1)?.contiguous()?;
+            let scaled = xs_flat
+                .broadcast_mul(&scores.to_dtype(xs_flat.dtype())?)?
+                .reshape((bs, seq_len, hidden_dim))?;
+            let out = self.experts.forward(&scaled, scores.ones_like()?, &ids)?;
+            routed_out = Some(match routed_out {
+                Some(sum) => (sum + out)?,
+                None => out,
+            });
+        }
+        let routed_out = match routed_out {
+            Some(out) => out.reshape((bs, seq_len, hidden_dim))?,
+            None => xs.zeros_like()?,
+        };
 
         // Forward through shared expert and add
         let out = self.shared_expert.forward(xs)?;
