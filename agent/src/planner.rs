@@ -508,6 +508,7 @@ impl<'a> Agent<'a> {
 pub fn call_format(family: &Family) -> (Format, bool) {
     match family {
         Family::Llama4 => (Format::Llama4Json, false),
+        Family::Qwen3Coder => (Format::Qwen3Coder, false),
         Family::Qwen3(Qwen3Variant::Thinking2507) => (Format::Qwen3, true),
         _ => (Format::Qwen3, false),
     }

@@ -155,7 +155,10 @@ pub fn plan(family: &Family, budget: Budget) -> ThinkPlan {
             grammar: Thinking::Optional,
             ..base
         },
-        Family::Qwen3(Qwen3Variant::Instruct2507) | Family::Llama4 | Family::ChatMl { .. } => base,
+        Family::Qwen3(Qwen3Variant::Instruct2507)
+        | Family::Qwen3Coder
+        | Family::Llama4
+        | Family::ChatMl { .. } => base,
     }
 }
 

@@ -17,6 +17,9 @@ pub enum Qwen3Variant {
 #[serde(rename_all = "kebab-case", tag = "family")]
 pub enum Family {
     Qwen3(Qwen3Variant),
+    /// Qwen3-Coder (30B-A3B, 480B-A35B): XML tool calls (`<function=NAME>`), no thinking. Its
+    /// own template renders the conversation, tools and calls included.
+    Qwen3Coder,
     Llama4,
     /// ChatML models without a tool format of their own (SmolLM2): tools are described in the
     /// system turn in the Hermes format and results come back as user turns.
@@ -33,6 +36,7 @@ impl Family {
             Family::Qwen3(Qwen3Variant::Hybrid) => "qwen3",
             Family::Qwen3(Qwen3Variant::Instruct2507) => "qwen3-instruct-2507",
             Family::Qwen3(Qwen3Variant::Thinking2507) => "qwen3-thinking-2507",
+            Family::Qwen3Coder => "qwen3-coder",
             Family::Llama4 => "llama4",
             Family::ChatMl { .. } => "chatml",
             Family::Template => "template",
@@ -55,7 +59,10 @@ pub fn detect_family(chat_template: Option<&str>, architectures: &[String]) -> F
     if t.contains("<|header_start|>") || architectures.iter().any(|a| a.starts_with("Llama4")) {
         return Family::Llama4;
     }
-    if t.contains("<|im_start|>") && t.contains("<tool_call>") && !t.contains("<function=") {
+    if t.contains("<|im_start|>") && t.contains("<tool_call>") && t.contains("<function=") {
+        return Family::Qwen3Coder;
+    }
+    if t.contains("<|im_start|>") && t.contains("<tool_call>") {
         if t.contains("enable_thinking") {
             return Family::Qwen3(Qwen3Variant::Hybrid);
         }
@@ -128,6 +135,14 @@ mod tests {
         assert_eq!(
             detect_family(Some("<|im_start|><tool_call>"), &[]),
             Family::Qwen3(Qwen3Variant::Instruct2507)
+        );
+        // Qwen3-Coder's template: ChatML, `<tool_call>` blocks of XML `<function=NAME>` calls.
+        assert_eq!(
+            detect_family(
+                Some("{{- '<|im_start|>' }}{{- '\\n<tool_call>\\n<function=' + tool_call.name }}"),
+                &[]
+            ),
+            Family::Qwen3Coder
         );
         assert_eq!(
             detect_family(None, &["Llama4ForConditionalGeneration".into()]),

@@ -156,21 +156,24 @@ pub fn render(
             tools,
             opts,
         )),
+        Family::Qwen3Coder => jinja::render(own_template(info)?, messages, tools, opts, info),
         Family::Template => {
-            let template = info
-                .chat_template
-                .as_deref()
-                .ok_or_else(|| RenderError::Template("the model has no chat template".into()))?;
             let flat = chatml::flatten_tools(messages, tools);
-            jinja::render(template, &flat, &[], opts, info)
+            jinja::render(own_template(info)?, &flat, &[], opts, info)
         }
     }
+}
+
+fn own_template(info: &TemplateInfo) -> Result<&str, RenderError> {
+    info.chat_template
+        .as_deref()
+        .ok_or_else(|| RenderError::Template("the model has no chat template".into()))
 }
 
 /// Stop strings that end an assistant turn, per family.
 pub fn stop_strings(family: &Family) -> Vec<String> {
     match family {
-        Family::Qwen3(_) | Family::ChatMl { .. } => {
+        Family::Qwen3(_) | Family::Qwen3Coder | Family::ChatMl { .. } => {
             vec!["<|im_end|>".into(), "<|endoftext|>".into()]
         }
         Family::Llama4 => vec!["<|eot|>".into(), "<|eom|>".into(), "<|end_of_text|>".into()],
