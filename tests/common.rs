@@ -71,3 +71,56 @@ pub fn tmp_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// One step of `agent run` with a tool the grammar makes the model call.
+pub fn calls_a_tool(model: &Path) {
+    let name = model.file_name().unwrap().to_string_lossy().into_owned();
+    let dir = tmp_dir(&format!("tool-step-{name}"));
+    let task = dir.join("task.md");
+    std::fs::write(
+        &task,
+        "---\ntools: [builtin]\ntool_choice: required\nmax_steps: 1\nthinking: 0\n---\nAdd 2 and 3.\n",
+    )
+    .unwrap();
+    let o = agent(&[
+        "run",
+        task.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--max-tokens",
+        "160",
+        "--json",
+    ]);
+    let ev = events(&o);
+    let call = ev
+        .iter()
+        .find(|e| e["event"] == "tool_call")
+        .unwrap_or_else(|| panic!("{name}: no tool call: {}", stderr(&o)));
+    let result = ev
+        .iter()
+        .find(|e| e["event"] == "tool_result")
+        .unwrap_or_else(|| panic!("{name}: no tool result: {}", stderr(&o)));
+    assert_eq!(
+        (&result["id"], &result["name"]),
+        (&call["id"], &call["name"]),
+        "{name}"
+    );
+    assert!(
+        !ev.iter().any(|e| e["event"] == "parse_error"),
+        "{name}: a call under the grammar failed to parse: {ev:?}"
+    );
+}
+
+/// Rows of `width` little-endian float32 values, as the reference scripts write them.
+pub fn read_f32_rows(path: &std::path::Path, width: usize) -> Vec<Vec<f32>> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(bytes.len() % (4 * width), 0, "{}", path.display());
+    bytes
+        .chunks_exact(4 * width)
+        .map(|row| {
+            row.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect()
+        })
+        .collect()
+}

@@ -205,7 +205,8 @@ fn repo_from(dir: &Path) -> HashMap<String, Served> {
             .unwrap()
             .read_to_end(&mut bytes)
             .unwrap();
-        let lfs = name.ends_with(".safetensors") || name == "tokenizer.json";
+        let lfs =
+            name.ends_with(".safetensors") || name.ends_with(".gguf") || name == "tokenizer.json";
         files.insert(
             name,
             Served {
@@ -465,4 +466,114 @@ fn a_gguf_quantization_downloads_by_its_tag() {
         "{}",
         stderr(&o)
     );
+}
+
+/// One `agent run` step with a tool the grammar makes the model call, offline; the events.
+fn tool_step(home: &Path, hub: &LocalHub, model: &str) -> Vec<serde_json::Value> {
+    let task = home.join("task.md");
+    std::fs::write(
+        &task,
+        "---\ntools: [builtin]\ntool_choice: required\nmax_steps: 1\nthinking: 0\n---\nAdd 2 and 3.\n",
+    )
+    .unwrap();
+    let args = [
+        "run",
+        task.to_str().unwrap(),
+        "--model",
+        model,
+        "--offline",
+        "--max-tokens",
+        "160",
+        "--json",
+    ];
+    let o = run_agent(home, hub, &[], &args);
+    let ev = events(&o);
+    assert!(
+        ev.iter().any(|e| e["event"] == "tool_result")
+            && !ev.iter().any(|e| e["event"] == "parse_error"),
+        "{model}: {}\n{ev:#?}",
+        stderr(&o)
+    );
+    ev
+}
+
+/// Qwen3-Coder ships its own template (XML tool calls). Downloaded by its catalogue name, the
+/// model is known by that template: `agent models --json` says so, and a step's call is
+/// written in XML under the grammar and parsed from it.
+#[test]
+fn qwen3_coder_is_driven_with_its_own_tool_call_format() {
+    let mut state = State::default();
+    let files = repo_from(&require_fixture("models/qwen3-coder-tiny"));
+    let size = files["model.safetensors"].bytes.len();
+    state
+        .repos
+        .insert("Qwen/Qwen3-Coder-30B-A3B-Instruct".into(), files);
+    let hub = LocalHub::start(state);
+    let home = home("coder");
+    let o = run_agent(&home, &hub, &[], &["pull", "qwen3-coder-30b-a3b"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run_agent(&home, &hub, &[], &["models", "--json"]);
+    let row: serde_json::Value = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["name"] == "qwen3-coder-30b-a3b")
+        .unwrap();
+    let described: Vec<_> = [
+        "cached",
+        "family",
+        "format",
+        "tool_call_format",
+        "thinking",
+        "context_length",
+        "size_bytes",
+    ]
+    .iter()
+    .map(|k| row[k].clone())
+    .collect();
+    assert_eq!(
+        described,
+        vec![
+            serde_json::json!(true),
+            serde_json::json!("qwen3-coder"),
+            serde_json::json!("safetensors"),
+            serde_json::json!("qwen3-coder"),
+            serde_json::json!(false),
+            serde_json::json!(40960),
+            serde_json::json!(size),
+        ]
+    );
+    let ev = tool_step(&home, &hub, "qwen3-coder-30b-a3b");
+    let text = ev
+        .iter()
+        .find(|e| e["event"] == "model_output")
+        .and_then(|e| e["text"].as_str())
+        .unwrap_or_default();
+    // `<tool_call>` is a special token, not in the text.
+    assert!(
+        text.contains("<function=") && text.contains("<parameter=") && text.contains("</function>"),
+        "not an XML call: {text:?}"
+    );
+}
+
+/// A GGUF of a Qwen3 MoE, as llama.cpp's converter and quantizer write it (the Q4_K_M fixture),
+/// downloaded by its catalogue tag, runs on the CPU.
+#[test]
+fn a_downloaded_qwen3moe_gguf_runs_on_the_cpu() {
+    let fixture = require_fixture("models/qwen3moe-tiny-q4_k_m/qwen3moe-tiny-q4_k_m.gguf");
+    let mut files = HashMap::new();
+    files.insert(
+        "Qwen3-30B-A3B-Q4_K_M.gguf".to_string(),
+        Served {
+            bytes: std::fs::read(&fixture).unwrap(),
+            lfs: true,
+            claimed_sha256: None,
+        },
+    );
+    let mut state = State::default();
+    state.repos.insert("Qwen/Qwen3-30B-A3B-GGUF".into(), files);
+    let hub = LocalHub::start(state);
+    let home = home("gguf-moe");
+    let o = run_agent(&home, &hub, &[], &["pull", "qwen3-30b-a3b:q4_k_m"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    tool_step(&home, &hub, "qwen3-30b-a3b:q4_k_m");
 }

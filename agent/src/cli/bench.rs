@@ -1,6 +1,7 @@
 //! `agent bench`: speed measured side by side with peers, on the same model file and prompt.
 //! - `decode`: decode tokens/s of SmolLM2 through agent's backend, through a minimal mistral.rs
 //!   program (its chat API on the downloaded GGUF), and through llama.cpp (node-llama-cpp).
+//! - `gguf`: see `bench_gguf`.
 //! - `prefix`: prompt-processing time per step of a growing 10-step conversation, with mistral.rs's
 //!   prefix cache on and off, and whether the generated text is the same.
 //! - `grammar`: decode tokens/s of SmolLM2 with no grammar, the `auto` grammar (free text until a
@@ -45,7 +46,17 @@ enum What {
         #[arg(long, default_value_t = 10)]
         steps: usize,
     },
-    /// Decode tokens/s with and without the step's grammar (SmolLM2).
+    /// Load time and decode tokens/s of one GGUF file, agent against llama.cpp on that file
+    /// (default: the tiny `qwen3moe` Q4_K_M fixture, written by llama.cpp's tools).
+    Gguf {
+        /// The GGUF file.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long, default_value_t = 128)]
+        tokens: usize,
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+    },
     /// Decode tokens/s with and without thinking-budget enforcement (tiny Qwen3-MoE), and a
     /// multi-step run with `act: off` against `unlimited`.
     Thinking {
@@ -54,6 +65,7 @@ enum What {
         #[arg(long, default_value_t = 5)]
         repeats: usize,
     },
+    /// Decode tokens/s with and without the step's grammar (SmolLM2).
     Grammar {
         #[arg(long, default_value_t = 128)]
         tokens: usize,
@@ -114,9 +126,9 @@ enum What {
     },
 }
 
-const STORY: &str = "Write a long, detailed story about a lighthouse keeper who finds a message in a bottle. Describe the sea, the weather and every room of the lighthouse.";
+pub(super) const STORY: &str = "Write a long, detailed story about a lighthouse keeper who finds a message in a bottle. Describe the sea, the weather and every room of the lighthouse.";
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(super) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
@@ -144,6 +156,11 @@ pub fn main(args: BenchArgs) -> ExitCode {
         match args.what {
             What::Decode { tokens, repeats } => decode(tokens, repeats).await,
             What::Prefix { steps } => prefix(steps).await,
+            What::Gguf {
+                model,
+                tokens,
+                repeats,
+            } => super::bench_gguf::gguf(model, tokens, repeats).await,
             What::Rss {
                 steps,
                 prefix_cache,
@@ -197,7 +214,7 @@ fn smollm2() -> anyhow::Result<(models::ResolvedModel, PathBuf)> {
     Ok((m, file))
 }
 
-fn chat_prompt(m: &models::ResolvedModel, user: &str) -> anyhow::Result<String> {
+pub(super) fn chat_prompt(m: &models::ResolvedModel, user: &str) -> anyhow::Result<String> {
     Ok(prompt::render(
         &m.family,
         &m.template,
@@ -234,7 +251,7 @@ async fn raw_mistralrs(file: &Path, tokens: usize, repeats: usize) -> anyhow::Re
     Ok(median(rates))
 }
 
-async fn agent_decode(
+pub(super) async fn agent_decode(
     m: &models::ResolvedModel,
     tokens: usize,
     repeats: usize,
@@ -266,8 +283,9 @@ async fn agent_decode(
 }
 
 /// llama.cpp through node-llama-cpp 3.21.1 (prebuilt CPU binaries from npm), installed into
-/// `$AGENT_HOME/bench/llama-cpp` on first use.
-fn llama_cpp(
+/// `$AGENT_HOME/bench/llama-cpp` on first use: the better decode tokens/s of 1 thread and of
+/// every core, and what the script printed (rates by thread count, load times).
+pub(super) fn llama_cpp(
     file: &Path,
     prompt: &str,
     tokens: usize,
@@ -313,7 +331,7 @@ fn llama_cpp(
     let best = v["decode_tok_s"]
         .as_f64()
         .ok_or_else(|| anyhow::anyhow!("node-llama-cpp printed {text}"))?;
-    Ok((best, v["by_threads"].clone()))
+    Ok((best, v))
 }
 
 /// Decode speed on the same files: the Q8_0 file agent runs (it converts SmolLM2's Q4_1 once,
@@ -335,7 +353,8 @@ async fn decode(tokens: usize, repeats: usize) -> anyhow::Result<()> {
             .unwrap_or(1)
     );
     println!(
-        "llama.cpp tok/s by thread count (the better is used): Q8_0 {threads_converted}, Q4_1 {threads_original}"
+        "llama.cpp tok/s by thread count (the better is used): Q8_0 {}, Q4_1 {}",
+        threads_converted["by_threads"], threads_original["by_threads"]
     );
     let name = |f: &Path| {
         f.file_name()

@@ -1,6 +1,7 @@
 //! Command-line interface. Results go to stdout, progress and diagnostics to stderr.
 
 mod bench;
+mod bench_gguf;
 mod bench_mcp;
 mod bench_questions;
 mod bench_thinking;

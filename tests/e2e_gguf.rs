@@ -1,0 +1,203 @@
+//! GGUF files of Qwen3 (dense `qwen3`, mixture-of-experts `qwen3moe`) as the usual publishers
+//! make them, loaded through the real engine and proven against llama.cpp on the same file.
+//!
+//! The files are written by llama.cpp's own converter from tiny checkpoints in the released
+//! layout, straight to Q8_0 or through BF16 and llama.cpp's quantizer to Q4_K_M
+//! (tests/fixtures/build.sh), and to float32 (the engines' arithmetic without quantization);
+//! llama.cpp's greedy tokens and next-token distributions on them come from node-llama-cpp's
+//! prebuilt build (tests/fixtures/reference_llama_cpp.mjs). Per file and prompt (190 and 198
+//! tokens), the log-probabilities of every token at the first forward pass and at each of 32
+//! greedy steps lie within the tolerance of llama.cpp's, and the greedy tokens are identical
+//! (a quantized mixture: the first forward pass, see [`Steps::First`]). Then one `agent run`
+//! step calls a tool under the grammar.
+
+mod common;
+
+use agent::mistral::MistralBackend;
+use agent::models;
+use agent::task::Device;
+use serde::Deserialize;
+
+use common::*;
+
+/// Largest |difference of ln p| allowed on a float32 file, for any token at any step. The
+/// weights are float32 on both sides (llama.cpp's KV cache kept in float32 for the reference),
+/// but mistral.rs keeps a GGUF model's activations between layers in bf16 on the CPU (8 bits
+/// of mantissa): measured 9.5e-4 on the dense model, 1.5e-3 on the mixture, where a prompt
+/// token whose router scores tie to 1e-5 can also pick the other expert in one engine.
+const F32_TOLERANCE: f64 = 5e-3;
+
+/// The same for quantized files. Both engines multiply the file's weights by activations
+/// quantized to 8 bits per value in blocks (Q8_0 for Q8_0 weights, Q8_K for K-quants), each
+/// with its own rounding rules, so each lies about 0.08 from the float32 product of the same
+/// dequantized weights (measured with transformers on them); between the two, measured at
+/// most 0.22 (Q4_K_M) and 0.13 (Q8_0). A wrong expert, projection or scale moves ln p by
+/// several units.
+const QUANTIZED_TOLERANCE: f64 = 0.5;
+
+/// What is compared of each prompt's greedy run.
+#[derive(Clone, Copy, PartialEq)]
+enum Steps {
+    /// Every step's distribution, and the greedy tokens identical.
+    All,
+    /// The first forward pass only. A quantized mixture's later steps are not determined by
+    /// the file at the engines' precision: its router's top-k choice is often decided by less
+    /// than the activation rounding above (margins down to 1e-5 in router probability on these
+    /// prompts), and one flipped expert changes a step's distribution by tens of nats in one
+    /// engine and not the other. The float32 file is compared over every step instead.
+    First,
+}
+
+const STEPS: usize = 32;
+
+#[derive(Deserialize)]
+struct Reference {
+    implementation: String,
+    architecture: String,
+    layers: usize,
+    vocab: usize,
+    prompts: Vec<Prompt>,
+}
+
+#[derive(Deserialize)]
+struct Prompt {
+    name: String,
+    tokens: Vec<u32>,
+    greedy: Vec<u32>,
+    logprobs_file: String,
+}
+
+/// ln softmax of a row of logits, in float64.
+fn log_softmax(logits: &[f32]) -> Vec<f64> {
+    let max = logits
+        .iter()
+        .fold(f64::NEG_INFINITY, |m, &x| m.max(x as f64));
+    let sum: f64 = logits.iter().map(|&x| (x as f64 - max).exp()).sum();
+    let norm = max + sum.ln();
+    logits.iter().map(|&x| x as f64 - norm).collect()
+}
+
+/// The largest |ln p difference| over the tokens whose reference probability did not
+/// underflow, and the token it is at.
+fn max_logprob_diff(ours: &[f64], theirs: &[f32]) -> (f64, usize) {
+    assert_eq!(
+        ours.len(),
+        theirs.len(),
+        "distributions of different widths"
+    );
+    ours.iter()
+        .zip(theirs)
+        .enumerate()
+        .filter(|(_, (_, t))| t.is_finite())
+        .map(|(i, (o, &t))| ((o - t as f64).abs(), i))
+        .fold((0.0, 0), |best, d| if d.0 > best.0 { d } else { best })
+}
+
+async fn matches_llama_cpp(name: &str, tolerance: f64, steps: Steps) {
+    let dir = require_fixture(&format!("models/{name}"));
+    let file = dir.join(format!("{name}.gguf"));
+    let ref_dir = require_fixture(&format!("fixtures/reference/{name}"));
+    let reference: Reference =
+        serde_json::from_str(&std::fs::read_to_string(ref_dir.join("reference.json")).unwrap())
+            .unwrap();
+    let m = models::inspect(&file, name).unwrap();
+    let backend = MistralBackend::load_with_prefix_cache(&m, Device::Cpu, None)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let what = format!(
+        "{name} ({}, {} layers)",
+        reference.architecture, reference.layers
+    );
+    for p in &reference.prompts {
+        assert!(p.tokens.len() >= 64, "{what}: prompt {} is short", p.name);
+        let trace = backend
+            .greedy_trace(p.tokens.clone(), STEPS)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(
+            trace.logits[0].len(),
+            reference.vocab,
+            "{what}: output layer width"
+        );
+        let rows = read_f32_rows(&ref_dir.join(&p.logprobs_file), reference.vocab);
+        let mut worst = 0f64;
+        let compared = if steps == Steps::All { rows.len() } else { 1 };
+        for (step, (ours, theirs)) in trace.logits.iter().zip(&rows).take(compared).enumerate() {
+            let (d, at) = max_logprob_diff(&log_softmax(ours), theirs);
+            worst = worst.max(d);
+            assert!(
+                d <= tolerance,
+                "{what}, prompt {}: position {} (greedy step {step}): max |ln p difference| {d:e} \
+                 at token id {at} (engine {:.6}, {} {:.6}) exceeds {tolerance:e}",
+                p.name,
+                p.tokens.len() + step,
+                log_softmax(ours)[at],
+                reference.implementation,
+                theirs[at],
+            );
+        }
+        if steps == Steps::First {
+            eprintln!(
+                "{what}, prompt {} ({} tokens): first forward pass, max |ln p difference| {worst:e}",
+                p.name,
+                p.tokens.len()
+            );
+            continue;
+        }
+        assert_eq!(
+            (trace.logits.len(), &trace.tokens),
+            (rows.len(), &p.greedy),
+            "{what}, prompt {}: greedy tokens differ from {}",
+            p.name,
+            reference.implementation
+        );
+        eprintln!(
+            "{what}, prompt {} ({} tokens): {} greedy tokens identical, max |ln p difference| {worst:e}",
+            p.name,
+            p.tokens.len(),
+            trace.tokens.len()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn qwen3_f32_matches_llama_cpp() {
+    matches_llama_cpp("qwen3-tiny-f32", F32_TOLERANCE, Steps::All).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn qwen3_q8_0_matches_llama_cpp() {
+    matches_llama_cpp("qwen3-tiny-q8_0", QUANTIZED_TOLERANCE, Steps::All).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn qwen3_q4_k_m_matches_llama_cpp() {
+    matches_llama_cpp("qwen3-tiny-q4_k_m", QUANTIZED_TOLERANCE, Steps::All).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn qwen3moe_f32_matches_llama_cpp() {
+    matches_llama_cpp("qwen3moe-tiny-f32", F32_TOLERANCE, Steps::All).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn qwen3moe_q8_0_matches_llama_cpp() {
+    matches_llama_cpp("qwen3moe-tiny-q8_0", QUANTIZED_TOLERANCE, Steps::First).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn qwen3moe_q4_k_m_matches_llama_cpp() {
+    matches_llama_cpp("qwen3moe-tiny-q4_k_m", QUANTIZED_TOLERANCE, Steps::First).await;
+}
+
+#[test]
+fn every_gguf_form_calls_a_tool_in_one_step() {
+    for name in [
+        "qwen3-tiny-q8_0",
+        "qwen3-tiny-q4_k_m",
+        "qwen3moe-tiny-q8_0",
+        "qwen3moe-tiny-q4_k_m",
+    ] {
+        calls_a_tool(&require_fixture(&format!("models/{name}/{name}.gguf")));
+    }
+}
