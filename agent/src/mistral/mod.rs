@@ -19,7 +19,7 @@ use either::Either;
 use mistralrs::{
     Constraint, CustomLogitsProcessor, GgufModelBuilder, Model, ModelDType, MultimodalLoaderType,
     MultimodalModelBuilder, NormalRequest, Request, RequestMessage, Response, SamplingParams,
-    StopTokens, Tensor, TextModelBuilder, TokenSource,
+    StopTokens, TextModelBuilder, TokenSource,
 };
 
 use crate::backend::{
@@ -229,73 +229,6 @@ impl MistralBackend {
             .tokenize(Either::Right(text.to_string()), None, false, false, None)
             .await
             .map_err(|e| BackendError::Model(e.to_string()))
-    }
-}
-
-impl MistralBackend {
-    /// Greedy completion that also returns the logits of the first generated token and the
-    /// prompt-processing time: lets benchmarks and tests check that the prefix cache reuses
-    /// KV exactly (the logits must not depend on whether a prefix came from the cache).
-    pub async fn generate_with_logits(
-        &self,
-        prompt: &str,
-        max_tokens: usize,
-        stop: Vec<String>,
-    ) -> Result<(String, Vec<f32>, f64), BackendError> {
-        let err = |e: &dyn std::fmt::Display| BackendError::Model(e.to_string());
-        let toks = self.tokenize(prompt).await?;
-        let first: Arc<Mutex<Option<Vec<f32>>>> = Arc::new(Mutex::new(None));
-        let capture = first.clone();
-        let processor = move |logits: &Tensor, _ctx: &[u32]| -> mistralrs::Result<Tensor> {
-            if let Ok(mut f) = capture.lock()
-                && f.is_none()
-            {
-                *f = Some(logits.to_vec1::<f32>()?);
-            }
-            Ok(logits.clone())
-        };
-        let (params, _) = sampling_params(&Sampling::default(), Some(max_tokens), stop);
-        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-        let request = completion_request(
-            toks,
-            params,
-            tx,
-            false,
-            Constraint::None,
-            Arc::new(processor),
-        );
-        self.model
-            .inner()
-            .get_sender(None)
-            .map_err(|e| err(&e))?
-            .send(request)
-            .await
-            .map_err(|e| err(&e))?;
-        while let Some(r) = rx.recv().await {
-            match r {
-                Response::CompletionDone(d) => {
-                    let prompt_secs = d.usage.total_prompt_time_sec as f64;
-                    let text = d
-                        .choices
-                        .into_iter()
-                        .next()
-                        .map(|c| c.text)
-                        .unwrap_or_default();
-                    let logits = first
-                        .lock()
-                        .map_err(|_| BackendError::Model("logits capture poisoned".into()))?
-                        .take()
-                        .unwrap_or_default();
-                    return Ok((text, logits, prompt_secs));
-                }
-                Response::CompletionModelError(e, _) => return Err(BackendError::Model(e)),
-                Response::InternalError(e) | Response::ValidationError(e) => return Err(err(&e)),
-                _ => {}
-            }
-        }
-        Err(BackendError::Model(
-            "the engine closed the response channel".into(),
-        ))
     }
 }
 

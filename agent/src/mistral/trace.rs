@@ -1,9 +1,12 @@
-//! Greedy decoding from token ids with every step's logits kept: what a reference
-//! implementation of the same checkpoint is compared against (tests/e2e_reference.rs).
+//! Raw-token completions with the logits kept: the first generated token's (prefix-cache
+//! exactness checks) and every greedy step's (a reference implementation of the same
+//! checkpoint is compared against these, tests/e2e_published.rs and tests/e2e_gguf.rs).
 
 use std::sync::{Arc, Mutex};
 
-use mistralrs::{Constraint, Response, Tensor};
+use mistralrs::{
+    CompletionResponse, Constraint, CustomLogitsProcessor, Response, SamplingParams, Tensor,
+};
 
 use super::{MistralBackend, completion_request, sampling_params};
 use crate::backend::{BackendError, Sampling};
@@ -28,6 +31,76 @@ struct Seen {
 }
 
 impl MistralBackend {
+    /// Sends one unconstrained, unstreamed completion of raw token ids, with `processor` seeing
+    /// each step's logits, and waits for its end.
+    async fn complete_tokens(
+        &self,
+        tokens: Vec<u32>,
+        params: SamplingParams,
+        processor: Arc<dyn CustomLogitsProcessor>,
+    ) -> Result<CompletionResponse, BackendError> {
+        let err = |e: &dyn std::fmt::Display| BackendError::Model(e.to_string());
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let request = completion_request(tokens, params, tx, false, Constraint::None, processor);
+        self.model
+            .inner()
+            .get_sender(None)
+            .map_err(|e| err(&e))?
+            .send(request)
+            .await
+            .map_err(|e| err(&e))?;
+        while let Some(r) = rx.recv().await {
+            match r {
+                Response::CompletionDone(d) => return Ok(d),
+                Response::CompletionModelError(e, _) => return Err(BackendError::Model(e)),
+                Response::InternalError(e) | Response::ValidationError(e) => return Err(err(&e)),
+                _ => {}
+            }
+        }
+        Err(BackendError::Model(
+            "the engine closed the response channel".into(),
+        ))
+    }
+
+    /// Greedy completion that also returns the logits of the first generated token and the
+    /// prompt-processing time: lets benchmarks and tests check that the prefix cache reuses
+    /// KV exactly (the logits must not depend on whether a prefix came from the cache).
+    pub async fn generate_with_logits(
+        &self,
+        prompt: &str,
+        max_tokens: usize,
+        stop: Vec<String>,
+    ) -> Result<(String, Vec<f32>, f64), BackendError> {
+        let toks = self.tokenize(prompt).await?;
+        let first: Arc<Mutex<Option<Vec<f32>>>> = Arc::new(Mutex::new(None));
+        let capture = first.clone();
+        let processor = move |logits: &Tensor, _ctx: &[u32]| -> mistralrs::Result<Tensor> {
+            if let Ok(mut f) = capture.lock()
+                && f.is_none()
+            {
+                *f = Some(logits.to_vec1::<f32>()?);
+            }
+            Ok(logits.clone())
+        };
+        let (params, _) = sampling_params(&Sampling::default(), Some(max_tokens), stop);
+        let done = self
+            .complete_tokens(toks, params, Arc::new(processor))
+            .await?;
+        let prompt_secs = done.usage.total_prompt_time_sec as f64;
+        let text = done
+            .choices
+            .into_iter()
+            .next()
+            .map(|c| c.text)
+            .unwrap_or_default();
+        let logits = first
+            .lock()
+            .map_err(|_| BackendError::Model("logits capture poisoned".into()))?
+            .take()
+            .unwrap_or_default();
+        Ok((text, logits, prompt_secs))
+    }
+
     /// Decodes up to `steps` tokens greedily after `prompt` (token ids, sent as they are). The
     /// choice is the largest logit among the tokenizer's ids: an output layer padded past the
     /// tokenizer has rows that are no token, which agent never samples.
@@ -36,7 +109,6 @@ impl MistralBackend {
         prompt: Vec<u32>,
         steps: usize,
     ) -> Result<Trace, BackendError> {
-        let err = |e: &dyn std::fmt::Display| BackendError::Model(e.to_string());
         let seen = Arc::new(Mutex::new(Seen::default()));
         let capture = seen.clone();
         let vocab = self.vocab;
@@ -54,39 +126,10 @@ impl MistralBackend {
         let prompt_len = prompt.len();
         // One step more than asked, so that the last asked token shows in a context.
         let (params, _) = sampling_params(&Sampling::default(), Some(steps + 1), vec![]);
-        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-        let request = completion_request(
-            prompt,
-            params,
-            tx,
-            false,
-            Constraint::None,
-            Arc::new(processor),
-        );
-        self.model
-            .inner()
-            .get_sender(None)
-            .map_err(|e| err(&e))?
-            .send(request)
-            .await
-            .map_err(|e| err(&e))?;
-        let finish = loop {
-            match rx.recv().await {
-                Some(Response::CompletionDone(d)) => {
-                    break d.choices.into_iter().next().map(|c| c.finish_reason);
-                }
-                Some(Response::CompletionModelError(e, _)) => return Err(BackendError::Model(e)),
-                Some(Response::InternalError(e)) | Some(Response::ValidationError(e)) => {
-                    return Err(err(&e));
-                }
-                Some(_) => {}
-                None => {
-                    return Err(BackendError::Model(
-                        "the engine closed the response channel".into(),
-                    ));
-                }
-            }
-        };
+        let done = self
+            .complete_tokens(prompt, params, Arc::new(processor))
+            .await?;
+        let finish = done.choices.into_iter().next().map(|c| c.finish_reason);
         let seen = std::mem::take(
             &mut *seen
                 .lock()
