@@ -72,16 +72,23 @@ pub fn tmp_dir(name: &str) -> PathBuf {
     d
 }
 
-/// One step of `agent run` with a tool the grammar makes the model call.
-pub fn calls_a_tool(model: &Path) {
-    let name = model.file_name().unwrap().to_string_lossy().into_owned();
-    let dir = tmp_dir(&format!("tool-step-{name}"));
+/// A task file in `dir` whose one step must call a tool (the built-in calculator's question),
+/// without thinking.
+pub fn tool_task(dir: &Path) -> PathBuf {
     let task = dir.join("task.md");
     std::fs::write(
         &task,
         "---\ntools: [builtin]\ntool_choice: required\nmax_steps: 1\nthinking: 0\n---\nAdd 2 and 3.\n",
     )
     .unwrap();
+    task
+}
+
+/// One step of `agent run` with a tool the grammar makes the model call.
+pub fn calls_a_tool(model: &Path) {
+    let name = model.file_name().unwrap().to_string_lossy().into_owned();
+    let dir = tmp_dir(&format!("tool-step-{name}"));
+    let task = tool_task(&dir);
     let o = agent(&[
         "run",
         task.to_str().unwrap(),

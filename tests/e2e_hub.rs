@@ -273,12 +273,7 @@ fn a_catalogue_model_downloads_resumes_a_dropped_connection_and_runs() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(hub.log().len(), before);
     // And it runs: one step with a tool call, offline.
-    let task = home.join("task.md");
-    std::fs::write(
-        &task,
-        "---\ntools: [builtin]\ntool_choice: required\nmax_steps: 1\nthinking: 0\n---\nAdd 2 and 3.\n",
-    )
-    .unwrap();
+    let task = tool_task(&home);
     let o = run_agent(
         &home,
         &hub,
@@ -470,12 +465,7 @@ fn a_gguf_quantization_downloads_by_its_tag() {
 
 /// One `agent run` step with a tool the grammar makes the model call, offline; the events.
 fn tool_step(home: &Path, hub: &LocalHub, model: &str) -> Vec<serde_json::Value> {
-    let task = home.join("task.md");
-    std::fs::write(
-        &task,
-        "---\ntools: [builtin]\ntool_choice: required\nmax_steps: 1\nthinking: 0\n---\nAdd 2 and 3.\n",
-    )
-    .unwrap();
+    let task = tool_task(home);
     let args = [
         "run",
         task.to_str().unwrap(),

@@ -165,7 +165,6 @@ impl CausalSelfAttention {
     fn forward(
         &self,
         x: &Tensor,
-        _position_ids: &Tensor,
         attention_mask: &Option<Tensor>,
         seqlen_offsets: &[usize],
         kv_cache: &mut KvCache,
@@ -531,7 +530,6 @@ impl Block {
     fn forward(
         &self,
         x: &Tensor,
-        position_ids: &Tensor,
         attention_mask: &Option<Tensor>,
         chunked_mask: &Option<Tensor>,
         seqlen_offsets: &[usize],
@@ -546,15 +544,10 @@ impl Block {
         } else {
             attention_mask
         };
-        let x = (self.attn.forward(
-            &x,
-            position_ids,
-            mask,
-            seqlen_offsets,
-            kv_cache,
-            metadata,
-            flash_params,
-        )? + residual)?;
+        let x = (self
+            .attn
+            .forward(&x, mask, seqlen_offsets, kv_cache, metadata, flash_params)?
+            + residual)?;
         let residual = &x;
         let x = (self.ff.forward(&self.rms_2.forward(&x)?)? + residual)?;
         Ok(x)
@@ -732,11 +725,6 @@ impl TextModel {
             .map(|(_, _)| &seqlen_offsets as &dyn PastKvLenCache)
             .unwrap_or(cache as &dyn PastKvLenCache);
 
-        let position_ids = Tensor::new(
-            seqlen_offsets.iter().map(|o| *o as i32).collect::<Vec<_>>(),
-            input_ids.device(),
-        )?;
-
         let mask = CausalMasker.make_causal_mask_matrix(
             input_ids,
             cache_for_mask,
@@ -772,7 +760,6 @@ impl TextModel {
             let chunked_mask_for_layer = chunked_mask.as_ref().map(|m| m.get(x.device()).clone());
             x = block.forward(
                 &x,
-                &position_ids.to_device(x.device())?,
                 &mask_for_layer,
                 &chunked_mask_for_layer,
                 seqlen_offsets,
