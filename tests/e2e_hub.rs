@@ -545,6 +545,68 @@ fn qwen3_coder_is_driven_with_its_own_tool_call_format() {
     );
 }
 
+/// The July 2025 releases, each with its own template (fixtures: the per-expert Qwen3-MoE with
+/// the template the release ships): downloaded by catalogue name, each is known as its variant
+/// (Instruct-2507 never thinks; Thinking-2507 opens the block in its template and the step's
+/// budget closes it), and a step's call is written and parsed in Qwen3's JSON format.
+#[test]
+fn the_2507_releases_are_driven_by_their_own_templates() {
+    for (name, repo, fixture, family, thinks) in [
+        (
+            "qwen3-30b-a3b-instruct-2507",
+            "Qwen/Qwen3-30B-A3B-Instruct-2507",
+            "models/qwen3-instruct-2507-tiny",
+            "qwen3-instruct-2507",
+            false,
+        ),
+        (
+            "qwen3-30b-a3b-thinking-2507",
+            "Qwen/Qwen3-30B-A3B-Thinking-2507",
+            "models/qwen3-thinking-2507-tiny",
+            "qwen3-thinking-2507",
+            true,
+        ),
+    ] {
+        let mut state = State::default();
+        state
+            .repos
+            .insert(repo.into(), repo_from(&require_fixture(fixture)));
+        let hub = LocalHub::start(state);
+        let home = home(name);
+        let o = run_agent(&home, &hub, &[], &["pull", name]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let o = run_agent(&home, &hub, &[], &["models", "--json"]);
+        let row: serde_json::Value = stdout(&o)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|r| r["name"] == name)
+            .unwrap();
+        let described: Vec<_> = ["family", "tool_call_format", "thinking"]
+            .iter()
+            .map(|k| row[k].clone())
+            .collect();
+        assert_eq!(
+            described,
+            vec![
+                serde_json::json!(family),
+                serde_json::json!("qwen3"),
+                serde_json::json!(thinks),
+            ],
+            "{name}"
+        );
+        let ev = tool_step(&home, &hub, name);
+        let text = ev
+            .iter()
+            .find(|e| e["event"] == "model_output")
+            .and_then(|e| e["text"].as_str())
+            .unwrap_or_default();
+        assert!(
+            text.contains("\"name\"") && text.contains("\"arguments\""),
+            "{name}: not a JSON call: {text:?}"
+        );
+    }
+}
+
 /// A GGUF of a Qwen3 MoE, as llama.cpp's converter and quantizer write it (the Q4_K_M fixture),
 /// downloaded by its catalogue tag, runs on the CPU.
 #[test]

@@ -470,6 +470,7 @@ fn qwen3_render_matches_the_prompt_renderer() {
     );
     let mut turn = Message::assistant("");
     turn.tool_calls = calls.clone();
+    // The release's template gives the last assistant turn an (empty) thought block.
     let prompt = render(
         &Family::Qwen3(Qwen3Variant::Instruct2507),
         &TemplateInfo::default(),
@@ -484,7 +485,7 @@ fn qwen3_render_matches_the_prompt_renderer() {
     assert_eq!(
         prompt,
         Ok(format!(
-            "<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n{text}<|im_end|>\n"
+            "<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n{text}<|im_end|>\n"
         ))
     );
 }

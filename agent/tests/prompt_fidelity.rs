@@ -244,3 +244,41 @@ fn llama4_matches_official_template() {
     );
     assert!(ids.contains(&200006), "{ids:?}");
 }
+
+/// The July 2025 releases' own templates (Qwen3-*-Instruct-2507 never thinks; Qwen3-*-Thinking-
+/// 2507 opens `<think>` in the generation prompt), as the xinference wheel carries them: each is
+/// recognised as its variant and rendered exactly as the template renders it.
+#[test]
+fn qwen3_2507_releases_match_their_templates() {
+    let tok_dir = fixture("fixtures/tokenizer-qwen3");
+    let tok = tokenizers::Tokenizer::from_file(tok_dir.join("tokenizer.json")).unwrap();
+    let templates = fixture("fixtures/templates-qwen3-2507");
+    let options = [
+        RenderOptions {
+            add_generation_prompt: true,
+            enable_thinking: None,
+        },
+        // The 2507 templates ignore the switch; so must we.
+        RenderOptions {
+            add_generation_prompt: true,
+            enable_thinking: Some(false),
+        },
+        RenderOptions {
+            add_generation_prompt: false,
+            enable_thinking: None,
+        },
+    ];
+    for (file, variant) in [
+        ("instruct-2507.jinja", Qwen3Variant::Instruct2507),
+        ("thinking-2507.jinja", Qwen3Variant::Thinking2507),
+    ] {
+        let info = TemplateInfo {
+            chat_template: Some(std::fs::read_to_string(templates.join(file)).unwrap()),
+            bos_token: None,
+            eos_token: Some("<|im_end|>".into()),
+        };
+        let family = prompt::detect_family(info.chat_template.as_deref(), &[]);
+        assert_eq!(family, Family::Qwen3(variant), "{file}");
+        check(&family, &info, &tok, &options);
+    }
+}

@@ -70,7 +70,7 @@ pub(super) fn render(
             Role::System if i > 0 => push_turn(&mut out, "system", &m.content),
             Role::System => {}
             Role::Assistant => {
-                render_assistant(&mut out, variant, m, i, i + 1 == messages.len(), last_query)
+                render_assistant(&mut out, m, i, i + 1 == messages.len(), last_query)
             }
             Role::Tool => {
                 if i == 0 || messages[i - 1].role != Role::Tool {
@@ -107,18 +107,11 @@ fn push_turn(out: &mut String, role: &str, content: &str) {
     out.push_str("<|im_end|>\n");
 }
 
-fn render_assistant(
-    out: &mut String,
-    variant: Qwen3Variant,
-    m: &Message,
-    index: usize,
-    last: bool,
-    last_query: usize,
-) {
+fn render_assistant(out: &mut String, m: &Message, index: usize, last: bool, last_query: usize) {
     let reasoning = m.reasoning.as_deref().unwrap_or("");
-    let keeps_thinking = variant != Qwen3Variant::Instruct2507
-        && index > last_query
-        && (last || !reasoning.is_empty());
+    // Every release's template (the 2507 Instruct one too) keeps the thoughts of the turns
+    // after the last real query, and gives the last assistant turn a block even when empty.
+    let keeps_thinking = index > last_query && (last || !reasoning.is_empty());
     out.push_str("<|im_start|>assistant\n");
     if keeps_thinking {
         out.push_str("<think>\n");
