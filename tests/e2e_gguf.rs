@@ -20,19 +20,24 @@ use serde::Deserialize;
 
 use common::*;
 
-/// Largest |difference of ln p| allowed on a float32 file, for any token at any step. The
-/// weights are float32 on both sides (llama.cpp's KV cache kept in float32 for the reference),
-/// but mistral.rs keeps a GGUF model's activations between layers in bf16 on the CPU (8 bits
-/// of mantissa): measured 9.5e-4 on the dense model, 1.5e-3 on the mixture, where a prompt
-/// token whose router scores tie to 1e-5 can also pick the other expert in one engine.
-const F32_TOLERANCE: f64 = 5e-3;
+/// Largest |difference of ln p| allowed on a float32 file of the dense model, for any token at
+/// any step. Both engines compute in float32 from the same float32 weights (llama.cpp's KV
+/// cache kept in float32 for the reference) and differ only in the order of additions:
+/// measured 2.4e-5. (bf16 activations between the layers, mistral.rs's CPU default before
+/// vendored patch 15, gave 9.5e-4.)
+const F32_TOLERANCE: f64 = 1e-4;
+
+/// The same for the mixture's float32 file: measured 1.0e-3 on both prompts, not yet traced to
+/// a layer (a prompt token whose router scores tie closer than the rounding would take another
+/// expert in one engine; the dense model shows the shared arithmetic agrees to 2.4e-5).
+const F32_MIXTURE_TOLERANCE: f64 = 5e-3;
 
 /// The same for quantized files. Both engines multiply the file's weights by activations
 /// quantized to 8 bits per value in blocks (Q8_0 for Q8_0 weights, Q8_K for K-quants), each
 /// with its own rounding rules, so each lies about 0.08 from the float32 product of the same
 /// dequantized weights (measured with transformers on them); between the two, measured at
-/// most 0.22 (Q4_K_M) and 0.13 (Q8_0). A wrong expert, projection or scale moves ln p by
-/// several units.
+/// most 0.21 (dense Q4_K_M), 0.086 (dense Q8_0), 0.14 (mixture Q4_K_M) and 7.3e-4 (mixture
+/// Q8_0). A wrong expert, projection or scale moves ln p by several units.
 const QUANTIZED_TOLERANCE: f64 = 0.5;
 
 /// What is compared of each prompt's greedy run.
@@ -41,10 +46,12 @@ enum Steps {
     /// Every step's distribution, and the greedy tokens identical.
     All,
     /// The first forward pass only. A quantized mixture's later steps are not determined by
-    /// the file at the engines' precision: its router's top-k choice is often decided by less
-    /// than the activation rounding above (margins down to 1e-5 in router probability on these
-    /// prompts), and one flipped expert changes a step's distribution by tens of nats in one
-    /// engine and not the other. The float32 file is compared over every step instead.
+    /// the file at the engines' precision: its router's top-k choice is sometimes decided by
+    /// less than the activation rounding above (margins down to 1e-5 in router probability on
+    /// these prompts), and one flipped expert changes a step's distribution by tens of nats in
+    /// one engine and not the other (measured: the chat prompt's 32 steps agree at Q8_0 and
+    /// Q4_K_M; the other prompt's step 25 at Q8_0 and step 17 at Q4_K_M differ by 26 and 22
+    /// nats). The float32 file is compared over every step instead.
     First,
 }
 
@@ -177,7 +184,7 @@ async fn qwen3_q4_k_m_matches_llama_cpp() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn qwen3moe_f32_matches_llama_cpp() {
-    matches_llama_cpp("qwen3moe-tiny-f32", F32_TOLERANCE, Steps::All).await;
+    matches_llama_cpp("qwen3moe-tiny-f32", F32_MIXTURE_TOLERANCE, Steps::All).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -350,6 +350,56 @@ async fn caches_of_different_capacity_batch_together() {
     }
 }
 
+/// Patch 14: sequences decoded in one batch each attend to their own keys and values. Stock
+/// 0.8.1's decode kernel kept one scratch row per head, not per sequence, so every sequence of
+/// a batch got the last one's attention output. Two prompts of the same length, decoded alone
+/// and then together (scheduled in one batch behind a long prefill), give the same greedy text.
+#[tokio::test(flavor = "multi_thread")]
+async fn sequences_decoded_together_attend_to_their_own_context() {
+    let _one = serial();
+    let (_, b) = smollm2(None).await;
+    let text = |t: &str, n: usize| {
+        let b = &b;
+        let t = t.repeat(n);
+        async move { b.tokenize(&t).await.unwrap() }
+    };
+    let keeper = text(
+        "The keeper climbed the stairs and lit the lamp at dusk. ",
+        6,
+    )
+    .await;
+    let bread = text(
+        "Bread rises when the yeast eats the sugar in the dough. ",
+        6,
+    )
+    .await;
+    let n = keeper.len().min(bread.len());
+    let (keeper, bread) = (keeper[..n].to_vec(), bread[..n].to_vec());
+    let mut alone = Vec::new();
+    for p in [&keeper, &bread] {
+        alone.push(
+            answer(send(&b, p.clone(), 16, Default::default()).await)
+                .await
+                .unwrap(),
+        );
+    }
+    assert_ne!(alone[0], alone[1]);
+    let seas = text(
+        "Seven seas, and on each of them a ship with a lantern lit. ",
+        80,
+    )
+    .await;
+    // Sent while the engine prefills another prompt, so that both are scheduled together.
+    let blocker = send(&b, seas[..900].to_vec(), 1, Default::default()).await;
+    let (x, y) = (
+        send(&b, keeper, 16, Default::default()).await,
+        send(&b, bread, 16, Default::default()).await,
+    );
+    let (blocker, x, y) = tokio::join!(answer(blocker), answer(x), answer(y));
+    assert!(blocker.is_ok(), "{blocker:?}");
+    assert_eq!(vec![x.unwrap(), y.unwrap()], alone);
+}
+
 /// Patch 4: CPU attention's dot product is vectorised. Counted in instructions under callgrind
 /// (repeatable, unlike time): the difference between 10 and 30 products of 100 000 elements,
 /// so that everything else the process does cancels out, per element. A scalar loop takes

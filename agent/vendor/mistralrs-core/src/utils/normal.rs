@@ -118,6 +118,14 @@ fn get_dtypes() -> Vec<DType> {
 }
 
 fn determine_auto_dtype_all(devices: &[&Device]) -> candle_core::Result<DType> {
+    // agent patch: float32 activations on the CPU, as llama.cpp keeps them. A GGUF model's
+    // quantized matmuls take float32 input anyway, and bf16 between the layers (stock 0.8.1's
+    // choice here, the only one a GGUF model gets) rounds every activation to 8 bits of
+    // mantissa: logits drifted from llama.cpp's on the same file by 1e-3 (float32 weights) to
+    // 0.2 (Q4_K_M), enough to route a mixture's tokens to other experts.
+    if devices.iter().all(|d| d.is_cpu()) {
+        return Ok(DType::F32);
+    }
     // We can safely use bf16 for accelerate because we cast up to f32 in all matmuls anyway.
     #[cfg(feature = "accelerate")]
     return Ok(DType::BF16);

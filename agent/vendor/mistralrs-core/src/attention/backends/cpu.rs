@@ -385,9 +385,119 @@ where
     )
 }
 
-/// Optimised path for the common decode case: q_len == 1 but kv_len ≫ 1.
-/// All intermediate maths is done in `f32`; we down‑cast to `T` exactly once
-/// when writing the output buffer.
+/// Where one query row reads its keys and values, and how it scores them.
+struct Row<'a, T> {
+    q: &'a [T],
+    k_data: &'a [T],
+    v_data: &'a [T],
+    /// Offsets of the row's head at position 0, and the step from one position to the next.
+    k_base: usize,
+    k_step: usize,
+    v_base: usize,
+    v_step: usize,
+    dv: usize,
+    scale: f32,
+    logit_softcap: f32,
+}
+
+/// agent patch: one query row over the key/value positions of one tile, with the tile's own
+/// running maximum: returns the tile's (sum, maximum) and leaves its unnormalised output in
+/// `vkq`. Both kernels build every row from these tiles, at the same positions (multiples of
+/// `TILE_KV`), and merge them in order with [`merge_tile`], so a row's result does not depend
+/// on how many queries were computed with it: a step after a prefix-cache hit, the same
+/// prompt prefilled whole and a decode step give the same bits. (Stock 0.8.1 ran decode tiled
+/// and prefill untiled, scoring and masking differently: float32 outputs differed in the last
+/// bits between a cached and a fresh run, and sampled text diverged.)
+#[inline]
+fn attend_tile<T: UpcastF32 + Copy>(
+    row: &Row<'_, T>,
+    tile: std::ops::Range<usize>,
+    mask: impl Fn(usize) -> f32,
+    vkq: &mut [f32],
+) -> (f32, f32) {
+    vkq.fill(0.0);
+    let (d, dv) = (row.q.len(), row.dv);
+    let mut s = 0f32;
+    let mut m = f32::NEG_INFINITY;
+    let end = tile.end;
+    for kv_pos in tile {
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+        {
+            // One‑step look‑ahead prefetch of the next K and V rows.
+            let next = kv_pos + 1;
+            if next < end {
+                unsafe {
+                    prefetch(row.k_data.as_ptr().add(row.k_base + next * row.k_step) as *const u8);
+                    prefetch(row.v_data.as_ptr().add(row.v_base + next * row.v_step) as *const u8);
+                }
+            }
+        }
+        let mask_delta = mask(kv_pos);
+        if mask_delta == f32::NEG_INFINITY {
+            continue;
+        }
+        let k_base = row.k_base + kv_pos * row.k_step;
+        let mut s_val = vec_dot_f32(row.q, &row.k_data[k_base..k_base + d]) * row.scale;
+        if row.logit_softcap != 0.0 {
+            s_val = row.logit_softcap * (s_val / row.logit_softcap).tanh();
+        }
+        s_val += mask_delta;
+
+        // Online softmax within the tile.
+        let m_old = m;
+        let mut ms = 1.0;
+        let mut vs = 1.0;
+        if s_val > m {
+            m = s_val;
+            ms = (m_old - m).exp();
+            for v in vkq.iter_mut() {
+                *v *= ms;
+            }
+        } else {
+            vs = (s_val - m).exp();
+        }
+        let v_base = row.v_base + kv_pos * row.v_step;
+        // agent patch: iterate slices so the loop vectorises without bounds checks.
+        for (o, v) in vkq.iter_mut().zip(&row.v_data[v_base..v_base + dv]) {
+            *o += v.to_f32() * vs;
+        }
+        s = s * ms + vs;
+    }
+    (s, m)
+}
+
+/// A row's running (output, sum, maximum), started empty (zeros, 0, -inf).
+struct Acc<'a> {
+    vkq: &'a mut [f32],
+    s: f32,
+    m: f32,
+}
+
+/// Folds the next tile (its output, sum and maximum) into a row's running result.
+#[inline]
+fn merge_tile(acc: &mut Acc<'_>, vkq_b: &[f32], s_b: f32, m_b: f32) {
+    if s_b == 0.0 {
+        // Every position of the tile was masked out.
+        return;
+    }
+    if acc.m >= m_b {
+        let factor = (m_b - acc.m).exp();
+        for (v, v_b) in acc.vkq.iter_mut().zip(vkq_b) {
+            *v += v_b * factor;
+        }
+        acc.s += s_b * factor;
+    } else {
+        let factor = (acc.m - m_b).exp();
+        for (v, v_a) in acc.vkq.iter_mut().zip(vkq_b) {
+            *v = v_a + *v * factor;
+        }
+        acc.s = s_b + acc.s * factor;
+        acc.m = m_b;
+    }
+}
+
+/// Optimised path for the common decode case: q_len == 1 but kv_len ≫ 1: the tiles of every
+/// head are computed in parallel, then merged per head in order.
 #[allow(clippy::too_many_arguments)]
 fn flash_attn_cpu_single_q<T>(
     q_data: &[T],
@@ -412,25 +522,13 @@ where
     let kv_len = kshape[1];
     let kv_tiles = kv_len.div_ceil(TILE_KV);
     let dv = d;
-
-    // --- head tiling factors and softmax helper -----------------------
-    let k_h = kshape[2];
-    let v_h = vshape[2];
-    let rk2 = h / k_h;
-    let rv2 = h / v_h;
+    let rk2 = h / kshape[2];
+    let rv2 = h / vshape[2];
     let n2 = 2_usize.pow((h as f32).log2().ceil() as u32);
 
-    // final output
-    let mut out = vec![T::cast(0.0); b * h * dv];
-    // scratch: one tile  ×  heads ×  dv  (flattened)
-    let mut scratch = vec![0f32; kv_tiles * h * dv];
-    let mut scratch_s = vec![0f32; kv_tiles * h]; // softmax S per tile
-    let mut scratch_m = vec![f32::NEG_INFINITY; kv_tiles * h];
-
-    // Store as plain usize so the capture is Sync (raw *mut T is not Sync)
-    let scratch_ptr = scratch.as_mut_ptr() as usize;
-    let scratch_s_ptr = scratch_s.as_mut_ptr() as usize;
-    let scratch_m_ptr = scratch_m.as_mut_ptr() as usize;
+    // Per tile, batch and head: the tile's unnormalised output, sum and maximum.
+    let mut scratch = vec![0f32; kv_tiles * b * h * dv];
+    let mut scratch_sm = vec![(0f32, f32::NEG_INFINITY); kv_tiles * b * h];
 
     let mask_info = match (mask_vec, mask_dims) {
         (Some(data), Some(dims)) => Some(MaskInfo { data, dims, b, h }),
@@ -438,148 +536,82 @@ where
     };
 
     FLASH_ATTN_POOL.install(|| {
-        (0..kv_tiles).into_par_iter().for_each(|tile_idx| {
-            let start = tile_idx * TILE_KV;
-            let end = (start + TILE_KV).min(kv_len);
-
-            for b_i in 0..b {
-                for h_i in 0..h {
-                    // Per‑head slope for ALiBi / NTK bias.
-                    let slope = if max_bias > 0.0 {
-                        2.0f32.powf(-max_bias * ((h_i + 1) as f32) / n2 as f32)
-                    } else {
-                        1.0
-                    };
-                    let k_head = h_i / rk2;
-                    let v_head = h_i / rv2;
-
-                    // pointers into scratch
-                    let base_vk = ((tile_idx * h + h_i) * dv) as isize;
-                    let base_s = (tile_idx * h + h_i) as isize;
-
-                    let q_base = b_i * qstride[0] + h_i * qstride[2];
-                    let q_row = &q_data[q_base..q_base + d];
-
-                    // Re‑materialise the pointer from the captured usize.
-                    let vkq: &mut [f32] = unsafe {
-                        std::slice::from_raw_parts_mut(
-                            (scratch_ptr as *mut f32).add(base_vk as usize),
+        scratch
+            .par_chunks_mut(b * h * dv)
+            .zip(scratch_sm.par_chunks_mut(b * h))
+            .enumerate()
+            .for_each(|(tile_idx, (tile_out, tile_sm))| {
+                let start = tile_idx * TILE_KV;
+                let end = (start + TILE_KV).min(kv_len);
+                for b_i in 0..b {
+                    for h_i in 0..h {
+                        let slope = alibi_slope(max_bias, h_i, n2);
+                        let q_base = b_i * qstride[0] + h_i * qstride[2];
+                        let row = Row {
+                            q: &q_data[q_base..q_base + d],
+                            k_data,
+                            v_data,
+                            k_base: b_i * kstride[0] + (h_i / rk2) * kstride[2],
+                            k_step: kstride[1],
+                            v_base: b_i * vstride[0] + (h_i / rv2) * vstride[2],
+                            v_step: vstride[1],
                             dv,
-                        )
-                    };
-                    let mut s = 0f32;
-                    let mut m = f32::NEG_INFINITY;
-
-                    for kv_pos in start..end {
-                        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-                        {
-                            // One‑step look‑ahead prefetch of the next K and V rows.
-                            let next_pos = kv_pos + 1;
-                            if next_pos < end {
-                                let next_k_base =
-                                    b_i * kstride[0] + next_pos * kstride[1] + k_head * kstride[2];
-                                let next_v_base =
-                                    b_i * vstride[0] + next_pos * vstride[1] + v_head * vstride[2];
-                                unsafe {
-                                    prefetch(k_data.as_ptr().add(next_k_base) as *const u8);
-                                    prefetch(v_data.as_ptr().add(next_v_base) as *const u8);
-                                }
-                            }
-                        }
-                        // ---------- dot(Q,K) ----------
-                        let k_base = b_i * kstride[0] + kv_pos * kstride[1] + k_head * kstride[2];
-                        let k_row = &k_data[k_base..k_base + d];
-
-                        let mut s_val = vec_dot_f32(q_row, k_row) * scale;
-
-                        if logit_softcap != 0.0 {
-                            s_val = logit_softcap * (s_val / logit_softcap).tanh();
-                        }
-                        let mask_delta = mask_info
-                            .as_ref()
-                            .map(|mask| slope * mask.value(b_i, h_i, 0, kv_pos))
-                            .unwrap_or(0.0);
-                        s_val += mask_delta;
-
-                        // -------- tile-local softmax ----------
-                        let m_old = m;
-                        let mut ms = 1.0;
-                        let mut vs = 1.0;
-                        if s_val > m {
-                            m = s_val;
-                            ms = (m_old - m).exp();
-                            for v in vkq.iter_mut() {
-                                *v *= ms;
-                            }
-                        } else {
-                            vs = (s_val - m).exp();
-                        }
-
-                        // -------- add V ----------
-                        let v_base = b_i * vstride[0] + kv_pos * vstride[1] + v_head * vstride[2];
-                        // agent patch: iterate slices so the loop vectorises without bounds checks.
-                        for (o, v) in vkq.iter_mut().zip(&v_data[v_base..v_base + dv]) {
-                            *o += v.to_f32() * vs;
-                        }
-
-                        s = s * ms + vs;
-                    }
-
-                    unsafe {
-                        *((scratch_s_ptr as *mut f32).add(base_s as usize)) = s;
-                        *((scratch_m_ptr as *mut f32).add(base_s as usize)) = m;
+                            scale,
+                            logit_softcap,
+                        };
+                        let at = b_i * h + h_i;
+                        tile_sm[at] = attend_tile(
+                            &row,
+                            start..end,
+                            |kv_pos| {
+                                mask_info
+                                    .as_ref()
+                                    .map(|mask| slope * mask.value(b_i, h_i, 0, kv_pos))
+                                    .unwrap_or(0.0)
+                            },
+                            &mut tile_out[at * dv..(at + 1) * dv],
+                        );
                     }
                 }
-            }
-        });
+            });
     });
 
-    // -------- serial reduction over tiles (per head) --------
-    for b_i in 0..b {
-        for h_i in 0..h {
-            let out_off = (b_i * h + h_i) * dv;
-
-            // start with tile 0
-            let mut vkq = vec![0f32; dv];
-            vkq.copy_from_slice(&scratch[(h_i * dv)..(h_i * dv + dv)]);
-            let mut s = scratch_s[h_i];
-            let mut m = scratch_m[h_i];
-
-            for tile_idx in 1..kv_tiles {
-                let base = (tile_idx * h + h_i) * dv;
-                let base_s = tile_idx * h + h_i;
-
-                let m_b = scratch_m[base_s];
-                let s_b = scratch_s[base_s];
-                let vkq_b = &scratch[base..base + dv];
-
-                if m >= m_b {
-                    let factor = (m_b - m).exp();
-                    for (v, v_b) in vkq.iter_mut().zip(vkq_b) {
-                        *v += v_b * factor;
-                    }
-                    s += s_b * factor;
-                } else {
-                    let factor = (m - m_b).exp();
-                    for (v, v_a) in vkq.iter_mut().zip(vkq_b) {
-                        *v = v_a + *v * factor;
-                    }
-                    s = s_b + s * factor;
-                    m = m_b;
-                }
-            }
-
-            let inv_s = 1.0 / s;
-            for (o, v) in out[out_off..][..dv].iter_mut().zip(vkq.iter()) {
-                *o = T::cast(*v * inv_s);
-            }
+    // Serial reduction over tiles, in order, per batch and head.
+    let mut out = vec![T::cast(0.0); b * h * dv];
+    let mut vkq = vec![0f32; dv];
+    for at in 0..b * h {
+        vkq.fill(0.0);
+        let mut acc = Acc {
+            vkq: &mut vkq,
+            s: 0.0,
+            m: f32::NEG_INFINITY,
+        };
+        for tile_idx in 0..kv_tiles {
+            let t = tile_idx * b * h + at;
+            let (s_b, m_b) = scratch_sm[t];
+            merge_tile(&mut acc, &scratch[t * dv..(t + 1) * dv], s_b, m_b);
+        }
+        let inv_s = 1.0 / acc.s;
+        for (o, v) in out[at * dv..(at + 1) * dv].iter_mut().zip(acc.vkq.iter()) {
+            *o = T::cast(*v * inv_s);
         }
     }
 
     Tensor::from_vec(out, (b, h, 1, dv), &Device::Cpu)
 }
 
-/// Main forward flash-attention CPU routine.
+/// Per-head slope for ALiBi / NTK bias.
+#[inline]
+fn alibi_slope(max_bias: f32, h_i: usize, n2: usize) -> f32 {
+    if max_bias > 0.0 {
+        2.0f32.powf(-max_bias * ((h_i + 1) as f32) / n2 as f32)
+    } else {
+        1.0
+    }
+}
+
+/// Main forward flash-attention CPU routine: one query row per job, its tiles computed and
+/// merged in order (the same arithmetic as the decode path, see [`attend_tile`]).
 /// Shapes follow Candle convention: (B, S, H, D)
 #[allow(clippy::too_many_arguments)]
 fn flash_attn_cpu<T>(
@@ -603,10 +635,9 @@ where
 {
     let (b, q_len, h, d) = (qshape[0], qshape[1], qshape[2], qshape[3]);
     let kv_len = kshape[1];
-    let k_h = kshape[2];
-    let v_h = vshape[2];
-    let rk2 = h / k_h;
-    let rv2 = h / v_h;
+    let kv_tiles = kv_len.div_ceil(TILE_KV);
+    let rk2 = h / kshape[2];
+    let rv2 = h / vshape[2];
     let dv = d;
 
     let n2 = 2_usize.pow((h as f32).log2().ceil() as u32);
@@ -633,92 +664,47 @@ where
                 let rem = row_idx % rows_per_batch;
                 let h_i = rem / q_len;
                 let q_pos = rem % q_len;
-
-                let slope = if max_bias > 0.0 {
-                    2.0f32.powf(-max_bias * ((h_i + 1) as f32) / n2 as f32)
-                } else {
-                    1.0
-                };
-
-                let k_head = h_i / rk2;
-                let v_head = h_i / rv2;
-
-                let mut vkq = vec![0f32; dv];
-                let mut s = 0.0f32;
-                let mut m = f32::NEG_INFINITY;
-
-                // Q row
+                let slope = alibi_slope(max_bias, h_i, n2);
                 let q_base = b_i * qstride[0] + q_pos * qstride[1] + h_i * qstride[2];
-                let q_row = &q_data[q_base..q_base + d];
-
-                for kv_pos in 0..kv_len {
-                    // -------- ping‑pong prefetch of next KV row --------
-                    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-                    {
-                        let next_pos = kv_pos + 1;
-                        if next_pos < kv_len {
-                            let next_k_base =
-                                b_i * kstride[0] + next_pos * kstride[1] + k_head * kstride[2];
-                            let next_v_base =
-                                b_i * vstride[0] + next_pos * vstride[1] + v_head * vstride[2];
-                            unsafe {
-                                prefetch(k_data.as_ptr().add(next_k_base) as *const u8);
-                                prefetch(v_data.as_ptr().add(next_v_base) as *const u8);
-                            }
-                        }
-                    }
-                    // ----------------------------------------------------
-                    // Mask (optional)
-                    let mv = mask_info
-                        .as_ref()
-                        .map(|mask| slope * mask.value(b_i, h_i, q_pos, kv_pos))
-                        .unwrap_or(0.0);
-                    if mv == f32::NEG_INFINITY {
-                        continue;
-                    }
-
-                    // K row
-                    let k_base = b_i * kstride[0] + kv_pos * kstride[1] + k_head * kstride[2];
-                    let k_row = &k_data[k_base..k_base + d];
-
-                    // dot(Q, K)
-                    let mut s_val = vec_dot_f32(q_row, k_row);
-                    let mut scale_applied = scale;
-                    if logit_softcap != 0.0 {
-                        scale_applied /= logit_softcap;
-                    }
-                    s_val *= scale_applied;
-                    if logit_softcap != 0.0 {
-                        s_val = logit_softcap * s_val.tanh();
-                    }
-                    s_val += mv;
-
-                    // online softmax
-                    let m_old = m;
-                    let mut ms = 1.0f32;
-                    let mut vs = 1.0f32;
-                    if s_val > m {
-                        m = s_val;
-                        ms = (m_old - m).exp();
-                        for v in vkq.iter_mut() {
-                            *v *= ms;
-                        }
-                    } else {
-                        vs = (s_val - m).exp();
-                    }
-
-                    // V row (strided) as f32
-                    let v_base = b_i * vstride[0] + kv_pos * vstride[1] + v_head * vstride[2];
-                    for d_i in 0..dv {
-                        vkq[d_i] += v_data[v_base + d_i].to_f32() * vs;
-                    }
-
-                    s = s * ms + vs;
+                let row = Row {
+                    q: &q_data[q_base..q_base + d],
+                    k_data,
+                    v_data,
+                    k_base: b_i * kstride[0] + (h_i / rk2) * kstride[2],
+                    k_step: kstride[1],
+                    v_base: b_i * vstride[0] + (h_i / rv2) * vstride[2],
+                    v_step: vstride[1],
+                    dv,
+                    scale,
+                    logit_softcap,
+                };
+                let mut vkq = vec![0f32; dv];
+                let mut tile_out = vec![0f32; dv];
+                let mut acc = Acc {
+                    vkq: &mut vkq,
+                    s: 0.0,
+                    m: f32::NEG_INFINITY,
+                };
+                for tile_idx in 0..kv_tiles {
+                    let start = tile_idx * TILE_KV;
+                    let end = (start + TILE_KV).min(kv_len);
+                    let (s_b, m_b) = attend_tile(
+                        &row,
+                        start..end,
+                        |kv_pos| {
+                            mask_info
+                                .as_ref()
+                                .map(|mask| slope * mask.value(b_i, h_i, q_pos, kv_pos))
+                                .unwrap_or(0.0)
+                        },
+                        &mut tile_out,
+                    );
+                    merge_tile(&mut acc, &tile_out, s_b, m_b);
                 }
 
                 // final normalisation + downcast
-                let inv_s = 1.0 / s;
-                for (o, v) in out_chunk.iter_mut().zip(vkq.iter()) {
+                let inv_s = 1.0 / acc.s;
+                for (o, v) in out_chunk.iter_mut().zip(acc.vkq.iter()) {
                     *o = T::cast(*v * inv_s);
                 }
             });
