@@ -136,11 +136,6 @@ async fn compare(model: &str, experts: usize, isq: Option<&str>, tolerance: f32)
             // logits after that are not comparable. The first forward pass is.
             continue;
         }
-        eprintln!(
-            "DBGW {what} {} step0 {:e} worst {worst:e}",
-            p.name,
-            max_diff(&trace.logits[0], &rows[0]).0
-        );
         assert_eq!(
             (trace.logits.len(), &trace.tokens),
             (rows.len(), &p.greedy),
