@@ -118,6 +118,19 @@ pub fn calls_a_tool(model: &Path) {
     );
 }
 
+/// The largest |a - b| and where it is.
+pub fn max_diff(a: &[f32], b: &[f32]) -> (f32, usize) {
+    assert_eq!(a.len(), b.len(), "logit rows of different widths");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .enumerate()
+        .fold(
+            (0.0, 0),
+            |best, (i, d)| if d > best.0 { (d, i) } else { best },
+        )
+}
+
 /// Rows of `width` little-endian float32 values, as the reference scripts write them.
 pub fn read_f32_rows(path: &std::path::Path, width: usize) -> Vec<Vec<f32>> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

@@ -103,17 +103,25 @@ fn max_logprob_diff(ours: &[f64], theirs: &[f32]) -> (f64, usize) {
         .fold((0.0, 0), |best, d| if d.0 > best.0 { d } else { best })
 }
 
-async fn matches_llama_cpp(name: &str, tolerance: f64, steps: Steps) {
-    let dir = require_fixture(&format!("models/{name}"));
-    let file = dir.join(format!("{name}.gguf"));
-    let ref_dir = require_fixture(&format!("fixtures/reference/{name}"));
-    let reference: Reference =
-        serde_json::from_str(&std::fs::read_to_string(ref_dir.join("reference.json")).unwrap())
-            .unwrap();
+/// The fixture `models/NAME/NAME.gguf` on the CPU, without a prefix cache.
+async fn load(name: &str) -> MistralBackend {
+    let file = require_fixture(&format!("models/{name}/{name}.gguf"));
     let m = models::inspect(&file, name).unwrap();
-    let backend = MistralBackend::load_with_prefix_cache(&m, Device::Cpu, None)
+    MistralBackend::load_with_prefix_cache(&m, Device::Cpu, None)
         .await
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn read_reference<T: serde::de::DeserializeOwned>(dir: &std::path::Path) -> T {
+    let path = dir.join("reference.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+async fn matches_llama_cpp(name: &str, tolerance: f64, steps: Steps) {
+    let ref_dir = require_fixture(&format!("fixtures/reference/{name}"));
+    let reference: Reference = read_reference(&ref_dir);
+    let backend = load(name).await;
     let what = format!(
         "{name} ({}, {} layers)",
         reference.architecture, reference.layers
@@ -193,15 +201,9 @@ struct SourcePrompt {
 /// The float32 file against transformers on its source checkpoint: every logit at the first
 /// forward pass and at each of 32 greedy steps, and the greedy tokens.
 async fn matches_transformers(name: &str, arch: &str) {
-    let file = require_fixture(&format!("models/{name}/{name}.gguf"));
     let ref_dir = require_fixture(&format!("fixtures/reference/gguf-src-{arch}"));
-    let reference: SourceReference =
-        serde_json::from_str(&std::fs::read_to_string(ref_dir.join("reference.json")).unwrap())
-            .unwrap();
-    let m = models::inspect(&file, name).unwrap();
-    let backend = MistralBackend::load_with_prefix_cache(&m, Device::Cpu, None)
-        .await
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let reference: SourceReference = read_reference(&ref_dir);
+    let backend = load(name).await;
     for p in &reference.prompts {
         let trace = backend
             .greedy_trace(p.tokens.clone(), STEPS)
@@ -210,12 +212,7 @@ async fn matches_transformers(name: &str, arch: &str) {
         let rows = read_f32_rows(&ref_dir.join(&p.logits_file), trace.logits[0].len());
         let mut worst = 0f32;
         for (step, (ours, theirs)) in trace.logits.iter().zip(&rows).enumerate() {
-            let (d, at) = ours
-                .iter()
-                .zip(theirs)
-                .map(|(a, b)| (a - b).abs())
-                .enumerate()
-                .fold((0f32, 0), |w, (i, d)| if d > w.0 { (d, i) } else { w });
+            let (d, at) = max_diff(ours, theirs);
             worst = worst.max(d);
             assert!(
                 d <= F32_TRANSFORMERS_TOLERANCE,

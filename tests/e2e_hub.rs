@@ -487,6 +487,33 @@ fn tool_step(home: &Path, hub: &LocalHub, model: &str) -> Vec<serde_json::Value>
     ev
 }
 
+/// `agent pull NAME`, then the given fields of NAME's row in `agent models --json`.
+fn pull_and_describe(
+    home: &Path,
+    hub: &LocalHub,
+    name: &str,
+    keys: &[&str],
+) -> Vec<serde_json::Value> {
+    let o = run_agent(home, hub, &[], &["pull", name]);
+    assert!(o.status.success(), "{name}: {}", stderr(&o));
+    let o = run_agent(home, hub, &[], &["models", "--json"]);
+    let row: serde_json::Value = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("{name} is not listed by agent models"));
+    keys.iter().map(|k| row[k].clone()).collect()
+}
+
+/// The text of a run's first model output event.
+fn model_output(ev: &[serde_json::Value]) -> String {
+    ev.iter()
+        .find(|e| e["event"] == "model_output")
+        .and_then(|e| e["text"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// Qwen3-Coder ships its own template (XML tool calls). Downloaded by its catalogue name, the
 /// model is known by that template: `agent models --json` says so, and a step's call is
 /// written in XML under the grammar and parsed from it.
@@ -500,26 +527,20 @@ fn qwen3_coder_is_driven_with_its_own_tool_call_format() {
         .insert("Qwen/Qwen3-Coder-30B-A3B-Instruct".into(), files);
     let hub = LocalHub::start(state);
     let home = home("coder");
-    let o = run_agent(&home, &hub, &[], &["pull", "qwen3-coder-30b-a3b"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let o = run_agent(&home, &hub, &[], &["models", "--json"]);
-    let row: serde_json::Value = stdout(&o)
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|r| r["name"] == "qwen3-coder-30b-a3b")
-        .unwrap();
-    let described: Vec<_> = [
-        "cached",
-        "family",
-        "format",
-        "tool_call_format",
-        "thinking",
-        "context_length",
-        "size_bytes",
-    ]
-    .iter()
-    .map(|k| row[k].clone())
-    .collect();
+    let described = pull_and_describe(
+        &home,
+        &hub,
+        "qwen3-coder-30b-a3b",
+        &[
+            "cached",
+            "family",
+            "format",
+            "tool_call_format",
+            "thinking",
+            "context_length",
+            "size_bytes",
+        ],
+    );
     assert_eq!(
         described,
         vec![
@@ -532,12 +553,7 @@ fn qwen3_coder_is_driven_with_its_own_tool_call_format() {
             serde_json::json!(size),
         ]
     );
-    let ev = tool_step(&home, &hub, "qwen3-coder-30b-a3b");
-    let text = ev
-        .iter()
-        .find(|e| e["event"] == "model_output")
-        .and_then(|e| e["text"].as_str())
-        .unwrap_or_default();
+    let text = model_output(&tool_step(&home, &hub, "qwen3-coder-30b-a3b"));
     // `<tool_call>` is a special token, not in the text.
     assert!(
         text.contains("<function=") && text.contains("<parameter=") && text.contains("</function>"),
@@ -573,18 +589,12 @@ fn the_2507_releases_are_driven_by_their_own_templates() {
             .insert(repo.into(), repo_from(&require_fixture(fixture)));
         let hub = LocalHub::start(state);
         let home = home(name);
-        let o = run_agent(&home, &hub, &[], &["pull", name]);
-        assert!(o.status.success(), "{name}: {}", stderr(&o));
-        let o = run_agent(&home, &hub, &[], &["models", "--json"]);
-        let row: serde_json::Value = stdout(&o)
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .find(|r| r["name"] == name)
-            .unwrap();
-        let described: Vec<_> = ["family", "tool_call_format", "thinking"]
-            .iter()
-            .map(|k| row[k].clone())
-            .collect();
+        let described = pull_and_describe(
+            &home,
+            &hub,
+            name,
+            &["family", "tool_call_format", "thinking"],
+        );
         assert_eq!(
             described,
             vec![
@@ -594,12 +604,7 @@ fn the_2507_releases_are_driven_by_their_own_templates() {
             ],
             "{name}"
         );
-        let ev = tool_step(&home, &hub, name);
-        let text = ev
-            .iter()
-            .find(|e| e["event"] == "model_output")
-            .and_then(|e| e["text"].as_str())
-            .unwrap_or_default();
+        let text = model_output(&tool_step(&home, &hub, name));
         assert!(
             text.contains("\"name\"") && text.contains("\"arguments\""),
             "{name}: not a JSON call: {text:?}"

@@ -261,14 +261,6 @@ async fn an_abandoned_request_leaves_the_engine_working() {
     );
 }
 
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 /// The prefix cache must reuse KV exactly. The agent loop's next prompt extends a finished
 /// sequence token for token (prompt + generated tokens + more); mistral.rs 0.8.1 matched one
 /// token past the KV it had written and attended to an unwritten row. Our patched copy
@@ -312,7 +304,7 @@ async fn prefix_cache_reuse_is_exact_when_a_prompt_extends_a_finished_sequence()
         .generate_with_logits(&extended, 1, vec![])
         .await
         .unwrap();
-    assert_eq!(max_diff(&with_cache, &without), 0.0);
+    assert_eq!(max_diff(&with_cache, &without).0, 0.0);
 }
 
 /// A cached sequence stays exact after another prompt reused only part of it (two tasks that
@@ -346,7 +338,7 @@ async fn prefix_cache_entries_survive_partial_reuse() {
     let again = format!("{a}{first}");
     let (_, with_cache, _) = on.generate_with_logits(&again, 1, vec![]).await.unwrap();
     let (_, without, _) = off.generate_with_logits(&again, 1, vec![]).await.unwrap();
-    assert_eq!(max_diff(&with_cache, &without), 0.0);
+    assert_eq!(max_diff(&with_cache, &without).0, 0.0);
 }
 
 /// Over 20 seeds (`AGENT_CALL_SEEDS=50` for the README's figure), a required call decoded
@@ -465,7 +457,7 @@ async fn a_repeated_prompt_reuses_the_cache() {
     let (_, again, _) = on.generate_with_logits(&p, 2, vec![]).await.unwrap();
     // Identical logits: the reused rows are exact. (The time saved is measured by
     // `agent bench prefix`, not asserted here.)
-    assert_eq!(max_diff(&first, &again), 0.0);
+    assert_eq!(max_diff(&first, &again).0, 0.0);
 }
 
 /// The tiny random-weight Qwen3-MoE never closes `</think>` by itself. With the block opened in

@@ -50,19 +50,6 @@ struct Prompt {
     experts_routed: Vec<usize>,
 }
 
-/// The largest |a - b| and where it is.
-fn max_diff(a: &[f32], b: &[f32]) -> (f32, usize) {
-    assert_eq!(a.len(), b.len(), "logit rows of different widths");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .enumerate()
-        .fold(
-            (0.0, 0),
-            |best, (i, d)| if d > best.0 { (d, i) } else { best },
-        )
-}
-
 /// Compares the engine with the reference on every prompt; `experts` is the model's expert
 /// count (0 for a dense model).
 async fn matches_reference(model: &str, experts: usize) {
