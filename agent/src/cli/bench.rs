@@ -2,6 +2,7 @@
 //! - `decode`: decode tokens/s of SmolLM2 through agent's backend, through a minimal mistral.rs
 //!   program (its chat API on the downloaded GGUF), and through llama.cpp (node-llama-cpp).
 //! - `gguf`: see `bench_gguf`.
+//! - `prefill`: see `bench_prefill`.
 //! - `prefix`: prompt-processing time per step of a growing 10-step conversation, with mistral.rs's
 //!   prefix cache on and off, and whether the generated text is the same.
 //! - `grammar`: decode tokens/s of SmolLM2 with no grammar, the `auto` grammar (free text until a
@@ -38,6 +39,18 @@ enum What {
     Decode {
         #[arg(long, default_value_t = 128)]
         tokens: usize,
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+    },
+    /// Prefill tokens/s: agent against llama.cpp on the same GGUF, prompt and thread count
+    /// (default: SmolLM2's Q8_0 file, and its published Q4_1 file for llama.cpp).
+    Prefill {
+        /// A GGUF file instead of the default model.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Prompt lengths in tokens.
+        #[arg(long, value_delimiter = ',', default_values_t = [512, 2048, 4096])]
+        tokens: Vec<usize>,
         #[arg(long, default_value_t = 3)]
         repeats: usize,
     },
@@ -156,6 +169,11 @@ pub fn main(args: BenchArgs) -> ExitCode {
         match args.what {
             What::Decode { tokens, repeats } => decode(tokens, repeats).await,
             What::Prefix { steps } => prefix(steps).await,
+            What::Prefill {
+                model,
+                tokens,
+                repeats,
+            } => super::bench_prefill::prefill(model, tokens, repeats).await,
             What::Gguf {
                 model,
                 tokens,
@@ -291,6 +309,32 @@ pub(super) fn llama_cpp(
     tokens: usize,
     repeats: usize,
 ) -> anyhow::Result<(f64, serde_json::Value)> {
+    let dir = install_llama_cpp()?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cli/bench_llama_cpp.mjs");
+    let out = Command::new("node")
+        .arg(&script)
+        .arg(file)
+        .arg(tokens.to_string())
+        .arg(repeats.to_string())
+        .env("LLAMA_DIR", &dir)
+        .env("PROMPT", prompt)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "node-llama-cpp: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(text.trim())?;
+    let best = v["decode_tok_s"]
+        .as_f64()
+        .ok_or_else(|| anyhow::anyhow!("node-llama-cpp printed {text}"))?;
+    Ok((best, v))
+}
+
+/// node-llama-cpp 3.21.1 with its prebuilt CPU binaries from npm, installed into
+/// `$AGENT_HOME/bench/llama-cpp` on first use; returns that directory.
+pub(super) fn install_llama_cpp() -> anyhow::Result<PathBuf> {
     let dir = agent_home().join("bench").join("llama-cpp");
     if !dir.join("node_modules/node-llama-cpp").is_dir() {
         std::fs::create_dir_all(&dir)?;
@@ -312,26 +356,7 @@ pub(super) fn llama_cpp(
             .success();
         anyhow::ensure!(ok, "npm install node-llama-cpp@3.21.1 failed");
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cli/bench_llama_cpp.mjs");
-    let out = Command::new("node")
-        .arg(&script)
-        .arg(file)
-        .arg(tokens.to_string())
-        .arg(repeats.to_string())
-        .env("LLAMA_DIR", &dir)
-        .env("PROMPT", prompt)
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "node-llama-cpp: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v: serde_json::Value = serde_json::from_str(text.trim())?;
-    let best = v["decode_tok_s"]
-        .as_f64()
-        .ok_or_else(|| anyhow::anyhow!("node-llama-cpp printed {text}"))?;
-    Ok((best, v))
+    Ok(dir)
 }
 
 /// Decode speed on the same files: the Q8_0 file agent runs (it converts SmolLM2's Q4_1 once,

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_gguf;
 mod bench_mcp;
+mod bench_prefill;
 mod bench_questions;
 mod bench_thinking;
 mod bench_wasm;

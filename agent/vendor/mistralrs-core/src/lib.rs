@@ -106,6 +106,21 @@ pub fn agent_dot_f32(a: &[f32], b: &[f32]) -> f32 {
     attention::dot_f32(a, b)
 }
 
+/// agent patch 16: float32 CPU attention over (batch, positions, heads, head size) tensors
+/// with an additive mask, through the tile kernel (`tiled`) or the kernel before it; the
+/// output is (batch, heads, positions, head size). For tests comparing the two.
+#[doc(hidden)]
+pub fn agent_cpu_attention(
+    q: &candle_core::Tensor,
+    k: &candle_core::Tensor,
+    v: &candle_core::Tensor,
+    mask: Option<&candle_core::Tensor>,
+    scale: f32,
+    tiled: bool,
+) -> candle_core::Result<candle_core::Tensor> {
+    attention::cpu_attention(q, k, v, mask, scale, tiled)
+}
+
 /// The prompt tokens prefilled so far (see [`PREFILLED_TOKENS`]).
 pub fn prefilled_tokens() -> usize {
     PREFILLED_TOKENS.load(std::sync::atomic::Ordering::SeqCst)

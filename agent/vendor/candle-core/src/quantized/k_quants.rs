@@ -2282,6 +2282,29 @@ pub fn matmul<T: GgmlType>(
         "unexpected lhs length {} ({m},{k},{n})",
         lhs.len()
     );
+    // agent: Q8_0 weights go to agent-kernels' tiled matmul, which computes these same bits
+    // (agent/vendor/README.md); AGENT_CPU_KERNELS=stock keeps the code below.
+    #[cfg(target_arch = "x86_64")]
+    if T::DTYPE == GgmlDType::Q8_0 && k.is_multiple_of(QK8_0) {
+        if let Some(kernel) = agent_kernels::q8_0::Kernel::selected() {
+            const _: () = assert!(
+                std::mem::size_of::<BlockQ8_0>()
+                    == std::mem::size_of::<agent_kernels::q8_0::BlockQ8_0>()
+                    && std::mem::align_of::<BlockQ8_0>()
+                        == std::mem::align_of::<agent_kernels::q8_0::BlockQ8_0>()
+            );
+            // SAFETY: T is BlockQ8_0 (its DTYPE says so), which agent-kernels' block repeats
+            // field for field (f16 scale, 32 i8 quants, repr(C)).
+            let rhs = unsafe {
+                std::slice::from_raw_parts(
+                    rhs_t.as_ptr() as *const agent_kernels::q8_0::BlockQ8_0,
+                    rhs_t.len(),
+                )
+            };
+            kernel.matmul((m, k, n), lhs, rhs, dst);
+            return Ok(());
+        }
+    }
     let k_in_blocks = k.div_ceil(T::BLCK_SIZE);
 
     // TODO: Pre-allocate this.

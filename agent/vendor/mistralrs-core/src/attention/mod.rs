@@ -18,6 +18,30 @@ pub(crate) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     backends::cpu::vec_dot_f32(a, b)
 }
 
+/// agent patch 16: float32 CPU attention, (B, S, H, D) inputs, with the tile kernel or with
+/// the kernel before it, for `crate::agent_cpu_attention`.
+pub(crate) fn cpu_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: Option<&Tensor>,
+    scale: f32,
+    tiled: bool,
+) -> candle_core::Result<Tensor> {
+    let params = SdpaParams {
+        n_kv_groups: q.dims()[2] / k.dims()[2],
+        softcap: None,
+        softmax_scale: scale,
+        sliding_window: None,
+        sinks: None,
+    };
+    if tiled {
+        backends::cpu::run_flash_attn_cpu::<f32>(q, k, v, mask, &params)
+    } else {
+        backends::cpu::run_flash_attn_cpu_untiled::<f32>(q, k, v, mask, &params)
+    }
+}
+
 pub(crate) fn chunked_attention<F>(
     q: &Tensor,
     k: &Tensor,

@@ -56,7 +56,7 @@ unsafe fn set_thread_affinity() {
 
 /// Rayon pool used by the flash‑attention CPU kernels, with a per‑thread
 /// start handler that applies our affinity hint exactly once.
-static FLASH_ATTN_POOL: LazyLock<ThreadPool> = LazyLock::new(|| {
+pub(super) static FLASH_ATTN_POOL: LazyLock<ThreadPool> = LazyLock::new(|| {
     rayon::ThreadPoolBuilder::new()
         .start_handler(|_| unsafe {
             set_thread_affinity();
@@ -217,16 +217,22 @@ fn mask_offset(
     }
 }
 
-struct MaskInfo<'a> {
-    data: &'a [f32],
-    dims: &'a [usize],
-    b: usize,
-    h: usize,
+pub(super) struct MaskInfo<'a> {
+    pub(super) data: &'a [f32],
+    pub(super) dims: &'a [usize],
+    pub(super) b: usize,
+    pub(super) h: usize,
 }
 
 impl<'a> MaskInfo<'a> {
+    /// agent patch 16: where `value` reads, for a run of positions.
     #[inline]
-    fn value(&self, b_i: usize, h_i: usize, q_pos: usize, kv_pos: usize) -> f32 {
+    pub(super) fn offset(&self, b_i: usize, h_i: usize, q_pos: usize, kv_pos: usize) -> Option<usize> {
+        mask_offset(self.dims, self.b, self.h, b_i, h_i, q_pos, kv_pos)
+    }
+
+    #[inline]
+    pub(super) fn value(&self, b_i: usize, h_i: usize, q_pos: usize, kv_pos: usize) -> f32 {
         if let Some(idx) = mask_offset(self.dims, self.b, self.h, b_i, h_i, q_pos, kv_pos) {
             *self.data.get(idx).unwrap_or(&0.0)
         } else {
@@ -285,6 +291,26 @@ impl UpcastF32 for bf16 {
 }
 
 pub fn run_flash_attn_cpu<T>(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: Option<&Tensor>,
+    sdpa_params: &SdpaParams,
+) -> Result<Tensor>
+where
+    T: WithDType + Sum + num_traits::real::Real + DowncastF32 + UpcastF32 + Copy,
+{
+    // agent patch 16: float32 goes through agent-attention's tile kernel (cpu_tiles.rs), the mask
+    // read in place rather than copied (16 MB per layer at 2,048 tokens).
+    if let Some(out) = f32_tiles(q, k, v, mask, sdpa_params) {
+        return out;
+    }
+    run_flash_attn_cpu_untiled::<T>(q, k, v, mask, sdpa_params)
+}
+
+/// The kernels below, patch 14's arithmetic: other dtypes and head sizes, and the reference
+/// patch 16 is compared against (`crate::agent_cpu_attention`).
+pub(crate) fn run_flash_attn_cpu_untiled<T>(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
@@ -385,6 +411,58 @@ where
     )
 }
 
+/// A tensor's float32 data from its first element, when it is float32 on the CPU.
+fn f32_data<'a>(storage: &'a Storage, layout: &candle_core::Layout) -> Option<&'a [f32]> {
+    match storage {
+        Storage::Cpu(cpu) => cpu.as_slice::<f32>().ok().map(|d| &d[layout.start_offset()..]),
+        _ => None,
+    }
+}
+
+/// agent patch 16: [`super::cpu_tiles::run`] when every input is float32 and the head size
+/// has a kernel; `None` leaves the call to the code below.
+fn f32_tiles(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: Option<&Tensor>,
+    sdpa_params: &SdpaParams,
+) -> Option<Result<Tensor>> {
+    let (q_guard, q_layout) = q.storage_and_layout();
+    let (k_guard, k_layout) = k.storage_and_layout();
+    let (v_guard, v_layout) = v.storage_and_layout();
+    let q_data = f32_data(&q_guard, q_layout)?;
+    let k_data = f32_data(&k_guard, k_layout)?;
+    let v_data = f32_data(&v_guard, v_layout)?;
+    let mask_guard = mask.map(|m| m.storage_and_layout());
+    let (b, h) = (q.dims()[0], q.dims()[2]);
+    let mask_info = match (&mask_guard, mask) {
+        (Some((guard, layout)), Some(m)) => Some(MaskInfo {
+            data: f32_data(guard, layout)?,
+            dims: m.dims(),
+            b,
+            h,
+        }),
+        _ => None,
+    };
+    let call = super::cpu_tiles::Call {
+        q: q_data,
+        k: k_data,
+        v: v_data,
+        mask: mask_info,
+        qshape: q.dims(),
+        kshape: k.dims(),
+        qstride: q.stride(),
+        kstride: k.stride(),
+        vstride: v.stride(),
+        scoring: agent_attention::Scoring {
+            scale: sdpa_params.softmax_scale,
+            softcap: sdpa_params.softcap.unwrap_or(0.0),
+        },
+    };
+    super::cpu_tiles::run(&call)
+}
+
 /// Where one query row reads its keys and values, and how it scores them.
 struct Row<'a, T> {
     q: &'a [T],
@@ -467,15 +545,15 @@ fn attend_tile<T: UpcastF32 + Copy>(
 }
 
 /// A row's running (output, sum, maximum), started empty (zeros, 0, -inf).
-struct Acc<'a> {
-    vkq: &'a mut [f32],
-    s: f32,
-    m: f32,
+pub(super) struct Acc<'a> {
+    pub(super) vkq: &'a mut [f32],
+    pub(super) s: f32,
+    pub(super) m: f32,
 }
 
 /// Folds the next tile (its output, sum and maximum) into a row's running result.
 #[inline]
-fn merge_tile(acc: &mut Acc<'_>, vkq_b: &[f32], s_b: f32, m_b: f32) {
+pub(super) fn merge_tile(acc: &mut Acc<'_>, vkq_b: &[f32], s_b: f32, m_b: f32) {
     if s_b == 0.0 {
         // Every position of the tile was masked out.
         return;

@@ -1,4 +1,5 @@
 pub(super) mod cpu;
+mod cpu_tiles;
 mod flash;
 mod naive;
 mod sinks;

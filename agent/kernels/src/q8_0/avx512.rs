@@ -1,0 +1,170 @@
+//! The AVX-512 VNNI kernel: two tokens per 512-bit register, `vpdpbusd` for the products.
+//!
+//! `vpdpbusd` multiplies unsigned by signed bytes, so activations are stored offset by 128
+//! (`a + 128` as u8) and each weight block's `128 · Σw` over every group of four is
+//! subtracted back: the i32 group sums are exactly candle's. Lanes 0-7 of a register belong
+//! to the first token of a pair, lanes 8-15 to the second, so each output still has candle's
+//! eight accumulators.
+
+use std::arch::x86_64::*;
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use super::{BlockQ8_0, Out, QK, for_each_tile, quant};
+
+/// One block of a pair of tokens: quants offset by 128, and each token's scale in the eight
+/// lanes that token uses.
+#[repr(C, align(64))]
+#[derive(Clone, Copy)]
+struct PairBlock {
+    qs: [u8; 2 * QK],
+    d: [f32; 16],
+}
+
+const EMPTY: PairBlock = PairBlock {
+    qs: [128; 2 * QK],
+    d: [0.0; 16],
+};
+
+/// Weight rows per micro-kernel call.
+const ROWS: usize = 4;
+/// Token pairs per micro-kernel call: 4 × 3 accumulators, 3 activation and 3 scale registers.
+const PAIRS: usize = 3;
+/// Token pairs per tile (32 tokens: 2 × 16 × k/32 × 128 bytes of activations, in L2).
+const PAIR_BLOCK: usize = 16;
+
+/// # Safety
+/// The CPU has AVX2, FMA, F16C, AVX-512 F/BW/DQ/VL and VNNI; shapes were checked by the caller.
+pub(super) unsafe fn matmul(
+    (m, k, n): (usize, usize, usize),
+    lhs: &[f32],
+    rhs: &[BlockQ8_0],
+    dst: &mut [f32],
+) {
+    let nb = k / QK;
+    let pairs = m.div_ceil(2);
+    let mut act = vec![EMPTY; pairs * nb];
+    act.par_chunks_mut(nb).enumerate().for_each(|(p, blocks)| {
+        for half in 0..2 {
+            let t = 2 * p + half;
+            if t >= m {
+                break;
+            }
+            for (b, block) in blocks.iter_mut().enumerate() {
+                let mut qs = [0i8; QK];
+                // SAFETY: 32 floats from `lhs[t * k + b * 32]`, within `lhs` (m × k).
+                let d =
+                    unsafe { quant::block_avx2(lhs.as_ptr().add(t * k + b * QK), qs.as_mut_ptr()) };
+                for (o, q) in block.qs[half * QK..(half + 1) * QK].iter_mut().zip(qs) {
+                    *o = (q as u8) ^ 0x80;
+                }
+                block.d[half * 8..(half + 1) * 8].fill(d);
+            }
+        }
+    });
+    let out = Out(dst.as_mut_ptr());
+    let act = &act;
+    for_each_tile(
+        pairs,
+        PAIR_BLOCK,
+        n,
+        |pairs: Range<usize>, rows: Range<usize>| {
+            let mut p = pairs.start;
+            while p < pairs.end {
+                let tp = (pairs.end - p).min(PAIRS);
+                let mut r = rows.start;
+                while r < rows.end {
+                    let tr = (rows.end - r).min(ROWS);
+                    let w = &rhs[r * nb..];
+                    let a = &act[p * nb..];
+                    let at = Tile {
+                        m,
+                        n,
+                        row: r,
+                        pair: p,
+                    };
+                    // SAFETY: `w` holds `tr` rows and `a` holds `tp` pairs of `nb` blocks each;
+                    // this tile alone writes rows r..r+tr of tokens 2p..2(p+tp).
+                    unsafe {
+                        match (tr, tp) {
+                            (4, 3) => kernel::<4, 3>(w, a, nb, out, at),
+                            (4, 2) => kernel::<4, 2>(w, a, nb, out, at),
+                            (4, 1) => kernel::<4, 1>(w, a, nb, out, at),
+                            (3, 3) => kernel::<3, 3>(w, a, nb, out, at),
+                            (3, 2) => kernel::<3, 2>(w, a, nb, out, at),
+                            (3, 1) => kernel::<3, 1>(w, a, nb, out, at),
+                            (2, 3) => kernel::<2, 3>(w, a, nb, out, at),
+                            (2, 2) => kernel::<2, 2>(w, a, nb, out, at),
+                            (2, 1) => kernel::<2, 1>(w, a, nb, out, at),
+                            (1, 3) => kernel::<1, 3>(w, a, nb, out, at),
+                            (1, 2) => kernel::<1, 2>(w, a, nb, out, at),
+                            _ => kernel::<1, 1>(w, a, nb, out, at),
+                        }
+                    }
+                    r += tr;
+                }
+                p += tp;
+            }
+        },
+    );
+}
+
+/// Where a micro-kernel's outputs go: its first weight row and first token pair.
+#[derive(Clone, Copy)]
+struct Tile {
+    m: usize,
+    n: usize,
+    row: usize,
+    pair: usize,
+}
+
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
+unsafe fn kernel<const R: usize, const T: usize>(
+    w: &[BlockQ8_0],
+    a: &[PairBlock],
+    nb: usize,
+    out: Out,
+    at: Tile,
+) {
+    debug_assert!(w.len() >= R * nb && a.len() >= T * nb);
+    let zero = _mm512_setzero_si512();
+    let offset = _mm512_set1_epi8(-128);
+    let mut acc = [[_mm512_setzero_ps(); T]; R];
+    for b in 0..nb {
+        let mut aq = [zero; T];
+        let mut ad = [_mm512_setzero_ps(); T];
+        for t in 0..T {
+            let pb = &a[t * nb + b];
+            aq[t] = unsafe { _mm512_loadu_si512(pb.qs.as_ptr() as *const __m512i) };
+            ad[t] = unsafe { _mm512_loadu_ps(pb.d.as_ptr()) };
+        }
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let blk = &w[r * nb + b];
+            let wq = _mm512_broadcast_i64x4(unsafe {
+                _mm256_loadu_si256(blk.qs.as_ptr() as *const __m256i)
+            });
+            // -128 · Σw per group of four, the start of each sum of offset products.
+            let neg = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, offset, wq));
+            let dw = _mm512_set1_ps(blk.d.to_f32());
+            for t in 0..T {
+                let q = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(neg, aq[t], wq));
+                acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, ad[t]), q, acc[t]);
+            }
+        }
+    }
+    for (r, acc) in acc.iter().enumerate() {
+        for (t, &v) in acc.iter().enumerate() {
+            let token = 2 * (at.pair + t);
+            let lo = _mm512_castps512_ps256(v);
+            let hi = _mm512_extractf32x8_ps::<1>(v);
+            // SAFETY: token < m and row < n; this tile owns these outputs.
+            unsafe {
+                out.write(token * at.n + at.row + r, super::avx2::hsum(lo));
+                if token + 1 < at.m {
+                    out.write((token + 1) * at.n + at.row + r, super::avx2::hsum(hi));
+                }
+            }
+        }
+    }
+}

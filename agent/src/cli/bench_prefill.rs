@@ -1,0 +1,267 @@
+//! `agent bench prefill`: prompt processing (prefill) tokens/s, agent against llama.cpp
+//! (node-llama-cpp 3.21.1's prebuilt CPU build) on the same GGUF file, the same prompt text
+//! and the same number of threads, at several prompt lengths; median of several runs each.
+//!
+//! agent's figure is its time to the first token of a one-token generation with the prefix
+//! cache off (what step 1 of a run waits), llama.cpp's the time to evaluate the prompt's
+//! tokens (which also computes the last token's logits). The prompts are plain text of
+//! exactly the requested length in agent's tokenizer; llama.cpp's count of the same text is
+//! printed beside it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use agent::backend::{Backend, GenRequest, Sampling};
+use agent::mistral::{MistralBackend, fast_gguf};
+use agent::models::{self, ModelSource};
+use agent::task::Device;
+
+use super::bench::{install_llama_cpp, median_after_warmup};
+
+/// Words for the synthetic prompts: ordinary prose, so that the tokenizer sees the ~1.3
+/// tokens per word of real text. Prefill cost depends only on the token count.
+const WORDS: &[&str] = &[
+    "the",
+    "file",
+    "server",
+    "returns",
+    "a",
+    "list",
+    "of",
+    "entries",
+    "with",
+    "their",
+    "size",
+    "and",
+    "modified",
+    "time",
+    "when",
+    "path",
+    "is",
+    "directory",
+    "each",
+    "tool",
+    "call",
+    "reads",
+    "writes",
+    "JSON",
+    "object",
+    "schema",
+    "describes",
+    "arguments",
+    "required",
+    "optional",
+    "string",
+    "number",
+    "array",
+    "allowed",
+    "roots",
+    "outside",
+    "error",
+    "message",
+    "model",
+    "answer",
+    "step",
+    "result",
+    "content",
+    "text",
+    "lines",
+    "search",
+    "pattern",
+    "matches",
+    "recursively",
+    "excluding",
+    "hidden",
+    "files",
+    "edit",
+    "replace",
+    "exact",
+    "sequence",
+    "create",
+    "move",
+    "rename",
+    "information",
+    "metadata",
+    "permissions",
+    "type",
+    "only",
+    "within",
+    "directories",
+    "returns.",
+    "value,",
+    "name:",
+    "(default",
+    "false).",
+];
+
+/// Text of exactly `n` tokens in `backend`'s tokenizer (the longest word prefix that fits,
+/// which is `n` or one short of it, topped up with single-token words).
+async fn prompt_of(backend: &MistralBackend, n: usize) -> anyhow::Result<(String, usize)> {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut words = Vec::with_capacity(n);
+    for _ in 0..n {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        words.push(WORDS[(state % WORDS.len() as u64) as usize]);
+    }
+    // Every word is at least one token: the answer lies in 0..=n words.
+    let (mut lo, mut hi) = (0usize, n);
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if backend.tokenize(&words[..mid].join(" ")).await?.len() <= n {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    let mut text = words[..lo].join(" ");
+    let mut count = backend.tokenize(&text).await?.len();
+    while count < n {
+        text.push_str(" a");
+        count = backend.tokenize(&text).await?.len();
+    }
+    Ok((text, count))
+}
+
+/// agent's prefill seconds for `prompt`: time to the first token, prefix cache off; the first
+/// of `repeats + 1` runs warms up and is dropped.
+async fn agent_prefill(
+    backend: &MistralBackend,
+    prompt: &str,
+    repeats: usize,
+) -> anyhow::Result<f64> {
+    let mut secs = Vec::new();
+    for _ in 0..=repeats {
+        let mut sink = |_: &str| {};
+        let out = backend
+            .generate(
+                GenRequest {
+                    prompt: prompt.to_string(),
+                    max_tokens: 1,
+                    sampling: Sampling::default(),
+                    stop: vec![],
+                    grammar: None,
+                    think: Default::default(),
+                },
+                &mut sink,
+            )
+            .await?;
+        secs.push(out.stats.prompt_secs);
+    }
+    Ok(median_after_warmup(secs))
+}
+
+/// llama.cpp's token counts and median prefill seconds for each prompt, at `threads`.
+fn llama_prefill(
+    file: &Path,
+    prompts: &[String],
+    threads: usize,
+    repeats: usize,
+) -> anyhow::Result<serde_json::Value> {
+    let dir = install_llama_cpp()?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cli/bench_llama_cpp_prefill.mjs");
+    let out = Command::new("node")
+        .arg(&script)
+        .arg(file)
+        .arg(threads.to_string())
+        .arg(repeats.to_string())
+        .env("LLAMA_DIR", &dir)
+        .env("PROMPTS", serde_json::to_string(prompts)?)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "node-llama-cpp: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_str(
+        String::from_utf8_lossy(&out.stdout).trim(),
+    )?)
+}
+
+/// The threads agent computes with: rayon's global pool, as candle sizes it.
+fn agent_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&t| t > 0)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+}
+
+pub(super) async fn prefill(
+    file: Option<PathBuf>,
+    sizes: Vec<usize>,
+    repeats: usize,
+) -> anyhow::Result<()> {
+    let threads = agent_threads();
+    // SmolLM2 (the default model): agent runs the Q8_0 file it converts at install; llama.cpp
+    // runs that same file and the Q4_1 file as published.
+    let (m, files) = match file {
+        Some(f) => {
+            let name = f
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (models::inspect(&f, &name)?, vec![f])
+        }
+        None => {
+            let m = models::resolve(models::DEFAULT_MODEL)?;
+            let ModelSource::Gguf { file } = &m.source else {
+                anyhow::bail!("the default model is not a GGUF")
+            };
+            let converted = fast_gguf(file).map_err(anyhow::Error::msg)?;
+            let original = file.clone();
+            (m, vec![converted, original])
+        }
+    };
+    let backend = MistralBackend::load_with_prefix_cache(&m, Device::Cpu, None).await?;
+    let mut prompts = Vec::new();
+    let mut counts = Vec::new();
+    for &n in &sizes {
+        let (text, count) = prompt_of(&backend, n).await?;
+        prompts.push(text);
+        counts.push(count);
+    }
+    let mut agent = Vec::new();
+    for p in &prompts {
+        agent.push(agent_prefill(&backend, p, repeats).await?);
+    }
+    drop(backend);
+    let kernels = match agent_kernels::q8_0::Kernel::selected() {
+        Some(k) => format!("{k:?}"),
+        None => "candle's stock kernels".into(),
+    };
+    println!(
+        "prefill tokens/s, {}, {threads} threads (agent and llama.cpp), median of {repeats} after a warm-up; agent's Q8_0 matmul: {kernels}",
+        m.name
+    );
+    println!(
+        "| file | prompt tokens (llama.cpp's count) | llama.cpp tok/s | agent tok/s | agent vs llama.cpp |"
+    );
+    println!("|---|---|---|---|---|");
+    for file in &files {
+        let llama = llama_prefill(file, &prompts, threads, repeats)?;
+        let name = file
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for (i, &n) in counts.iter().enumerate() {
+            let row = &llama["prompts"][i];
+            let (ln, ls) = (
+                row["tokens"].as_f64().unwrap_or(f64::NAN),
+                row["secs"].as_f64().unwrap_or(f64::NAN),
+            );
+            let (llama_rate, agent_rate) = (ln / ls, n as f64 / agent[i]);
+            println!(
+                "| {name} | {n} ({ln}) | {llama_rate:.0} | {agent_rate:.0} | {:.2}x |",
+                agent_rate / llama_rate
+            );
+        }
+        println!("(llama.cpp batch size {})", llama["batch_size"]);
+    }
+    Ok(())
+}
