@@ -310,7 +310,9 @@ fn a_tool_built_from_the_documented_template_works() {
 
 /// The seed tasks' front matter with other questions of the kind: nothing in the runtime or
 /// the tools knows the seed questions. These are ones the default model answers; the whole set,
-/// with the ones it does not, is measured by `agent bench questions` (docs/WASM_TOOLS.md).
+/// with the ones it does not, is measured by `agent bench questions` (docs/WASM_TOOLS.md). (Of
+/// the letter questions only the seed's own is answered since the attention kernel of
+/// 2026-12-03 changed SmolLM2's rounding: "blueberry" flipped.)
 #[test]
 fn other_questions_of_the_kind() {
     let dir = tmp_dir("seed-variants");
@@ -324,15 +326,15 @@ fn other_questions_of_the_kind() {
     let cases = [
         (
             with_question(
-                "examples/tasks/strawberry.md",
-                "How many times does the letter \"b\" occur in the word \"blueberry\"? Count it with the text tool, then give the number as the final answer.",
-                "blueberry.md",
+                "examples/tasks/decimals.md",
+                "Which is larger, 10.1 or 10.09? Compare them with the number tool, then give the larger number as the final answer.",
+                "decimals-1009.md",
             ),
             (
-                "text__count",
-                serde_json::json!({"find": "b", "text": "blueberry"}),
+                "number__compare",
+                serde_json::json!({"a": "10.1", "b": "10.09"}),
             ),
-            "2",
+            "10.1",
         ),
         (
             with_question(
@@ -354,8 +356,7 @@ fn other_questions_of_the_kind() {
             .filter(|e| e["event"] == "tool_call" && e["name"] != "final_answer")
             .map(|e| (&e["name"], &e["arguments"]))
             .collect();
-        // The model may repeat the call (SmolLM2 asks twice for "blueberry"); every call must
-        // be the right one.
+        // The model may repeat a call; every call must be the right one.
         assert!(!calls.is_empty(), "{task}: no tool was called");
         let right = (&serde_json::json!(tool), &args);
         assert_eq!(calls, vec![right; calls.len()], "{task}");

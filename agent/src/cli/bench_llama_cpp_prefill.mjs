@@ -13,7 +13,8 @@ const prompts = JSON.parse(process.env.PROMPTS);
 const out = [];
 let batchSize = null;
 for (const text of prompts) {
-  const tokens = model.tokenize(text);
+  // Special tokens in the text (a rendered chat prompt) are parsed as such, as agent does.
+  const tokens = model.tokenize(text, true);
   const secs = [];
   for (let r = 0; r <= Number(repeatsArg); r++) {
     const context = await model.createContext({

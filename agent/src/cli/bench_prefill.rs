@@ -7,14 +7,24 @@
 //! tokens (which also computes the last token's logits). The prompts are plain text of
 //! exactly the requested length in agent's tokenizer; llama.cpp's count of the same text is
 //! printed beside it.
+//!
+//! Then step 1 of a task with server-filesystem, as `agent run` makes it (system prompt, every
+//! tool's schema, the question): agent's time to its first token, against llama.cpp on the
+//! same rendered prompt.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use agent::backend::{Backend, GenRequest, Sampling};
+use agent::backend::{
+    Backend, BackendError, BoxFuture, GenOutput, GenRequest, GenStats, ModelInfo, OnText, Sampling,
+};
 use agent::mistral::{MistralBackend, fast_gguf};
-use agent::models::{self, ModelSource};
-use agent::task::Device;
+use agent::models::{self, ModelSource, agent_home};
+use agent::planner::Agent;
+use agent::task::{Device, Task};
+use agent::toolset;
+use agent_tools::mcp::{Hooks, McpPool};
+use tokio_util::sync::CancellationToken;
 
 use super::bench::{install_llama_cpp, median_after_warmup};
 
@@ -230,6 +240,7 @@ pub(super) async fn prefill(
     for p in &prompts {
         agent.push(agent_prefill(&backend, p, repeats).await?);
     }
+    let (step_prompt, step_tokens, step_secs) = first_step(&backend, repeats).await?;
     drop(backend);
     let kernels = match agent_kernels::q8_0::Kernel::selected() {
         Some(k) => format!("{k:?}"),
@@ -263,5 +274,129 @@ pub(super) async fn prefill(
         }
         println!("(llama.cpp batch size {})", llama["batch_size"]);
     }
+    let llama = llama_prefill(&files[0], &[step_prompt], threads, repeats)?;
+    let row = &llama["prompts"][0];
+    let llama_secs = row["secs"].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "step 1 of a task with server-filesystem ({step_tokens} prompt tokens, llama.cpp counts {}): \
+         time to the first token {step_secs:.2} s, llama.cpp {llama_secs:.2} s on the same prompt ({:.2}x)",
+        row["tokens"],
+        llama_secs / step_secs
+    );
     Ok(())
+}
+
+/// Records each step's prompt and statistics, passing the request on to the real backend.
+struct Recorder<'a> {
+    inner: &'a MistralBackend,
+    steps: std::sync::Mutex<Vec<(String, GenStats)>>,
+}
+
+impl Backend for Recorder<'_> {
+    fn info(&self) -> &ModelInfo {
+        self.inner.info()
+    }
+
+    fn generate<'a>(
+        &'a self,
+        req: GenRequest,
+        on_text: OnText<'a>,
+    ) -> BoxFuture<'a, Result<GenOutput, BackendError>> {
+        Box::pin(async move {
+            let prompt = req.prompt.clone();
+            let out = self.inner.generate(req, on_text).await?;
+            if let Ok(mut steps) = self.steps.lock() {
+                steps.push((prompt, out.stats.clone()));
+            }
+            Ok(out)
+        })
+    }
+}
+
+/// server-filesystem as the fixtures pin it, installed into `$AGENT_HOME/bench/mcp-servers`
+/// on first use; returns its binary.
+fn install_server_filesystem() -> anyhow::Result<PathBuf> {
+    let dir = agent_home().join("bench").join("mcp-servers");
+    let bin = dir.join("node_modules/.bin/mcp-server-filesystem");
+    if !bin.is_file() {
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(
+            dir.join("package.json"),
+            "{\"name\":\"agent-bench-mcp-servers\",\"private\":true}\n",
+        )?;
+        let ok = Command::new("npm")
+            .args([
+                "install",
+                "--silent",
+                "@modelcontextprotocol/server-filesystem@2026.8.31",
+            ])
+            .current_dir(&dir)
+            .status()?
+            .success();
+        anyhow::ensure!(
+            ok,
+            "npm install @modelcontextprotocol/server-filesystem failed"
+        );
+    }
+    Ok(bin)
+}
+
+/// Step 1 of a task with server-filesystem (all its tools), as `agent run` makes it: its
+/// prompt, and agent's median time to the first token over `repeats` runs after a warm-up.
+async fn first_step(
+    backend: &MistralBackend,
+    repeats: usize,
+) -> anyhow::Result<(String, usize, f64)> {
+    let server = install_server_filesystem()?;
+    let dir = std::env::temp_dir().join(format!("agent-bench-first-step-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("notes.txt"), "milk, eggs, flour\n")?;
+    let task_path = dir.join("task.md");
+    std::fs::write(
+        &task_path,
+        format!(
+            "---\ntools: []\nmax_steps: 1\nmcp_servers:\n  fs:\n    command: {}\n    args: [{}]\n    required: true\n---\nWhat is in notes.txt here?\n",
+            server.display(),
+            dir.display()
+        ),
+    )?;
+    let task = Task::load(&task_path)?;
+    let cfg = super::runcfg::run_config(&task.front, &task, "bench".into(), 32, None);
+    let mcp = toolset::mcp_config(&agent_home(), &[], Some(&task)).map_err(anyhow::Error::msg)?;
+    let recorder = Recorder {
+        inner: backend,
+        steps: std::sync::Mutex::new(Vec::new()),
+    };
+    let mut secs = Vec::new();
+    let mut seen = None;
+    for _ in 0..=repeats {
+        let mut tools = toolset::build(
+            &task.front.tools_or_default(),
+            &task.front.output_or_default(),
+        )?;
+        let pool = McpPool::start(&mcp, Hooks::default());
+        toolset::wait_for_first_step(&pool, &cfg.tool_choice)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        tools.register_provider(pool.clone());
+        let outcome = Agent::new(&recorder, tools)
+            .run(&cfg, &CancellationToken::new())
+            .await;
+        pool.shutdown().await;
+        outcome?;
+        let steps = recorder
+            .steps
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default();
+        let (prompt, stats) = steps
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("the run made no step"))?;
+        secs.push(stats.prompt_secs);
+        seen = Some((prompt, stats.prompt_tokens));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let (prompt, tokens) = seen.ok_or_else(|| anyhow::anyhow!("no run"))?;
+    Ok((prompt, tokens, median_after_warmup(secs)))
 }

@@ -227,7 +227,13 @@ pub(super) struct MaskInfo<'a> {
 impl<'a> MaskInfo<'a> {
     /// agent patch 16: where `value` reads, for a run of positions.
     #[inline]
-    pub(super) fn offset(&self, b_i: usize, h_i: usize, q_pos: usize, kv_pos: usize) -> Option<usize> {
+    pub(super) fn offset(
+        &self,
+        b_i: usize,
+        h_i: usize,
+        q_pos: usize,
+        kv_pos: usize,
+    ) -> Option<usize> {
         mask_offset(self.dims, self.b, self.h, b_i, h_i, q_pos, kv_pos)
     }
 
@@ -414,7 +420,10 @@ where
 /// A tensor's float32 data from its first element, when it is float32 on the CPU.
 fn f32_data<'a>(storage: &'a Storage, layout: &candle_core::Layout) -> Option<&'a [f32]> {
     match storage {
-        Storage::Cpu(cpu) => cpu.as_slice::<f32>().ok().map(|d| &d[layout.start_offset()..]),
+        Storage::Cpu(cpu) => cpu
+            .as_slice::<f32>()
+            .ok()
+            .map(|d| &d[layout.start_offset()..]),
         _ => None,
     }
 }

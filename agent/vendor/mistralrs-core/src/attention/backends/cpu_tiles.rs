@@ -34,8 +34,7 @@ pub(super) struct Call<'a> {
 /// `Some(output)` when the kernel handles this head size.
 pub(super) fn run(call: &Call<'_>) -> Option<Result<Tensor>> {
     let d = call.qshape[3];
-    if call.kshape[3] != d || call.qstride[3] != 1 || call.kstride[3] != 1 || call.vstride[3] != 1
-    {
+    if call.kshape[3] != d || call.qstride[3] != 1 || call.kstride[3] != 1 || call.vstride[3] != 1 {
         return None;
     }
     Some(match d {
@@ -137,9 +136,16 @@ fn run_d<const D: usize>(call: &Call<'_>) -> Result<Tensor> {
                             let Some(kt) = kt.as_deref() else { continue };
                             let heads: Vec<usize> = (kvh * group..(kvh + 1) * group).collect();
                             for chunk in heads.chunks(4) {
-                                let ats: Vec<RowAt> =
-                                    chunk.iter().map(|&hi| RowAt { b: bi, h: hi, pos: 0 }).collect();
-                                let q: Vec<&[f32]> = ats.iter().map(|&a| call.q_row(a, D)).collect();
+                                let ats: Vec<RowAt> = chunk
+                                    .iter()
+                                    .map(|&hi| RowAt {
+                                        b: bi,
+                                        h: hi,
+                                        pos: 0,
+                                    })
+                                    .collect();
+                                let q: Vec<&[f32]> =
+                                    ats.iter().map(|&a| call.q_row(a, D)).collect();
                                 let masks: Vec<[f32; TILE]> =
                                     ats.iter().map(|&a| call.mask_tile(a, start, n)).collect();
                                 let first = bi * h + chunk[0];
@@ -173,7 +179,14 @@ fn run_d<const D: usize>(call: &Call<'_>) -> Result<Tensor> {
                     let o = &tile[bi * h + hi];
                     merge_tile(&mut acc, &o.vkq, o.sum, o.max);
                 }
-                put(RowAt { b: bi, h: hi, pos: 0 }, &acc);
+                put(
+                    RowAt {
+                        b: bi,
+                        h: hi,
+                        pos: 0,
+                    },
+                    &acc,
+                );
             }
         }
     } else {
@@ -202,9 +215,16 @@ fn run_d<const D: usize>(call: &Call<'_>) -> Result<Tensor> {
         let done: Vec<(Vec<RowAt>, Vec<f32>, Vec<f32>)> = FLASH_ATTN_POOL.install(|| {
             jobs.par_iter()
                 .map(|&(bi, kvh, blk)| {
-                    let positions = blk * POSITIONS_PER_JOB..((blk + 1) * POSITIONS_PER_JOB).min(q_len);
+                    let positions =
+                        blk * POSITIONS_PER_JOB..((blk + 1) * POSITIONS_PER_JOB).min(q_len);
                     let ats: Vec<RowAt> = positions
-                        .flat_map(|pos| (kvh * group..(kvh + 1) * group).map(move |hi| RowAt { b: bi, h: hi, pos }))
+                        .flat_map(|pos| {
+                            (kvh * group..(kvh + 1) * group).map(move |hi| RowAt {
+                                b: bi,
+                                h: hi,
+                                pos,
+                            })
+                        })
                         .collect();
                     let (_, v) = call.kv_heads(bi, kvh);
                     let kts = &kts[bi * kv_heads + kvh];
@@ -218,7 +238,10 @@ fn run_d<const D: usize>(call: &Call<'_>) -> Result<Tensor> {
                         for (mask, &at) in masks.iter_mut().zip(&ats) {
                             *mask = call.mask_tile(at, start, n);
                         }
-                        if masks.iter().all(|m| m[..n].iter().all(|&x| x == f32::NEG_INFINITY)) {
+                        if masks
+                            .iter()
+                            .all(|m| m[..n].iter().all(|&x| x == f32::NEG_INFINITY))
+                        {
                             continue;
                         }
                         for (c, chunk) in ats.chunks(4).enumerate() {
