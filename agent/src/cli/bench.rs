@@ -280,19 +280,8 @@ pub(super) async fn agent_decode(
     let mut generated = 0;
     for _ in 0..repeats {
         let mut sink = |_: &str| {};
-        // No stop strings: every engine generates until EOS or the token cap.
         let out = backend
-            .generate(
-                GenRequest {
-                    prompt: prompt.clone(),
-                    max_tokens: tokens,
-                    sampling: Sampling::default(),
-                    stop: vec![],
-                    grammar: None,
-                    think: Default::default(),
-                },
-                &mut sink,
-            )
+            .generate(greedy_request(&prompt, tokens), &mut sink)
             .await?;
         generated = out.stats.completion_tokens;
         rates.push(out.stats.decode_tokens_per_sec());
@@ -309,32 +298,64 @@ pub(super) fn llama_cpp(
     tokens: usize,
     repeats: usize,
 ) -> anyhow::Result<(f64, serde_json::Value)> {
+    let v = run_llama_cpp_script(
+        "bench_llama_cpp.mjs",
+        &[
+            file.as_os_str(),
+            tokens.to_string().as_ref(),
+            repeats.to_string().as_ref(),
+        ],
+        &[("PROMPT", prompt)],
+    )?;
+    let best = v["decode_tok_s"]
+        .as_f64()
+        .ok_or_else(|| anyhow::anyhow!("node-llama-cpp printed {v}"))?;
+    Ok((best, v))
+}
+
+/// Runs one of the node-llama-cpp scripts beside this file (`agent/src/cli/NAME`) with
+/// `args` and the environment `env`, node-llama-cpp installed first; returns the JSON it prints.
+pub(super) fn run_llama_cpp_script(
+    name: &str,
+    args: &[&std::ffi::OsStr],
+    env: &[(&str, &str)],
+) -> anyhow::Result<serde_json::Value> {
     let dir = install_llama_cpp()?;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cli/bench_llama_cpp.mjs");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/cli")
+        .join(name);
     let out = Command::new("node")
         .arg(&script)
-        .arg(file)
-        .arg(tokens.to_string())
-        .arg(repeats.to_string())
+        .args(args)
         .env("LLAMA_DIR", &dir)
-        .env("PROMPT", prompt)
+        .envs(env.iter().copied())
         .output()?;
     anyhow::ensure!(
         out.status.success(),
-        "node-llama-cpp: {}",
+        "node-llama-cpp ({name}): {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    let v: serde_json::Value = serde_json::from_str(text.trim())?;
-    let best = v["decode_tok_s"]
-        .as_f64()
-        .ok_or_else(|| anyhow::anyhow!("node-llama-cpp printed {text}"))?;
-    Ok((best, v))
+    serde_json::from_str(text.trim())
+        .map_err(|e| anyhow::anyhow!("node-llama-cpp ({name}) printed {text:?}: {e}"))
+}
+
+/// A greedy completion of `prompt` with no stop strings: every engine generates until EOS or
+/// the token cap.
+pub(super) fn greedy_request(prompt: &str, max_tokens: usize) -> GenRequest {
+    GenRequest {
+        prompt: prompt.to_string(),
+        max_tokens,
+        sampling: Sampling::default(),
+        stop: vec![],
+        grammar: None,
+        think: Default::default(),
+    }
 }
 
 /// node-llama-cpp 3.21.1 with its prebuilt CPU binaries from npm, installed into
 /// `$AGENT_HOME/bench/llama-cpp` on first use; returns that directory.
-pub(super) fn install_llama_cpp() -> anyhow::Result<PathBuf> {
+fn install_llama_cpp() -> anyhow::Result<PathBuf> {
     let dir = agent_home().join("bench").join("llama-cpp");
     if !dir.join("node_modules/node-llama-cpp").is_dir() {
         std::fs::create_dir_all(&dir)?;

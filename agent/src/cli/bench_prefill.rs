@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use agent::backend::{
-    Backend, BackendError, BoxFuture, GenOutput, GenRequest, GenStats, ModelInfo, OnText, Sampling,
+    Backend, BackendError, BoxFuture, GenOutput, GenRequest, GenStats, ModelInfo, OnText,
 };
 use agent::mistral::{MistralBackend, fast_gguf};
 use agent::models::{self, ModelSource, agent_home};
@@ -26,7 +26,7 @@ use agent::toolset;
 use agent_tools::mcp::{Hooks, McpPool};
 use tokio_util::sync::CancellationToken;
 
-use super::bench::{install_llama_cpp, median_after_warmup};
+use super::bench::{greedy_request, median_after_warmup, run_llama_cpp_script};
 
 /// Words for the synthetic prompts: ordinary prose, so that the tokenizer sees the ~1.3
 /// tokens per word of real text. Prefill cost depends only on the token count.
@@ -145,17 +145,7 @@ async fn agent_prefill(
     for _ in 0..=repeats {
         let mut sink = |_: &str| {};
         let out = backend
-            .generate(
-                GenRequest {
-                    prompt: prompt.to_string(),
-                    max_tokens: 1,
-                    sampling: Sampling::default(),
-                    stop: vec![],
-                    grammar: None,
-                    think: Default::default(),
-                },
-                &mut sink,
-            )
+            .generate(greedy_request(prompt, 1), &mut sink)
             .await?;
         secs.push(out.stats.prompt_secs);
     }
@@ -169,24 +159,15 @@ fn llama_prefill(
     threads: usize,
     repeats: usize,
 ) -> anyhow::Result<serde_json::Value> {
-    let dir = install_llama_cpp()?;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cli/bench_llama_cpp_prefill.mjs");
-    let out = Command::new("node")
-        .arg(&script)
-        .arg(file)
-        .arg(threads.to_string())
-        .arg(repeats.to_string())
-        .env("LLAMA_DIR", &dir)
-        .env("PROMPTS", serde_json::to_string(prompts)?)
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "node-llama-cpp: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(serde_json::from_str(
-        String::from_utf8_lossy(&out.stdout).trim(),
-    )?)
+    run_llama_cpp_script(
+        "bench_llama_cpp_prefill.mjs",
+        &[
+            file.as_os_str(),
+            threads.to_string().as_ref(),
+            repeats.to_string().as_ref(),
+        ],
+        &[("PROMPTS", &serde_json::to_string(prompts)?)],
+    )
 }
 
 /// The threads agent computes with: rayon's global pool, as candle sizes it.
