@@ -20,7 +20,7 @@ pub const HEAD_DIMS: [usize; 5] = [16, 32, 64, 128, 256];
 const _: () = {
     let mut i = 0;
     while i < HEAD_DIMS.len() {
-        assert!(HEAD_DIMS[i] % 16 == 0);
+        assert!(HEAD_DIMS[i].is_multiple_of(16));
         i += 1;
     }
 };
@@ -132,6 +132,8 @@ pub fn exp(x: f32) -> f32 {
     // 1.5 · 2^23: adding it rounds a value below 2^22 to an integer (ties to even), which
     // then sits in the low bits of the sum.
     const MAGIC: f32 = 12_582_912.0;
+    // Selects, not `clamp`: the vector version's min/max must compute what this does.
+    #[allow(clippy::manual_clamp)]
     let xc = if x < LOW {
         LOW
     } else if x > HIGH {
@@ -173,6 +175,7 @@ fn tree(mut t: [f32; TILE], op: impl Fn(f32, f32) -> f32) -> f32 {
 ///
 /// # Panics
 /// When more than 4 rows are given, or slices are shorter than their shapes.
+#[allow(clippy::too_many_arguments)]
 pub fn tile<const D: usize>(
     q: &[&[f32]],
     mask: &[[f32; TILE]],
@@ -332,8 +335,8 @@ fn body<const D: usize, const R: usize>(
         out[r].sum = tree(p[r], |a, b| a + b);
     }
     // Output: per element, a fused multiply-add chain over the keys in order.
-    for r in 0..R {
-        out[r].vkq = [0.0; D];
+    for o in out.iter_mut() {
+        o.vkq = [0.0; D];
     }
     if !live.iter().any(|&l| l) {
         return;

@@ -3,7 +3,6 @@
 //! operands).
 
 use std::arch::x86_64::*;
-use std::ops::Range;
 
 use rayon::prelude::*;
 
@@ -54,40 +53,25 @@ pub(super) unsafe fn matmul(
     });
     let out = Out(dst.as_mut_ptr());
     let act = &act;
-    for_each_tile(
-        m,
-        TOKEN_BLOCK,
-        n,
-        |tokens: Range<usize>, rows: Range<usize>| {
-            let mut t = tokens.start;
-            while t < tokens.end {
-                let tt = (tokens.end - t).min(TOKENS);
-                let mut r = rows.start;
-                while r < rows.end {
-                    let tr = (rows.end - r).min(ROWS);
-                    let w = &rhs[r * nb..];
-                    let a = &act[t * nb..];
-                    let first = t * n + r;
-                    // SAFETY: `w` holds `tr` rows and `a` holds `tt` tokens of `nb` blocks each;
-                    // this tile alone writes rows r..r+tr of tokens t..t+tt.
-                    unsafe {
-                        match (tr, tt) {
-                            (4, 2) => kernel::<4, 2>(w, a, nb, out, first, n),
-                            (4, 1) => kernel::<4, 1>(w, a, nb, out, first, n),
-                            (3, 2) => kernel::<3, 2>(w, a, nb, out, first, n),
-                            (3, 1) => kernel::<3, 1>(w, a, nb, out, first, n),
-                            (2, 2) => kernel::<2, 2>(w, a, nb, out, first, n),
-                            (2, 1) => kernel::<2, 1>(w, a, nb, out, first, n),
-                            (1, 2) => kernel::<1, 2>(w, a, nb, out, first, n),
-                            _ => kernel::<1, 1>(w, a, nb, out, first, n),
-                        }
-                    }
-                    r += tr;
-                }
-                t += tt;
+    for_each_tile((m, TOKEN_BLOCK, TOKENS), (n, ROWS), |r, tr, t, tt| {
+        let w = &rhs[r * nb..];
+        let a = &act[t * nb..];
+        let first = t * n + r;
+        // SAFETY: `w` holds `tr` rows and `a` holds `tt` tokens of `nb` blocks each; this
+        // micro-tile alone writes rows r..r+tr of tokens t..t+tt.
+        unsafe {
+            match (tr, tt) {
+                (4, 2) => kernel::<4, 2>(w, a, nb, out, first, n),
+                (4, 1) => kernel::<4, 1>(w, a, nb, out, first, n),
+                (3, 2) => kernel::<3, 2>(w, a, nb, out, first, n),
+                (3, 1) => kernel::<3, 1>(w, a, nb, out, first, n),
+                (2, 2) => kernel::<2, 2>(w, a, nb, out, first, n),
+                (2, 1) => kernel::<2, 1>(w, a, nb, out, first, n),
+                (1, 2) => kernel::<1, 2>(w, a, nb, out, first, n),
+                _ => kernel::<1, 1>(w, a, nb, out, first, n),
             }
-        },
-    );
+        }
+    });
 }
 
 /// Outputs go to `first + t·n + r`.

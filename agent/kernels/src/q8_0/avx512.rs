@@ -7,7 +7,6 @@
 //! eight accumulators.
 
 use std::arch::x86_64::*;
-use std::ops::Range;
 
 use rayon::prelude::*;
 
@@ -65,49 +64,34 @@ pub(super) unsafe fn matmul(
     });
     let out = Out(dst.as_mut_ptr());
     let act = &act;
-    for_each_tile(
-        pairs,
-        PAIR_BLOCK,
-        n,
-        |pairs: Range<usize>, rows: Range<usize>| {
-            let mut p = pairs.start;
-            while p < pairs.end {
-                let tp = (pairs.end - p).min(PAIRS);
-                let mut r = rows.start;
-                while r < rows.end {
-                    let tr = (rows.end - r).min(ROWS);
-                    let w = &rhs[r * nb..];
-                    let a = &act[p * nb..];
-                    let at = Tile {
-                        m,
-                        n,
-                        row: r,
-                        pair: p,
-                    };
-                    // SAFETY: `w` holds `tr` rows and `a` holds `tp` pairs of `nb` blocks each;
-                    // this tile alone writes rows r..r+tr of tokens 2p..2(p+tp).
-                    unsafe {
-                        match (tr, tp) {
-                            (4, 3) => kernel::<4, 3>(w, a, nb, out, at),
-                            (4, 2) => kernel::<4, 2>(w, a, nb, out, at),
-                            (4, 1) => kernel::<4, 1>(w, a, nb, out, at),
-                            (3, 3) => kernel::<3, 3>(w, a, nb, out, at),
-                            (3, 2) => kernel::<3, 2>(w, a, nb, out, at),
-                            (3, 1) => kernel::<3, 1>(w, a, nb, out, at),
-                            (2, 3) => kernel::<2, 3>(w, a, nb, out, at),
-                            (2, 2) => kernel::<2, 2>(w, a, nb, out, at),
-                            (2, 1) => kernel::<2, 1>(w, a, nb, out, at),
-                            (1, 3) => kernel::<1, 3>(w, a, nb, out, at),
-                            (1, 2) => kernel::<1, 2>(w, a, nb, out, at),
-                            _ => kernel::<1, 1>(w, a, nb, out, at),
-                        }
-                    }
-                    r += tr;
-                }
-                p += tp;
+    for_each_tile((pairs, PAIR_BLOCK, PAIRS), (n, ROWS), |r, tr, p, tp| {
+        let w = &rhs[r * nb..];
+        let a = &act[p * nb..];
+        let at = Tile {
+            m,
+            n,
+            row: r,
+            pair: p,
+        };
+        // SAFETY: `w` holds `tr` rows and `a` holds `tp` pairs of `nb` blocks each; this
+        // micro-tile alone writes rows r..r+tr of tokens 2p..2(p+tp).
+        unsafe {
+            match (tr, tp) {
+                (4, 3) => kernel::<4, 3>(w, a, nb, out, at),
+                (4, 2) => kernel::<4, 2>(w, a, nb, out, at),
+                (4, 1) => kernel::<4, 1>(w, a, nb, out, at),
+                (3, 3) => kernel::<3, 3>(w, a, nb, out, at),
+                (3, 2) => kernel::<3, 2>(w, a, nb, out, at),
+                (3, 1) => kernel::<3, 1>(w, a, nb, out, at),
+                (2, 3) => kernel::<2, 3>(w, a, nb, out, at),
+                (2, 2) => kernel::<2, 2>(w, a, nb, out, at),
+                (2, 1) => kernel::<2, 1>(w, a, nb, out, at),
+                (1, 3) => kernel::<1, 3>(w, a, nb, out, at),
+                (1, 2) => kernel::<1, 2>(w, a, nb, out, at),
+                _ => kernel::<1, 1>(w, a, nb, out, at),
             }
-        },
-    );
+        }
+    });
 }
 
 /// Where a micro-kernel's outputs go: its first weight row and first token pair.

@@ -21,7 +21,6 @@ pub mod quant;
 #[cfg(test)]
 mod tests;
 
-use std::ops::Range;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use half::f16;
@@ -192,15 +191,16 @@ impl Out {
     }
 }
 
-/// Runs `tile(units, rows)` over the grid of `units` (tokens or token pairs, in blocks of
-/// `unit_block`) × `n` weight rows, in one rayon fork-join. Weight rows come in chunks of at
-/// most 64 (about 40-100 KB of Q8_0, which stays in L2 while the tokens pass over it), fewer
-/// when there are too few token blocks to keep every thread busy (decode).
+/// Runs `micro(row, rows, unit, units)` over the grid of `units` (tokens or token pairs) × `n`
+/// weight rows, cut into micro-tiles of at most `micro_rows` rows × `micro_units` units, in one
+/// rayon fork-join. A job is a block of `unit_block` units × a chunk of weight rows: at most 64
+/// (about 40-100 KB of Q8_0, which stays in L2 while the job's units pass over it), fewer when
+/// there are too few unit blocks to keep every thread busy (decode). Within a job the units
+/// are outer, so one micro-tile's activations stay in L1 while the rows pass.
 pub(crate) fn for_each_tile(
-    units: usize,
-    unit_block: usize,
-    n: usize,
-    tile: impl Fn(Range<usize>, Range<usize>) + Sync,
+    (units, unit_block, micro_units): (usize, usize, usize),
+    (n, micro_rows): (usize, usize),
+    micro: impl Fn(usize, usize, usize, usize) + Sync,
 ) {
     let unit_blocks = units.div_ceil(unit_block);
     let wanted = (4 * rayon::current_num_threads()).div_ceil(unit_blocks);
@@ -210,8 +210,13 @@ pub(crate) fn for_each_tile(
         .into_par_iter()
         .for_each(|job| {
             let (u, r) = (job / row_chunks, job % row_chunks);
-            let units = u * unit_block..((u + 1) * unit_block).min(units);
-            let rows = r * chunk..((r + 1) * chunk).min(n);
-            tile(units, rows);
+            let (units_end, rows_end) =
+                (((u + 1) * unit_block).min(units), ((r + 1) * chunk).min(n));
+            for unit in (u * unit_block..units_end).step_by(micro_units) {
+                let tu = (units_end - unit).min(micro_units);
+                for row in (r * chunk..rows_end).step_by(micro_rows) {
+                    micro(row, (rows_end - row).min(micro_rows), unit, tu);
+                }
+            }
         });
 }
