@@ -335,3 +335,60 @@ fn parse_command_prints_the_turn() {
         "{v}"
     );
 }
+
+/// The same task run again, in a new process, starts from the on-disk prefix cache
+/// ($AGENT_HOME/prefix-cache): its first step prefills one token of its prompt, and writes
+/// what the first run wrote. `--disk-cache-mb 0` turns the cache off.
+#[test]
+fn a_task_run_again_starts_from_the_disk_cache() {
+    let dir = tmp_dir("disk-cache-rerun");
+    let task = dir.join("task.md");
+    // A question no other test asks, its unique part first: the first run may find on disk only
+    // what comes before the question in every prompt (from other tests' runs).
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    std::fs::write(
+        &task,
+        format!(
+            "---\ntools: [builtin]\ntool_choice: required\nmax_steps: 1\nthinking: 0\n---\n(Run {nonce}.) Add 2 and 3.\n"
+        ),
+    )
+    .unwrap();
+    let step = |extra: &[&str]| {
+        // A short step: only its prompt matters here.
+        let mut args = vec![
+            "run",
+            task.to_str().unwrap(),
+            "--json",
+            "--max-tokens",
+            "32",
+        ];
+        args.extend(extra);
+        let o = agent_in(&dir, &args);
+        let ev = events(&o);
+        let out = ev
+            .iter()
+            .find(|e| e["event"] == "model_output")
+            .unwrap_or_else(|| panic!("no model output\nstderr: {}", stderr(&o)))
+            .clone();
+        (
+            out["prompt_tokens"].as_u64().unwrap(),
+            out["cached_tokens"].as_u64(),
+            out["text"].as_str().unwrap().to_string(),
+        )
+    };
+    let (n, cached, text) = step(&["--disk-cache-mb", "0"]);
+    assert!(n >= 256, "the prompt ({n} tokens) is too short to be kept");
+    assert_eq!(cached, Some(0), "nothing cached with the cache off");
+    let first = step(&[]);
+    assert_eq!((first.0, &first.2), (n, &text));
+    let from_disk = first.1.unwrap();
+    assert!(
+        from_disk + 256 <= n,
+        "{from_disk} of {n} tokens came from disk: the first run must compute its question"
+    );
+    let again = step(&[]);
+    assert_eq!(again, (n, Some(n - 1), text));
+}

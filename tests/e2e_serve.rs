@@ -808,3 +808,71 @@ async fn run_task_as_an_mcp_task_over_http() {
     let log = server.log.lock().unwrap().clone();
     assert!(!log.contains("panicked"), "{log}");
 }
+
+/// Runs `task` as the only task of a new `agent serve` (stdio) and returns its step 1's
+/// (prompt tokens, cached tokens) from the run's trace, which names `nonce`.
+async fn step_one_in_a_new_server(task: &str, nonce: &str) -> (u64, Option<u64>) {
+    use rmcp::ClientServiceExt;
+    use rmcp::service::ClientLifecycleMode;
+    let traces = || -> Vec<PathBuf> {
+        std::fs::read_dir(agent_home().join("runs"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    let before = traces();
+    let d = defaults();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_agent"));
+    cmd.args(["serve", "--defaults", d.to_str().unwrap()])
+        .current_dir(repo_root());
+    let (transport, _) = rmcp::transport::TokioChildProcess::builder(cmd)
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let service = TaskClient::default()
+        .serve_with_lifecycle(transport, ClientLifecycleMode::Initialize)
+        .await
+        .unwrap();
+    let id = start_task(service.peer(), task).await;
+    settle(service.peer(), &id, &mut Vec::new()).await;
+    let _ = service.cancel().await;
+    let trace = traces()
+        .into_iter()
+        .filter(|p| !before.contains(p))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .find(|t| t.contains(nonce))
+        .expect("the run's trace");
+    let step = trace
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|e| e["event"] == "model_output")
+        .expect("a model output in the trace");
+    (
+        step["prompt_tokens"].as_u64().unwrap(),
+        step["cached_tokens"].as_u64(),
+    )
+}
+
+/// The on-disk prefix cache is shared with `agent serve` and outlives it: the same task in a
+/// restarted server prefills one token of its first prompt.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_server_starts_a_known_task_from_the_disk_cache() {
+    let nonce = format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    // The unique part first: other runs share at most what comes before the question.
+    let task = format!("---\nmax_steps: 1\n---\n(Question {nonce}.) Add 2 and 3.");
+    let (n, cached) = step_one_in_a_new_server(&task, &nonce).await;
+    let from_disk = cached.unwrap();
+    assert!(
+        from_disk + 256 <= n,
+        "{from_disk} of {n} tokens came from disk: the first run must compute its question"
+    );
+    assert_eq!(
+        step_one_in_a_new_server(&task, &nonce).await,
+        (n, Some(n - 1))
+    );
+}

@@ -72,6 +72,10 @@ pub struct GenStats {
     /// Time to the first generated token: prompt processing (after any prefix-cache reuse).
     pub prompt_secs: f64,
     pub decode_secs: f64,
+    /// Prompt tokens a prefix cache (in memory or on disk) supplied, so not prefilled; `None`
+    /// when the backend cannot tell (another request ran alongside, or no cache).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_tokens: Option<usize>,
 }
 
 impl GenStats {

@@ -91,6 +91,7 @@ impl Backend for Replay {
                     prompt_tokens: req.prompt.len() / 4,
                     completion_tokens: count,
                     prompt_secs: 0.0,
+                    cached_tokens: None,
                     decode_secs: 0.0,
                 },
             })

@@ -83,6 +83,7 @@ fn shape(events: &[Event]) -> Vec<Value> {
                     "prompt_secs",
                     "decode_secs",
                     "tokens_per_sec",
+                    "cached_tokens",
                 ] {
                     o.remove(k);
                 }
@@ -349,6 +350,7 @@ fn stats_rate_skips_the_first_token() {
         completion_tokens: 11,
         prompt_secs: 0.5,
         decode_secs: 2.0,
+        cached_tokens: None,
     };
     assert_eq!(s.decode_tokens_per_sec(), 5.0);
 }

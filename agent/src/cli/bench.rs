@@ -128,6 +128,15 @@ enum What {
         #[arg(long, default_value_t = 10)]
         repeats: usize,
     },
+    /// Step 1 of a task run again: `agent run` processes with the on-disk prefix cache off,
+    /// on for the first time, and on again (time to first token and wall time).
+    WarmStart {
+        /// A GGUF file (default: the default model's).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+    },
     /// Peak RSS over an N-step conversation with the prefix cache on or off.
     Rss {
         #[arg(long, default_value_t = 50)]
@@ -183,6 +192,9 @@ pub fn main(args: BenchArgs) -> ExitCode {
                 steps,
                 prefix_cache,
             } => rss(steps, prefix_cache).await,
+            What::WarmStart { model, repeats } => {
+                super::bench_warm::warm_start(model, repeats).await
+            }
             What::Grammar { tokens, repeats } => grammar(tokens, repeats).await,
             What::Thinking { tokens, repeats } => {
                 super::bench_thinking::thinking(tokens, repeats).await

@@ -296,7 +296,7 @@ impl Backend for Recorder<'_> {
 
 /// server-filesystem as the fixtures pin it, installed into `$AGENT_HOME/bench/mcp-servers`
 /// on first use; returns its binary.
-fn install_server_filesystem() -> anyhow::Result<PathBuf> {
+pub(super) fn install_server_filesystem() -> anyhow::Result<PathBuf> {
     let dir = agent_home().join("bench").join("mcp-servers");
     let bin = dir.join("node_modules/.bin/mcp-server-filesystem");
     if !bin.is_file() {

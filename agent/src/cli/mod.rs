@@ -6,6 +6,7 @@ mod bench_mcp;
 mod bench_prefill;
 mod bench_questions;
 mod bench_thinking;
+mod bench_warm;
 mod bench_wasm;
 mod models;
 mod parse;

@@ -128,8 +128,12 @@ impl Observer for ProgressLine {
                     (n, false) => format!(" · thought {n} tokens"),
                     (n, true) => format!(" · thought {n} tokens (budget reached)"),
                 };
+                let cached = match stats.cached_tokens {
+                    Some(n) if n > 0 => format!(" ({n} cached)"),
+                    _ => String::new(),
+                };
                 self.bar.println(format!(
-                    "step {step}: {} prompt tokens in {:.2}s, {} generated at {:.1} tok/s{thinking}",
+                    "step {step}: {} prompt tokens{cached} in {:.2}s, {} generated at {:.1} tok/s{thinking}",
                     stats.prompt_tokens, stats.prompt_secs, stats.completion_tokens, tokens_per_sec
                 ));
             }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use agent::events::{Event, JsonLines, StopReason, TraceWriter};
 use agent::mistral::MistralBackend;
+use agent::mistral::disk_cache::DiskCacheStats;
 use agent::models::{self, agent_home};
 use agent::planner::Agent;
 use agent::sampling::BackendSampler;
@@ -67,6 +68,11 @@ pub struct RunArgs {
     /// `mcp_servers:` last.
     #[arg(long, value_name = "FILE")]
     mcp_config: Vec<PathBuf>,
+    /// Bound (MiB) of the on-disk prefix cache in $AGENT_HOME/prefix-cache, which keeps the KV
+    /// of long prompts (system prompt, tool schemas, task) so that the same task run again
+    /// starts without prefilling them; 0 turns it off.
+    #[arg(long, value_name = "MIB", default_value_t = super::runcfg::DISK_CACHE_MIB)]
+    disk_cache_mb: u64,
 }
 
 /// `--show-thinking`: reasoning on stderr, one block per step.
@@ -237,7 +243,16 @@ pub fn main(args: RunArgs) -> ExitCode {
                 return fail(EXIT_BAD_INPUT, format!("{}: {e}", task_path.display()));
             }
         }
-        let backend: Arc<MistralBackend> = match MistralBackend::load(&model, device).await {
+        let backend: Arc<MistralBackend> = match MistralBackend::load_with(
+            &model,
+            device,
+            super::runcfg::caches(
+                agent::mistral::Caches::standard().memory,
+                args.disk_cache_mb,
+            ),
+        )
+        .await
+        {
             Ok(b) => Arc::new(b),
             Err(e) => {
                 pool.shutdown().await;
@@ -276,6 +291,9 @@ pub fn main(args: RunArgs) -> ExitCode {
         drop(agent); // clears the progress line before the answer is printed
         pool.shutdown().await;
         if shown {
+            if let Some(line) = backend.disk_cache_stats().and_then(|s| disk_cache_line(&s)) {
+                eprintln!("{line}");
+            }
             eprintln!("trace: {}", trace_path.display());
         }
         // A trace that could not be written whole fails the run, answer or not: the trace is
@@ -331,6 +349,29 @@ pub fn main(args: RunArgs) -> ExitCode {
             },
         }
     })
+}
+
+/// What the on-disk prefix cache did in this run, for stderr (nothing when it did nothing).
+fn disk_cache_line(s: &DiskCacheStats) -> Option<String> {
+    let mut parts = Vec::new();
+    if s.hits > 0 {
+        parts.push(format!("{} prompt tokens read from disk", s.tokens_reused));
+    }
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    if s.saved > 0 {
+        parts.push(format!(
+            "{} kept for the next run",
+            plural(s.saved, "prompt", "prompts")
+        ));
+    }
+    if s.rejected > 0 {
+        parts.push(format!(
+            "{} deleted",
+            plural(s.rejected, "damaged entry", "damaged entries")
+        ));
+    }
+    (!parts.is_empty()).then(|| format!("prefix cache: {}", parts.join(", ")))
 }
 
 /// `--isq`: an ISQ type mistral.rs accepts.

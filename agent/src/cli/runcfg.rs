@@ -1,6 +1,8 @@
 //! A run's settings from a task, shared by `agent run` and `agent serve`.
 
 use agent::backend::Sampling;
+use agent::mistral::Caches;
+use agent::mistral::disk_cache::DiskCacheOptions;
 use agent::planner::RunConfig;
 use agent::task::{FrontMatter, OutputSpec, Task, ThinkingSpec};
 use agent::thinking::ThinkingPolicy;
@@ -91,4 +93,17 @@ mod tests {
             }
         );
     }
+}
+
+/// `--disk-cache-mb`'s default: 4 GiB.
+pub const DISK_CACHE_MIB: u64 = agent::mistral::disk_cache::DEFAULT_MAX_BYTES >> 20;
+
+/// The prefix caches of `agent run` and `agent serve`: `memory` sequences, and the disk cache
+/// bounded by `disk_mib` (0: none).
+pub fn caches(memory: Option<usize>, disk_mib: u64) -> Caches {
+    let disk = (disk_mib > 0).then(|| DiskCacheOptions {
+        max_bytes: disk_mib << 20,
+        ..DiskCacheOptions::standard()
+    });
+    Caches { memory, disk }
 }

@@ -71,6 +71,12 @@ pub struct ServeArgs {
     /// that shares a long opening with a recent one, is prefilled only where it differs.
     #[arg(long, default_value_t = 8)]
     prefix_cache: usize,
+    /// Bound (MiB) of the on-disk prefix cache in $AGENT_HOME/prefix-cache, shared with
+    /// `agent run` and kept across restarts: prompts computed afresh (a system prompt and tool
+    /// schemas) are kept there, and runs that start with them skip their prefill; 0 turns it
+    /// off (as does `--prefix-cache 0`).
+    #[arg(long, value_name = "MIB", default_value_t = super::runcfg::DISK_CACHE_MIB)]
+    disk_cache_mb: u64,
     /// Most `run_task` calls running at once; more wait their turn (and are told so).
     #[arg(long, default_value_t = 4)]
     max_concurrent: usize,
@@ -216,10 +222,13 @@ pub fn main(mut args: ServeArgs) -> ExitCode {
             return fail(EXIT_BAD_INPUT, e);
         }
         eprintln!("agent serve: loading {}…", model.name);
-        let backend = match MistralBackend::load_with_prefix_cache(
+        let backend = match MistralBackend::load_with(
             &model,
             device,
-            (args.prefix_cache > 0).then_some(args.prefix_cache),
+            super::runcfg::caches(
+                (args.prefix_cache > 0).then_some(args.prefix_cache),
+                args.disk_cache_mb,
+            ),
         )
         .await
         {

@@ -3,12 +3,15 @@
 //! prefix cache still matches token prefixes, so each step re-processes only the new turns.
 
 mod convert;
+pub mod disk_cache;
 mod engine_panic;
+mod load;
 mod sampler;
 mod think;
 mod trace;
 
 pub use convert::fast_gguf;
+pub use load::{Caches, LoadError};
 pub use trace::Trace;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,17 +20,15 @@ use std::time::Instant;
 
 use either::Either;
 use mistralrs::{
-    Constraint, CustomLogitsProcessor, GgufModelBuilder, Model, ModelDType, MultimodalLoaderType,
-    MultimodalModelBuilder, NormalRequest, Request, RequestMessage, Response, SamplingParams,
-    StopTokens, TextModelBuilder, TokenSource,
+    Constraint, CustomLogitsProcessor, Model, NormalRequest, Request, RequestMessage, Response,
+    SamplingParams, StopTokens,
 };
 
 use crate::backend::{
-    Backend, BackendError, BoxFuture, EARLY_STOP, Finish, GenOutput, GenRequest, GenStats,
-    ModelInfo, OnText, Sampling, ThinkLimit, ThinkingUse,
+    Backend, BackendError, BoxFuture, Finish, GenOutput, GenRequest, GenStats, ModelInfo, OnText,
+    Sampling, ThinkLimit, ThinkingUse,
 };
-use crate::models::{ModelSource, ResolvedModel};
-use crate::task::Device;
+use disk_cache::{DiskCacheStats, DiskPrefixCache};
 use sampler::{SeededSampling, StepSampler};
 use think::{ThinkControl, ThinkTokens};
 
@@ -37,12 +38,46 @@ pub fn prefilled_tokens() -> usize {
     mistralrs_core::prefilled_tokens()
 }
 
-/// Sequences kept in the prefix cache. One run needs one (the growing conversation); a few more
-/// let `agent serve` keep several runs warm.
-const PREFIX_CACHE_SEQS: usize = 4;
+/// Requests of this process started so far, and those not finished yet.
+static REQUESTS_STARTED: AtomicUsize = AtomicUsize::new(0);
+static REQUESTS_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// What one request prefilled, from the process-wide count: exact when no other request of
+/// this process ran while it did, unknown otherwise (the count does not say whose tokens).
+struct PrefillMeter {
+    ticket: usize,
+    alone: bool,
+    before: usize,
+}
+
+impl PrefillMeter {
+    fn start() -> Self {
+        let others = REQUESTS_IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+        Self {
+            ticket: REQUESTS_STARTED.fetch_add(1, Ordering::SeqCst),
+            alone: others == 0,
+            before: prefilled_tokens(),
+        }
+    }
+
+    /// The prompt tokens that came from a prefix cache, if that is known.
+    fn cached(&self, prompt_tokens: usize) -> Option<usize> {
+        let prefilled = prefilled_tokens() - self.before;
+        let alone = self.alone && REQUESTS_STARTED.load(Ordering::SeqCst) == self.ticket + 1;
+        alone.then(|| prompt_tokens.saturating_sub(prefilled))
+    }
+}
+
+impl Drop for PrefillMeter {
+    fn drop(&mut self) {
+        REQUESTS_IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 pub struct MistralBackend {
     model: Model,
+    /// The on-disk prefix cache the engine uses, when there is one.
+    disk: Option<Arc<DiskPrefixCache>>,
     info: ModelInfo,
     /// The tokenizer's size, when the model's output layer is larger (padded): ids past it are
     /// no token at all, and must never be sampled (a random or confused model can pick one,
@@ -53,168 +88,15 @@ pub struct MistralBackend {
     think: Option<ThinkTokens>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error(
-        "this build of agent has no CUDA support; rebuild with `--features cuda`, or use --device cpu"
-    )]
-    NoCuda,
-    #[error("cannot load {name}: {message}")]
-    Load { name: String, message: String },
-}
-
-fn use_cpu(device: Device) -> Result<bool, LoadError> {
-    match device {
-        Device::Cpu => Ok(true),
-        Device::Cuda if !cfg!(feature = "cuda") => Err(LoadError::NoCuda),
-        Device::Cuda => Ok(false),
-        Device::Auto => Ok(!cfg!(feature = "cuda")),
-    }
-}
-
 impl MistralBackend {
-    pub async fn load(m: &ResolvedModel, device: Device) -> Result<Self, LoadError> {
-        Self::load_with_prefix_cache(m, device, Some(PREFIX_CACHE_SEQS)).await
+    /// What the on-disk prefix cache did so far (`None` without one).
+    pub fn disk_cache_stats(&self) -> Option<DiskCacheStats> {
+        self.disk.as_ref().map(|d| d.stats())
     }
 
-    /// Like [`load`](Self::load) with the prefix cache sized (or off with `None`), for
-    /// benchmarks that compare the two.
-    pub async fn load_with_prefix_cache(
-        m: &ResolvedModel,
-        device: Device,
-        prefix_cache: Option<usize>,
-    ) -> Result<Self, LoadError> {
-        let cpu = use_cpu(device)?;
-        engine_panic::watch();
-        let err = |e: anyhow::Error| LoadError::Load {
-            name: m.name.clone(),
-            message: format!("{e:#}"),
-        };
-        let refuse = |message: String| LoadError::Load {
-            name: m.name.clone(),
-            message,
-        };
-        // Asked for (any device), or the catalogue's advice on a GPU.
-        let isq_name = m.isq.as_deref().or(if cpu { None } else { m.gpu_isq });
-        let isq = isq_name
-            .map(|q| mistralrs::parse_isq_value(q, None).map_err(refuse))
-            .transpose()?;
-        if let ModelSource::Gguf { file } = &m.source {
-            if isq.is_some() && m.isq.is_some() {
-                return Err(refuse(format!(
-                    "--isq quantizes safetensors checkpoints while loading; {} is a GGUF file, quantized already",
-                    file.display()
-                )));
-            }
-        }
-        if cpu {
-            crate::models::check_memory(m, isq_name).map_err(|e| refuse(e.to_string()))?;
-        }
-        let model = match &m.source {
-            ModelSource::Gguf { file } => {
-                let file = &if cpu {
-                    fast_gguf(file).map_err(|e| LoadError::Load {
-                        name: m.name.clone(),
-                        message: e,
-                    })?
-                } else {
-                    file.clone()
-                };
-                let dir = file
-                    .parent()
-                    .map(|d| d.display().to_string())
-                    .unwrap_or_else(|| ".".into());
-                let name = file
-                    .file_name()
-                    .map(|f| f.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let mut b = GgufModelBuilder::new(dir, vec![name])
-                    .with_token_source(TokenSource::None)
-                    .with_prefix_cache_n(prefix_cache);
-                if cpu {
-                    b = b.with_force_cpu();
-                }
-                guarded(async move { b.build().await }).await.map_err(err)?
-            }
-            ModelSource::Dir { dir, architectures } => {
-                let dir = dir.display().to_string();
-                if architectures
-                    .iter()
-                    .any(|a| a == "Llama4ForConditionalGeneration")
-                {
-                    // mistral.rs loads Llama 4 only through its multimodal loader, whose prefix
-                    // cache is off unless asked for.
-                    let mut b = MultimodalModelBuilder::new(dir)
-                        .with_loader_type(MultimodalLoaderType::Llama4)
-                        .with_token_source(TokenSource::None)
-                        .with_prefix_cache_n(prefix_cache);
-                    if cpu {
-                        b = b.with_force_cpu().with_dtype(ModelDType::F32);
-                    }
-                    if let Some(q) = isq {
-                        b = b.with_isq(q);
-                    }
-                    guarded(async move { b.build().await }).await.map_err(err)?
-                } else {
-                    let mut b = TextModelBuilder::new(dir)
-                        .with_token_source(TokenSource::None)
-                        .with_prefix_cache_n(prefix_cache);
-                    if cpu {
-                        // bf16 matmuls are slower than f32 on CPU in candle 0.10.
-                        b = b.with_force_cpu().with_dtype(ModelDType::F32);
-                    }
-                    if let Some(q) = isq {
-                        b = b.with_isq(q);
-                    }
-                    guarded(async move { b.build().await }).await.map_err(err)?
-                }
-            }
-        };
-        let max_context = model.max_sequence_length().ok().flatten();
-        let info = ModelInfo {
-            name: m.name.clone(),
-            family: m.family.clone(),
-            template: m.template.clone(),
-            max_context,
-            special_tokens: Vec::new(),
-        };
-        let vocab = match &m.source {
-            ModelSource::Dir { dir, .. } => tokenizer_size(&dir.join("tokenizer.json")),
-            ModelSource::Gguf { .. } => None,
-        };
-        let mut backend = Self {
-            model,
-            info,
-            vocab,
-            think: None,
-        };
-        let load_err = |e: BackendError| LoadError::Load {
-            name: m.name.clone(),
-            message: e.to_string(),
-        };
-        let mut ids = std::collections::HashMap::new();
-        for marker in crate::formats::MARKERS {
-            if let [id] = backend.tokenize(marker).await.map_err(load_err)?[..] {
-                backend.info.special_tokens.push(marker.to_string());
-                ids.insert(marker, id);
-            }
-        }
-        if let (Some(&open), Some(&close)) = (ids.get("<think>"), ids.get("</think>")) {
-            let stop = backend.tokenize(EARLY_STOP).await.map_err(load_err)?;
-            let bytes = match &m.source {
-                ModelSource::Dir { dir, .. } => token_bytes(&dir.join("tokenizer.json")),
-                ModelSource::Gguf { file } => crate::gguf_meta::read(file)
-                    .map(|meta| meta.token_bytes())
-                    .unwrap_or_default(),
-            };
-            backend.think = Some(ThinkTokens {
-                open,
-                close,
-                stop,
-                bytes,
-            });
-        }
-        Ok(backend)
+    /// The on-disk prefix cache's directory for this model (`None` without one).
+    pub fn disk_cache_dir(&self) -> Option<&std::path::Path> {
+        self.disk.as_ref().map(|d| d.dir())
     }
 
     /// The loaded mistral.rs model, for callers that need more than completions.
@@ -230,64 +112,6 @@ impl MistralBackend {
             .await
             .map_err(|e| BackendError::Model(e.to_string()))
     }
-}
-
-/// Runs a model build on a task of its own, so that a panic inside mistral.rs's loader (an
-/// `unwrap` on a file it expected, say) becomes one error naming what failed instead of a
-/// crash with a backtrace.
-async fn guarded<F>(build: F) -> anyhow::Result<Model>
-where
-    F: std::future::Future<Output = anyhow::Result<Model>> + Send + 'static,
-{
-    match tokio::spawn(build).await {
-        Ok(built) => built,
-        Err(e) if e.is_panic() => {
-            let payload = e.into_panic();
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned());
-            let why = engine_panic::last()
-                .or(message)
-                .unwrap_or_else(|| "no reason given".into());
-            Err(anyhow::anyhow!("the engine failed while loading it: {why}"))
-        }
-        Err(e) => Err(anyhow::anyhow!("loading was cancelled: {e}")),
-    }
-}
-
-/// Each token's bytes, from a `tokenizer.json` (special tokens: none, they are whole); empty
-/// when it cannot be read.
-fn token_bytes(path: &std::path::Path) -> Vec<Vec<u8>> {
-    let Ok(bt) = toktrie_hf_tokenizers::ByteTokenizer::from_file(path) else {
-        return Vec::new();
-    };
-    bt.token_bytes()
-        .into_iter()
-        .map(|b| {
-            if b.first() == Some(&0xFF) {
-                Vec::new()
-            } else {
-                b
-            }
-        })
-        .collect()
-}
-
-/// The number of ids a `tokenizer.json` defines (its largest id + 1).
-fn tokenizer_size(path: &std::path::Path) -> Option<usize> {
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
-    let vocab = v
-        .pointer("/model/vocab")?
-        .as_object()?
-        .values()
-        .filter_map(serde_json::Value::as_u64)
-        .max();
-    let added = v
-        .get("added_tokens")
-        .and_then(|a| a.as_array())
-        .and_then(|a| a.iter().filter_map(|t| t.get("id")?.as_u64()).max());
-    Some(vocab.max(added)? as usize + 1)
 }
 
 /// A raw-token completion request: the one shape of request this backend sends.
@@ -399,6 +223,7 @@ impl MistralBackend {
             let (tx, mut rx) = tokio::sync::mpsc::channel(64);
             let constraint = req.grammar.map_or(Constraint::None, Constraint::Lark);
             let request = completion_request(toks, params, tx, true, constraint, sampler.clone());
+            let meter = PrefillMeter::start();
             let started = Instant::now();
             let sender = self
                 .model
@@ -481,6 +306,7 @@ impl MistralBackend {
                     completion_tokens: sampler.generated.load(Ordering::Relaxed),
                     prompt_secs: (first - started).as_secs_f64(),
                     decode_secs: (end - first).as_secs_f64(),
+                    cached_tokens: meter.cached(prompt_tokens),
                 },
             };
             Ok((out, ids))

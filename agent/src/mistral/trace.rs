@@ -40,6 +40,8 @@ impl MistralBackend {
         processor: Arc<dyn CustomLogitsProcessor>,
     ) -> Result<CompletionResponse, BackendError> {
         let err = |e: &dyn std::fmt::Display| BackendError::Model(e.to_string());
+        // Counted as in flight, so that a step metered meanwhile knows it was not alone.
+        let _meter = super::PrefillMeter::start();
         let (tx, mut rx) = tokio::sync::mpsc::channel(64);
         let request = completion_request(tokens, params, tx, false, Constraint::None, processor);
         self.model

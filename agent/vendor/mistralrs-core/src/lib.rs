@@ -69,6 +69,7 @@ mod models;
 mod paged_attention;
 mod pipeline;
 mod prefix_cacher;
+mod prefix_store;
 pub mod reasoning_parsers;
 mod request;
 mod response;
@@ -159,6 +160,7 @@ pub use request::{
     LlguidanceGrammar, MessageContent, NormalRequest, ReasoningEffort, Request, RequestMessage,
     SearchContextSize, TokenizationRequest, WebSearchOptions, WebSearchUserLocation,
 };
+pub use prefix_store::{PrefixStore, StoredLayer, StoredPrefix};
 pub use response::*;
 pub use sampler::{
     CustomLogitsProcessor, DrySamplingParams, ModelGenerationDefaults, SamplingParams, StopTokens,

@@ -4,7 +4,10 @@ use itertools::Itertools;
 use tracing::info;
 
 use crate::{
-    kv_cache::RecurrentStateSnapshot, paged_attention::block_hash::BlockHash, pipeline::KvCache,
+    kv_cache::RecurrentStateSnapshot,
+    paged_attention::block_hash::BlockHash,
+    pipeline::KvCache,
+    prefix_store::{self, StoreHandle, StoredPrefix},
     sequence::Sequence,
 };
 
@@ -53,6 +56,8 @@ pub struct PrefixCacheManagerV2 {
     n_on_device: usize,
     no_prefix_cache: bool,
     has_paged_attention: bool,
+    /// agent patch 17: the tier below memory (`agent`'s on-disk cache), when one is set.
+    store: Option<StoreHandle>,
 }
 
 #[derive(Clone)]
@@ -79,6 +84,92 @@ impl PrefixCacheManagerV2 {
             n_on_device,
             no_prefix_cache,
             has_paged_attention,
+            store: None,
+        }
+    }
+
+    /// agent patch 17: keep finished prompts in `store` too, and look there for prefixes
+    /// longer than memory holds; its KV is moved to `device`.
+    pub fn set_store(
+        &mut self,
+        store: std::sync::Arc<dyn prefix_store::PrefixStore>,
+        device: candle_core::Device,
+    ) {
+        self.store = Some(StoreHandle { store, device });
+    }
+
+    /// agent patch 17: offers a finished sequence's prompt to the store when the store wants
+    /// it (a prompt the engine computed mostly afresh). Multimodal and hybrid sequences are
+    /// not stored: their caches hold more than the tokens say.
+    fn offer_to_store(&self, seq: &mut Sequence, recurrent: bool) {
+        let Some(handle) = &self.store else { return };
+        if recurrent
+            || seq.image_hashes().is_some()
+            || seq.audio_hashes().is_some()
+            || seq.video_hashes().is_some()
+        {
+            return;
+        }
+        let prompt_len = seq.prompt_tokens();
+        let fresh = prompt_len.saturating_sub(seq.prefix_cache_len());
+        if prompt_len == 0
+            || prompt_len > seq.get_toks().len()
+            || !handle.store.wants(prompt_len, fresh)
+        {
+            return;
+        }
+        let toks = seq.get_toks()[..prompt_len].to_vec();
+        match prefix_store::to_stored(seq.normal_cache(), prompt_len) {
+            Ok(Some(layers)) => handle.store.save(StoredPrefix { toks, layers }),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("prefix store: cannot take the sequence's cache: {e}"),
+        }
+    }
+
+    /// agent patch 17: when the store holds a longer prefix of `toks` than memory does, loads
+    /// it into memory, where the search below finds it (and later requests too).
+    fn load_from_store(&mut self, toks: &Tokens) {
+        let Some(handle) = self.store.clone() else {
+            return;
+        };
+        let usable = toks.0.len().saturating_sub(1);
+        let in_memory = self
+            .caches
+            .iter()
+            .map(|(k, v)| {
+                let coverage = v
+                    .cache
+                    .iter()
+                    .flatten()
+                    .filter(|l| matches!(l, KvCache::Normal { .. }))
+                    .map(|l| l.current_seq_len())
+                    .min();
+                let m = toks.shared_prefix_len(k);
+                coverage.map_or(m, |c| m.min(c))
+            })
+            .max()
+            .unwrap_or(0)
+            .min(usable);
+        if in_memory >= usable {
+            return;
+        }
+        let Some(prefix) = handle.store.load(&toks.0, in_memory) else {
+            return;
+        };
+        match prefix_store::from_stored(&prefix, &handle.device) {
+            Ok(cache) => {
+                self.caches.insert(
+                    prefix.toks.into(),
+                    CacheElement {
+                        cache,
+                        recurrent_snapshots: None,
+                        audio_hashes: None,
+                        image_hashes: None,
+                        video_hashes: None,
+                    },
+                );
+            }
+            Err(e) => tracing::warn!("prefix store: a loaded prefix does not fit the model: {e}"),
         }
     }
 
@@ -100,6 +191,7 @@ impl PrefixCacheManagerV2 {
         // For paged attention, prefix caching is handled by the KVCacheManager.
         // PrefixCacheManagerV2 only handles non-paged attention caching.
         if !self.has_paged_attention {
+            self.offer_to_store(seq, recurrent_snapshots.is_some());
             let cache = seq.normal_cache().to_vec();
 
             self.caches.insert(
@@ -233,6 +325,7 @@ impl PrefixCacheManagerV2 {
         }
 
         let toks = Tokens(toks.to_vec());
+        self.load_from_store(&toks);
 
         let mut best_match: Option<(usize, &CacheElement, usize, usize, usize)> = None;
         for (k, v) in &self.caches {

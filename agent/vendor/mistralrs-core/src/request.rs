@@ -266,6 +266,10 @@ pub enum Request {
     // and then Engine will be dropped.
     Terminate,
     TerminateAllSeqsNextStep,
+    /// agent patch 17: the engine's prefix cache keeps finished prompts in this store too and
+    /// looks there for longer prefixes than memory holds. Never sent over the wire.
+    #[serde(skip)]
+    SetPrefixStore(std::sync::Arc<dyn crate::PrefixStore>),
 }
 
 impl Debug for Request {
@@ -295,6 +299,7 @@ impl Debug for Request {
             }
             Request::Terminate => write!(f, "Termination Request"),
             Request::TerminateAllSeqsNextStep => write!(f, "Terminate All Seqs Next Step"),
+            Request::SetPrefixStore(_) => write!(f, "Set Prefix Store"),
         }
     }
 }

@@ -54,6 +54,10 @@ impl Engine {
             Request::TerminateAllSeqsNextStep => {
                 TERMINATE_ALL_NEXT_STEP.store(true, Ordering::SeqCst)
             }
+            Request::SetPrefixStore(store) => {
+                let device = get_mut_arcmutex!(self.pipeline).device();
+                get_mut_arcmutex!(self.prefix_cacher).set_store(store, device);
+            }
         }
     }
 

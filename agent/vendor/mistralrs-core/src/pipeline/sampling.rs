@@ -68,6 +68,8 @@ pub(crate) async fn finish_or_add_toks_to_seq(
 
     // Handle streaming requests
     if seq.get_mut_group().is_streaming {
+        // agent patch 17: set once the finished sequence is in the prefix cache.
+        let mut cached = false;
         let mut tool_use_still_possible = false;
         let mut tool_use_is_done = false;
         if let Some(ref t) = seq.tools {
@@ -200,6 +202,21 @@ pub(crate) async fn finish_or_add_toks_to_seq(
                 None
             };
 
+            // agent patch 17: a finished sequence enters the prefix cache (and its store, on
+            // disk) before its last chunk goes out: a caller that exits on that chunk (`agent
+            // run` after its last step) must not race the store's write.
+            if is_done.is_some() && use_prefix_cacher {
+                let recurrent_snapshots = if this.cache().is_hybrid() {
+                    seq.recurrent_state_idx()
+                        .and_then(|idx| this.cache().hybrid().snapshot_recurrent_state(idx).ok())
+                } else {
+                    None
+                };
+                prefix_cacher.add_sequence(seq, recurrent_snapshots);
+                prefix_cacher.evict_caches()?;
+                cached = true;
+            }
+
             if seq
                 .get_mut_group()
                 .maybe_send_streaming_response(seq, this.name().clone(), usage_opt)
@@ -217,7 +234,7 @@ pub(crate) async fn finish_or_add_toks_to_seq(
         // Handle Done state regardless of tool detection - must be outside the tool_use check
         // to ensure sequence completes even when tool detection thinks output might be a tool call
         if let Some(reason) = is_done {
-            if use_prefix_cacher {
+            if use_prefix_cacher && !cached {
                 let recurrent_snapshots = if this.cache().is_hybrid() {
                     seq.recurrent_state_idx()
                         .and_then(|idx| this.cache().hybrid().snapshot_recurrent_state(idx).ok())
