@@ -810,16 +810,11 @@ async fn run_task_as_an_mcp_task_over_http() {
 }
 
 /// Runs `task` as the only task of a new `agent serve` (stdio) and returns its step 1's
-/// (prompt tokens, cached tokens) from the run's trace, which names `nonce`.
-async fn step_one_in_a_new_server(task: &str, nonce: &str) -> (u64, Option<u64>) {
+/// (prompt tokens, cached tokens) from the run's trace (named in the task's result, answered or
+/// not: `agent://runs/ID`).
+async fn step_one_in_a_new_server(task: &str) -> (u64, Option<u64>) {
     use rmcp::ClientServiceExt;
     use rmcp::service::ClientLifecycleMode;
-    let traces = || -> Vec<PathBuf> {
-        std::fs::read_dir(agent_home().join("runs"))
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default()
-    };
-    let before = traces();
     let d = defaults();
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_agent"));
     cmd.args(["serve", "--defaults", d.to_str().unwrap()])
@@ -833,14 +828,18 @@ async fn step_one_in_a_new_server(task: &str, nonce: &str) -> (u64, Option<u64>)
         .await
         .unwrap();
     let id = start_task(service.peer(), task).await;
-    settle(service.peer(), &id, &mut Vec::new()).await;
+    let done = settle(service.peer(), &id, &mut Vec::new()).await;
     let _ = service.cancel().await;
-    let trace = traces()
-        .into_iter()
-        .filter(|p| !before.contains(p))
-        .map(|p| std::fs::read_to_string(p).unwrap())
-        .find(|t| t.contains(nonce))
-        .expect("the run's trace");
+    let text = format!("{done:?}");
+    let run_id: String = text
+        .split("agent://runs/")
+        .nth(1)
+        .unwrap_or_else(|| panic!("the result names no trace: {text}"))
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    let trace =
+        std::fs::read_to_string(agent_home().join("runs").join(format!("{run_id}.jsonl"))).unwrap();
     let step = trace
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
@@ -865,14 +864,11 @@ async fn a_restarted_server_starts_a_known_task_from_the_disk_cache() {
     );
     // The unique part first: other runs share at most what comes before the question.
     let task = format!("---\nmax_steps: 1\n---\n(Question {nonce}.) Add 2 and 3.");
-    let (n, cached) = step_one_in_a_new_server(&task, &nonce).await;
+    let (n, cached) = step_one_in_a_new_server(&task).await;
     let from_disk = cached.unwrap();
     assert!(
         from_disk + 256 <= n,
         "{from_disk} of {n} tokens came from disk: the first run must compute its question"
     );
-    assert_eq!(
-        step_one_in_a_new_server(&task, &nonce).await,
-        (n, Some(n - 1))
-    );
+    assert_eq!(step_one_in_a_new_server(&task).await, (n, Some(n - 1)));
 }

@@ -151,6 +151,11 @@ impl<'a> Agent<'a> {
         cfg: &RunConfig,
         cancel: &CancellationToken,
     ) -> Result<Outcome, RunError> {
+        // Each run starts clean: an `Agent` run again must not see the last run's calls as
+        // repeats, nor count its thinking against this run's policy.
+        self.seen_calls.clear();
+        self.thinking_used = 0;
+        self.last_tool_result = None;
         let info = self.backend.info().clone();
         self.emit(Event::RunStarted {
             run_id: cfg.run_id.clone(),

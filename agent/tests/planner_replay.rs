@@ -380,6 +380,27 @@ async fn a_repeated_call_leads_to_the_answer_step() {
     ));
 }
 
+/// The same `Agent` run twice: the second run starts clean (the first run's calls are not
+/// repeats, its thinking and tool results are not carried over), so it sees exactly the
+/// prompts the first one saw and ends the same way. Before the fix, the second run's call
+/// counted as a repeat and the run was pushed to answer.
+#[tokio::test]
+async fn an_agent_run_twice_starts_clean() {
+    let backend = Replay::new(
+        info(),
+        vec![turn(CALC), turn(FINAL), turn(CALC), turn(FINAL)],
+    );
+    let tools = toolset::build(&[ToolSource::AllBuiltins], &OutputSpec::Text).unwrap();
+    let mut agent = Agent::new(&backend, tools);
+    let cfg = config(8, None);
+    let first = agent.run(&cfg, &CancellationToken::new()).await.unwrap();
+    let second = agent.run(&cfg, &CancellationToken::new()).await.unwrap();
+    assert_eq!(second, first);
+    let prompts = backend.prompts.lock().unwrap().clone();
+    assert_eq!(prompts.len(), 4);
+    assert_eq!(prompts[2..], prompts[..2]);
+}
+
 /// Each step's grammar follows `tool_choice`; on the last step only `final_answer` is left.
 #[tokio::test]
 async fn grammar_per_step_and_last_step_answer_only() {
