@@ -745,11 +745,8 @@ async fn tasks_scenario(peer: &rmcp::Peer<rmcp::RoleClient>) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn run_task_as_an_mcp_task_over_stdio() {
-    use rmcp::ClientServiceExt;
-    use rmcp::model::ProtocolVersion;
-    use rmcp::service::ClientLifecycleMode;
+/// `agent serve` over stdio with `defaults()`, as rmcp's client transport.
+fn stdio_serve() -> rmcp::transport::TokioChildProcess {
     let d = defaults();
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_agent"));
     cmd.args(["serve", "--defaults", d.to_str().unwrap()])
@@ -758,6 +755,15 @@ async fn run_task_as_an_mcp_task_over_stdio() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
+    transport
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_task_as_an_mcp_task_over_stdio() {
+    use rmcp::ClientServiceExt;
+    use rmcp::model::ProtocolVersion;
+    use rmcp::service::ClientLifecycleMode;
+    let transport = stdio_serve();
     let client = TaskClient::default();
     let progress = client.progress.clone();
     let service = client
@@ -815,14 +821,7 @@ async fn run_task_as_an_mcp_task_over_http() {
 async fn step_one_in_a_new_server(task: &str) -> (u64, Option<u64>) {
     use rmcp::ClientServiceExt;
     use rmcp::service::ClientLifecycleMode;
-    let d = defaults();
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_agent"));
-    cmd.args(["serve", "--defaults", d.to_str().unwrap()])
-        .current_dir(repo_root());
-    let (transport, _) = rmcp::transport::TokioChildProcess::builder(cmd)
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let transport = stdio_serve();
     let service = TaskClient::default()
         .serve_with_lifecycle(transport, ClientLifecycleMode::Initialize)
         .await

@@ -322,25 +322,33 @@ pub(super) fn install_server_filesystem() -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
-/// Step 1 of a task with server-filesystem (all its tools), as `agent run` makes it: its
-/// prompt, and agent's median time to the first token over `repeats` runs after a warm-up.
-async fn first_step(
-    backend: &MistralBackend,
-    repeats: usize,
-) -> anyhow::Result<(String, usize, f64)> {
+/// Writes into `dir` a one-step task whose MCP server is server-filesystem over `dir` (with a
+/// small notes.txt in it), and returns the task file: the task of `bench prefill`'s step 1
+/// and of `bench warm-start`.
+pub(super) fn filesystem_task(dir: &Path) -> anyhow::Result<PathBuf> {
     let server = install_server_filesystem()?;
-    let dir = std::env::temp_dir().join(format!("agent-bench-first-step-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+    std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("notes.txt"), "milk, eggs, flour\n")?;
-    let task_path = dir.join("task.md");
+    let task = dir.join("task.md");
     std::fs::write(
-        &task_path,
+        &task,
         format!(
             "---\ntools: []\nmax_steps: 1\nmcp_servers:\n  fs:\n    command: {}\n    args: [{}]\n    required: true\n---\nWhat is in notes.txt here?\n",
             server.display(),
             dir.display()
         ),
     )?;
+    Ok(task)
+}
+
+/// Step 1 of a task with server-filesystem (all its tools), as `agent run` makes it: its
+/// prompt, and agent's median time to the first token over `repeats` runs after a warm-up.
+async fn first_step(
+    backend: &MistralBackend,
+    repeats: usize,
+) -> anyhow::Result<(String, usize, f64)> {
+    let dir = std::env::temp_dir().join(format!("agent-bench-first-step-{}", std::process::id()));
+    let task_path = filesystem_task(&dir)?;
     let task = Task::load(&task_path)?;
     let cfg = super::runcfg::run_config(&task.front, &task, "bench".into(), 32, None);
     let mcp = toolset::mcp_config(&agent_home(), &[], Some(&task)).map_err(anyhow::Error::msg)?;

@@ -65,19 +65,8 @@ pub(super) async fn warm_start(file: Option<PathBuf>, repeats: usize) -> anyhow:
             file
         }
     };
-    let server = super::bench_prefill::install_server_filesystem()?;
     let dir = std::env::temp_dir().join(format!("agent-bench-warm-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("notes.txt"), "milk, eggs, flour\n")?;
-    let task = dir.join("task.md");
-    std::fs::write(
-        &task,
-        format!(
-            "---\ntools: []\nmax_steps: 1\nthinking: 0\nmcp_servers:\n  fs:\n    command: {}\n    args: [{}]\n    required: true\n---\nWhat is in notes.txt here?\n",
-            server.display(),
-            dir.display()
-        ),
-    )?;
+    let task = super::bench_prefill::filesystem_task(&dir)?;
     let (mut off, mut first, mut again) = (Vec::new(), Vec::new(), Vec::new());
     let mut tokens = (0, 0);
     for i in 0..repeats.max(1) {
