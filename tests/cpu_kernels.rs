@@ -108,6 +108,36 @@ async fn smollm2_logits_are_the_same_bits_with_every_kernel() {
     }
 }
 
+/// Vendored patch 18: a CPU forward pass runs on rayon's pool, so none of the matmuls of a
+/// prefill or of a decode step pays a hand-off into the pool (on stock 0.8.1 every one did,
+/// hundreds per decoded token). A matmul called from this test's own thread is counted, which
+/// shows that the count sees one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forward_pass_runs_on_the_rayon_pool() {
+    let _one = serial();
+    let kernel = Kernel::available().last().copied();
+    assert!(kernel.is_some(), "an x86-64-v3 CPU has a tiled kernel");
+    Kernel::select(kernel);
+    let m = models::resolve("smollm2-135m").unwrap();
+    let backend = MistralBackend::load_with_prefix_cache(&m, Device::Cpu, None)
+        .await
+        .unwrap();
+    let prompt = backend
+        .tokenize(&"The tide came in over the flats. ".repeat(10))
+        .await
+        .unwrap();
+    let before = agent_kernels::q8_0::matmuls_outside_a_pool();
+    let trace = backend.greedy_trace(prompt, 4).await.unwrap();
+    assert!(!trace.tokens.is_empty(), "no token decoded");
+    assert_eq!(agent_kernels::q8_0::matmuls_outside_a_pool(), before);
+
+    let lhs = values(5, 32, false);
+    let rhs = vec![BlockQ8_0::zeros(); 2];
+    let mut dst = vec![0f32; 2];
+    k_quants::matmul((1, 32, 2), &lhs, &rhs, &mut dst).unwrap();
+    assert_eq!(agent_kernels::q8_0::matmuls_outside_a_pool(), before + 1);
+}
+
 /// Float64 causal attention for one (sequence, head, position): the reference both CPU
 /// kernels are held to.
 fn attention_f64(

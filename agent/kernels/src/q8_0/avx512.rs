@@ -41,6 +41,10 @@ pub(super) unsafe fn matmul(
     rhs: &[BlockQ8_0],
     dst: &mut [f32],
 ) {
+    if m == 1 {
+        // SAFETY: the same CPU features; one token of `k` activations.
+        return unsafe { super::avx512_token::matvec(k, n, lhs, rhs, dst) };
+    }
     let nb = k / QK;
     let pairs = m.div_ceil(2);
     let mut act = vec![EMPTY; pairs * nb];

@@ -17,11 +17,13 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod avx512_token;
 pub mod quant;
 #[cfg(test)]
 mod tests;
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use half::f16;
 use rayon::prelude::*;
@@ -42,7 +44,8 @@ pub struct BlockQ8_0 {
 pub enum Kernel {
     /// AVX2, FMA and F16C: every x86-64-v3 CPU.
     Avx2,
-    /// AVX-512 (F, BW, DQ, VL) with VNNI: 64 products per instruction, two tokens per register.
+    /// AVX-512 (F, BW, DQ, VL) with VNNI: 64 products per instruction, two tokens per register
+    /// (or, for one token, two weight rows).
     Avx512Vnni,
 }
 
@@ -51,6 +54,14 @@ const STOCK: u8 = 1;
 const AVX2: u8 = 2;
 const AVX512_VNNI: u8 = 3;
 static SELECTED: AtomicU8 = AtomicU8::new(UNSET);
+static OUTSIDE_A_POOL: AtomicUsize = AtomicUsize::new(0);
+
+/// How many matmuls this process started on a thread outside every rayon pool. Each of those
+/// paid a hand-off to the pool and back; a forward pass that runs on the pool, as the vendored
+/// mistralrs-core's does on the CPU, starts none (a test holds it to that).
+pub fn matmuls_outside_a_pool() -> usize {
+    OUTSIDE_A_POOL.load(Ordering::Relaxed)
+}
 
 /// The environment variable that picks a kernel: `stock` keeps candle's own code (the
 /// baseline of `agent bench prefill`), `avx2` forces the AVX2 kernel; unset, the best one the
@@ -162,6 +173,9 @@ impl Kernel {
         );
         if m == 0 || n == 0 {
             return;
+        }
+        if rayon::current_thread_index().is_none() {
+            OUTSIDE_A_POOL.fetch_add(1, Ordering::Relaxed);
         }
         match self {
             // SAFETY: `available()` listed the kernel only when the CPU has what it needs.

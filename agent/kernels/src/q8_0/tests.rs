@@ -115,6 +115,9 @@ fn every_kernel_gives_the_stock_bits() {
     // decode (m = 1) and SmolLM2's projections.
     for &(m, k, n) in &[
         (1, 32, 1),
+        (1, 64, 3),
+        (1, 96, 13),
+        (1, 160, 9),
         (1, 576, 576),
         (2, 64, 5),
         (3, 96, 7),

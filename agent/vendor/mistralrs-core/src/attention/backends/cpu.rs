@@ -5,9 +5,7 @@ use candle_core::{Context, Device, Result, Storage, Tensor, WithDType};
 use half::bf16;
 use half::f16;
 use rayon::prelude::*;
-use rayon::ThreadPool;
 
-use std::sync::LazyLock;
 use std::{f32, iter::Sum};
 
 // Optional hardware prefetch for ping‑pong style scheduling.
@@ -38,32 +36,10 @@ unsafe fn prefetch(_addr: *const u8) {}
 
 use crate::attention::SdpaParams;
 
-#[cfg(target_os = "macos")]
-/// Elevate the thread QoS so macOS prefers running it on Performance (P) cores.
-unsafe fn set_thread_affinity() {
-    // USER_INTERACTIVE has the highest scheduling priority that user code
-    // can request and is most likely to be scheduled on P‑cores.
-    use libc::{pthread_set_qos_class_self_np, qos_class_t::QOS_CLASS_USER_INTERACTIVE};
-    // The second argument is a relative priority within the QoS class (0 = default).
-    pthread_set_qos_class_self_np(QOS_CLASS_USER_INTERACTIVE, 0);
-}
-
-#[cfg(not(target_os = "macos"))]
-#[inline(always)]
-unsafe fn set_thread_affinity() {
-    // On non‑macOS platforms we currently leave affinity untouched.
-}
-
-/// Rayon pool used by the flash‑attention CPU kernels, with a per‑thread
-/// start handler that applies our affinity hint exactly once.
-pub(super) static FLASH_ATTN_POOL: LazyLock<ThreadPool> = LazyLock::new(|| {
-    rayon::ThreadPoolBuilder::new()
-        .start_handler(|_| unsafe {
-            set_thread_affinity();
-        })
-        .build()
-        .expect("Failed to build custom Rayon thread‑pool for flash‑attention")
-});
+// agent patch 18: the CPU kernels here run on rayon's global pool, the pool the forward pass
+// runs on (`pipeline/compute_pool.rs`), instead of a second pool of their own: a hand-off
+// between pools per layer and token, and twice the threads on the cores, were a large part of
+// CPU decode time. (The pool's only setting was a macOS scheduling hint.)
 
 const DOT_LANES: usize = 8;
 
@@ -622,46 +598,44 @@ where
         _ => None,
     };
 
-    FLASH_ATTN_POOL.install(|| {
-        scratch
-            .par_chunks_mut(b * h * dv)
-            .zip(scratch_sm.par_chunks_mut(b * h))
-            .enumerate()
-            .for_each(|(tile_idx, (tile_out, tile_sm))| {
-                let start = tile_idx * TILE_KV;
-                let end = (start + TILE_KV).min(kv_len);
-                for b_i in 0..b {
-                    for h_i in 0..h {
-                        let slope = alibi_slope(max_bias, h_i, n2);
-                        let q_base = b_i * qstride[0] + h_i * qstride[2];
-                        let row = Row {
-                            q: &q_data[q_base..q_base + d],
-                            k_data,
-                            v_data,
-                            k_base: b_i * kstride[0] + (h_i / rk2) * kstride[2],
-                            k_step: kstride[1],
-                            v_base: b_i * vstride[0] + (h_i / rv2) * vstride[2],
-                            v_step: vstride[1],
-                            dv,
-                            scale,
-                            logit_softcap,
-                        };
-                        let at = b_i * h + h_i;
-                        tile_sm[at] = attend_tile(
-                            &row,
-                            start..end,
-                            |kv_pos| {
-                                mask_info
-                                    .as_ref()
-                                    .map(|mask| slope * mask.value(b_i, h_i, 0, kv_pos))
-                                    .unwrap_or(0.0)
-                            },
-                            &mut tile_out[at * dv..(at + 1) * dv],
-                        );
-                    }
+    scratch
+        .par_chunks_mut(b * h * dv)
+        .zip(scratch_sm.par_chunks_mut(b * h))
+        .enumerate()
+        .for_each(|(tile_idx, (tile_out, tile_sm))| {
+            let start = tile_idx * TILE_KV;
+            let end = (start + TILE_KV).min(kv_len);
+            for b_i in 0..b {
+                for h_i in 0..h {
+                    let slope = alibi_slope(max_bias, h_i, n2);
+                    let q_base = b_i * qstride[0] + h_i * qstride[2];
+                    let row = Row {
+                        q: &q_data[q_base..q_base + d],
+                        k_data,
+                        v_data,
+                        k_base: b_i * kstride[0] + (h_i / rk2) * kstride[2],
+                        k_step: kstride[1],
+                        v_base: b_i * vstride[0] + (h_i / rv2) * vstride[2],
+                        v_step: vstride[1],
+                        dv,
+                        scale,
+                        logit_softcap,
+                    };
+                    let at = b_i * h + h_i;
+                    tile_sm[at] = attend_tile(
+                        &row,
+                        start..end,
+                        |kv_pos| {
+                            mask_info
+                                .as_ref()
+                                .map(|mask| slope * mask.value(b_i, h_i, 0, kv_pos))
+                                .unwrap_or(0.0)
+                        },
+                        &mut tile_out[at * dv..(at + 1) * dv],
+                    );
                 }
-            });
-    });
+            }
+        });
 
     // Serial reduction over tiles, in order, per batch and head.
     let mut out = vec![T::cast(0.0); b * h * dv];
@@ -740,62 +714,60 @@ where
         _ => None,
     };
 
-    FLASH_ATTN_POOL.install(|| {
-        out.par_chunks_mut(dv)
-            .with_min_len(64)
-            .enumerate()
-            .for_each(|(row_idx, out_chunk)| {
-                // Decode flat index back to (batch, head, q_pos)
-                let rows_per_batch = h * q_len;
-                let b_i = row_idx / rows_per_batch;
-                let rem = row_idx % rows_per_batch;
-                let h_i = rem / q_len;
-                let q_pos = rem % q_len;
-                let slope = alibi_slope(max_bias, h_i, n2);
-                let q_base = b_i * qstride[0] + q_pos * qstride[1] + h_i * qstride[2];
-                let row = Row {
-                    q: &q_data[q_base..q_base + d],
-                    k_data,
-                    v_data,
-                    k_base: b_i * kstride[0] + (h_i / rk2) * kstride[2],
-                    k_step: kstride[1],
-                    v_base: b_i * vstride[0] + (h_i / rv2) * vstride[2],
-                    v_step: vstride[1],
-                    dv,
-                    scale,
-                    logit_softcap,
-                };
-                let mut vkq = vec![0f32; dv];
-                let mut tile_out = vec![0f32; dv];
-                let mut acc = Acc {
-                    vkq: &mut vkq,
-                    s: 0.0,
-                    m: f32::NEG_INFINITY,
-                };
-                for tile_idx in 0..kv_tiles {
-                    let start = tile_idx * TILE_KV;
-                    let end = (start + TILE_KV).min(kv_len);
-                    let (s_b, m_b) = attend_tile(
-                        &row,
-                        start..end,
-                        |kv_pos| {
-                            mask_info
-                                .as_ref()
-                                .map(|mask| slope * mask.value(b_i, h_i, q_pos, kv_pos))
-                                .unwrap_or(0.0)
-                        },
-                        &mut tile_out,
-                    );
-                    merge_tile(&mut acc, &tile_out, s_b, m_b);
-                }
+    out.par_chunks_mut(dv)
+        .with_min_len(64)
+        .enumerate()
+        .for_each(|(row_idx, out_chunk)| {
+            // Decode flat index back to (batch, head, q_pos)
+            let rows_per_batch = h * q_len;
+            let b_i = row_idx / rows_per_batch;
+            let rem = row_idx % rows_per_batch;
+            let h_i = rem / q_len;
+            let q_pos = rem % q_len;
+            let slope = alibi_slope(max_bias, h_i, n2);
+            let q_base = b_i * qstride[0] + q_pos * qstride[1] + h_i * qstride[2];
+            let row = Row {
+                q: &q_data[q_base..q_base + d],
+                k_data,
+                v_data,
+                k_base: b_i * kstride[0] + (h_i / rk2) * kstride[2],
+                k_step: kstride[1],
+                v_base: b_i * vstride[0] + (h_i / rv2) * vstride[2],
+                v_step: vstride[1],
+                dv,
+                scale,
+                logit_softcap,
+            };
+            let mut vkq = vec![0f32; dv];
+            let mut tile_out = vec![0f32; dv];
+            let mut acc = Acc {
+                vkq: &mut vkq,
+                s: 0.0,
+                m: f32::NEG_INFINITY,
+            };
+            for tile_idx in 0..kv_tiles {
+                let start = tile_idx * TILE_KV;
+                let end = (start + TILE_KV).min(kv_len);
+                let (s_b, m_b) = attend_tile(
+                    &row,
+                    start..end,
+                    |kv_pos| {
+                        mask_info
+                            .as_ref()
+                            .map(|mask| slope * mask.value(b_i, h_i, q_pos, kv_pos))
+                            .unwrap_or(0.0)
+                    },
+                    &mut tile_out,
+                );
+                merge_tile(&mut acc, &tile_out, s_b, m_b);
+            }
 
-                // final normalisation + downcast
-                let inv_s = 1.0 / acc.s;
-                for (o, v) in out_chunk.iter_mut().zip(acc.vkq.iter()) {
-                    *o = T::cast(*v * inv_s);
-                }
-            });
-    });
+            // final normalisation + downcast
+            let inv_s = 1.0 / acc.s;
+            for (o, v) in out_chunk.iter_mut().zip(acc.vkq.iter()) {
+                *o = T::cast(*v * inv_s);
+            }
+        });
 
     let out_shape = (b, h, q_len, dv);
     Tensor::from_vec(out, out_shape, &Device::Cpu)

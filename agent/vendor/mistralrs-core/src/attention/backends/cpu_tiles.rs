@@ -12,7 +12,7 @@ use agent_attention::{self as kernel, Heads, KeysT, Scoring, TileOut, TILE};
 use candle_core::{Device, Result, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{merge_tile, Acc, MaskInfo, FLASH_ATTN_POOL};
+use super::cpu::{merge_tile, Acc, MaskInfo};
 
 /// Query positions per prefill job (each with every head of its KV group).
 const POSITIONS_PER_JOB: usize = 8;
@@ -119,53 +119,50 @@ fn run_d<const D: usize>(call: &Call<'_>) -> Result<Tensor> {
         // in order.
         let tiles = kv_len.div_ceil(TILE);
         let rows = b * h;
-        let scratch: Vec<Vec<TileOut<D>>> = FLASH_ATTN_POOL.install(|| {
-            (0..tiles)
-                .into_par_iter()
-                .map(|t| {
-                    let (start, n) = (t * TILE, TILE.min(kv_len - t * TILE));
-                    let mut outs = vec![TileOut::<D>::default(); rows];
-                    let mut kt: Option<Box<KeysT<D>>> = None;
-                    for bi in 0..b {
-                        for kvh in 0..h / group {
-                            let (k, v) = call.kv_heads(bi, kvh);
-                            match kt.as_mut() {
-                                Some(kt) => kt.fill(k, start, n),
-                                None => kt = Some(KeysT::load(k, start, n)),
-                            }
-                            let Some(kt) = kt.as_deref() else { continue };
-                            let heads: Vec<usize> = (kvh * group..(kvh + 1) * group).collect();
-                            for chunk in heads.chunks(4) {
-                                let ats: Vec<RowAt> = chunk
-                                    .iter()
-                                    .map(|&hi| RowAt {
-                                        b: bi,
-                                        h: hi,
-                                        pos: 0,
-                                    })
-                                    .collect();
-                                let q: Vec<&[f32]> =
-                                    ats.iter().map(|&a| call.q_row(a, D)).collect();
-                                let masks: Vec<[f32; TILE]> =
-                                    ats.iter().map(|&a| call.mask_tile(a, start, n)).collect();
-                                let first = bi * h + chunk[0];
-                                kernel::tile(
-                                    &q,
-                                    &masks,
-                                    kt,
-                                    v,
-                                    start,
-                                    n,
-                                    call.scoring,
-                                    &mut outs[first..first + chunk.len()],
-                                );
-                            }
+        let scratch: Vec<Vec<TileOut<D>>> = (0..tiles)
+            .into_par_iter()
+            .map(|t| {
+                let (start, n) = (t * TILE, TILE.min(kv_len - t * TILE));
+                let mut outs = vec![TileOut::<D>::default(); rows];
+                let mut kt: Option<Box<KeysT<D>>> = None;
+                for bi in 0..b {
+                    for kvh in 0..h / group {
+                        let (k, v) = call.kv_heads(bi, kvh);
+                        match kt.as_mut() {
+                            Some(kt) => kt.fill(k, start, n),
+                            None => kt = Some(KeysT::load(k, start, n)),
+                        }
+                        let Some(kt) = kt.as_deref() else { continue };
+                        let heads: Vec<usize> = (kvh * group..(kvh + 1) * group).collect();
+                        for chunk in heads.chunks(4) {
+                            let ats: Vec<RowAt> = chunk
+                                .iter()
+                                .map(|&hi| RowAt {
+                                    b: bi,
+                                    h: hi,
+                                    pos: 0,
+                                })
+                                .collect();
+                            let q: Vec<&[f32]> = ats.iter().map(|&a| call.q_row(a, D)).collect();
+                            let masks: Vec<[f32; TILE]> =
+                                ats.iter().map(|&a| call.mask_tile(a, start, n)).collect();
+                            let first = bi * h + chunk[0];
+                            kernel::tile(
+                                &q,
+                                &masks,
+                                kt,
+                                v,
+                                start,
+                                n,
+                                call.scoring,
+                                &mut outs[first..first + chunk.len()],
+                            );
                         }
                     }
-                    outs
-                })
-                .collect()
-        });
+                }
+                outs
+            })
+            .collect();
         let mut vkq = vec![0f32; D];
         for bi in 0..b {
             for hi in 0..h {
@@ -195,84 +192,76 @@ fn run_d<const D: usize>(call: &Call<'_>) -> Result<Tensor> {
         // Each KV head's keys are transposed once, tile by tile, for every job to share.
         let kv_heads = h / group;
         let tiles = kv_len.div_ceil(TILE);
-        let kts: Vec<Vec<Box<KeysT<D>>>> = FLASH_ATTN_POOL.install(|| {
-            (0..b * kv_heads)
-                .into_par_iter()
-                .map(|bk| {
-                    let (k, _) = call.kv_heads(bk / kv_heads, bk % kv_heads);
-                    (0..tiles)
-                        .map(|t| KeysT::load(k, t * TILE, TILE.min(kv_len - t * TILE)))
-                        .collect()
-                })
-                .collect()
-        });
+        let kts: Vec<Vec<Box<KeysT<D>>>> = (0..b * kv_heads)
+            .into_par_iter()
+            .map(|bk| {
+                let (k, _) = call.kv_heads(bk / kv_heads, bk % kv_heads);
+                (0..tiles)
+                    .map(|t| KeysT::load(k, t * TILE, TILE.min(kv_len - t * TILE)))
+                    .collect()
+            })
+            .collect();
         let blocks = q_len.div_ceil(POSITIONS_PER_JOB);
         let jobs: Vec<(usize, usize, usize)> = (0..b)
             .flat_map(|bi| {
                 (0..h / group).flat_map(move |kvh| (0..blocks).map(move |blk| (bi, kvh, blk)))
             })
             .collect();
-        let done: Vec<(Vec<RowAt>, Vec<f32>, Vec<f32>)> = FLASH_ATTN_POOL.install(|| {
-            jobs.par_iter()
-                .map(|&(bi, kvh, blk)| {
-                    let positions =
-                        blk * POSITIONS_PER_JOB..((blk + 1) * POSITIONS_PER_JOB).min(q_len);
-                    let ats: Vec<RowAt> = positions
-                        .flat_map(|pos| {
-                            (kvh * group..(kvh + 1) * group).map(move |hi| RowAt {
-                                b: bi,
-                                h: hi,
-                                pos,
-                            })
-                        })
-                        .collect();
-                    let (_, v) = call.kv_heads(bi, kvh);
-                    let kts = &kts[bi * kv_heads + kvh];
-                    let mut vkq = vec![0f32; ats.len() * D];
-                    let mut s = vec![0f32; ats.len()];
-                    let mut m = vec![f32::NEG_INFINITY; ats.len()];
-                    let mut outs = vec![TileOut::<D>::default(); 4];
-                    let mut masks = vec![[0f32; TILE]; ats.len()];
-                    for (t, kt) in kts.iter().enumerate() {
-                        let (start, n) = (t * TILE, TILE.min(kv_len - t * TILE));
-                        for (mask, &at) in masks.iter_mut().zip(&ats) {
-                            *mask = call.mask_tile(at, start, n);
-                        }
-                        if masks
-                            .iter()
-                            .all(|m| m[..n].iter().all(|&x| x == f32::NEG_INFINITY))
-                        {
-                            continue;
-                        }
-                        for (c, chunk) in ats.chunks(4).enumerate() {
-                            let q: Vec<&[f32]> = chunk.iter().map(|&a| call.q_row(a, D)).collect();
-                            let rows = c * 4..c * 4 + chunk.len();
-                            kernel::tile(
-                                &q,
-                                &masks[rows.clone()],
-                                kt,
-                                v,
-                                start,
-                                n,
-                                call.scoring,
-                                &mut outs,
-                            );
-                            for (r, o) in rows.zip(&outs) {
-                                let mut acc = Acc {
-                                    vkq: &mut vkq[r * D..(r + 1) * D],
-                                    s: s[r],
-                                    m: m[r],
-                                };
-                                merge_tile(&mut acc, &o.vkq, o.sum, o.max);
-                                (s[r], m[r]) = (acc.s, acc.m);
-                            }
+        let done: Vec<(Vec<RowAt>, Vec<f32>, Vec<f32>)> = jobs
+            .par_iter()
+            .map(|&(bi, kvh, blk)| {
+                let positions = blk * POSITIONS_PER_JOB..((blk + 1) * POSITIONS_PER_JOB).min(q_len);
+                let ats: Vec<RowAt> = positions
+                    .flat_map(|pos| {
+                        (kvh * group..(kvh + 1) * group).map(move |hi| RowAt { b: bi, h: hi, pos })
+                    })
+                    .collect();
+                let (_, v) = call.kv_heads(bi, kvh);
+                let kts = &kts[bi * kv_heads + kvh];
+                let mut vkq = vec![0f32; ats.len() * D];
+                let mut s = vec![0f32; ats.len()];
+                let mut m = vec![f32::NEG_INFINITY; ats.len()];
+                let mut outs = vec![TileOut::<D>::default(); 4];
+                let mut masks = vec![[0f32; TILE]; ats.len()];
+                for (t, kt) in kts.iter().enumerate() {
+                    let (start, n) = (t * TILE, TILE.min(kv_len - t * TILE));
+                    for (mask, &at) in masks.iter_mut().zip(&ats) {
+                        *mask = call.mask_tile(at, start, n);
+                    }
+                    if masks
+                        .iter()
+                        .all(|m| m[..n].iter().all(|&x| x == f32::NEG_INFINITY))
+                    {
+                        continue;
+                    }
+                    for (c, chunk) in ats.chunks(4).enumerate() {
+                        let q: Vec<&[f32]> = chunk.iter().map(|&a| call.q_row(a, D)).collect();
+                        let rows = c * 4..c * 4 + chunk.len();
+                        kernel::tile(
+                            &q,
+                            &masks[rows.clone()],
+                            kt,
+                            v,
+                            start,
+                            n,
+                            call.scoring,
+                            &mut outs,
+                        );
+                        for (r, o) in rows.zip(&outs) {
+                            let mut acc = Acc {
+                                vkq: &mut vkq[r * D..(r + 1) * D],
+                                s: s[r],
+                                m: m[r],
+                            };
+                            merge_tile(&mut acc, &o.vkq, o.sum, o.max);
+                            (s[r], m[r]) = (acc.s, acc.m);
                         }
                     }
-                    let sm = s.iter().zip(&m).flat_map(|(&s, &m)| [s, m]).collect();
-                    (ats, vkq, sm)
-                })
-                .collect()
-        });
+                }
+                let sm = s.iter().zip(&m).flat_map(|(&s, &m)| [s, m]).collect();
+                (ats, vkq, sm)
+            })
+            .collect();
         for (ats, mut vkq, sm) in done {
             for (r, at) in ats.into_iter().enumerate() {
                 let acc = Acc {
