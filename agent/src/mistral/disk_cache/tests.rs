@@ -5,11 +5,27 @@ use mistralrs_core::{PrefixStore, StoredLayer, StoredPrefix};
 
 use super::*;
 
-fn temp_root(name: &str) -> PathBuf {
+/// A test's own directory, removed when the test ends (pass or fail).
+struct TempRoot(PathBuf);
+
+impl std::ops::Deref for TempRoot {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempRoot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_root(name: &str) -> TempRoot {
     let dir = std::env::temp_dir().join(format!("agent-disk-cache-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TempRoot(dir)
 }
 
 /// A fake model file (the identity hashes its bytes) and a cache over `root`.
