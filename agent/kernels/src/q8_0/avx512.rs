@@ -1,8 +1,9 @@
 //! The AVX-512 VNNI kernel: two tokens per 512-bit register, `vpdpbusd` for the products.
 //!
-//! `vpdpbusd` multiplies unsigned by signed bytes, so activations are stored offset by 128
-//! (`a + 128` as u8) and each weight block's `128 · Σw` over every group of four is
-//! subtracted back: the i32 group sums are exactly candle's. Lanes 0-7 of a register belong
+//! `vpdpbusd` multiplies unsigned by signed bytes, so the weights are made unsigned (`w + 128`,
+//! one XOR per block) and each token block's `128 · Σa` over every group of four, computed once
+//! when the activations are quantized, is the accumulator every product sum starts from: the
+//! i32 group sums are exactly candle's. Lanes 0-7 of a register belong
 //! to the first token of a pair, lanes 8-15 to the second, so each output still has candle's
 //! eight accumulators.
 
@@ -12,18 +13,20 @@ use rayon::prelude::*;
 
 use super::{BlockQ8_0, Out, QK, for_each_tile, quant};
 
-/// One block of a pair of tokens: quants offset by 128, and each token's scale in the eight
-/// lanes that token uses.
+/// One block of a pair of tokens: their quants, and each token's scale and `-128 · Σa` per
+/// group of four in the eight lanes that token uses.
 #[repr(C, align(64))]
 #[derive(Clone, Copy)]
 struct PairBlock {
-    qs: [u8; 2 * QK],
+    qs: [i8; 2 * QK],
     d: [f32; 16],
+    neg: [i32; 16],
 }
 
 const EMPTY: PairBlock = PairBlock {
-    qs: [128; 2 * QK],
+    qs: [0; 2 * QK],
     d: [0.0; 16],
+    neg: [0; 16],
 };
 
 /// Weight rows per micro-kernel call.
@@ -59,10 +62,11 @@ pub(super) unsafe fn matmul(
                 // SAFETY: 32 floats from `lhs[t * k + b * 32]`, within `lhs` (m × k).
                 let d =
                     unsafe { quant::block_avx2(lhs.as_ptr().add(t * k + b * QK), qs.as_mut_ptr()) };
-                for (o, q) in block.qs[half * QK..(half + 1) * QK].iter_mut().zip(qs) {
-                    *o = (q as u8) ^ 0x80;
-                }
+                block.qs[half * QK..(half + 1) * QK].copy_from_slice(&qs);
                 block.d[half * 8..(half + 1) * 8].fill(d);
+                for (g, four) in qs.chunks_exact(4).enumerate() {
+                    block.neg[half * 8 + g] = -128 * four.iter().map(|&q| q as i32).sum::<i32>();
+                }
             }
         }
     });
@@ -117,26 +121,29 @@ unsafe fn kernel<const R: usize, const T: usize>(
 ) {
     debug_assert!(w.len() >= R * nb && a.len() >= T * nb);
     let zero = _mm512_setzero_si512();
-    let offset = _mm512_set1_epi8(-128);
+    let flip = _mm512_set1_epi8(-128);
     let mut acc = [[_mm512_setzero_ps(); T]; R];
     for b in 0..nb {
         let mut aq = [zero; T];
         let mut ad = [_mm512_setzero_ps(); T];
+        let mut neg = [zero; T];
         for t in 0..T {
             let pb = &a[t * nb + b];
-            aq[t] = unsafe { _mm512_loadu_si512(pb.qs.as_ptr() as *const __m512i) };
-            ad[t] = unsafe { _mm512_loadu_ps(pb.d.as_ptr()) };
+            aq[t] = unsafe { _mm512_load_si512(pb.qs.as_ptr() as *const __m512i) };
+            ad[t] = unsafe { _mm512_load_ps(pb.d.as_ptr()) };
+            neg[t] = unsafe { _mm512_load_si512(pb.neg.as_ptr() as *const __m512i) };
         }
         for (r, acc) in acc.iter_mut().enumerate() {
             let blk = &w[r * nb + b];
-            let wq = _mm512_broadcast_i64x4(unsafe {
-                _mm256_loadu_si256(blk.qs.as_ptr() as *const __m256i)
-            });
-            // -128 · Σw per group of four, the start of each sum of offset products.
-            let neg = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, offset, wq));
+            let wu = _mm512_xor_si512(
+                _mm512_broadcast_i64x4(unsafe {
+                    _mm256_loadu_si256(blk.qs.as_ptr() as *const __m256i)
+                }),
+                flip,
+            );
             let dw = _mm512_set1_ps(blk.d.to_f32());
             for t in 0..T {
-                let q = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(neg, aq[t], wq));
+                let q = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(neg[t], wu, aq[t]));
                 acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, ad[t]), q, acc[t]);
             }
         }
