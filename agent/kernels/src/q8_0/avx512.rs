@@ -14,20 +14,32 @@ use rayon::prelude::*;
 use super::{BlockQ8_0, Out, QK, for_each_tile, quant};
 
 /// One block of a pair of tokens: their quants, and each token's scale and `-128 · Σa` per
-/// group of four in the eight lanes that token uses.
+/// group of four in the eight lanes that token uses. (The one-token kernel holds its token
+/// in both halves.)
 #[repr(C, align(64))]
 #[derive(Clone, Copy)]
-struct PairBlock {
-    qs: [i8; 2 * QK],
-    d: [f32; 16],
-    neg: [i32; 16],
+pub(super) struct PairBlock {
+    pub(super) qs: [i8; 2 * QK],
+    pub(super) d: [f32; 16],
+    pub(super) neg: [i32; 16],
 }
 
-const EMPTY: PairBlock = PairBlock {
+pub(super) const EMPTY: PairBlock = PairBlock {
     qs: [0; 2 * QK],
     d: [0.0; 16],
     neg: [0; 16],
 };
+
+impl PairBlock {
+    /// Puts one token's block, quantized as `(d, qs)`, in half `half` (0 or 1).
+    pub(super) fn set(&mut self, half: usize, d: f32, qs: &[i8; QK]) {
+        self.qs[half * QK..(half + 1) * QK].copy_from_slice(qs);
+        self.d[half * 8..(half + 1) * 8].fill(d);
+        for (g, four) in qs.chunks_exact(4).enumerate() {
+            self.neg[half * 8 + g] = -128 * four.iter().map(|&q| q as i32).sum::<i32>();
+        }
+    }
+}
 
 /// Weight rows per micro-kernel call.
 const ROWS: usize = 4;
@@ -62,11 +74,7 @@ pub(super) unsafe fn matmul(
                 // SAFETY: 32 floats from `lhs[t * k + b * 32]`, within `lhs` (m × k).
                 let d =
                     unsafe { quant::block_avx2(lhs.as_ptr().add(t * k + b * QK), qs.as_mut_ptr()) };
-                block.qs[half * QK..(half + 1) * QK].copy_from_slice(&qs);
-                block.d[half * 8..(half + 1) * 8].fill(d);
-                for (g, four) in qs.chunks_exact(4).enumerate() {
-                    block.neg[half * 8 + g] = -128 * four.iter().map(|&q| q as i32).sum::<i32>();
-                }
+                block.set(half, d, &qs);
             }
         }
     });

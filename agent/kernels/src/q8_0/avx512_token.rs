@@ -12,17 +12,8 @@
 
 use std::arch::x86_64::*;
 
+use super::avx512::{EMPTY, PairBlock};
 use super::{BlockQ8_0, Out, QK, for_each_tile, quant};
-
-/// One block of the token: its quants twice (one copy per row of a pair), its scale in every
-/// lane, and `-128 · Σa` of each group of four, twice.
-#[repr(C, align(64))]
-#[derive(Clone, Copy)]
-struct TokenBlock {
-    qs: [i8; 2 * QK],
-    d: [f32; 16],
-    neg: [i32; 16],
-}
 
 /// Weight rows per micro-kernel call: four pairs, four accumulators.
 const ROWS: usize = 8;
@@ -32,23 +23,15 @@ const ROWS: usize = 8;
 /// activations and the other shapes were checked by the caller.
 pub(super) unsafe fn matvec(k: usize, n: usize, lhs: &[f32], rhs: &[BlockQ8_0], dst: &mut [f32]) {
     let nb = k / QK;
-    let act: Vec<TokenBlock> = (0..nb)
+    // The token in both halves of each block, one copy per row of a pair.
+    let act: Vec<PairBlock> = (0..nb)
         .map(|b| {
             let mut qs = [0i8; QK];
             // SAFETY: 32 floats from `lhs[b * 32]`, within `lhs` (k floats).
             let d = unsafe { quant::block_avx2(lhs.as_ptr().add(b * QK), qs.as_mut_ptr()) };
-            let mut block = TokenBlock {
-                qs: [0; 2 * QK],
-                d: [d; 16],
-                neg: [0; 16],
-            };
-            block.qs[..QK].copy_from_slice(&qs);
-            block.qs[QK..].copy_from_slice(&qs);
-            for (g, four) in qs.chunks_exact(4).enumerate() {
-                let sum: i32 = four.iter().map(|&q| q as i32).sum();
-                block.neg[g] = -128 * sum;
-                block.neg[g + 8] = -128 * sum;
-            }
+            let mut block = EMPTY;
+            block.set(0, d, &qs);
+            block.set(1, d, &qs);
             block
         })
         .collect();
@@ -73,7 +56,7 @@ pub(super) unsafe fn matvec(k: usize, n: usize, lhs: &[f32], rhs: &[BlockQ8_0], 
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
 unsafe fn kernel<const P: usize>(
     w: &[BlockQ8_0],
-    a: &[TokenBlock],
+    a: &[PairBlock],
     nb: usize,
     row: usize,
     rows: usize,
