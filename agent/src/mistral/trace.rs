@@ -14,8 +14,12 @@ use crate::backend::{BackendError, Sampling};
 /// What the engine computed for one prompt.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trace {
-    /// The greedy tokens, in order (the last is an end-of-sequence token when `stopped`).
+    /// The tokens decoded, in order (the last is an end-of-sequence token when `stopped`):
+    /// the greedy choices, or the forced tokens of a [`MistralBackend::forced_trace`].
     pub tokens: Vec<u32>,
+    /// The engine's greedy choice at each step (the largest logit among the tokenizer's ids),
+    /// whether or not it was the token decoded.
+    pub choices: Vec<u32>,
     /// The logits before each token was chosen, over the whole output layer: row 0 is the
     /// prompt's last position (the first forward pass), row i follows `tokens[i - 1]`.
     pub logits: Vec<Vec<f32>>,
@@ -111,17 +115,66 @@ impl MistralBackend {
         prompt: Vec<u32>,
         steps: usize,
     ) -> Result<Trace, BackendError> {
+        self.trace(prompt, steps, Vec::new()).await
+    }
+
+    /// Decodes `forced` after `prompt`, one token per step whatever the engine would choose
+    /// (teacher forcing), keeping each step's logits: the engine's distributions along another
+    /// implementation's greedy path, comparable step by step even where the two would choose
+    /// differently. `tokens` is `forced` up to an end-of-sequence token.
+    pub async fn forced_trace(
+        &self,
+        prompt: Vec<u32>,
+        forced: Vec<u32>,
+    ) -> Result<Trace, BackendError> {
+        if let Some((v, t)) = self
+            .vocab
+            .and_then(|v| forced.iter().find(|&&t| t as usize >= v).map(|&t| (v, t)))
+        {
+            return Err(BackendError::Model(format!(
+                "cannot force token id {t}: the tokenizer has {v} ids"
+            )));
+        }
+        self.trace(prompt, forced.len(), forced).await
+    }
+
+    /// Greedy decoding of `steps` tokens, except that step i takes `forced[i]` where given.
+    async fn trace(
+        &self,
+        prompt: Vec<u32>,
+        steps: usize,
+        forced: Vec<u32>,
+    ) -> Result<Trace, BackendError> {
         let seen = Arc::new(Mutex::new(Seen::default()));
         let capture = seen.clone();
         let vocab = self.vocab;
+        let to_force = forced.clone();
         let processor = move |logits: &Tensor, ctx: &[u32]| -> mistralrs::Result<Tensor> {
             let mut row = logits.to_vec1::<f32>()?;
+            let mut step = 0;
             if let Ok(mut s) = capture.lock() {
+                step = s.rows.len();
                 s.rows.push(row.clone());
                 s.context = ctx.to_vec();
             }
-            if let Some(v) = vocab.filter(|&v| v < row.len()) {
-                row[v..].fill(f32::NEG_INFINITY);
+            match to_force.get(step).map(|&t| t as usize) {
+                // Every other logit at -inf: the greedy sampler can only take this one.
+                Some(t) if t < row.len() => {
+                    let keep = row[t];
+                    row.fill(f32::NEG_INFINITY);
+                    row[t] = keep.max(f32::MIN);
+                }
+                Some(t) => {
+                    return Err(candle_core::Error::Msg(format!(
+                        "cannot force token id {t}: the output layer has {} ids",
+                        row.len()
+                    )));
+                }
+                None => {
+                    if let Some(v) = vocab.filter(|&v| v < row.len()) {
+                        row[v..].fill(f32::NEG_INFINITY);
+                    }
+                }
             }
             Tensor::from_vec(row, logits.dims(), logits.device())
         };
@@ -140,16 +193,19 @@ impl MistralBackend {
         let mut tokens: Vec<u32> = seen.context.get(prompt_len..).unwrap_or(&[]).to_vec();
         let mut logits = seen.rows;
         let stopped = finish.as_deref() == Some("stop") && logits.len() <= steps;
+        logits.truncate(steps);
+        let choices: Vec<u32> = logits.iter().map(|r| argmax(r, vocab)).collect();
         if stopped {
             // The end-of-sequence token ended decoding, so no later context shows it: it is
-            // the greedy choice of the last row.
-            let last = logits.last().map(|r| argmax(r, vocab)).unwrap_or_default();
-            tokens.push(last);
+            // the last row's token.
+            let last = logits.len().checked_sub(1);
+            let token = last.and_then(|i| forced.get(i).or(choices.get(i)));
+            tokens.extend(token);
         }
-        logits.truncate(steps);
         tokens.truncate(steps);
         Ok(Trace {
             tokens,
+            choices,
             logits,
             stopped,
         })
