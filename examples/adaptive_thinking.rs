@@ -82,18 +82,13 @@ async fn main() -> anyhow::Result<()> {
     let tools = agent::toolset::build(&[ToolSource::AllBuiltins], &OutputSpec::Text)?;
     let cfg = RunConfig {
         run_id: "adaptive-thinking".into(),
-        task_name: "<inline>".into(),
         instructions: question,
         max_steps: 4,
-        sampling: Default::default(),
-        output_schema: None,
         max_tokens_per_step: 512,
-        tool_choice: ToolChoice::Required,
-        constrain_calls: true,
         max_string_chars: Some(256),
-        max_calls: Some(1),
-        format: None,
+        tool_choice: ToolChoice::Required,
         thinking: ThinkingPolicy::Custom(Arc::new(budget)),
+        ..RunConfig::default()
     };
     let mut agent = Agent::new(&backend, tools);
     agent.observe(Box::new(StepLog));

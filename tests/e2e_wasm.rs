@@ -75,7 +75,7 @@ fn no_example_task_is_answered_in_what_the_model_reads() {
         "{}\n{}\n{}",
         stdout(&o),
         agent::planner::SYSTEM_PROMPT,
-        std::fs::read_to_string(repo_root().join("agent/src/planner.rs")).unwrap()
+        std::fs::read_to_string(repo_root().join("agent/src/planner/mod.rs")).unwrap()
     )
     .to_lowercase();
     let mut tasks = vec![repo_root().join("examples/calculator.md")];

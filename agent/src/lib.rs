@@ -16,4 +16,5 @@ pub mod replay;
 pub mod sampling;
 pub mod task;
 pub mod thinking;
+pub mod toolbox;
 pub mod toolset;

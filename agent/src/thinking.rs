@@ -37,6 +37,17 @@ pub enum ThinkingPolicy {
     Custom(Arc<dyn Fn(&StepContext) -> Budget + Send + Sync>),
 }
 
+/// Kinds by their budgets; a custom policy only equals itself (the same closure).
+impl PartialEq for ThinkingPolicy {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (ThinkingPolicy::Kinds(a), ThinkingPolicy::Kinds(b)) => a == b,
+            (ThinkingPolicy::Custom(a), ThinkingPolicy::Custom(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
 impl fmt::Debug for ThinkingPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

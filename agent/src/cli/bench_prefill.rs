@@ -20,7 +20,7 @@ use agent::backend::{
 };
 use agent::mistral::{MistralBackend, fast_gguf};
 use agent::models::{self, ModelSource, agent_home};
-use agent::planner::Agent;
+use agent::planner::{Agent, RunConfig};
 use agent::task::{Device, Task};
 use agent::toolset;
 use agent_tools::mcp::{Hooks, McpPool};
@@ -350,7 +350,7 @@ async fn first_step(
     let dir = std::env::temp_dir().join(format!("agent-bench-first-step-{}", std::process::id()));
     let task_path = filesystem_task(&dir)?;
     let task = Task::load(&task_path)?;
-    let cfg = super::runcfg::run_config(&task.front, &task, "bench".into(), 32, None);
+    let cfg = RunConfig::for_task(&task.front, &task, "bench".into(), 32, None);
     let mcp = toolset::mcp_config(&agent_home(), &[], Some(&task)).map_err(anyhow::Error::msg)?;
     let recorder = Recorder {
         inner: backend,

@@ -7,16 +7,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use std::sync::Arc;
 
-use agent::events::{Event, JsonLines, StopReason, TraceWriter};
+use agent::events::{JsonLines, StopReason, TraceWriter};
 use agent::mistral::MistralBackend;
 use agent::mistral::disk_cache::DiskCacheStats;
 use agent::models::{self, agent_home};
-use agent::planner::Agent;
-use agent::sampling::BackendSampler;
+use agent::planner::{Agent, RunConfig};
 use agent::task::{Device, MAX_STEPS_RANGE, Task, ThinkingSpec};
+use agent::toolbox::{Toolbox, ToolboxError, ToolboxSpec};
 use agent::toolset;
-use agent_sandboxes::Sandbox;
-use agent_tools::mcp::{Hooks, McpPool};
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
@@ -54,7 +52,7 @@ pub struct RunArgs {
     trace: Option<PathBuf>,
     /// Most tokens a step may write after its reasoning (its answer or call); a thinking
     /// budget comes on top of it.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = agent::planner::DEFAULT_MAX_TOKENS)]
     max_tokens: usize,
     /// Thinking budget for every step (`off`, `unlimited`, a token count), or per step kind
     /// (`{plan: 4096, act: off}`); overrides the task's `thinking`.
@@ -142,16 +140,10 @@ pub fn main(args: RunArgs) -> ExitCode {
         Some(_) => Device::Auto,
         None => task.front.device_or_default(),
     };
-    let output = task.front.output_or_default();
-    let sources = task.front.tools_or_default();
-    let wasm_policies = task.front.wasm_policy.clone().unwrap_or_default();
-    let task_dir = task
-        .path
-        .parent()
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_default();
-    let task_path = task.path.clone();
-    let tools = match toolset::build(&sources, &output) {
+    let registry = match toolset::build(
+        &task.front.tools_or_default(),
+        &task.front.output_or_default(),
+    ) {
         Ok(t) => t,
         Err(e) => return fail(EXIT_BAD_INPUT, format!("{}: {e}", task.path.display())),
     };
@@ -172,7 +164,7 @@ pub fn main(args: RunArgs) -> ExitCode {
             (None, None) => return fail(EXIT_BAD_INPUT, e),
         },
     };
-    let cfg = super::runcfg::run_config(
+    let cfg = RunConfig::for_task(
         &task.front,
         &task,
         run_id(),
@@ -204,45 +196,34 @@ pub fn main(args: RunArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(EXIT_FAILED, format!("cannot start the async runtime: {e}")),
     };
+    let spec = ToolboxSpec {
+        registry,
+        tools: task.front.tools_or_default(),
+        wasm_policies: task.front.wasm_policy.clone().unwrap_or_default(),
+        base: task
+            .path
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default(),
+        mcp,
+        sampling_max_tokens: u32::try_from(args.max_tokens).unwrap_or(u32::MAX),
+        wasm_cache: Some(toolset::wasm_cache_dir(&agent_home())),
+    };
+    let task_path = task.path.clone();
     rt.block_on(async move {
         let progress = (!args.json && std::io::stderr().is_terminal()).then(ProgressLine::new);
         if let Some(p) = &progress {
             p.message(format!("loading {}…", model.name));
         }
         // MCP servers start while the model loads; their events join the run's trace.
-        let (side_tx, side_rx) = tokio::sync::mpsc::unbounded_channel();
-        let hooks = Hooks {
-            sampling_max_tokens: u32::try_from(args.max_tokens).unwrap_or(u32::MAX),
-            events: Some(Arc::new(move |e| {
-                let _ = side_tx.send(Event::McpServer(e));
-            })),
-            ..Hooks::default()
-        };
-        let pool = McpPool::start(&mcp, hooks.clone());
-        let mut tools = tools;
-        if sources
-            .iter()
-            .any(|s| matches!(s, agent::task::ToolSource::Wasm(_)))
-        {
-            let loaded = match Sandbox::new(Some(&toolset::wasm_cache_dir(&agent_home()))) {
-                Ok(sandbox) => {
-                    toolset::add_wasm_tools(
-                        &mut tools,
-                        &Arc::new(sandbox),
-                        &sources,
-                        &wasm_policies,
-                        &task_dir,
-                    )
-                    .await
-                }
-                Err(e) => Err(format!("cannot start the wasm sandbox: {e}")),
-            };
-            let checked = loaded.and_then(|w| toolset::check_tool_namespaces(&w, &mcp));
-            if let Err(e) = checked {
-                pool.shutdown().await;
+        let has_mcp = !spec.mcp.servers.is_empty();
+        let mut toolbox = match Toolbox::start(spec).await {
+            Ok(t) => t,
+            Err(e @ ToolboxError::Config(_)) => {
                 return fail(EXIT_BAD_INPUT, format!("{}: {e}", task_path.display()));
             }
-        }
+            Err(e) => return fail(EXIT_FAILED, e),
+        };
         let backend: Arc<MistralBackend> = match MistralBackend::load_with(
             &model,
             device,
@@ -255,25 +236,25 @@ pub fn main(args: RunArgs) -> ExitCode {
         {
             Ok(b) => Arc::new(b),
             Err(e) => {
-                pool.shutdown().await;
+                toolbox.shutdown().await;
                 return fail(EXIT_FAILED, e);
             }
         };
-        let _ = hooks
-            .sampler
-            .set(Arc::new(BackendSampler::new(backend.clone())));
+        toolbox.use_model(backend.clone());
         if let Some(p) = &progress
-            && !mcp.servers.is_empty()
+            && has_mcp
         {
             p.message("starting MCP servers…");
         }
-        if let Err(e) = toolset::wait_for_first_step(&pool, &cfg.tool_choice).await {
-            pool.shutdown().await;
+        if let Err(e) = toolbox.ready_for(&cfg.tool_choice).await {
+            toolbox.shutdown().await;
             return fail(EXIT_FAILED, e);
         }
-        tools.register_provider(pool.clone());
-        let mut agent = Agent::new(&*backend, tools);
-        agent.side_events(side_rx);
+        let side_events = toolbox.take_events();
+        let mut agent = Agent::new(&*backend, toolbox.registry().clone());
+        if let Some(rx) = side_events {
+            agent.side_events(rx);
+        }
         agent.observe(Box::new(trace));
         if args.json {
             agent.observe(Box::new(JsonLines(std::io::stdout())));
@@ -289,7 +270,7 @@ pub fn main(args: RunArgs) -> ExitCode {
         super::cancel_on_interrupt(cancel.clone());
         let outcome = agent.run(&cfg, &cancel).await;
         drop(agent); // clears the progress line before the answer is printed
-        pool.shutdown().await;
+        toolbox.shutdown().await;
         if shown {
             if let Some(line) = backend.disk_cache_stats().and_then(|s| disk_cache_line(&s)) {
                 eprintln!("{line}");

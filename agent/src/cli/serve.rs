@@ -12,12 +12,9 @@ use std::sync::Arc;
 
 use agent::mistral::MistralBackend;
 use agent::models::{self, agent_home};
-use agent::sampling::BackendSampler;
-use agent::task::{Device, FrontMatter, ToolSource};
+use agent::task::{Device, FrontMatter};
+use agent::toolbox::{Toolbox, ToolboxError, ToolboxSpec};
 use agent::toolset;
-use agent_sandboxes::Sandbox;
-use agent_tools::ToolRegistry;
-use agent_tools::mcp::{Hooks, McpPool};
 use clap::Args;
 use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
@@ -54,7 +51,7 @@ pub struct ServeArgs {
     #[arg(long, value_parser = ["cpu", "cuda", "auto"])]
     device: Option<String>,
     /// Most tokens a step may write after its reasoning; a thinking budget comes on top.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = agent::planner::DEFAULT_MAX_TOKENS)]
     max_tokens: usize,
     /// Task defaults: a YAML file with task front-matter keys (`tools`, `wasm_policy`,
     /// `max_steps`, `thinking`, `tool_choice`, `mcp_servers`, ...). Its wasm tools are served
@@ -183,44 +180,23 @@ pub fn main(mut args: ServeArgs) -> ExitCode {
         Err(e) => return fail(EXIT_FAILED, format!("cannot start the async runtime: {e}")),
     };
     rt.block_on(async move {
-        let hooks = Hooks {
-            sampling_max_tokens: u32::try_from(args.max_tokens).unwrap_or(u32::MAX),
-            ..Hooks::default()
-        };
-        let pool = McpPool::start(&mcp, hooks.clone());
-        let sandbox = match Sandbox::new(Some(&toolset::wasm_cache_dir(&agent_home()))) {
-            Ok(s) => Arc::new(s),
-            Err(e) => {
-                pool.shutdown().await;
-                return fail(EXIT_FAILED, format!("cannot start the wasm sandbox: {e}"));
-            }
-        };
         // The configured wasm tools, loaded once: served as MCP tools and used by runs.
-        let wasm_sources: Vec<ToolSource> = defaults
-            .tools_or_default()
-            .into_iter()
-            .filter(|s| matches!(s, ToolSource::Wasm(_)))
-            .collect();
-        let mut scratch = ToolRegistry::new();
-        let wasm = match toolset::add_wasm_tools(
-            &mut scratch,
-            &sandbox,
-            &wasm_sources,
-            &defaults.wasm_policy.clone().unwrap_or_default(),
-            &base,
-        )
-        .await
-        {
-            Ok(w) => w,
-            Err(e) => {
-                pool.shutdown().await;
-                return fail(EXIT_BAD_INPUT, e);
-            }
+        let spec = ToolboxSpec {
+            tools: defaults.tools_or_default(),
+            wasm_policies: defaults.wasm_policy.clone().unwrap_or_default(),
+            base: base.clone(),
+            mcp,
+            sampling_max_tokens: u32::try_from(args.max_tokens).unwrap_or(u32::MAX),
+            wasm_cache: Some(toolset::wasm_cache_dir(&agent_home())),
+            ..ToolboxSpec::default()
         };
-        if let Err(e) = toolset::check_tool_namespaces(&wasm, &mcp) {
-            pool.shutdown().await;
-            return fail(EXIT_BAD_INPUT, e);
-        }
+        let mut toolbox = match Toolbox::start(spec).await {
+            Ok(t) => t,
+            Err(e @ ToolboxError::Config(_)) => return fail(EXIT_BAD_INPUT, e),
+            Err(e) => return fail(EXIT_FAILED, e),
+        };
+        // The server's own MCP servers' events have no run to join.
+        drop(toolbox.take_events());
         eprintln!("agent serve: loading {}…", model.name);
         let backend = match MistralBackend::load_with(
             &model,
@@ -234,15 +210,13 @@ pub fn main(mut args: ServeArgs) -> ExitCode {
         {
             Ok(b) => Arc::new(b),
             Err(e) => {
-                pool.shutdown().await;
+                toolbox.shutdown().await;
                 return fail(EXIT_FAILED, e);
             }
         };
-        let _ = hooks
-            .sampler
-            .set(Arc::new(BackendSampler::new(backend.clone())));
-        if let Err(e) = pool.wait_required().await {
-            pool.shutdown().await;
+        toolbox.use_model(backend.clone());
+        if let Err(e) = toolbox.pool().wait_required().await {
+            toolbox.shutdown().await;
             return fail(EXIT_FAILED, e);
         }
         let settings = Settings {
@@ -255,7 +229,8 @@ pub fn main(mut args: ServeArgs) -> ExitCode {
             trust_tasks: args.trust_tasks,
             conformance_fixtures: args.conformance_fixtures,
         };
-        let state = match State::new(settings, backend, sandbox, wasm, pool.clone(), hooks) {
+        let pool = toolbox.pool().clone();
+        let state = match State::new(settings, backend, toolbox) {
             Ok(s) => Arc::new(s),
             Err(e) => {
                 pool.shutdown().await;

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize};
 use agent::mistral::MistralBackend;
 use agent::models::agent_home;
 use agent::task::{FrontMatter, Task};
+use agent::toolbox::Toolbox;
 use agent_sandboxes::WasmComponent;
-use agent_tools::mcp::{Hooks, McpPool};
 use agent_tools::{CallContext, ToolOutput, ToolRegistry};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ContentBlock,
@@ -61,10 +61,8 @@ pub struct Settings {
 pub struct State {
     pub(super) settings: Settings,
     pub(super) backend: Arc<MistralBackend>,
-    pub(super) sandbox: Arc<agent_sandboxes::Sandbox>,
-    pub(super) wasm: Vec<Arc<WasmComponent>>,
-    pub(super) pool: Arc<McpPool>,
-    pub(super) hooks: Hooks,
+    /// The server's wasm tools and MCP servers; runs load more beside them.
+    pub(super) toolbox: Toolbox,
     /// Tools served as MCP tools (besides `run_task`): the wasm tools, and the upstream MCP
     /// servers' with `--gateway`.
     pub(super) served: ToolRegistry,
@@ -79,28 +77,22 @@ impl State {
     pub fn new(
         settings: Settings,
         backend: Arc<MistralBackend>,
-        sandbox: Arc<agent_sandboxes::Sandbox>,
-        wasm: Vec<Arc<WasmComponent>>,
-        pool: Arc<McpPool>,
-        hooks: Hooks,
+        toolbox: Toolbox,
     ) -> Result<State, String> {
         let mut served = ToolRegistry::new();
-        for tool in wasm.iter().flat_map(WasmComponent::tools) {
+        for tool in toolbox.wasm().iter().flat_map(WasmComponent::tools) {
             served
                 .register(tool)
                 .map_err(|e| format!("cannot serve the wasm tools: {e}"))?;
         }
         if settings.gateway {
-            served.register_provider(pool.clone());
+            served.register_provider(toolbox.pool().clone());
         }
         let slots = Arc::new(Semaphore::new(settings.max_concurrent));
         Ok(State {
             settings,
             backend,
-            sandbox,
-            wasm,
-            pool,
-            hooks,
+            toolbox,
             served,
             slots,
             waiting: AtomicUsize::new(0),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use agent::events::{Collect, Event, Observer, StopReason, TraceWriter};
-use agent::planner::Agent;
+use agent::planner::{Agent, RunConfig};
 use agent::task::{FrontMatter, Task, ToolSource};
 use agent::toolset;
 use agent_tools::ToolRegistry;
@@ -19,7 +19,6 @@ use rmcp::task_manager::{TaskContext, TaskExit, TaskFuture};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::runcfg;
 use super::serve_handler::{State, runs_dir};
 
 /// The `run_task` tool: its input and output schemas.
@@ -245,7 +244,7 @@ impl State {
             let yaml: serde_yaml_ng::Value =
                 serde_yaml_ng::to_value(Value::Object(o)).map_err(|e| format!("options: {e}"))?;
             let fm = FrontMatter::try_from(yaml).map_err(|e| format!("options: {e}"))?;
-            over = runcfg::overlay(over, fm);
+            over = over.overlay(fm);
         }
         if !self.settings.trust_tasks {
             if over.mcp_servers.is_some() {
@@ -275,7 +274,7 @@ impl State {
         }
         // The task's own MCP servers start for its run; the defaults' run for the server's life.
         let own_mcp = over.mcp_config().map_err(|e| format!("mcp_servers: {e}"))?;
-        let mut merged = runcfg::overlay(self.settings.defaults.clone(), over);
+        let mut merged = self.settings.defaults.clone().overlay(over);
         merged.mcp_servers = None;
         let builtins = toolset::build(&merged.tools_or_default(), &merged.output_or_default())
             .map_err(|e| e.to_string())?;
@@ -300,7 +299,7 @@ impl State {
         let mut missing = Vec::new();
         for s in &sources {
             let Some(name) = s.wasm_name() else { continue };
-            match self.wasm.iter().find(|c| c.name() == name) {
+            match self.toolbox.wasm().iter().find(|c| c.name() == name) {
                 Some(c) => c
                     .tools()
                     .into_iter()
@@ -315,26 +314,25 @@ impl State {
             } else {
                 self.settings.base.clone()
             };
-            toolset::add_wasm_tools(
-                &mut reg,
-                &self.sandbox,
-                &missing,
-                &front.wasm_policy.clone().unwrap_or_default(),
-                &base,
-            )
-            .await?;
+            self.toolbox
+                .load_wasm(
+                    &mut reg,
+                    &missing,
+                    &front.wasm_policy.clone().unwrap_or_default(),
+                    &base,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
         }
-        reg.register_provider(self.pool.clone());
+        reg.register_provider(self.toolbox.pool().clone());
         let own = if own_mcp.servers.is_empty() {
             None
         } else {
-            let pool = McpPool::start(own_mcp, self.hooks.clone());
-            if let Err(e) =
-                toolset::wait_for_first_step(&pool, &front.tool_choice_or_default()).await
-            {
-                pool.shutdown().await;
-                return Err(e);
-            }
+            let pool = self
+                .toolbox
+                .start_servers(own_mcp, &front.tool_choice_or_default())
+                .await
+                .map_err(|e| e.to_string())?;
             reg.register_provider(pool.clone());
             Some(pool)
         };
@@ -356,7 +354,7 @@ impl State {
             let Some(name) = s.wasm_name() else { continue };
             let path = matches!(s, ToolSource::Wasm(spec) if spec.ends_with(".wasm"));
             if !path
-                && !self.wasm.iter().any(|c| c.name() == name)
+                && !self.toolbox.wasm().iter().any(|c| c.name() == name)
                 && agent_sandboxes::bundled::get(&name).is_none()
             {
                 return Err(bad(format!(
@@ -384,7 +382,7 @@ impl State {
         } = prepared;
         let n = self.runs.fetch_add(1, Ordering::Relaxed);
         let run_id = format!("{}-{n}", super::run::run_id());
-        let cfg = runcfg::run_config(
+        let cfg = RunConfig::for_task(
             &front,
             &task,
             run_id.clone(),

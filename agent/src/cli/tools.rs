@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use agent::models::agent_home;
 use agent::task::{OutputSpec, Task};
+use agent::toolbox::{Toolbox, ToolboxError, ToolboxSpec};
 use agent::toolset;
-use agent_sandboxes::Sandbox;
-use agent_tools::mcp::{Hooks, McpPool, ServerStatus};
+use agent_tools::mcp::{McpPool, ServerStatus};
 use agent_tools::{CallContext, ToolRegistry};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
@@ -77,7 +77,7 @@ pub fn main(args: ToolsArgs) -> ExitCode {
         Some(t) => (t.front.tools_or_default(), t.front.output_or_default()),
         None => (vec![agent::task::ToolSource::AllBuiltins], OutputSpec::Text),
     };
-    let mut registry = match toolset::build(&sources, &output) {
+    let registry = match toolset::build(&sources, &output) {
         Ok(r) => r,
         Err(e) => return fail(EXIT_BAD_INPUT, e),
     };
@@ -105,42 +105,34 @@ pub fn main(args: ToolsArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(EXIT_FAILED, format!("cannot start the async runtime: {e}")),
     };
+    let spec = ToolboxSpec {
+        registry,
+        tools: sources,
+        wasm_policies,
+        base,
+        mcp,
+        wasm_cache: Some(toolset::wasm_cache_dir(&agent_home())),
+        ..ToolboxSpec::default()
+    };
     rt.block_on(async move {
-        if sources
-            .iter()
-            .any(|s| matches!(s, agent::task::ToolSource::Wasm(_)))
-        {
-            let loaded = match Sandbox::new(Some(&toolset::wasm_cache_dir(&agent_home()))) {
-                Ok(sandbox) => {
-                    toolset::add_wasm_tools(
-                        &mut registry,
-                        &Arc::new(sandbox),
-                        &sources,
-                        &wasm_policies,
-                        &base,
-                    )
-                    .await
-                }
-                Err(e) => Err(format!("cannot start the wasm sandbox: {e}")),
-            };
-            if let Err(e) = loaded {
-                return fail(EXIT_BAD_INPUT, e);
-            }
-        }
-        let hooks = Hooks { ..Hooks::default() };
-        let pool = McpPool::start(&mcp, hooks);
+        let toolbox = match Toolbox::start(spec).await {
+            Ok(t) => t,
+            Err(e @ ToolboxError::Config(_)) => return fail(EXIT_BAD_INPUT, e),
+            Err(e) => return fail(EXIT_FAILED, e),
+        };
+        let pool = toolbox.pool().clone();
         pool.wait_all().await;
         for (name, status) in pool.status() {
             if let ServerStatus::Failed(e) = status {
                 eprintln!("agent: MCP server `{name}` did not start: {e}");
             }
         }
-        registry.register_provider(pool.clone());
+        let registry = toolbox.registry();
         let code = match (&args.command, args_json) {
             (Some(ToolsCommand::Call { name, .. }), Some(arguments)) => {
-                call(&registry, name, arguments, scope.json).await
+                call(registry, name, arguments, scope.json).await
             }
-            _ => list(&registry, &pool, scope.json),
+            _ => list(registry, &pool, scope.json),
         };
         pool.shutdown().await;
         code

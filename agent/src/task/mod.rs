@@ -118,6 +118,27 @@ impl Task {
     }
 }
 
+impl FrontMatter {
+    /// `top` over `self`, key by key: a key `top` sets wins (a task's settings over a server's
+    /// defaults).
+    pub fn overlay(self, top: FrontMatter) -> FrontMatter {
+        FrontMatter {
+            model: top.model.or(self.model),
+            device: top.device.or(self.device),
+            isq: top.isq.or(self.isq),
+            max_steps: top.max_steps.or(self.max_steps),
+            tools: top.tools.or(self.tools),
+            thinking: top.thinking.or(self.thinking),
+            sampling: top.sampling.or(self.sampling),
+            output: top.output.or(self.output),
+            tool_choice: top.tool_choice.or(self.tool_choice),
+            tool_format: top.tool_format.or(self.tool_format),
+            mcp_servers: top.mcp_servers.or(self.mcp_servers),
+            wasm_policy: top.wasm_policy.or(self.wasm_policy),
+        }
+    }
+}
+
 /// The line of each top-level key of block-style front matter (a line that starts with
 /// `key:`), counted in the whole file.
 fn key_lines(yaml: &str) -> BTreeMap<String, usize> {
@@ -275,6 +296,28 @@ fn skip_position(text: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
+    use super::FrontMatter;
+
+    #[test]
+    fn later_keys_win_and_absent_keys_fall_through() {
+        let base = FrontMatter {
+            max_steps: Some(4),
+            tools: Some(vec!["wasm:text".parse().unwrap()]),
+            ..FrontMatter::default()
+        };
+        let top = FrontMatter {
+            max_steps: Some(9),
+            ..FrontMatter::default()
+        };
+        assert_eq!(
+            base.clone().overlay(top),
+            FrontMatter {
+                max_steps: Some(9),
+                ..base
+            }
+        );
+    }
+
     #[test]
     fn settings_files_name_their_own_lines() {
         let e = super::parse_settings(

@@ -161,11 +161,18 @@ impl McpPool {
 
     /// Stops every server, including ones still starting, and waits for their processes.
     pub async fn shutdown(&self) {
+        let mut aborted = Vec::new();
         for e in self.servers.values() {
             if matches!(&*e.state.borrow(), State::Starting) {
                 // Dropping the start drops the child, which kills its process group.
                 e.task.abort();
+                aborted.push(e.state.clone());
             }
+        }
+        // An abort takes effect when the runtime next drops the task, which also drops its
+        // state's sender: until then the process is alive, so wait for that.
+        for mut state in aborted {
+            while state.changed().await.is_ok() {}
         }
         // In parallel: each close may wait seconds for a slow server to exit.
         let closing: Vec<_> = self

@@ -10,12 +10,16 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{Backend, BackendError, Finish, GenRequest, ModelInfo, Sampling};
+use crate::backend::{Backend, BackendError, Finish, GenRequest, ModelInfo};
 use crate::events::{Event, Observer, Progress, StepKind, StopReason};
 use crate::formats::{self, Format, GrammarError, GrammarOptions, Thinking};
 use crate::prompt::{self, Family, Message, Qwen3Variant, RenderError, Role, ToolCall};
 use crate::task::ToolChoice;
-use crate::thinking::{self, StepContext, ThinkingPolicy};
+use crate::thinking::{self, StepContext};
+
+mod config;
+
+pub use config::{DEFAULT_MAX_TOKENS, RunConfig};
 
 /// The agent's standing instructions. Short on purpose: small models follow short prompts.
 pub const SYSTEM_PROMPT: &str = "You are a helpful assistant that completes the user's task. Use the tools when they help; call one tool at a time and wait for its result. When you know the answer, call final_answer with it.";
@@ -26,33 +30,6 @@ const REPEAT_NOTE: &str =
 
 /// Told to the model before its last allowed step.
 const LAST_STEP_NOTE: &str = "You have one step left. Give your final answer now.";
-
-#[derive(Debug, Clone)]
-pub struct RunConfig {
-    pub run_id: String,
-    /// Shown in the trace (the task file, or "<inline>").
-    pub task_name: String,
-    pub instructions: String,
-    pub max_steps: u32,
-    pub sampling: Sampling,
-    /// JSON Schema the final answer must satisfy; free text when `None`.
-    pub output_schema: Option<Value>,
-    /// Cap on generated tokens per step.
-    pub max_tokens_per_step: usize,
-    /// Which calls a step may make; on the last step only `final_answer` is left.
-    pub tool_choice: ToolChoice,
-    /// Constrain calls by a grammar built from the tools' schemas (see [`formats::lark`]):
-    /// a call, once opened, cannot be malformed or invalid.
-    pub constrain_calls: bool,
-    /// Grammar bounds (see [`GrammarOptions`]): the characters of a free string argument, and
-    /// the calls in one turn.
-    pub max_string_chars: Option<usize>,
-    pub max_calls: Option<usize>,
-    /// The tool-call format, when not the model family's (`tool_format` in a task file).
-    pub format: Option<Format>,
-    /// Each step's thinking budget.
-    pub thinking: ThinkingPolicy,
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {

@@ -1,0 +1,120 @@
+//! A run's settings, and how a task file's front matter becomes them: one function for
+//! `agent run`, `agent serve` and programs, so they share every default.
+
+use serde_json::Value;
+
+use crate::backend::Sampling;
+use crate::formats::Format;
+use crate::task::{FrontMatter, OutputSpec, Task, ThinkingSpec, ToolChoice};
+use crate::thinking::ThinkingPolicy;
+
+/// Most tokens a step may write after its reasoning, unless told otherwise (`--max-tokens`).
+pub const DEFAULT_MAX_TOKENS: usize = 1024;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunConfig {
+    pub run_id: String,
+    /// Shown in the trace (the task file, or "<inline>").
+    pub task_name: String,
+    pub instructions: String,
+    pub max_steps: u32,
+    pub sampling: Sampling,
+    /// JSON Schema the final answer must satisfy; free text when `None`.
+    pub output_schema: Option<Value>,
+    /// Cap on generated tokens per step.
+    pub max_tokens_per_step: usize,
+    /// Which calls a step may make; on the last step only `final_answer` is left.
+    pub tool_choice: ToolChoice,
+    /// Constrain calls by a grammar built from the tools' schemas (see [`formats::lark`]):
+    /// a call, once opened, cannot be malformed or invalid.
+    pub constrain_calls: bool,
+    /// Grammar bounds (see [`GrammarOptions`]): the characters of a free string argument, and
+    /// the calls in one turn.
+    pub max_string_chars: Option<usize>,
+    pub max_calls: Option<usize>,
+    /// The tool-call format, when not the model family's (`tool_format` in a task file).
+    pub format: Option<Format>,
+    /// Each step's thinking budget.
+    pub thinking: ThinkingPolicy,
+}
+
+impl RunConfig {
+    /// The settings of `task` under `front` (the task's own front matter, or it overlaid on a
+    /// server's defaults, see [`FrontMatter::overlay`]), with every default a key leaves
+    /// open. `thinking`, when given (a command line's), wins over the front matter's.
+    pub fn for_task(
+        front: &FrontMatter,
+        task: &Task,
+        run_id: String,
+        max_tokens: usize,
+        thinking: Option<&ThinkingSpec>,
+    ) -> RunConfig {
+        let s = front.sampling_or_default();
+        RunConfig {
+            run_id,
+            task_name: task.path.display().to_string(),
+            instructions: task.instructions.clone(),
+            max_steps: front.max_steps_or_default(),
+            sampling: Sampling {
+                temperature: s.temperature,
+                top_p: s.top_p,
+                top_k: s.top_k,
+                seed: s.seed,
+            },
+            output_schema: match front.output_or_default() {
+                OutputSpec::Text => None,
+                OutputSpec::Schema(v) => Some(v),
+            },
+            max_tokens_per_step: max_tokens,
+            tool_choice: front.tool_choice_or_default(),
+            constrain_calls: true,
+            // A string that rambles on (small models do) ends before it could outgrow the step
+            // (about 3-4 characters a token in prose and code, so real arguments stay clear of
+            // it).
+            max_string_chars: Some(max_tokens.saturating_mul(3)),
+            // One call per turn, as the system prompt asks: a small model otherwise repeats
+            // calls until the token limit cuts the last one.
+            max_calls: Some(1),
+            format: front.tool_format,
+            thinking: ThinkingPolicy::Kinds(
+                thinking
+                    .or(front.thinking.as_ref())
+                    .map(ThinkingSpec::policy)
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+}
+
+impl Default for RunConfig {
+    /// A task file with instructions only: the defaults of every front-matter key.
+    fn default() -> Self {
+        RunConfig::for_task(
+            &FrontMatter::default(),
+            &Task::from_instructions(""),
+            String::new(),
+            DEFAULT_MAX_TOKENS,
+            None,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_is_a_task_file_without_settings() {
+        let task = Task::parse_inline("---\n---\nAdd 2 and 3.").unwrap();
+        let cfg = RunConfig::for_task(&task.front, &task, "r1".into(), DEFAULT_MAX_TOKENS, None);
+        assert_eq!(
+            cfg,
+            RunConfig {
+                run_id: "r1".into(),
+                task_name: task.path.display().to_string(),
+                instructions: "Add 2 and 3.".into(),
+                ..RunConfig::default()
+            }
+        );
+    }
+}
