@@ -78,7 +78,7 @@ async fn main() -> anyhow::Result<()> {
         .next()
         .unwrap_or_else(|| "What is 17 * 23? Use the calculator.".into());
     let m = agent::models::resolve(&model)?;
-    let backend = MistralBackend::load(&m, Device::Cpu).await?;
+    let backend = Arc::new(MistralBackend::load(&m, Device::Cpu).await?);
     let tools = agent::toolset::build(&[ToolSource::AllBuiltins], &OutputSpec::Text)?;
     let cfg = RunConfig {
         run_id: "adaptive-thinking".into(),
@@ -90,7 +90,7 @@ async fn main() -> anyhow::Result<()> {
         thinking: ThinkingPolicy::Custom(Arc::new(budget)),
         ..RunConfig::default()
     };
-    let mut agent = Agent::new(&backend, tools);
+    let mut agent = Agent::new(backend, tools).runner();
     agent.observe(Box::new(StepLog));
     let outcome = agent.run(&cfg, &CancellationToken::new()).await?;
     println!(

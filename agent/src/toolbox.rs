@@ -199,7 +199,7 @@ impl Toolbox {
     }
 
     /// The MCP servers' events, once: a run merges them into its own (see
-    /// [`crate::planner::Agent::side_events`]). Dropping the receiver discards them.
+    /// [`crate::planner::Run::side_events`]). Dropping the receiver discards them.
     pub fn take_events(&mut self) -> Option<mpsc::UnboundedReceiver<Event>> {
         self.events.take()
     }

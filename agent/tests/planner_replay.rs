@@ -54,14 +54,14 @@ async fn run(
     cfg: RunConfig,
     cancel: CancellationToken,
 ) -> (Outcome, Vec<Event>, Vec<String>) {
-    let backend = Replay::new(info(), turns);
+    let backend = Arc::new(Replay::new(info(), turns));
     let output = cfg
         .output_schema
         .clone()
         .map_or(OutputSpec::Text, OutputSpec::Schema);
     let tools = toolset::build(&[ToolSource::AllBuiltins], &output).unwrap();
     let events = Arc::new(Mutex::new(Vec::new()));
-    let mut agent = Agent::new(&backend, tools);
+    let mut agent = Agent::new(backend.clone(), tools).runner();
     agent.observe(Box::new(Collect(events.clone())));
     let outcome = agent.run(&cfg, &cancel).await.unwrap();
     drop(agent);
@@ -132,10 +132,10 @@ async fn two_steps_tool_then_answer() {
 /// A backend that fails mid-run still ends the trace: the error, then the final event.
 #[tokio::test]
 async fn a_backend_error_ends_the_trace_with_the_error_and_a_final_event() {
-    let backend = Replay::new(info(), vec![turn(CALC)]);
+    let backend = Arc::new(Replay::new(info(), vec![turn(CALC)]));
     let tools = toolset::build(&[ToolSource::AllBuiltins], &OutputSpec::Text).unwrap();
     let events = Arc::new(Mutex::new(Vec::new()));
-    let mut agent = Agent::new(&backend, tools);
+    let mut agent = Agent::new(backend.clone(), tools).runner();
     agent.observe(Box::new(Collect(events.clone())));
     let err = agent
         .run(&config(4, None), &CancellationToken::new())
@@ -386,12 +386,12 @@ async fn a_repeated_call_leads_to_the_answer_step() {
 /// counted as a repeat and the run was pushed to answer.
 #[tokio::test]
 async fn an_agent_run_twice_starts_clean() {
-    let backend = Replay::new(
+    let backend = Arc::new(Replay::new(
         info(),
         vec![turn(CALC), turn(FINAL), turn(CALC), turn(FINAL)],
-    );
+    ));
     let tools = toolset::build(&[ToolSource::AllBuiltins], &OutputSpec::Text).unwrap();
-    let mut agent = Agent::new(&backend, tools);
+    let agent = Agent::new(backend.clone(), tools);
     let cfg = config(8, None);
     let first = agent.run(&cfg, &CancellationToken::new()).await.unwrap();
     let second = agent.run(&cfg, &CancellationToken::new()).await.unwrap();
@@ -406,9 +406,9 @@ async fn an_agent_run_twice_starts_clean() {
 async fn grammar_per_step_and_last_step_answer_only() {
     let mut cfg = config(2, None);
     cfg.tool_choice = agent::task::ToolChoice::Required;
-    let backend = Replay::new(info(), vec![turn(CALC), turn(FINAL)]);
+    let backend = Arc::new(Replay::new(info(), vec![turn(CALC), turn(FINAL)]));
     let tools = toolset::build(&[ToolSource::AllBuiltins], &OutputSpec::Text).unwrap();
-    let outcome = Agent::new(&backend, tools)
+    let outcome = Agent::new(backend.clone(), tools)
         .run(&cfg, &CancellationToken::new())
         .await
         .unwrap();
@@ -436,9 +436,9 @@ async fn grammar_per_step_and_last_step_answer_only() {
     // Required: the body is calls only, no free text.
     assert!(grammars[0].contains("body: calls\n"), "{}", grammars[0]);
     cfg.constrain_calls = false;
-    let backend = Replay::new(info(), vec![turn(FINAL)]);
+    let backend = Arc::new(Replay::new(info(), vec![turn(FINAL)]));
     let tools = toolset::build(&[ToolSource::AllBuiltins], &OutputSpec::Text).unwrap();
-    Agent::new(&backend, tools)
+    Agent::new(backend.clone(), tools)
         .run(&cfg, &CancellationToken::new())
         .await
         .unwrap();
@@ -502,10 +502,10 @@ async fn thinking_budget_per_step_kind() {
         turn("<tool_call>\n{\"name\": \"calculator\"\n</tool_call>"),
         turn(&format!("Fix it.\n</think>\n\n{FINAL}")),
     ];
-    let backend = Replay::new(qwen3_info(), turns);
+    let backend = Arc::new(Replay::new(qwen3_info(), turns));
     let tools = toolset::build(&[ToolSource::AllBuiltins], &OutputSpec::Text).unwrap();
     let events = Arc::new(Mutex::new(Vec::new()));
-    let mut agent = Agent::new(&backend, tools);
+    let mut agent = Agent::new(backend.clone(), tools).runner();
     agent.observe(Box::new(Collect(events.clone())));
     let outcome = agent.run(&cfg, &CancellationToken::new()).await.unwrap();
     drop(agent);
@@ -589,15 +589,15 @@ async fn custom_thinking_policy() {
             Budget::Unlimited
         }
     }));
-    let backend = Replay::new(
+    let backend = Arc::new(Replay::new(
         qwen3_info(),
         vec![
             turn(&format!("plan\n</think>\n\n{CALC}")),
             turn(&format!("ok\n</think>\n\n{FINAL}")),
         ],
-    );
+    ));
     let tools = toolset::build(&[ToolSource::AllBuiltins], &OutputSpec::Text).unwrap();
-    let outcome = Agent::new(&backend, tools)
+    let outcome = Agent::new(backend.clone(), tools)
         .run(&cfg, &CancellationToken::new())
         .await
         .unwrap();
@@ -627,13 +627,13 @@ async fn truncated_thought_is_marked_in_the_trace() {
         text: "Let me think about 17 * 23 step by".into(),
         finish: Finish::Length,
     };
-    let backend = Replay::new(
+    let backend = Arc::new(Replay::new(
         qwen3_info(),
         vec![cut, turn(&format!("ok\n</think>\n\n{FINAL}"))],
-    );
+    ));
     let tools = toolset::build(&[ToolSource::AllBuiltins], &OutputSpec::Text).unwrap();
     let events = Arc::new(Mutex::new(Vec::new()));
-    let mut agent = Agent::new(&backend, tools);
+    let mut agent = Agent::new(backend.clone(), tools).runner();
     agent.observe(Box::new(Collect(events.clone())));
     agent.run(&cfg, &CancellationToken::new()).await.unwrap();
     drop(agent);
@@ -692,15 +692,15 @@ async fn provider_tools_progress_and_side_events_reach_the_trace() {
     };
     let mut tools = toolset::build(&[], &OutputSpec::Text).unwrap();
     tools.register_provider(Arc::new(Source(vec![Arc::new(Ticker(spec))])));
-    let backend = Replay::new(
+    let backend = Arc::new(Replay::new(
         info(),
         vec![
             turn("<tool_call>\n{\"name\": \"srv__tick\", \"arguments\": {}}\n</tool_call>"),
             turn(FINAL),
         ],
-    );
+    ));
     let events = Arc::new(Mutex::new(Vec::new()));
-    let mut agent = Agent::new(&backend, tools);
+    let mut agent = Agent::new(backend.clone(), tools).runner();
     agent.observe(Box::new(Collect(events.clone())));
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     agent.side_events(rx);
@@ -773,9 +773,9 @@ async fn a_tool_with_an_unusable_schema_is_left_out() {
     };
     let mut tools = toolset::build(&[ToolSource::AllBuiltins], &OutputSpec::Text).unwrap();
     tools.register_provider(Arc::new(Source(vec![Arc::new(Ticker(spec))])));
-    let backend = Replay::new(info(), vec![turn(CALC), turn(FINAL)]);
+    let backend = Arc::new(Replay::new(info(), vec![turn(CALC), turn(FINAL)]));
     let events = Arc::new(Mutex::new(Vec::new()));
-    let mut agent = Agent::new(&backend, tools);
+    let mut agent = Agent::new(backend.clone(), tools).runner();
     agent.observe(Box::new(Collect(events.clone())));
     let outcome = agent
         .run(&config(3, None), &CancellationToken::new())
@@ -803,5 +803,97 @@ async fn a_tool_with_an_unusable_schema_is_left_out() {
     assert!(
         !backend.prompts.lock().unwrap()[0].contains("srv__odd"),
         "the left-out tool is not offered"
+    );
+}
+
+/// A model for concurrent runs: it asks the calculator for the expression of the question in
+/// its prompt, then answers with the calculator's result, and it replies to no one until two
+/// prompts are waiting at once (so runs that took turns would never end).
+struct Arithmetic {
+    together: tokio::sync::Barrier,
+}
+
+impl agent::backend::Backend for Arithmetic {
+    fn info(&self) -> &ModelInfo {
+        static INFO: std::sync::OnceLock<ModelInfo> = std::sync::OnceLock::new();
+        INFO.get_or_init(info)
+    }
+
+    fn generate<'a>(
+        &'a self,
+        req: agent::backend::GenRequest,
+        on_text: agent::backend::OnText<'a>,
+    ) -> agent::backend::BoxFuture<
+        'a,
+        Result<agent::backend::GenOutput, agent::backend::BackendError>,
+    > {
+        Box::pin(async move {
+            self.together.wait().await;
+            fn between(text: &str, open: &str, close: &str) -> Option<String> {
+                let start = text.rfind(open)? + open.len();
+                Some(text[start..].split(close).next()?.trim().to_string())
+            }
+            let text = match between(&req.prompt, "<tool_response>", "</tool_response>") {
+                Some(result) => format!(
+                    "<tool_call>\n{}\n</tool_call>",
+                    json!({"name": "final_answer", "arguments": {"answer": result}})
+                ),
+                None => {
+                    let expression = between(&req.prompt, "What is ", "?").unwrap_or_default();
+                    format!(
+                        "<tool_call>\n{}\n</tool_call>",
+                        json!({"name": "calculator", "arguments": {"expression": expression}})
+                    )
+                }
+            };
+            // The loop reads the reply as it streams.
+            on_text(&text);
+            Ok(agent::backend::GenOutput {
+                text,
+                finish: Finish::Stop,
+                stats: GenStats::default(),
+                thinking: Default::default(),
+            })
+        })
+    }
+}
+
+/// Two different tasks at once on one `Agent` (one model): each run keeps its own
+/// conversation, calls and answer. The model replies only while both runs wait on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_agent_runs_two_tasks_at_once() {
+    let backend = Arc::new(Arithmetic {
+        together: tokio::sync::Barrier::new(2),
+    });
+    let tools = toolset::build(&[ToolSource::AllBuiltins], &OutputSpec::Text).unwrap();
+    let agent = Agent::new(backend, tools);
+    fn shareable<T: Clone + Send + Sync + 'static>(_: &T) {}
+    shareable(&agent);
+    let task = |q: &str| RunConfig {
+        instructions: format!("What is {q}?"),
+        ..config(4, None)
+    };
+    let (a, b) = (agent.clone(), agent.clone());
+    let (first, second) = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        let cancel = CancellationToken::new();
+        let (ca, cb) = (task("17 * 23"), task("6 * 7"));
+        let first = tokio::spawn({
+            let cancel = cancel.clone();
+            async move { a.run(&ca, &cancel).await }
+        });
+        let second = tokio::spawn(async move { b.run(&cb, &cancel).await });
+        (first.await.unwrap(), second.await.unwrap())
+    })
+    .await
+    .expect("the two runs did not run at the same time");
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert_eq!(
+        (first.answer, first.steps, second.answer, second.steps),
+        (
+            Some(json!("17 * 23 = 391")),
+            2,
+            Some(json!("6 * 7 = 42")),
+            2
+        )
     );
 }

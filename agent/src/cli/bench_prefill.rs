@@ -14,6 +14,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 
 use agent::backend::{
     Backend, BackendError, BoxFuture, GenOutput, GenRequest, GenStats, ModelInfo, OnText,
@@ -137,7 +138,7 @@ async fn prompt_of(backend: &MistralBackend, n: usize) -> anyhow::Result<(String
 /// agent's prefill seconds for `prompt`: time to the first token, prefix cache off; the first
 /// of `repeats + 1` runs warms up and is dropped.
 async fn agent_prefill(
-    backend: &MistralBackend,
+    backend: &Arc<MistralBackend>,
     prompt: &str,
     repeats: usize,
 ) -> anyhow::Result<f64> {
@@ -209,7 +210,7 @@ pub(super) async fn prefill(
             (m, vec![converted, original])
         }
     };
-    let backend = MistralBackend::load_with_prefix_cache(&m, Device::Cpu, None).await?;
+    let backend = Arc::new(MistralBackend::load_with_prefix_cache(&m, Device::Cpu, None).await?);
     let mut prompts = Vec::new();
     let mut counts = Vec::new();
     for &n in &sizes {
@@ -268,12 +269,12 @@ pub(super) async fn prefill(
 }
 
 /// Records each step's prompt and statistics, passing the request on to the real backend.
-struct Recorder<'a> {
-    inner: &'a MistralBackend,
+struct Recorder {
+    inner: Arc<MistralBackend>,
     steps: std::sync::Mutex<Vec<(String, GenStats)>>,
 }
 
-impl Backend for Recorder<'_> {
+impl Backend for Recorder {
     fn info(&self) -> &ModelInfo {
         self.inner.info()
     }
@@ -344,7 +345,7 @@ pub(super) fn filesystem_task(dir: &Path) -> anyhow::Result<PathBuf> {
 /// Step 1 of a task with server-filesystem (all its tools), as `agent run` makes it: its
 /// prompt, and agent's median time to the first token over `repeats` runs after a warm-up.
 async fn first_step(
-    backend: &MistralBackend,
+    backend: &Arc<MistralBackend>,
     repeats: usize,
 ) -> anyhow::Result<(String, usize, f64)> {
     let dir = std::env::temp_dir().join(format!("agent-bench-first-step-{}", std::process::id()));
@@ -352,10 +353,10 @@ async fn first_step(
     let task = Task::load(&task_path)?;
     let cfg = RunConfig::for_task(&task.front, &task, "bench".into(), 32, None);
     let mcp = toolset::mcp_config(&agent_home(), &[], Some(&task)).map_err(anyhow::Error::msg)?;
-    let recorder = Recorder {
-        inner: backend,
+    let recorder = Arc::new(Recorder {
+        inner: backend.clone(),
         steps: std::sync::Mutex::new(Vec::new()),
-    };
+    });
     let mut secs = Vec::new();
     let mut seen = None;
     for _ in 0..=repeats {
@@ -368,7 +369,7 @@ async fn first_step(
             .await
             .map_err(anyhow::Error::msg)?;
         tools.register_provider(pool.clone());
-        let outcome = Agent::new(&recorder, tools)
+        let outcome = Agent::new(recorder.clone(), tools)
             .run(&cfg, &CancellationToken::new())
             .await;
         pool.shutdown().await;

@@ -251,7 +251,7 @@ pub fn main(args: RunArgs) -> ExitCode {
             return fail(EXIT_FAILED, e);
         }
         let side_events = toolbox.take_events();
-        let mut agent = Agent::new(&*backend, toolbox.registry().clone());
+        let mut agent = Agent::new(backend.clone(), toolbox.registry().clone()).runner();
         if let Some(rx) = side_events {
             agent.side_events(rx);
         }

@@ -434,7 +434,7 @@ impl State {
             .await
             .map_err(|e| ErrorData::internal_error(e, None))?;
         let events = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let mut agent = Agent::new(&*self.backend, tools);
+        let mut agent = Agent::new(self.backend.clone(), tools).runner();
         agent.observe(Box::new(trace));
         agent.observe(Box::new(Collect(events.clone())));
         agent.observe(Box::new(notifier));

@@ -2,6 +2,7 @@
 //! dispatches them and appends the results; the run ends on a final answer, at `max_steps`, or
 //! when cancelled (the trace is kept either way).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use agent_tools::builtin::FINAL_ANSWER;
@@ -61,9 +62,55 @@ pub enum RunError {
     Grammar(#[from] GrammarError),
 }
 
-pub struct Agent<'a> {
-    backend: &'a dyn Backend,
+/// A model and its tools: cheap to clone (the model is shared, never copied), `Send + Sync`,
+/// and able to run any number of tasks at once, each with its own conversation and state
+/// ([`Agent::run`], or [`Agent::runner`] to watch a run's events).
+#[derive(Clone)]
+pub struct Agent {
+    backend: Arc<dyn Backend>,
     tools: ToolRegistry,
+}
+
+impl Agent {
+    pub fn new(backend: Arc<dyn Backend>, tools: ToolRegistry) -> Self {
+        Self { backend, tools }
+    }
+
+    /// The model the agent runs on.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The agent's tools.
+    pub fn tools(&self) -> &ToolRegistry {
+        &self.tools
+    }
+
+    /// One run, to which observers and side events can be attached before it starts.
+    pub fn runner<'a>(&self) -> Run<'a> {
+        Run {
+            agent: self.clone(),
+            observers: Vec::new(),
+            seen_calls: Default::default(),
+            thinking_used: 0,
+            last_tool_result: None,
+            side_events: None,
+        }
+    }
+
+    /// Runs one task to its end, unobserved (see [`Run::run`]).
+    pub async fn run(
+        &self,
+        cfg: &RunConfig,
+        cancel: &CancellationToken,
+    ) -> Result<Outcome, RunError> {
+        self.runner().run(cfg, cancel).await
+    }
+}
+
+/// One run of an [`Agent`]: its observers, and what it has done so far.
+pub struct Run<'a> {
+    agent: Agent,
     observers: Vec<Box<dyn Observer + 'a>>,
     /// Calls made so far (name and arguments), to notice a model going round in circles.
     seen_calls: std::collections::HashSet<String>,
@@ -81,20 +128,8 @@ enum StepEnd {
     Done(Value),
 }
 
-impl<'a> Agent<'a> {
-    pub fn new(backend: &'a dyn Backend, tools: ToolRegistry) -> Self {
-        Self {
-            backend,
-            tools,
-            observers: Vec::new(),
-            seen_calls: Default::default(),
-            thinking_used: 0,
-            last_tool_result: None,
-            side_events: None,
-        }
-    }
-
-    /// Merges events sent on `rx` into the run's (see [`Agent::side_events`]).
+impl<'a> Run<'a> {
+    /// Merges events sent on `rx` into the run's (see [`Run::side_events`]).
     pub fn side_events(&mut self, rx: mpsc::UnboundedReceiver<Event>) {
         self.side_events = Some(rx);
     }
@@ -133,14 +168,14 @@ impl<'a> Agent<'a> {
         self.seen_calls.clear();
         self.thinking_used = 0;
         self.last_tool_result = None;
-        let info = self.backend.info().clone();
+        let info = self.agent.backend.info().clone();
         self.emit(Event::RunStarted {
             run_id: cfg.run_id.clone(),
             task: cfg.task_name.clone(),
             model: info.name.clone(),
             family: info.family.name().into(),
             max_steps: cfg.max_steps,
-            tools: self.tools.names(),
+            tools: self.agent.tools.names(),
         });
         let mut messages = vec![
             Message::system(SYSTEM_PROMPT),
@@ -211,7 +246,9 @@ impl<'a> Agent<'a> {
         kind: StepKind,
         messages: &mut Vec<Message>,
     ) -> Result<StepEnd, RunError> {
-        let info = self.backend.info();
+        // Its own handle: `info` stays borrowed while the step emits events.
+        let backend = self.agent.backend.clone();
+        let info = backend.info();
         let cx = StepContext {
             kind,
             step,
@@ -229,7 +266,7 @@ impl<'a> Agent<'a> {
             thinking_applies: think.applies,
         });
         let format = cfg.format.unwrap_or(call_format(&info.family).0);
-        let mut specs = self.tools.specs();
+        let mut specs = self.agent.tools.specs();
         // A tool whose schema cannot be compiled (an MCP server's odd schema) is left out of
         // the step, and said so, rather than ending the run.
         let grammar = loop {
@@ -296,7 +333,7 @@ impl<'a> Agent<'a> {
                 }
             }
         };
-        let out = self.backend.generate(req, &mut on_text).await?;
+        let out = backend.generate(req, &mut on_text).await?;
         let parsed = formats::collect(live, seen);
 
         self.thinking_used += out.thinking.tokens;
@@ -415,7 +452,7 @@ impl<'a> Agent<'a> {
         let cx = CallContext::with_progress(move |p| {
             let _ = tx.send(p);
         });
-        let tools = self.tools.clone();
+        let tools = self.agent.tools.clone();
         // Valid by the schema but meaningless (see `echoed_description`): refused here, for the
         // model, rather than in the registry, which also serves people and MCP clients.
         let echoed = tools
