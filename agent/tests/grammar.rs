@@ -488,3 +488,63 @@ fn typed_wasm_tools_constrain_calls() {
         }
     }
 }
+
+/// A tool made from a typed Rust function (`agent_tools::typed`): the schema generated from
+/// its argument type constrains calls as a hand-written one does.
+#[test]
+fn a_typed_tools_schema_constrains_calls() {
+    /// A forecast.
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    #[allow(dead_code)]
+    struct Forecast {
+        city: String,
+        days: Option<u8>,
+        unit: Unit,
+    }
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    #[serde(rename_all = "lowercase")]
+    enum Unit {
+        Celsius,
+        Fahrenheit,
+    }
+    let spec = ToolSpec {
+        name: "forecast".into(),
+        description: "A forecast.".into(),
+        parameters: agent_tools::typed::parameters::<Forecast>(),
+    };
+    for format in Format::ALL {
+        let (checker, special) = setup(format);
+        let g = lark(
+            &opts(format, &special, Thinking::Off),
+            std::slice::from_ref(&spec),
+            &Choice::Required,
+        )
+        .unwrap();
+        for args in [
+            json!({"city": "Lyon", "unit": "celsius"}),
+            json!({"city": "Lyon", "days": 3, "unit": "fahrenheit"}),
+            json!({"city": "Lyon", "days": null, "unit": "celsius"}),
+        ] {
+            let text = render_calls(format, &[call("forecast", args)]);
+            checker
+                .accepts(&g, &text, true)
+                .unwrap_or_else(|e| panic!("[{format}] rejected {text:?}: {e}\n{g}"));
+        }
+        let mut bad = vec![
+            json!({"city": "Lyon", "unit": "kelvin"}),
+            json!({"unit": "celsius"}),
+        ];
+        // Qwen3-Coder writes every value as text (`3` and `"3"` are the same call there).
+        if format != Format::Qwen3Coder {
+            bad.push(json!({"city": "Lyon", "days": "3", "unit": "celsius"}));
+            bad.push(json!({"city": 7, "unit": "celsius"}));
+        }
+        for args in bad {
+            let text = render_calls(format, &[call("forecast", args)]);
+            assert!(
+                checker.accepts(&g, &text, true).is_err(),
+                "[{format}] accepted {text:?}"
+            );
+        }
+    }
+}

@@ -9,6 +9,7 @@ pub mod builtin;
 pub mod mcp;
 mod registry;
 mod schema;
+pub mod typed;
 
 pub use registry::{RegistryError, ToolProvider, ToolRegistry};
 pub use schema::{
