@@ -94,8 +94,9 @@ impl Toolbox {
             ..Hooks::default()
         };
         let pool = McpPool::start(&spec.mcp, hooks.clone());
+        // Filled once the wasm tools are in it, below.
         let mut toolbox = Self {
-            registry: spec.registry,
+            registry: ToolRegistry::new(),
             pool,
             hooks,
             sandbox: OnceLock::new(),
@@ -103,7 +104,7 @@ impl Toolbox {
             wasm: Vec::new(),
             events: Some(events),
         };
-        let mut registry = std::mem::take(&mut toolbox.registry);
+        let mut registry = spec.registry;
         let loaded = toolbox
             .load_wasm(&mut registry, &spec.tools, &spec.wasm_policies, &spec.base)
             .await

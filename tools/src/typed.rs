@@ -62,7 +62,21 @@ where
     R: Serialize,
     E: Display,
 {
-    Arc::new(FnTool::new(name, f))
+    let mut parameters = parameters::<A>();
+    let description = parameters
+        .as_object_mut()
+        .and_then(|o| o.remove("description"))
+        .and_then(|d| d.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    Arc::new(FnTool {
+        spec: ToolSpec {
+            name: name.into(),
+            description,
+            parameters,
+        },
+        f,
+        args: PhantomData,
+    })
 }
 
 /// See [`tool`].
@@ -70,33 +84,6 @@ pub struct FnTool<A, F> {
     spec: ToolSpec,
     f: F,
     args: PhantomData<fn(A)>,
-}
-
-impl<A, F, Fut, R, E> FnTool<A, F>
-where
-    A: DeserializeOwned + JsonSchema + Send + 'static,
-    F: Fn(A) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<R, E>> + Send + 'static,
-    R: Serialize,
-    E: Display,
-{
-    pub fn new(name: impl Into<String>, f: F) -> Self {
-        let mut parameters = parameters::<A>();
-        let description = parameters
-            .as_object_mut()
-            .and_then(|o| o.remove("description"))
-            .and_then(|d| d.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        Self {
-            spec: ToolSpec {
-                name: name.into(),
-                description,
-                parameters,
-            },
-            f,
-            args: PhantomData,
-        }
-    }
 }
 
 impl<A, F, Fut, R, E> Tool for FnTool<A, F>
