@@ -10,13 +10,10 @@
 //! Prints one line per step (its kind, the budget the closure chose, the reasoning tokens
 //! used), then the answer.
 
-use std::sync::Arc;
-
+use agent::Agent;
 use agent::events::{Event, Observer};
-use agent::mistral::MistralBackend;
-use agent::planner::{Agent, RunConfig};
-use agent::task::{Budget, Device, OutputSpec, ToolChoice, ToolSource};
-use agent::thinking::{StepContext, ThinkingPolicy};
+use agent::task::{Budget, Device, ToolChoice};
+use agent::thinking::StepContext;
 use tokio_util::sync::CancellationToken;
 
 /// The policy: plain Rust, with everything the step knows.
@@ -77,22 +74,20 @@ async fn main() -> anyhow::Result<()> {
     let question = args
         .next()
         .unwrap_or_else(|| "What is 17 * 23? Use the calculator.".into());
-    let m = agent::models::resolve(&model)?;
-    let backend = Arc::new(MistralBackend::load(&m, Device::Cpu).await?);
-    let tools = agent::toolset::build(&[ToolSource::AllBuiltins], &OutputSpec::Text)?;
-    let cfg = RunConfig {
-        run_id: "adaptive-thinking".into(),
-        instructions: question,
-        max_steps: 4,
-        max_tokens_per_step: 512,
-        max_string_chars: Some(256),
-        tool_choice: ToolChoice::Required,
-        thinking: ThinkingPolicy::Custom(Arc::new(budget)),
-        ..RunConfig::default()
-    };
-    let mut agent = Agent::new(backend, tools).runner();
-    agent.observe(Box::new(StepLog));
-    let outcome = agent.run(&cfg, &CancellationToken::new()).await?;
+    let agent = Agent::builder()
+        .model(model)
+        .device(Device::Cpu)
+        .max_steps(4)
+        .max_tokens(512)
+        .tool_choice(ToolChoice::Required)
+        .thinking_policy(budget)
+        .build()
+        .await?;
+    let mut run = agent.runner();
+    run.observe(Box::new(StepLog));
+    let outcome = run
+        .run(&agent.config(question), &CancellationToken::new())
+        .await?;
     println!(
         "answer: {}",
         outcome

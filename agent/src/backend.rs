@@ -123,8 +123,24 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Called with each piece of generated text as it arrives.
 pub type OnText<'a> = &'a mut (dyn FnMut(&str) + Send);
 
+/// What a backend's on-disk prefix cache did in this process.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct DiskCacheStats {
+    /// Prefixes loaded from disk, and their tokens the engine did not prefill.
+    pub hits: usize,
+    pub tokens_reused: usize,
+    /// Entries written.
+    pub saved: usize,
+    /// Entries found damaged or unreadable, deleted.
+    pub rejected: usize,
+}
+
 pub trait Backend: Send + Sync {
     fn info(&self) -> &ModelInfo;
+    /// What the on-disk prefix cache did, for a backend that keeps one.
+    fn disk_cache_stats(&self) -> Option<DiskCacheStats> {
+        None
+    }
     /// Completes `req.prompt`. Dropping the future cancels the generation.
     fn generate<'a>(
         &'a self,

@@ -2,6 +2,7 @@
 //! loop, and (with the `mistralrs` feature) the in-process model backend.
 
 pub mod backend;
+pub mod builder;
 pub mod events;
 pub mod formats;
 pub mod gguf_meta;
@@ -18,3 +19,8 @@ pub mod task;
 pub mod thinking;
 pub mod toolbox;
 pub mod toolset;
+
+pub use agent_tools::typed::tool;
+pub use builder::{AgentBuilder, BuildError};
+pub use planner::{Agent, Chat, Outcome, RunConfig, RunError};
+pub use task::Task;

@@ -64,7 +64,6 @@ async fn run(
     let mut agent = Agent::new(backend.clone(), tools).runner();
     agent.observe(Box::new(Collect(events.clone())));
     let outcome = agent.run(&cfg, &cancel).await.unwrap();
-    drop(agent);
     let prompts = backend.prompts.lock().unwrap().clone();
     let events = events.lock().unwrap().clone();
     (outcome, events, prompts)
@@ -145,7 +144,6 @@ async fn a_backend_error_ends_the_trace_with_the_error_and_a_final_event() {
         err.to_string(),
         "the replayed transcript has no turn left for step 2"
     );
-    drop(agent);
     let events = shape(&events.lock().unwrap());
     assert_eq!(
         events[events.len() - 2..],
@@ -393,8 +391,14 @@ async fn an_agent_run_twice_starts_clean() {
     let tools = toolset::build(&[ToolSource::AllBuiltins], &OutputSpec::Text).unwrap();
     let agent = Agent::new(backend.clone(), tools);
     let cfg = config(8, None);
-    let first = agent.run(&cfg, &CancellationToken::new()).await.unwrap();
-    let second = agent.run(&cfg, &CancellationToken::new()).await.unwrap();
+    let first = agent
+        .run_with(&cfg, &CancellationToken::new())
+        .await
+        .unwrap();
+    let second = agent
+        .run_with(&cfg, &CancellationToken::new())
+        .await
+        .unwrap();
     assert_eq!(second, first);
     let prompts = backend.prompts.lock().unwrap().clone();
     assert_eq!(prompts.len(), 4);
@@ -409,7 +413,7 @@ async fn grammar_per_step_and_last_step_answer_only() {
     let backend = Arc::new(Replay::new(info(), vec![turn(CALC), turn(FINAL)]));
     let tools = toolset::build(&[ToolSource::AllBuiltins], &OutputSpec::Text).unwrap();
     let outcome = Agent::new(backend.clone(), tools)
-        .run(&cfg, &CancellationToken::new())
+        .run_with(&cfg, &CancellationToken::new())
         .await
         .unwrap();
     assert_eq!(outcome.answer, Some(json!("391")));
@@ -439,7 +443,7 @@ async fn grammar_per_step_and_last_step_answer_only() {
     let backend = Arc::new(Replay::new(info(), vec![turn(FINAL)]));
     let tools = toolset::build(&[ToolSource::AllBuiltins], &OutputSpec::Text).unwrap();
     Agent::new(backend.clone(), tools)
-        .run(&cfg, &CancellationToken::new())
+        .run_with(&cfg, &CancellationToken::new())
         .await
         .unwrap();
     assert_eq!(
@@ -508,7 +512,6 @@ async fn thinking_budget_per_step_kind() {
     let mut agent = Agent::new(backend.clone(), tools).runner();
     agent.observe(Box::new(Collect(events.clone())));
     let outcome = agent.run(&cfg, &CancellationToken::new()).await.unwrap();
-    drop(agent);
     assert_eq!(outcome.answer, Some(json!("391")));
     let started: Vec<Value> = shape(&events.lock().unwrap())
         .into_iter()
@@ -598,7 +601,7 @@ async fn custom_thinking_policy() {
     ));
     let tools = toolset::build(&[ToolSource::AllBuiltins], &OutputSpec::Text).unwrap();
     let outcome = Agent::new(backend.clone(), tools)
-        .run(&cfg, &CancellationToken::new())
+        .run_with(&cfg, &CancellationToken::new())
         .await
         .unwrap();
     assert_eq!(outcome.answer, Some(json!("391")));
@@ -636,7 +639,6 @@ async fn truncated_thought_is_marked_in_the_trace() {
     let mut agent = Agent::new(backend.clone(), tools).runner();
     agent.observe(Box::new(Collect(events.clone())));
     agent.run(&cfg, &CancellationToken::new()).await.unwrap();
-    drop(agent);
     let outputs: Vec<Value> = shape(&events.lock().unwrap())
         .into_iter()
         .filter(|e| e["event"] == "model_output")
@@ -715,7 +717,6 @@ async fn provider_tools_progress_and_side_events_reach_the_trace() {
         .run(&config(3, None), &CancellationToken::new())
         .await
         .unwrap();
-    drop(agent);
     assert_eq!(outcome.answer, Some(json!("391")));
     let events = events.lock().unwrap().clone();
     let names: Vec<Value> = shape(&events)
@@ -781,7 +782,6 @@ async fn a_tool_with_an_unusable_schema_is_left_out() {
         .run(&config(3, None), &CancellationToken::new())
         .await
         .unwrap();
-    drop(agent);
     assert_eq!(outcome.answer, Some(json!("391")));
     let errors: Vec<String> = events
         .lock()
@@ -879,9 +879,9 @@ async fn one_agent_runs_two_tasks_at_once() {
         let (ca, cb) = (task("17 * 23"), task("6 * 7"));
         let first = tokio::spawn({
             let cancel = cancel.clone();
-            async move { a.run(&ca, &cancel).await }
+            async move { a.run_with(&ca, &cancel).await }
         });
-        let second = tokio::spawn(async move { b.run(&cb, &cancel).await });
+        let second = tokio::spawn(async move { b.run_with(&cb, &cancel).await });
         (first.await.unwrap(), second.await.unwrap())
     })
     .await

@@ -43,6 +43,12 @@ impl ToolRegistry {
         Ok(())
     }
 
+    /// Adds `tool`, or puts it in the place of the fixed tool of the same name (a run's own
+    /// `final_answer`, shaped by its output schema).
+    pub fn replace(&mut self, tool: Arc<dyn Tool>) {
+        self.tools.insert(tool.spec().name.clone(), tool);
+    }
+
     /// Adds a source of changing tools. Its names are namespaced (`server__tool`, server names
     /// without `__`), so they cannot shadow fixed tools, whose names never contain `__`.
     pub fn register_provider(&mut self, provider: Arc<dyn ToolProvider>) {

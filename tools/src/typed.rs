@@ -50,17 +50,57 @@ pub fn parameters<T: JsonSchema>() -> Value {
     schema.to_value()
 }
 
+/// What a typed tool's function returns: a `Result` whose `Ok` is any `Serialize` value and
+/// whose `Err` is a tool error the model reads, or a value of a plain type (text, a number, a
+/// boolean, JSON) for a tool that cannot fail.
+pub trait IntoToolOutput {
+    fn into_output(self) -> ToolOutput;
+}
+
+impl<R: Serialize, E: Display> IntoToolOutput for Result<R, E> {
+    fn into_output(self) -> ToolOutput {
+        match self {
+            Ok(r) => output(r),
+            Err(e) => ToolOutput::error(e.to_string()),
+        }
+    }
+}
+
+/// Plain results: the types a tool that cannot fail returns most (a `Result` covers the rest).
+macro_rules! plain_outputs {
+    ($($t:ty),*) => {$(
+        impl IntoToolOutput for $t {
+            fn into_output(self) -> ToolOutput {
+                output(self)
+            }
+        }
+    )*};
+}
+
+plain_outputs!(
+    String,
+    &'static str,
+    Value,
+    bool,
+    i32,
+    i64,
+    u32,
+    u64,
+    usize,
+    f32,
+    f64
+);
+
 /// A tool that deserializes its arguments into `A` and runs `f` on them. Its description is
-/// `A`'s doc comment, its parameters `A`'s fields (with theirs). `f`'s `Ok` value is the result:
-/// a string is sent as it is, any other value as JSON (and kept as the structured result);
-/// its `Err` is a tool error the model reads.
-pub fn tool<A, F, Fut, R, E>(name: impl Into<String>, f: F) -> Arc<FnTool<A, F>>
+/// `A`'s doc comment, its parameters `A`'s fields (with theirs). What `f` returns is the result
+/// (see [`IntoToolOutput`]): a string is sent as it is, any other value as JSON (and kept as
+/// the structured result); an `Err` is a tool error the model reads.
+pub fn tool<A, F, Fut>(name: impl Into<String>, f: F) -> Arc<FnTool<A, F>>
 where
     A: DeserializeOwned + JsonSchema + Send + 'static,
     F: Fn(A) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<R, E>> + Send + 'static,
-    R: Serialize,
-    E: Display,
+    Fut: Future + Send + 'static,
+    Fut::Output: IntoToolOutput,
 {
     let mut parameters = parameters::<A>();
     let description = parameters
@@ -86,13 +126,12 @@ pub struct FnTool<A, F> {
     args: PhantomData<fn(A)>,
 }
 
-impl<A, F, Fut, R, E> Tool for FnTool<A, F>
+impl<A, F, Fut> Tool for FnTool<A, F>
 where
     A: DeserializeOwned + JsonSchema + Send + 'static,
     F: Fn(A) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<R, E>> + Send + 'static,
-    R: Serialize,
-    E: Display,
+    Fut: Future + Send + 'static,
+    Fut::Output: IntoToolOutput,
 {
     fn spec(&self) -> &ToolSpec {
         &self.spec
@@ -107,10 +146,7 @@ where
                 Ok(a) => a,
                 Err(e) => return ToolOutput::error(format!("invalid arguments: {e}")),
             };
-            match (self.f)(args).await {
-                Ok(r) => output(r),
-                Err(e) => ToolOutput::error(e.to_string()),
-            }
+            (self.f)(args).await.into_output()
         })
     }
 }

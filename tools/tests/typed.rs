@@ -51,6 +51,12 @@ fn registry() -> ToolRegistry {
             Ok::<_, std::convert::Infallible>(s.text.to_uppercase())
         }))
         .unwrap();
+    // A tool that cannot fail returns its value itself.
+    tools
+        .register(typed::tool("length", |s: Shout| async move {
+            s.text.chars().count()
+        }))
+        .unwrap();
     tools
 }
 
@@ -118,6 +124,14 @@ async fn results_and_errors_reach_the_model_as_any_tools_do() {
     assert_eq!(
         call("shout", json!({"text": "hi"})).await,
         ToolOutput::text("HI")
+    );
+    assert_eq!(
+        call("length", json!({"text": "héllo"})).await,
+        ToolOutput {
+            content: "5".into(),
+            structured: Some(json!(5)),
+            ..ToolOutput::text("")
+        }
     );
     assert_eq!(
         call("forecast", json!({"city": "", "unit": "celsius"})).await,

@@ -370,7 +370,7 @@ async fn first_step(
             .map_err(anyhow::Error::msg)?;
         tools.register_provider(pool.clone());
         let outcome = Agent::new(recorder.clone(), tools)
-            .run(&cfg, &CancellationToken::new())
+            .run_with(&cfg, &CancellationToken::new())
             .await;
         pool.shutdown().await;
         outcome?;

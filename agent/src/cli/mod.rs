@@ -13,7 +13,6 @@ mod parse;
 mod progress;
 mod pull;
 mod run;
-mod runcfg;
 mod serve;
 mod serve_conformance;
 mod serve_handler;

@@ -21,8 +21,10 @@ impl ProgressLine {
         Self { bar }
     }
 
-    pub fn message(&self, msg: impl Into<String>) {
-        self.bar.set_message(msg.into());
+    /// Shows each status it is called with (a build's), for as long as the line is up.
+    pub fn status(&self) -> impl Fn(&str) + Send + Sync + 'static {
+        let bar = self.bar.clone();
+        move |s| bar.set_message(s.to_string())
     }
 
     pub fn finish(&self) {

@@ -3,18 +3,12 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use std::sync::Arc;
-
+use agent::backend::DiskCacheStats;
 use agent::events::{JsonLines, StopReason, TraceWriter};
-use agent::mistral::MistralBackend;
-use agent::mistral::disk_cache::DiskCacheStats;
 use agent::models::{self, agent_home};
-use agent::planner::{Agent, RunConfig};
-use agent::task::{Device, MAX_STEPS_RANGE, Task, ThinkingSpec};
-use agent::toolbox::{Toolbox, ToolboxError, ToolboxSpec};
-use agent::toolset;
+use agent::task::{Device, MAX_STEPS_RANGE, Sampling, Task, ThinkingSpec};
+use agent::{Agent, BuildError, RunConfig};
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
@@ -69,7 +63,7 @@ pub struct RunArgs {
     /// Bound (MiB) of the on-disk prefix cache in $AGENT_HOME/prefix-cache, which keeps the KV
     /// of long prompts (system prompt, tool schemas, task) so that the same task run again
     /// starts without prefilling them; 0 turns it off.
-    #[arg(long, value_name = "MIB", default_value_t = super::runcfg::DISK_CACHE_MIB)]
+    #[arg(long, value_name = "MIB", default_value_t = agent::builder::DISK_CACHE_MIB)]
     disk_cache_mb: u64,
 }
 
@@ -96,86 +90,56 @@ fn parse_thinking(s: &str) -> Result<ThinkingSpec, String> {
     serde_yaml_ng::from_str(s).map_err(|e| format!("{e}"))
 }
 
-/// A sortable, readable run id: UTC time plus the process id.
-pub(super) fn run_id() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        std::process::id()
-    )
-}
-
 fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("agent: {msg}");
     ExitCode::from(code)
 }
 
 pub fn main(args: RunArgs) -> ExitCode {
-    let mut task = match Task::load(&args.task) {
+    let task = match Task::load(&args.task) {
         Ok(t) => t,
         Err(e) => return fail(EXIT_BAD_INPUT, e),
     };
-    task.front
-        .apply_overrides(args.model.clone(), args.max_steps, args.seed);
-    let device = match args.device.as_deref() {
-        Some("cpu") => Device::Cpu,
-        Some("cuda") => Device::Cuda,
-        Some(_) => Device::Auto,
-        None => task.front.device_or_default(),
-    };
-    let registry = match toolset::build(
-        &task.front.tools_or_default(),
-        &task.front.output_or_default(),
-    ) {
-        Ok(t) => t,
-        Err(e) => return fail(EXIT_BAD_INPUT, format!("{}: {e}", task.path.display())),
-    };
-    let mcp = match toolset::mcp_config(&agent_home(), &args.mcp_config, Some(&task)) {
-        Ok(c) => c,
-        Err(e) => return fail(EXIT_BAD_INPUT, e),
-    };
-    let hub = agent::hub::Hub::from_env(args.offline);
-    let model = match models::resolve_with(task.front.model_or_default(), &hub) {
-        Ok(mut m) => {
-            m.isq = args.isq.clone().or_else(|| task.front.isq.clone());
-            m
-        }
-        // Named where the model came from: the flag, the task's `model:` line, or the default.
-        Err(e) => match (&args.model, &task.front.model) {
-            (Some(flag), _) => return fail(EXIT_BAD_INPUT, format!("--model {flag}: {e}")),
-            (None, Some(_)) => return fail(EXIT_BAD_INPUT, task.error_at("model", e.to_string())),
-            (None, None) => return fail(EXIT_BAD_INPUT, e),
-        },
-    };
-    let cfg = RunConfig::for_task(
-        &task.front,
-        &task,
-        run_id(),
-        args.max_tokens,
-        args.thinking.as_ref(),
-    );
-    let trace_path = args.trace.clone().unwrap_or_else(|| {
-        agent_home()
-            .join("runs")
-            .join(format!("{}.jsonl", cfg.run_id))
-    });
+    // The flags win over the task file.
+    let mut builder = Agent::builder()
+        .task(&task)
+        .offline(args.offline)
+        .max_tokens(args.max_tokens)
+        .disk_cache_mib(args.disk_cache_mb);
+    if let Some(m) = &args.model {
+        builder = builder.model(m);
+    }
+    if let Some(n) = args.max_steps {
+        builder = builder.max_steps(n);
+    }
+    if let Some(seed) = args.seed {
+        let sampling = task.front.sampling.clone().unwrap_or_default();
+        builder = builder.sampling(Sampling {
+            seed: Some(seed),
+            ..sampling
+        });
+    }
+    if let Some(d) = args.device.as_deref() {
+        builder = builder.device(match d {
+            "cpu" => Device::Cpu,
+            "cuda" => Device::Cuda,
+            _ => Device::Auto,
+        });
+    }
+    if let Some(q) = &args.isq {
+        builder = builder.isq(q);
+    }
+    if let Some(t) = &args.thinking {
+        builder = builder.thinking(t.clone());
+    }
+    for f in &args.mcp_config {
+        builder = builder.mcp_config(f);
+    }
+    let run_id = agent::planner::new_run_id();
+    let trace_path = args
+        .trace
+        .clone()
+        .unwrap_or_else(|| agent_home().join("runs").join(format!("{run_id}.jsonl")));
     // Before anything starts: a run whose trace cannot be written fails at once, with nothing
     // (MCP servers, the model) to shut down.
     let trace = match TraceWriter::create(&trace_path) {
@@ -196,83 +160,51 @@ pub fn main(args: RunArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(EXIT_FAILED, format!("cannot start the async runtime: {e}")),
     };
-    let spec = ToolboxSpec {
-        registry,
-        tools: task.front.tools_or_default(),
-        wasm_policies: task.front.wasm_policy.clone().unwrap_or_default(),
-        base: task
-            .path
-            .parent()
-            .map(std::path::Path::to_path_buf)
-            .unwrap_or_default(),
-        mcp,
-        sampling_max_tokens: u32::try_from(args.max_tokens).unwrap_or(u32::MAX),
-        wasm_cache: Some(toolset::wasm_cache_dir(&agent_home())),
-    };
-    let task_path = task.path.clone();
     rt.block_on(async move {
         let progress = (!args.json && std::io::stderr().is_terminal()).then(ProgressLine::new);
         if let Some(p) = &progress {
-            p.message(format!("loading {}…", model.name));
+            builder = builder.on_status(p.status());
         }
-        // MCP servers start while the model loads; their events join the run's trace.
-        let has_mcp = !spec.mcp.servers.is_empty();
-        let mut toolbox = match Toolbox::start(spec).await {
-            Ok(t) => t,
-            Err(e @ ToolboxError::Config(_)) => {
-                return fail(EXIT_BAD_INPUT, format!("{}: {e}", task_path.display()));
+        let agent = match builder.build().await {
+            Ok(a) => a,
+            Err(BuildError::Model(e)) if args.model.is_some() => {
+                return fail(
+                    EXIT_BAD_INPUT,
+                    format!("--model {}: {e}", args.model.unwrap_or_default()),
+                );
             }
+            Err(e) if e.is_bad_input() => return fail(EXIT_BAD_INPUT, e),
             Err(e) => return fail(EXIT_FAILED, e),
         };
-        let backend: Arc<MistralBackend> = match MistralBackend::load_with(
-            &model,
-            device,
-            super::runcfg::caches(
-                agent::mistral::Caches::standard().memory,
-                args.disk_cache_mb,
-            ),
-        )
-        .await
-        {
-            Ok(b) => Arc::new(b),
-            Err(e) => {
-                toolbox.shutdown().await;
-                return fail(EXIT_FAILED, e);
-            }
+        let cfg = RunConfig {
+            run_id,
+            task_name: task.path.display().to_string(),
+            ..agent.config(task.instructions.clone())
         };
-        toolbox.use_model(backend.clone());
-        if let Some(p) = &progress
-            && has_mcp
-        {
-            p.message("starting MCP servers…");
-        }
-        if let Err(e) = toolbox.ready_for(&cfg.tool_choice).await {
-            toolbox.shutdown().await;
-            return fail(EXIT_FAILED, e);
-        }
-        let side_events = toolbox.take_events();
-        let mut agent = Agent::new(backend.clone(), toolbox.registry().clone()).runner();
-        if let Some(rx) = side_events {
-            agent.side_events(rx);
-        }
-        agent.observe(Box::new(trace));
+        let mut run = agent.runner();
+        run.observe(Box::new(trace));
         if args.json {
-            agent.observe(Box::new(JsonLines(std::io::stdout())));
+            run.observe(Box::new(JsonLines(std::io::stdout())));
         }
         if args.show_thinking {
-            agent.observe(Box::new(ShowThinking { step: 0 }));
+            run.observe(Box::new(ShowThinking { step: 0 }));
         }
         let shown = progress.is_some();
         if let Some(p) = progress {
-            agent.observe(Box::new(p));
+            run.observe(Box::new(p));
         }
         let cancel = CancellationToken::new();
         super::cancel_on_interrupt(cancel.clone());
-        let outcome = agent.run(&cfg, &cancel).await;
-        drop(agent); // clears the progress line before the answer is printed
-        toolbox.shutdown().await;
+        // The run ends with its observers, which clears the progress line before the answer
+        // is printed.
+        let outcome = run.run(&cfg, &cancel).await;
+        agent.shutdown().await;
         if shown {
-            if let Some(line) = backend.disk_cache_stats().and_then(|s| disk_cache_line(&s)) {
+            if let Some(line) = agent
+                .backend()
+                .disk_cache_stats()
+                .and_then(|s| disk_cache_line(&s))
+            {
                 eprintln!("{line}");
             }
             eprintln!("trace: {}", trace_path.display());

@@ -72,7 +72,7 @@ pub struct ServeArgs {
     /// `agent run` and kept across restarts: prompts computed afresh (a system prompt and tool
     /// schemas) are kept there, and runs that start with them skip their prefill; 0 turns it
     /// off (as does `--prefix-cache 0`).
-    #[arg(long, value_name = "MIB", default_value_t = super::runcfg::DISK_CACHE_MIB)]
+    #[arg(long, value_name = "MIB", default_value_t = agent::builder::DISK_CACHE_MIB)]
     disk_cache_mb: u64,
     /// Most `run_task` calls running at once; more wait their turn (and are told so).
     #[arg(long, default_value_t = 4)]
@@ -201,7 +201,7 @@ pub fn main(mut args: ServeArgs) -> ExitCode {
         let backend = match MistralBackend::load_with(
             &model,
             device,
-            super::runcfg::caches(
+            agent::mistral::Caches::sized(
                 (args.prefix_cache > 0).then_some(args.prefix_cache),
                 args.disk_cache_mb,
             ),

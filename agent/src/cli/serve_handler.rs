@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::AtomicUsize;
 
 use agent::mistral::MistralBackend;
 use agent::models::agent_home;
@@ -68,7 +68,6 @@ pub struct State {
     pub(super) served: ToolRegistry,
     pub(super) slots: Arc<Semaphore>,
     pub(super) waiting: AtomicUsize,
-    pub(super) runs: AtomicU64,
     /// `run_task` calls running as MCP tasks (the tasks extension), and their results.
     pub(super) tasks: TaskManager,
 }
@@ -96,7 +95,6 @@ impl State {
             served,
             slots,
             waiting: AtomicUsize::new(0),
-            runs: AtomicU64::new(0),
             tasks: TaskManager::new(),
         })
     }

@@ -380,8 +380,7 @@ impl State {
             own_mcp,
             builtins,
         } = prepared;
-        let n = self.runs.fetch_add(1, Ordering::Relaxed);
-        let run_id = format!("{}-{n}", super::run::run_id());
+        let run_id = agent::planner::new_run_id();
         let cfg = RunConfig::for_task(
             &front,
             &task,
@@ -438,8 +437,8 @@ impl State {
         agent.observe(Box::new(trace));
         agent.observe(Box::new(Collect(events.clone())));
         agent.observe(Box::new(notifier));
+        // The run ends with its observers (the trace is closed).
         let outcome = agent.run(&cfg, &ct).await;
-        drop(agent);
         drop(permit);
         if let Some(pool) = own_pool {
             pool.shutdown().await;

@@ -6,10 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use agent::models::agent_home;
-use agent::task::{OutputSpec, Task};
-use agent::toolbox::{Toolbox, ToolboxError, ToolboxSpec};
-use agent::toolset;
+use agent::task::Task;
 use agent_tools::mcp::{McpPool, ServerStatus};
 use agent_tools::{CallContext, ToolRegistry};
 use clap::{Args, Subcommand};
@@ -65,26 +62,13 @@ pub fn main(args: ToolsArgs) -> ExitCode {
         },
         None => None,
     };
-    let wasm_policies = task
-        .as_ref()
-        .and_then(|t| t.front.wasm_policy.clone())
-        .unwrap_or_default();
-    let base = task
-        .as_ref()
-        .and_then(|t| t.path.parent().map(std::path::Path::to_path_buf))
-        .unwrap_or_default();
-    let (sources, output) = match &task {
-        Some(t) => (t.front.tools_or_default(), t.front.output_or_default()),
-        None => (vec![agent::task::ToolSource::AllBuiltins], OutputSpec::Text),
-    };
-    let registry = match toolset::build(&sources, &output) {
-        Ok(r) => r,
-        Err(e) => return fail(EXIT_BAD_INPUT, e),
-    };
-    let mcp = match toolset::mcp_config(&agent_home(), &scope.mcp_config, task.as_ref()) {
-        Ok(c) => c,
-        Err(e) => return fail(EXIT_BAD_INPUT, e),
-    };
+    let mut builder = agent::Agent::builder();
+    if let Some(t) = &task {
+        builder = builder.task(t);
+    }
+    for f in &scope.mcp_config {
+        builder = builder.mcp_config(f);
+    }
     let args_json = match &args.command {
         Some(ToolsCommand::Call { args, .. }) => match serde_json::from_str::<Value>(args) {
             Ok(v @ Value::Object(_)) => Some(v),
@@ -105,19 +89,10 @@ pub fn main(args: ToolsArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(EXIT_FAILED, format!("cannot start the async runtime: {e}")),
     };
-    let spec = ToolboxSpec {
-        registry,
-        tools: sources,
-        wasm_policies,
-        base,
-        mcp,
-        wasm_cache: Some(toolset::wasm_cache_dir(&agent_home())),
-        ..ToolboxSpec::default()
-    };
     rt.block_on(async move {
-        let toolbox = match Toolbox::start(spec).await {
+        let toolbox = match builder.start_tools().await {
             Ok(t) => t,
-            Err(e @ ToolboxError::Config(_)) => return fail(EXIT_BAD_INPUT, e),
+            Err(e) if e.is_bad_input() => return fail(EXIT_BAD_INPUT, e),
             Err(e) => return fail(EXIT_FAILED, e),
         };
         let pool = toolbox.pool().clone();

@@ -37,6 +37,15 @@ impl Caches {
             disk: Some(DiskCacheOptions::standard()),
         }
     }
+
+    /// `memory` sequences, and the disk cache bounded by `disk_mib` MiB (0: none).
+    pub fn sized(memory: Option<usize>, disk_mib: u64) -> Self {
+        let disk = (disk_mib > 0).then(|| DiskCacheOptions {
+            max_bytes: disk_mib << 20,
+            ..DiskCacheOptions::standard()
+        });
+        Self { memory, disk }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -183,6 +183,10 @@ impl Backend for MistralBackend {
         &self.info
     }
 
+    fn disk_cache_stats(&self) -> Option<DiskCacheStats> {
+        MistralBackend::disk_cache_stats(self)
+    }
+
     fn generate<'a>(
         &'a self,
         req: GenRequest,

@@ -1,6 +1,9 @@
 //! A run's settings, and how a task file's front matter becomes them: one function for
 //! `agent run`, `agent serve` and programs, so they share every default.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use serde_json::Value;
 
 use crate::backend::Sampling;
@@ -98,6 +101,40 @@ impl Default for RunConfig {
         )
     }
 }
+
+/// A sortable, readable run id: UTC time plus the process id, and a count after the first
+/// run of the process (two runs can start in one second).
+pub fn new_run_id() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let id = format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        std::process::id()
+    );
+    match RUNS.fetch_add(1, Ordering::Relaxed) {
+        0 => id,
+        n => format!("{id}-{}", n + 1),
+    }
+}
+
+/// Run ids given out by this process.
+static RUNS: AtomicU64 = AtomicU64::new(0);
 
 #[cfg(test)]
 mod tests {

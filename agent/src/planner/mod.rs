@@ -5,22 +5,27 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use agent_tools::builtin::FINAL_ANSWER;
+use agent_tools::builtin::{FINAL_ANSWER, FinalAnswer};
 use agent_tools::{CallContext, ToolOutput, ToolRegistry};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{Backend, BackendError, Finish, GenRequest, ModelInfo};
+use crate::backend::{BackendError, Finish, GenRequest, ModelInfo};
 use crate::events::{Event, Observer, Progress, StepKind, StopReason};
 use crate::formats::{self, Format, GrammarError, GrammarOptions, Thinking};
 use crate::prompt::{self, Family, Message, Qwen3Variant, RenderError, Role, ToolCall};
 use crate::task::ToolChoice;
 use crate::thinking::{self, StepContext};
 
+mod agent;
+mod chat;
 mod config;
+mod handoff;
 
-pub use config::{DEFAULT_MAX_TOKENS, RunConfig};
+pub use agent::Agent;
+pub use chat::Chat;
+pub use config::{DEFAULT_MAX_TOKENS, RunConfig, new_run_id};
 
 /// The agent's standing instructions. Short on purpose: small models follow short prompts.
 pub const SYSTEM_PROMPT: &str = "You are a helpful assistant that completes the user's task. Use the tools when they help; call one tool at a time and wait for its result. When you know the answer, call final_answer with it.";
@@ -60,57 +65,22 @@ pub enum RunError {
     Render(#[from] RenderError),
     #[error(transparent)]
     Grammar(#[from] GrammarError),
+    /// A run that had to answer ([`Agent::run_typed`], a sub-agent) stopped without one.
+    #[error("the run stopped without an answer ({stop:?} after {steps} steps)")]
+    NoAnswer { stop: StopReason, steps: u32 },
+    /// The answer passed the output schema but not the Rust type's own checks.
+    #[error("the answer does not fit its type: {0}")]
+    AnswerType(#[source] serde_json::Error),
 }
 
-/// A model and its tools: cheap to clone (the model is shared, never copied), `Send + Sync`,
-/// and able to run any number of tasks at once, each with its own conversation and state
-/// ([`Agent::run`], or [`Agent::runner`] to watch a run's events).
-#[derive(Clone)]
-pub struct Agent {
-    backend: Arc<dyn Backend>,
-    tools: ToolRegistry,
-}
-
-impl Agent {
-    pub fn new(backend: Arc<dyn Backend>, tools: ToolRegistry) -> Self {
-        Self { backend, tools }
-    }
-
-    /// The model the agent runs on.
-    pub fn backend(&self) -> &Arc<dyn Backend> {
-        &self.backend
-    }
-
-    /// The agent's tools.
-    pub fn tools(&self) -> &ToolRegistry {
-        &self.tools
-    }
-
-    /// One run, to which observers and side events can be attached before it starts.
-    pub fn runner<'a>(&self) -> Run<'a> {
-        Run {
-            agent: self.clone(),
-            observers: Vec::new(),
-            seen_calls: Default::default(),
-            thinking_used: 0,
-            last_tool_result: None,
-            side_events: None,
-        }
-    }
-
-    /// Runs one task to its end, unobserved (see [`Run::run`]).
-    pub async fn run(
-        &self,
-        cfg: &RunConfig,
-        cancel: &CancellationToken,
-    ) -> Result<Outcome, RunError> {
-        self.runner().run(cfg, cancel).await
-    }
-}
-
-/// One run of an [`Agent`]: its observers, and what it has done so far.
+/// One run of an [`Agent`]: its observers, and what it has done so far. Made by
+/// [`Agent::runner`]; [`Run::run`] uses it up.
 pub struct Run<'a> {
     agent: Agent,
+    /// The agent's tools with this run's `final_answer` (shaped by its output schema).
+    tools: ToolRegistry,
+    /// The conversation this run continues ([`Run::history`]); empty for a new one.
+    history: Vec<Message>,
     observers: Vec<Box<dyn Observer + 'a>>,
     /// Calls made so far (name and arguments), to notice a model going round in circles.
     seen_calls: std::collections::HashSet<String>,
@@ -121,6 +91,16 @@ pub struct Run<'a> {
     /// Events from outside the loop (MCP servers starting, failing, sampling), merged into
     /// the run's events as they come.
     side_events: Option<mpsc::UnboundedReceiver<Event>>,
+}
+
+/// Forwards a run's events to [`Run::events`]'s channel.
+struct Forward(mpsc::UnboundedSender<Event>);
+
+impl Observer for Forward {
+    fn event(&mut self, event: &Event) {
+        // A reader that went away misses the rest; the run goes on.
+        let _ = self.0.send(event.clone());
+    }
 }
 
 enum StepEnd {
@@ -150,6 +130,20 @@ impl<'a> Run<'a> {
         self.observers.push(observer);
     }
 
+    /// The run's events as they happen, on a channel that closes when the run ends: read it
+    /// while [`Run::run`] goes (`tokio::join!`, or a spawned task) to draw your own progress.
+    pub fn events(&mut self) -> mpsc::UnboundedReceiver<Event> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.observe(Box::new(Forward(tx)));
+        rx
+    }
+
+    /// Continues `messages` (an earlier [`Outcome::messages`]) instead of starting a new
+    /// conversation: the run's instructions are the next user message. See [`Chat`].
+    pub fn history(&mut self, messages: Vec<Message>) {
+        self.history = messages;
+    }
+
     fn emit(&mut self, event: Event) {
         for o in &mut self.observers {
             o.event(&event);
@@ -159,28 +153,49 @@ impl<'a> Run<'a> {
     /// Runs the task to its end. Cancelling `cancel` stops at once (in-flight generation and
     /// tool calls are dropped) and returns an outcome with [`StopReason::Cancelled`].
     pub async fn run(
+        mut self,
+        cfg: &RunConfig,
+        cancel: &CancellationToken,
+    ) -> Result<Outcome, RunError> {
+        // The agent's MCP server events join this run's, unless the run was given its own;
+        // they go back to the agent for its next run.
+        let lent = if self.side_events.is_none() {
+            self.side_events = self.agent.take_server_events();
+            self.side_events.is_some()
+        } else {
+            false
+        };
+        let outcome = self.run_task(cfg, cancel).await;
+        if lent && let Some(rx) = self.side_events.take() {
+            self.agent.return_server_events(rx);
+        }
+        outcome
+    }
+
+    async fn run_task(
         &mut self,
         cfg: &RunConfig,
         cancel: &CancellationToken,
     ) -> Result<Outcome, RunError> {
-        // Each run starts clean: an `Agent` run again must not see the last run's calls as
-        // repeats, nor count its thinking against this run's policy.
-        self.seen_calls.clear();
-        self.thinking_used = 0;
-        self.last_tool_result = None;
-        let info = self.agent.backend.info().clone();
+        // `final_answer` is how a run ends with a checked answer: always there, shaped by
+        // this run's output schema.
+        self.tools = self.agent.tools().clone();
+        self.tools
+            .replace(Arc::new(FinalAnswer::new(cfg.output_schema.clone())));
+        let info = self.agent.backend().info().clone();
         self.emit(Event::RunStarted {
             run_id: cfg.run_id.clone(),
             task: cfg.task_name.clone(),
             model: info.name.clone(),
             family: info.family.name().into(),
             max_steps: cfg.max_steps,
-            tools: self.agent.tools.names(),
+            tools: self.tools.names(),
         });
-        let mut messages = vec![
-            Message::system(SYSTEM_PROMPT),
-            Message::user(cfg.instructions.clone()),
-        ];
+        let mut messages = std::mem::take(&mut self.history);
+        if messages.is_empty() {
+            messages.push(Message::system(SYSTEM_PROMPT));
+        }
+        messages.push(Message::user(cfg.instructions.clone()));
         let mut kind = StepKind::Plan;
         for step in 1..=cfg.max_steps {
             if step == cfg.max_steps && step > 1 && kind != StepKind::Answer {
@@ -247,7 +262,7 @@ impl<'a> Run<'a> {
         messages: &mut Vec<Message>,
     ) -> Result<StepEnd, RunError> {
         // Its own handle: `info` stays borrowed while the step emits events.
-        let backend = self.agent.backend.clone();
+        let backend = self.agent.backend().clone();
         let info = backend.info();
         let cx = StepContext {
             kind,
@@ -266,7 +281,7 @@ impl<'a> Run<'a> {
             thinking_applies: think.applies,
         });
         let format = cfg.format.unwrap_or(call_format(&info.family).0);
-        let mut specs = self.agent.tools.specs();
+        let mut specs = self.tools.specs();
         // A tool whose schema cannot be compiled (an MCP server's odd schema) is left out of
         // the step, and said so, rather than ending the run.
         let grammar = loop {
@@ -452,7 +467,7 @@ impl<'a> Run<'a> {
         let cx = CallContext::with_progress(move |p| {
             let _ = tx.send(p);
         });
-        let tools = self.agent.tools.clone();
+        let tools = self.tools.clone();
         // Valid by the schema but meaningless (see `echoed_description`): refused here, for the
         // model, rather than in the registry, which also serves people and MCP clients.
         let echoed = tools

@@ -119,6 +119,23 @@ impl Task {
 }
 
 impl FrontMatter {
+    /// Checks settings made in code (a builder's) as a task file's are checked: the error
+    /// names the key and says what is accepted.
+    pub fn check(&self) -> Result<(), FieldError> {
+        // Through JSON, which writes enums as a task file does (`tool_choice: {tool: NAME}`),
+        // where YAML would write tags.
+        let value = serde_json::to_value(self)
+            .map_err(|e| e.to_string())
+            .and_then(|json| serde_yaml_ng::to_value(json).map_err(|e| e.to_string()))
+            .map_err(|e| {
+                FieldError::new(
+                    &[],
+                    format!("cannot be written as a task file's front matter: {e}"),
+                )
+            })?;
+        front::check_front_matter(&value).map(|_| ())
+    }
+
     /// `top` over `self`, key by key: a key `top` sets wins (a task's settings over a server's
     /// defaults).
     pub fn overlay(self, top: FrontMatter) -> FrontMatter {

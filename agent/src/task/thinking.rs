@@ -96,6 +96,19 @@ impl ThinkingPolicySpec {
     }
 }
 
+impl From<Budget> for ThinkingSpec {
+    /// One budget for every step.
+    fn from(b: Budget) -> Self {
+        ThinkingSpec::Uniform(b)
+    }
+}
+
+impl From<ThinkingPolicySpec> for ThinkingSpec {
+    fn from(p: ThinkingPolicySpec) -> Self {
+        ThinkingSpec::PerKind(p)
+    }
+}
+
 impl ThinkingSpec {
     /// The effective policy: a uniform budget applies to all four kinds; a
     /// per-kind map takes the default for kinds it leaves out.

@@ -186,6 +186,17 @@ impl McpPool {
     }
 }
 
+/// A pool dropped without [`McpPool::shutdown`] (its last user gone) leaves no process: starts
+/// still running are stopped, and each server's process group is killed when its last handle
+/// goes.
+impl Drop for McpPool {
+    fn drop(&mut self) {
+        for e in self.servers.values() {
+            e.task.abort();
+        }
+    }
+}
+
 impl ToolProvider for McpPool {
     fn tools(&self) -> Vec<Arc<dyn Tool>> {
         self.ready().iter().flat_map(|s| s.tools()).collect()

@@ -26,7 +26,7 @@ pub use entry::EntryError;
 pub use identity::{ModelIdentity, file_hash};
 
 /// The default bound on the cache's size on disk.
-pub const DEFAULT_MAX_BYTES: u64 = 4 << 30;
+pub const DEFAULT_MAX_BYTES: u64 = crate::builder::DISK_CACHE_MIB << 20;
 
 /// A prompt step must compute at least this many tokens afresh, and at least half of its
 /// prompt, for the prompt to be kept: shorter prefills are quick anyway, and a later step of
@@ -54,17 +54,7 @@ impl DiskCacheOptions {
     }
 }
 
-/// What the cache did in this process.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct DiskCacheStats {
-    /// Prefixes loaded from disk, and their tokens the engine did not prefill.
-    pub hits: usize,
-    pub tokens_reused: usize,
-    /// Entries written.
-    pub saved: usize,
-    /// Entries found damaged or unreadable, deleted.
-    pub rejected: usize,
-}
+pub use crate::backend::DiskCacheStats;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DiskCacheError {

@@ -1,0 +1,189 @@
+//! [`Agent`]: a model, its tools and its settings, shared by every run.
+
+use std::sync::{Arc, Mutex};
+
+use agent_tools::{Tool, ToolRegistry};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Chat, Outcome, Run, RunConfig, RunError, new_run_id};
+use crate::backend::Backend;
+use crate::events::{Event, StopReason};
+use crate::toolbox::Toolbox;
+
+/// A model, its tools and its settings: cheap to clone (the model is shared, never copied),
+/// `Send + Sync`, and able to run any number of tasks at once, each with its own conversation
+/// and state. Made by [`Agent::builder`](crate::builder::AgentBuilder), or from a loaded model
+/// and tools with [`Agent::new`].
+///
+/// The MCP servers and wasm sandbox it was built with stay up while any clone is alive; the
+/// last one dropped stops them (or call [`Agent::shutdown`] to wait for them to exit).
+#[derive(Clone)]
+pub struct Agent {
+    backend: Arc<dyn Backend>,
+    tools: ToolRegistry,
+    /// Every run's settings but its instructions and id ([`Agent::config`]).
+    settings: Arc<RunConfig>,
+    /// The MCP servers and sandbox the tools need, when the agent started them.
+    toolbox: Option<Arc<Toolbox>>,
+    /// The MCP servers' events, lent to one run at a time (see [`Run::run`]).
+    server_events: Arc<Mutex<Option<mpsc::UnboundedReceiver<Event>>>>,
+}
+
+impl Agent {
+    /// An agent over a loaded model and `tools`, with the settings of a task file that sets
+    /// nothing ([`RunConfig::default`]).
+    pub fn new(backend: Arc<dyn Backend>, tools: ToolRegistry) -> Self {
+        Self {
+            backend,
+            tools,
+            settings: Arc::new(RunConfig::default()),
+            toolbox: None,
+            server_events: Arc::default(),
+        }
+    }
+
+    /// The same agent with other settings for its runs (the instructions and run id in
+    /// `settings` are not used: each run has its own).
+    pub fn with_settings(mut self, settings: RunConfig) -> Self {
+        self.settings = Arc::new(settings);
+        self
+    }
+
+    /// Keeps `toolbox` (the MCP servers and sandbox behind `tools`) alive as long as the agent,
+    /// and merges its servers' events into runs.
+    pub(crate) fn with_toolbox(mut self, mut toolbox: Toolbox) -> Self {
+        self.server_events = Arc::new(Mutex::new(toolbox.take_events()));
+        self.toolbox = Some(Arc::new(toolbox));
+        self
+    }
+
+    /// The model the agent runs on.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The agent's tools.
+    pub fn tools(&self) -> &ToolRegistry {
+        &self.tools
+    }
+
+    /// The MCP servers and sandbox the agent started, if it did.
+    pub fn toolbox(&self) -> Option<&Toolbox> {
+        self.toolbox.as_deref()
+    }
+
+    /// The settings of a run of `instructions`: the agent's, with a new run id.
+    pub fn config(&self, instructions: impl Into<String>) -> RunConfig {
+        RunConfig {
+            run_id: new_run_id(),
+            instructions: instructions.into(),
+            ..RunConfig::clone(&self.settings)
+        }
+    }
+
+    /// One run, to which observers and side events can be attached before it starts.
+    pub fn runner<'a>(&self) -> Run<'a> {
+        Run {
+            agent: self.clone(),
+            tools: self.tools.clone(),
+            history: Vec::new(),
+            observers: Vec::new(),
+            seen_calls: Default::default(),
+            thinking_used: 0,
+            last_tool_result: None,
+            side_events: None,
+        }
+    }
+
+    /// Runs `instructions` with the agent's settings, to its end. A run that stops without
+    /// an answer is still `Ok`: see [`Outcome::stop`].
+    pub async fn run(&self, instructions: impl Into<String>) -> Result<Outcome, RunError> {
+        self.run_with(&self.config(instructions), &CancellationToken::new())
+            .await
+    }
+
+    /// Runs one task with settings of its own, unobserved; `cancel` stops it (see
+    /// [`Run::run`]).
+    pub async fn run_with(
+        &self,
+        cfg: &RunConfig,
+        cancel: &CancellationToken,
+    ) -> Result<Outcome, RunError> {
+        self.runner().run(cfg, cancel).await
+    }
+
+    /// Runs `instructions` and returns the answer as a `T`: `T`'s JSON Schema is the output
+    /// schema, so the answer is constrained to it as it is written, then deserialized.
+    pub async fn run_typed<T: DeserializeOwned + JsonSchema>(
+        &self,
+        instructions: impl Into<String>,
+    ) -> Result<T, RunError> {
+        let mut cfg = self.config(instructions);
+        cfg.output_schema = Some(agent_tools::typed::parameters::<T>());
+        let outcome = self.run_with(&cfg, &CancellationToken::new()).await?;
+        serde_json::from_value(outcome.into_answer()?).map_err(RunError::AnswerType)
+    }
+
+    /// A conversation: each [`Chat::send`] continues the last one's messages.
+    pub fn chat(&self) -> Chat {
+        Chat::new(self.clone())
+    }
+
+    /// The agent as a tool another agent can call with a task (see [`super::handoff`]): it
+    /// runs with its own tools, steps and thinking, and its answer is the tool's result.
+    pub fn as_tool(
+        &self,
+        name: impl Into<String>,
+        description: impl Into<String>,
+    ) -> Arc<dyn Tool> {
+        Arc::new(super::handoff::AgentTool::new(
+            self.clone(),
+            name.into(),
+            description.into(),
+        ))
+    }
+
+    /// Stops the MCP servers the agent started and waits for them to exit (dropping the last
+    /// clone stops them too, without waiting).
+    pub async fn shutdown(&self) {
+        if let Some(t) = &self.toolbox {
+            t.shutdown().await;
+        }
+    }
+
+    pub(super) fn take_server_events(&self) -> Option<mpsc::UnboundedReceiver<Event>> {
+        self.server_events.lock().ok()?.take()
+    }
+
+    pub(super) fn return_server_events(&self, rx: mpsc::UnboundedReceiver<Event>) {
+        if let Ok(mut slot) = self.server_events.lock() {
+            *slot = Some(rx);
+        }
+    }
+}
+
+impl Outcome {
+    /// The answer, or [`RunError::NoAnswer`] when the run stopped without one.
+    pub fn into_answer(self) -> Result<serde_json::Value, RunError> {
+        match (self.stop, self.answer) {
+            (StopReason::Answer, Some(a)) => Ok(a),
+            (stop, _) => Err(RunError::NoAnswer {
+                stop,
+                steps: self.steps,
+            }),
+        }
+    }
+}
+
+/// The answer as [`Outcome::answer_text`] gives it, or why there is none.
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.answer_text() {
+            Some(a) if self.stop == StopReason::Answer => f.write_str(&a),
+            _ => write!(f, "(no answer: {:?} after {} steps)", self.stop, self.steps),
+        }
+    }
+}
