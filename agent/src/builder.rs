@@ -24,7 +24,7 @@ use serde_json::Value;
 use crate::backend::Backend;
 use crate::formats::Format;
 use crate::models::{self, ModelError, agent_home};
-use crate::planner::{Agent, DEFAULT_MAX_TOKENS, RunConfig};
+use crate::planner::{Agent, DEFAULT_MAX_TOKENS, Origin, RunConfig};
 use crate::task::{
     Budget, Device, FieldError, INLINE_PATH, OutputSpec, Sampling, Task, ThinkingSpec, ToolChoice,
     ToolSource,
@@ -40,6 +40,10 @@ pub enum BuildError {
     /// A setting is not acceptable: the message names the key (as in a task file).
     #[error("{0}")]
     Setting(String),
+    /// The tools are not acceptable (an unknown tool, a bad policy, clashing names): the
+    /// message names the tool; it does not name the task file.
+    #[error("{0}")]
+    Tools(String),
     /// The model could not be found, resolved or fetched.
     #[error(transparent)]
     Model(#[from] ModelError),
@@ -54,12 +58,18 @@ pub enum BuildError {
 impl BuildError {
     /// A mistake in the settings (or model name), not a failure to start.
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, BuildError::Setting(_) | BuildError::Model(_))
+        matches!(
+            self,
+            BuildError::Setting(_) | BuildError::Tools(_) | BuildError::Model(_)
+        )
     }
 }
 
 /// `--disk-cache-mb`'s and [`AgentBuilder::disk_cache_mib`]'s default: 4 GiB.
 pub const DISK_CACHE_MIB: u64 = 4 << 10;
+
+/// [`AgentBuilder::prefix_cache`]'s default: a few runs' prompts.
+pub const PREFIX_CACHE_SEQS: usize = 4;
 
 /// The model an agent gets: given, or found and still to load.
 enum Model {
@@ -79,6 +89,8 @@ pub struct AgentBuilder {
     max_tokens: usize,
     thinking_policy: Option<ThinkingPolicy>,
     disk_cache_mib: u64,
+    /// Sequences the in-memory prefix cache keeps (0: none).
+    prefix_cache: usize,
     /// The model was named by the task file (not overridden since), so an error names its
     /// line.
     model_from_task: bool,
@@ -97,6 +109,7 @@ impl Agent {
             max_tokens: DEFAULT_MAX_TOKENS,
             thinking_policy: None,
             disk_cache_mib: DISK_CACHE_MIB,
+            prefix_cache: PREFIX_CACHE_SEQS,
             model_from_task: false,
             status: None,
         }
@@ -271,6 +284,14 @@ impl AgentBuilder {
         self
     }
 
+    /// Finished sequences whose KV the in-memory prefix cache keeps, so that a task sent
+    /// again, or one sharing a long opening with a recent one, is prefilled only where it
+    /// differs (0 turns it off, and the disk cache with it).
+    pub fn prefix_cache(mut self, sequences: usize) -> Self {
+        self.prefix_cache = sequences;
+        self
+    }
+
     /// Called with what the build is doing ("loading MODEL…"), for a progress display.
     pub fn on_status(mut self, status: impl Fn(&str) + Send + Sync + 'static) -> Self {
         self.status = Some(Box::new(status));
@@ -294,11 +315,11 @@ impl AgentBuilder {
             .check()
             .map_err(|e: FieldError| self.setting_error(&e.key(), e.message()))?;
         let mut registry = toolset::build(&front.tools_or_default(), &front.output_or_default())
-            .map_err(|e| self.file_error(e.to_string()))?;
+            .map_err(|e| BuildError::Tools(e.to_string()))?;
         for t in &self.tools {
             registry
                 .register(t.clone())
-                .map_err(|e| self.file_error(format!("tools: {e}")))?;
+                .map_err(|e| BuildError::Tools(format!("tools: {e}")))?;
         }
         let mcp = toolset::mcp_config(&agent_home(), &self.mcp_files, Some(&self.task))
             .map_err(BuildError::Setting)?;
@@ -310,13 +331,13 @@ impl AgentBuilder {
         Ok((settings, registry, mcp))
     }
 
-    /// An error about the settings as a whole, naming the task file they came from.
-    fn file_error(&self, e: String) -> BuildError {
-        if self.task.path == Path::new(INLINE_PATH) {
-            BuildError::Setting(e)
-        } else {
-            BuildError::Setting(format!("{}: {e}", self.task.path.display()))
-        }
+    /// Where relative paths in the settings are resolved from: the task file's folder.
+    fn base(&self) -> PathBuf {
+        self.task
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
     }
 
     async fn start(&self, registry: ToolRegistry, mcp: McpConfig) -> Result<Toolbox, BuildError> {
@@ -325,18 +346,13 @@ impl AgentBuilder {
             registry,
             tools: front.tools_or_default(),
             wasm_policies: front.wasm_policy.clone().unwrap_or_default(),
-            base: self
-                .task
-                .path
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_default(),
+            base: self.base(),
             sampling_max_tokens: u32::try_from(self.max_tokens).unwrap_or(u32::MAX),
             wasm_cache: Some(toolset::wasm_cache_dir(&agent_home())),
             mcp,
         };
         Toolbox::start(spec).await.map_err(|e| match e {
-            ToolboxError::Config(m) => self.file_error(m),
+            ToolboxError::Config(m) => BuildError::Tools(m),
             ToolboxError::Start(m) => BuildError::Start(m),
         })
     }
@@ -379,9 +395,17 @@ impl AgentBuilder {
             return Err(BuildError::Start(e.to_string()));
         }
         let tools = toolbox.registry().clone();
+        let origin = Origin {
+            front: self.task.front.clone(),
+            base: self.base(),
+            own_tools: self.tools.clone(),
+            thinking_policy: self.thinking_policy.clone(),
+            max_tokens: self.max_tokens,
+        };
         Ok(Agent::new(backend, tools)
             .with_settings(settings)
-            .with_toolbox(toolbox))
+            .with_toolbox(toolbox)
+            .with_origin(origin))
     }
 
     fn say(&self, status: &str) {
@@ -413,7 +437,8 @@ impl AgentBuilder {
     async fn load(&self, m: &models::ResolvedModel) -> Result<Arc<dyn Backend>, BuildError> {
         use crate::mistral::{Caches, MistralBackend};
         self.say(&format!("loading {}…", m.name));
-        let caches = Caches::sized(Caches::standard().memory, self.disk_cache_mib);
+        let memory = (self.prefix_cache > 0).then_some(self.prefix_cache);
+        let caches = Caches::sized(memory, self.disk_cache_mib);
         let device = self.task.front.device_or_default();
         match MistralBackend::load_with(m, device, caches).await {
             Ok(b) => Ok(Arc::new(b)),

@@ -160,7 +160,7 @@ async fn settings_made_in_code_are_checked_like_a_task_files() {
     );
     let e = err(Agent::builder().builtin("nope")).await;
     assert!(
-        matches!(&e, BuildError::Setting(m) if m.contains("unknown built-in tool `nope`")),
+        matches!(&e, BuildError::Tools(m) if m.contains("unknown built-in tool `nope`")),
         "{e}"
     );
     let add = || {
@@ -171,7 +171,7 @@ async fn settings_made_in_code_are_checked_like_a_task_files() {
     };
     let e = err(Agent::builder().tool(add())).await;
     assert!(
-        matches!(&e, BuildError::Setting(m) if m == "tools: two tools are named `calculator`"),
+        matches!(&e, BuildError::Tools(m) if m == "tools: two tools are named `calculator`"),
         "{e}"
     );
     assert!(e.is_bad_input());

@@ -14,10 +14,6 @@ mod progress;
 mod pull;
 mod run;
 mod serve;
-mod serve_conformance;
-mod serve_handler;
-mod serve_http;
-mod serve_run;
 mod tools;
 
 use std::process::ExitCode;

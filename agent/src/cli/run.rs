@@ -173,6 +173,9 @@ pub fn main(args: RunArgs) -> ExitCode {
                     format!("--model {}: {e}", args.model.unwrap_or_default()),
                 );
             }
+            Err(BuildError::Tools(e)) => {
+                return fail(EXIT_BAD_INPUT, format!("{}: {e}", task.path.display()));
+            }
             Err(e) if e.is_bad_input() => return fail(EXIT_BAD_INPUT, e),
             Err(e) => return fail(EXIT_FAILED, e),
         };

@@ -3,23 +3,18 @@
 //! whole agent run, with progress per step and cancellation), the wasm tools the server is
 //! configured with (the agent as a sandboxed tool host), optionally the tools of its upstream
 //! MCP servers (`--gateway`), the traces of past runs as resources and the example tasks as
-//! prompts. The handler is in `serve_handler`, the HTTP listener in `serve_http`.
+//! prompts. The server itself is the library's (`agent::serve`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use agent::mistral::MistralBackend;
-use agent::models::{self, agent_home};
-use agent::task::{Device, FrontMatter};
-use agent::toolbox::{Toolbox, ToolboxError, ToolboxSpec};
-use agent::toolset;
+use agent::Agent;
+use agent::serve::{HttpOptions, ServeOptions, Server, serve_http};
+use agent::task::{Device, FrontMatter, Task};
 use clap::Args;
-use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
 
-use super::serve_handler::{Server, Settings, State};
 use super::{EXIT_BAD_INPUT, EXIT_FAILED};
 
 #[derive(Args)]
@@ -127,51 +122,47 @@ pub fn main(mut args: ServeArgs) -> ExitCode {
     if args.max_concurrent == 0 {
         return fail(EXIT_BAD_INPUT, "--max-concurrent must be at least 1");
     }
-    let defaults_path = args.defaults.clone();
-    let mut defaults = match &defaults_path {
-        Some(p) => match read_defaults(p) {
-            Ok(d) => d,
+    let options = ServeOptions {
+        max_concurrent: args.max_concurrent,
+        gateway: args.gateway,
+        trust_tasks: args.trust_tasks,
+        conformance_fixtures: args.conformance_fixtures,
+    };
+    // The defaults are the served agent's settings, as a task file's front matter.
+    let mut builder = Agent::builder()
+        .max_tokens(args.max_tokens)
+        .prefix_cache(args.prefix_cache)
+        .disk_cache_mib(if args.prefix_cache == 0 {
+            0
+        } else {
+            args.disk_cache_mb
+        })
+        .on_status(|s| eprintln!("agent serve: {s}"));
+    if let Some(path) = &args.defaults {
+        match read_defaults(path) {
+            Ok(front) => {
+                builder = builder.task(&Task {
+                    path: path.clone(),
+                    front,
+                    ..Task::from_instructions("")
+                })
+            }
             Err(e) => return fail(EXIT_BAD_INPUT, e),
-        },
-        None => FrontMatter::default(),
-    };
+        }
+    }
     if let Some(m) = &args.model {
-        defaults.model = Some(m.clone());
+        builder = builder.model(m);
     }
-    let device = match args.device.as_deref() {
-        Some("cpu") => Device::Cpu,
-        Some("cuda") => Device::Cuda,
-        Some(_) => Device::Auto,
-        None => defaults.device_or_default(),
-    };
-    let model = match models::resolve(defaults.model_or_default()) {
-        Ok(mut m) => {
-            m.isq = defaults.isq.clone();
-            m
-        }
-        Err(e) => return fail(EXIT_BAD_INPUT, e),
-    };
-    // Server-level MCP servers: $AGENT_HOME/mcp.json, --mcp-config, then the defaults' own.
-    let mut mcp = match toolset::mcp_config(&agent_home(), &args.mcp_config, None) {
-        Ok(c) => c,
-        Err(e) => return fail(EXIT_BAD_INPUT, e),
-    };
-    match defaults.mcp_config() {
-        Ok(d) => mcp.servers.extend(d.servers),
-        Err(e) => {
-            return fail(
-                EXIT_BAD_INPUT,
-                format!(
-                    "{}: mcp_servers: {e}",
-                    defaults_path.unwrap_or_default().display()
-                ),
-            );
-        }
+    if let Some(d) = args.device.as_deref() {
+        builder = builder.device(match d {
+            "cpu" => Device::Cpu,
+            "cuda" => Device::Cuda,
+            _ => Device::Auto,
+        });
     }
-    let base = defaults_path
-        .as_ref()
-        .and_then(|p| p.parent().map(std::path::Path::to_path_buf))
-        .unwrap_or_default();
+    for f in &args.mcp_config {
+        builder = builder.mcp_config(f);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -180,105 +171,43 @@ pub fn main(mut args: ServeArgs) -> ExitCode {
         Err(e) => return fail(EXIT_FAILED, format!("cannot start the async runtime: {e}")),
     };
     rt.block_on(async move {
-        // The configured wasm tools, loaded once: served as MCP tools and used by runs.
-        let spec = ToolboxSpec {
-            tools: defaults.tools_or_default(),
-            wasm_policies: defaults.wasm_policy.clone().unwrap_or_default(),
-            base: base.clone(),
-            mcp,
-            sampling_max_tokens: u32::try_from(args.max_tokens).unwrap_or(u32::MAX),
-            wasm_cache: Some(toolset::wasm_cache_dir(&agent_home())),
-            ..ToolboxSpec::default()
-        };
-        let mut toolbox = match Toolbox::start(spec).await {
-            Ok(t) => t,
-            Err(e @ ToolboxError::Config(_)) => return fail(EXIT_BAD_INPUT, e),
+        let agent = match builder.build().await {
+            Ok(a) => a,
+            Err(e) if e.is_bad_input() => return fail(EXIT_BAD_INPUT, e),
             Err(e) => return fail(EXIT_FAILED, e),
         };
-        // The server's own MCP servers' events have no run to join.
-        drop(toolbox.take_events());
-        eprintln!("agent serve: loading {}…", model.name);
-        let backend = match MistralBackend::load_with(
-            &model,
-            device,
-            agent::mistral::Caches::sized(
-                (args.prefix_cache > 0).then_some(args.prefix_cache),
-                args.disk_cache_mb,
-            ),
-        )
-        .await
-        {
-            Ok(b) => Arc::new(b),
+        let model = agent.backend().info().name.clone();
+        let server = match Server::new(agent.clone(), options) {
+            Ok(s) => s,
             Err(e) => {
-                toolbox.shutdown().await;
-                return fail(EXIT_FAILED, e);
-            }
-        };
-        toolbox.use_model(backend.clone());
-        if let Err(e) = toolbox.pool().wait_required().await {
-            toolbox.shutdown().await;
-            return fail(EXIT_FAILED, e);
-        }
-        let settings = Settings {
-            model: model.name.clone(),
-            defaults,
-            base,
-            max_tokens: args.max_tokens,
-            max_concurrent: args.max_concurrent,
-            gateway: args.gateway,
-            trust_tasks: args.trust_tasks,
-            conformance_fixtures: args.conformance_fixtures,
-        };
-        let pool = toolbox.pool().clone();
-        let state = match State::new(settings, backend, toolbox) {
-            Ok(s) => Arc::new(s),
-            Err(e) => {
-                pool.shutdown().await;
+                agent.shutdown().await;
                 return fail(EXIT_BAD_INPUT, e);
             }
         };
-        let server = Server::new(state);
         let shutdown = CancellationToken::new();
         super::cancel_on_interrupt(shutdown.clone());
         let served = match args.http {
             None => {
-                eprintln!("agent serve: ready on stdio ({})", model.name);
-                serve_stdio(server, shutdown).await
+                eprintln!("agent serve: ready on stdio ({model})");
+                server.serve_stdio(shutdown).await
             }
             Some(addr) => {
-                let opts = super::serve_http::HttpOptions {
+                let opts = HttpOptions {
                     addr,
                     token: args.token.clone(),
                     allow_hosts: args.allow_hosts.clone(),
                     allow_origins: args.allow_origins.clone(),
                     max_body: args.max_body,
                 };
-                super::serve_http::serve(server, opts, shutdown).await
+                serve_http(server, opts, shutdown).await
             }
         };
-        pool.shutdown().await;
+        agent.shutdown().await;
         match served {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(EXIT_FAILED, e),
         }
     })
-}
-
-/// Serves one client on stdin/stdout until it disconnects or the process is interrupted.
-/// `stdio_pipes` rather than `stdio`: the latter's blocking stdin read would hold shutdown.
-async fn serve_stdio(server: Server, shutdown: CancellationToken) -> Result<(), String> {
-    let running = server
-        .serve(rmcp::transport::stdio_pipes())
-        .await
-        .map_err(|e| format!("stdio: {e}"))?;
-    let ct = running.cancellation_token();
-    tokio::select! {
-        r = running.waiting() => r.map(drop).map_err(|e| format!("stdio: {e}")),
-        _ = shutdown.cancelled() => {
-            ct.cancel();
-            Ok(())
-        }
-    }
 }
 
 /// An `--allow-origin` entry rmcp matches as meant: `http(s)://HOST:PORT`, `http(s)://HOST:*`,

@@ -17,8 +17,8 @@ use crate::models::{ModelSource, ResolvedModel};
 use crate::task::Device;
 
 /// Sequences kept in the prefix cache. One run needs one (the growing conversation); a few more
-/// let `agent serve` keep several runs warm.
-const PREFIX_CACHE_SEQS: usize = 4;
+/// let several runs (an `agent serve`'s, a program's) stay warm.
+use crate::builder::PREFIX_CACHE_SEQS;
 
 /// The prefix caches a backend keeps: sequences in memory (`None`: no prefix cache at all),
 /// and prompts on disk across processes (used only with the memory cache, which loads them).

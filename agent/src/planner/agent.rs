@@ -1,5 +1,6 @@
 //! [`Agent`]: a model, its tools and its settings, shared by every run.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use agent_tools::{Tool, ToolRegistry};
@@ -11,6 +12,8 @@ use tokio_util::sync::CancellationToken;
 use super::{Chat, Outcome, Run, RunConfig, RunError, new_run_id};
 use crate::backend::Backend;
 use crate::events::{Event, StopReason};
+use crate::task::FrontMatter;
+use crate::thinking::ThinkingPolicy;
 use crate::toolbox::Toolbox;
 
 /// A model, its tools and its settings: cheap to clone (the model is shared, never copied),
@@ -30,6 +33,22 @@ pub struct Agent {
     toolbox: Option<Arc<Toolbox>>,
     /// The MCP servers' events, lent to one run at a time (see [`Run::run`]).
     server_events: Arc<Mutex<Option<mpsc::UnboundedReceiver<Event>>>>,
+    origin: Arc<Origin>,
+}
+
+/// What an agent was built from, for those that make runs of their own settings from it (the
+/// MCP server overlays a client's task on these).
+#[derive(Clone, Default)]
+pub(crate) struct Origin {
+    /// The settings, as a task file's front matter.
+    pub front: FrontMatter,
+    /// Where their relative paths are resolved from.
+    pub base: PathBuf,
+    /// The program's own tools (beside the built-in, wasm and MCP ones `front` names).
+    pub own_tools: Vec<Arc<dyn Tool>>,
+    /// A thinking policy given in code, which `front` cannot hold.
+    pub thinking_policy: Option<ThinkingPolicy>,
+    pub max_tokens: usize,
 }
 
 impl Agent {
@@ -42,7 +61,20 @@ impl Agent {
             settings: Arc::new(RunConfig::default()),
             toolbox: None,
             server_events: Arc::default(),
+            origin: Arc::new(Origin {
+                max_tokens: super::DEFAULT_MAX_TOKENS,
+                ..Origin::default()
+            }),
         }
+    }
+
+    pub(crate) fn with_origin(mut self, origin: Origin) -> Self {
+        self.origin = Arc::new(origin);
+        self
+    }
+
+    pub(crate) fn origin(&self) -> &Origin {
+        &self.origin
     }
 
     /// The same agent with other settings for its runs (the instructions and run id in
@@ -73,6 +105,10 @@ impl Agent {
     /// The MCP servers and sandbox the agent started, if it did.
     pub fn toolbox(&self) -> Option<&Toolbox> {
         self.toolbox.as_deref()
+    }
+
+    pub(crate) fn toolbox_arc(&self) -> Option<Arc<Toolbox>> {
+        self.toolbox.clone()
     }
 
     /// The settings of a run of `instructions`: the agent's, with a new run id.

@@ -24,6 +24,7 @@ mod config;
 mod handoff;
 
 pub use agent::Agent;
+pub(crate) use agent::Origin;
 pub use chat::Chat;
 pub use config::{DEFAULT_MAX_TOKENS, RunConfig, new_run_id};
 

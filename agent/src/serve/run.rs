@@ -6,10 +6,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use agent::events::{Collect, Event, Observer, StopReason, TraceWriter};
-use agent::planner::{Agent, RunConfig};
-use agent::task::{FrontMatter, Task, ToolSource};
-use agent::toolset;
+use crate::events::{Collect, Event, Observer, StopReason, TraceWriter};
+use crate::planner::{Agent, RunConfig};
+use crate::task::{FrontMatter, Task, ToolSource};
+use crate::toolset;
 use agent_tools::ToolRegistry;
 use agent_tools::mcp::{McpConfig, McpPool};
 use rmcp::ErrorData;
@@ -19,7 +19,7 @@ use rmcp::task_manager::{TaskContext, TaskExit, TaskFuture};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::serve_handler::{State, runs_dir};
+use super::handler::{State, runs_dir};
 
 /// The `run_task` tool: its input and output schemas.
 pub(super) fn run_task_tool() -> Tool {
@@ -246,7 +246,7 @@ impl State {
             let fm = FrontMatter::try_from(yaml).map_err(|e| format!("options: {e}"))?;
             over = over.overlay(fm);
         }
-        if !self.settings.trust_tasks {
+        if !self.options.trust_tasks {
             if over.mcp_servers.is_some() {
                 return Err("mcp_servers: this server does not let tasks start MCP servers (start it with --trust-tasks, or configure them with --mcp-config)".into());
             }
@@ -265,16 +265,16 @@ impl State {
             }
         }
         if let Some(m) = &over.model
-            && models_differ(m, &self.settings.model)
+            && models_differ(m, self.model())
         {
             return Err(format!(
                 "model: this server runs {}; a task cannot choose another (leave `model` out)",
-                self.settings.model
+                self.model()
             ));
         }
         // The task's own MCP servers start for its run; the defaults' run for the server's life.
         let own_mcp = over.mcp_config().map_err(|e| format!("mcp_servers: {e}"))?;
-        let mut merged = self.settings.defaults.clone().overlay(over);
+        let mut merged = self.agent.origin().front.clone().overlay(over);
         merged.mcp_servers = None;
         let builtins = toolset::build(&merged.tools_or_default(), &merged.output_or_default())
             .map_err(|e| e.to_string())?;
@@ -309,10 +309,10 @@ impl State {
             }
         }
         if !missing.is_empty() {
-            let base = if self.settings.trust_tasks {
+            let base = if self.options.trust_tasks {
                 std::env::current_dir().unwrap_or_default()
             } else {
-                self.settings.base.clone()
+                self.agent.origin().base.clone()
             };
             self.toolbox
                 .load_wasm(
@@ -323,6 +323,10 @@ impl State {
                 )
                 .await
                 .map_err(|e| e.to_string())?;
+        }
+        // The program's own tools (an embedding program's typed tools, say).
+        for t in &self.agent.origin().own_tools {
+            reg.register(t.clone()).map_err(|e| e.to_string())?;
         }
         reg.register_provider(self.toolbox.pool().clone());
         let own = if own_mcp.servers.is_empty() {
@@ -380,14 +384,15 @@ impl State {
             own_mcp,
             builtins,
         } = prepared;
-        let run_id = agent::planner::new_run_id();
-        let cfg = RunConfig::for_task(
-            &front,
-            &task,
-            run_id.clone(),
-            self.settings.max_tokens,
-            None,
-        );
+        let run_id = crate::planner::new_run_id();
+        let origin = self.agent.origin();
+        let mut cfg = RunConfig::for_task(&front, &task, run_id.clone(), origin.max_tokens, None);
+        // A thinking policy the agent was given in code holds unless the task sets its own.
+        if let Some(p) = &origin.thinking_policy
+            && front.thinking.is_none()
+        {
+            cfg.thinking = p.clone();
+        }
         let notifier = Notifier::start(&report, cfg.max_steps);
         // A slot: at most `max_concurrent` runs share the model at once.
         let permit = match self.slots.clone().try_acquire_owned() {
@@ -398,7 +403,7 @@ impl State {
                     0,
                     format!(
                         "queued: {ahead} waiting; {} run at once",
-                        self.settings.max_concurrent
+                        self.options.max_concurrent
                     ),
                 );
                 let got = tokio::select! {
@@ -433,7 +438,7 @@ impl State {
             .await
             .map_err(|e| ErrorData::internal_error(e, None))?;
         let events = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let mut agent = Agent::new(self.backend.clone(), tools).runner();
+        let mut agent = Agent::new(self.agent.backend().clone(), tools).runner();
         agent.observe(Box::new(trace));
         agent.observe(Box::new(Collect(events.clone())));
         agent.observe(Box::new(notifier));
@@ -522,8 +527,8 @@ fn models_differ(asked: &str, served: &str) -> bool {
         return false;
     }
     match (
-        agent::models::locate(asked.trim()),
-        agent::models::locate(served),
+        crate::models::locate(asked.trim()),
+        crate::models::locate(served),
     ) {
         (Some(a), Some(b)) => a != b,
         _ => true,

@@ -1,4 +1,4 @@
-//! `agent serve --http ADDR`: streamable HTTP at `/mcp` (rmcp's service), behind a bearer
+//! Streamable HTTP (`agent serve --http ADDR`) at `/mcp` (rmcp's service), behind a bearer
 //! token when one is set, with Host/Origin checks against DNS rebinding and a request-body
 //! limit. Clients speaking 2025-11-25 get sessions (`initialize`); 2026-07-28 clients are
 //! served statelessly (`server/discover`).
@@ -16,13 +16,20 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
-use super::serve_handler::Server;
+use super::ServeError;
+use super::handler::Server;
 
+/// Where and to whom [`serve_http`] listens.
 pub struct HttpOptions {
     pub addr: SocketAddr,
+    /// Bearer token clients must send (`Authorization: Bearer TOKEN`).
     pub token: Option<String>,
+    /// Host names requests may carry in `Host` besides the loopback ones.
     pub allow_hosts: Vec<String>,
+    /// Browser origins requests may come from besides the loopback ones
+    /// (`https://app.example:443`, `http://host:*`).
     pub allow_origins: Vec<String>,
+    /// Largest request body, in bytes.
     pub max_body: usize,
 }
 
@@ -121,7 +128,18 @@ async fn handle(
         .await
 }
 
-pub async fn serve(
+/// Serves `server` at `/mcp` on `opts.addr` until `shutdown` is cancelled.
+pub async fn serve_http(
+    server: Server,
+    opts: HttpOptions,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    listen(server, opts, shutdown)
+        .await
+        .map_err(ServeError::Transport)
+}
+
+async fn listen(
     server: Server,
     opts: HttpOptions,
     shutdown: CancellationToken,

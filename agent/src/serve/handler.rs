@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
-use agent::mistral::MistralBackend;
-use agent::models::agent_home;
-use agent::task::{FrontMatter, Task};
-use agent::toolbox::Toolbox;
+use crate::models::agent_home;
+use crate::planner::Agent;
+use crate::task::Task;
+use crate::toolbox::Toolbox;
 use agent_sandboxes::WasmComponent;
 use agent_tools::{CallContext, ToolOutput, ToolRegistry};
 use rmcp::model::{
@@ -24,11 +24,12 @@ use rmcp::model::{
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::task_manager::TaskManager;
-use rmcp::{ErrorData, ServerHandler};
+use rmcp::{ErrorData, ServerHandler, ServiceExt};
 use serde_json::Value;
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
-use super::serve_run;
+use super::{ServeError, run};
 
 /// The example tasks, served as prompts.
 const EXAMPLES: [(&str, &str); 2] = [
@@ -42,29 +43,42 @@ const EXAMPLES: [(&str, &str); 2] = [
     ),
 ];
 
-/// How the server was started: the flags and defaults every run starts from.
-pub struct Settings {
-    /// The served model's name.
-    pub model: String,
-    pub defaults: FrontMatter,
-    /// Where relative paths in the defaults (wasm components, preopens) are resolved from.
-    pub base: PathBuf,
-    pub max_tokens: usize,
+/// How a server treats its clients. The settings every run starts from are its agent's (see
+/// [`Server::new`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServeOptions {
+    /// Most `run_task` calls running at once; more wait their turn (and are told so).
     pub max_concurrent: usize,
-    /// Also serve the upstream MCP servers' tools.
+    /// Also serve the agent's MCP servers' tools (`SERVER__TOOL`).
     pub gateway: bool,
+    /// Let clients' tasks start MCP servers (`mcp_servers:`), grant wasm tools files and
+    /// environment (`wasm_policy:`) and load wasm components from paths; off, a client's task
+    /// uses what the agent was built with.
     pub trust_tasks: bool,
-    /// The conformance suite's fixture tools (`serve_conformance`).
+    /// Add the fixture tools the MCP conformance suite calls by name (for its tests).
     pub conformance_fixtures: bool,
 }
 
-pub struct State {
-    pub(super) settings: Settings,
-    pub(super) backend: Arc<MistralBackend>,
-    /// The server's wasm tools and MCP servers; runs load more beside them.
-    pub(super) toolbox: Toolbox,
+impl Default for ServeOptions {
+    /// One run at a time, no gateway, untrusted tasks.
+    fn default() -> Self {
+        Self {
+            max_concurrent: 1,
+            gateway: false,
+            trust_tasks: false,
+            conformance_fixtures: false,
+        }
+    }
+}
+
+pub(super) struct State {
+    pub(super) options: ServeOptions,
+    /// The served agent: its model, settings (the defaults every run starts from), tools,
+    /// wasm components and MCP servers; runs load more beside them.
+    pub(super) agent: Agent,
+    pub(super) toolbox: Arc<Toolbox>,
     /// Tools served as MCP tools (besides `run_task`): the wasm tools, and the upstream MCP
-    /// servers' with `--gateway`.
+    /// servers' with `gateway`.
     pub(super) served: ToolRegistry,
     pub(super) slots: Arc<Semaphore>,
     pub(super) waiting: AtomicUsize,
@@ -73,41 +87,71 @@ pub struct State {
 }
 
 impl State {
-    pub fn new(
-        settings: Settings,
-        backend: Arc<MistralBackend>,
-        toolbox: Toolbox,
-    ) -> Result<State, String> {
-        let mut served = ToolRegistry::new();
-        for tool in toolbox.wasm().iter().flat_map(WasmComponent::tools) {
-            served
-                .register(tool)
-                .map_err(|e| format!("cannot serve the wasm tools: {e}"))?;
-        }
-        if settings.gateway {
-            served.register_provider(toolbox.pool().clone());
-        }
-        let slots = Arc::new(Semaphore::new(settings.max_concurrent));
-        Ok(State {
-            settings,
-            backend,
-            toolbox,
-            served,
-            slots,
-            waiting: AtomicUsize::new(0),
-            tasks: TaskManager::new(),
-        })
+    pub(super) fn model(&self) -> &str {
+        &self.agent.backend().info().name
     }
 }
 
+/// The MCP server of an [`Agent`]: an rmcp [`ServerHandler`], served with [`Server::serve_stdio`],
+/// [`super::serve_http`] or any rmcp transport (`rmcp::ServiceExt::serve`).
 #[derive(Clone)]
 pub struct Server {
     state: Arc<State>,
 }
 
 impl Server {
-    pub fn new(state: Arc<State>) -> Server {
-        Server { state }
+    /// Serves `agent`, which must come from [`Agent::builder`] (its MCP servers and wasm
+    /// tools are served too). Every `run_task` starts from the agent's settings, overlaid with
+    /// the task's front matter.
+    pub fn new(agent: Agent, options: ServeOptions) -> Result<Server, ServeError> {
+        let setup = ServeError::Setup;
+        let toolbox = agent.toolbox_arc().ok_or_else(|| {
+            setup("the agent has no toolbox: serve an agent made by Agent::builder".into())
+        })?;
+        let mut served = ToolRegistry::new();
+        for tool in toolbox.wasm().iter().flat_map(WasmComponent::tools) {
+            served
+                .register(tool)
+                .map_err(|e| setup(format!("cannot serve the wasm tools: {e}")))?;
+        }
+        if options.gateway {
+            served.register_provider(toolbox.pool().clone());
+        }
+        if options.max_concurrent == 0 {
+            return Err(setup("max_concurrent must be at least 1".into()));
+        }
+        let slots = Arc::new(Semaphore::new(options.max_concurrent));
+        let state = State {
+            options,
+            agent,
+            toolbox,
+            served,
+            slots,
+            waiting: AtomicUsize::new(0),
+            tasks: TaskManager::new(),
+        };
+        Ok(Server {
+            state: Arc::new(state),
+        })
+    }
+
+    /// Serves one client on stdin/stdout until it disconnects or `shutdown` is cancelled.
+    /// (`stdio_pipes` rather than `stdio`: the latter's blocking stdin read would hold
+    /// shutdown.)
+    pub async fn serve_stdio(self, shutdown: CancellationToken) -> Result<(), ServeError> {
+        let failed = |e: String| ServeError::Transport(format!("stdio: {e}"));
+        let running = self
+            .serve(rmcp::transport::stdio_pipes())
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let ct = running.cancellation_token();
+        tokio::select! {
+            r = running.waiting() => r.map(drop).map_err(|e| failed(e.to_string())),
+            _ = shutdown.cancelled() => {
+                ct.cancel();
+                Ok(())
+            }
+        }
     }
 }
 
@@ -140,7 +184,7 @@ impl ServerHandler for Server {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_resources().enable_prompts().enable_tasks().build())
             .with_server_info(Implementation::new("agent", env!("CARGO_PKG_VERSION")))
-            .with_instructions(format!("A local agent ({}): hand it a task with run_task; its sandboxed tools are also callable directly.", self.state.settings.model))
+            .with_instructions(format!("A local agent ({}): hand it a task with run_task; its sandboxed tools are also callable directly.", self.state.model()))
     }
 
     async fn list_tools(
@@ -148,9 +192,9 @@ impl ServerHandler for Server {
         _: Option<PaginatedRequestParams>,
         _: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let mut tools = vec![serve_run::run_task_tool()];
-        if self.state.settings.conformance_fixtures {
-            tools.extend(super::serve_conformance::tools());
+        let mut tools = vec![run::run_task_tool()];
+        if self.state.options.conformance_fixtures {
+            tools.extend(super::conformance::tools());
         }
         for t in self.state.served.current().values() {
             let s = t.spec();
@@ -176,11 +220,11 @@ impl ServerHandler for Server {
             // goes on after this request has been answered.
             if cx.client_capabilities().is_some_and(|c| c.supports_tasks()) {
                 let (options, make) =
-                    serve_run::as_task(self.state.clone(), prepared, cx.peer.clone(), token);
+                    run::as_task(self.state.clone(), prepared, cx.peer.clone(), token);
                 let task = self.state.tasks.spawn(options, make);
                 return Ok(CallToolResponse::Task(CreateTaskResult::new(task)));
             }
-            let report = serve_run::Report {
+            let report = run::Report {
                 peer: cx.peer.clone(),
                 token,
                 task: None,
@@ -191,10 +235,10 @@ impl ServerHandler for Server {
                 .await
                 .map(|(r, _)| CallToolResponse::Complete(r));
         }
-        if self.state.settings.conformance_fixtures
-            && super::serve_conformance::NAMES.contains(&request.name.as_ref())
+        if self.state.options.conformance_fixtures
+            && super::conformance::NAMES.contains(&request.name.as_ref())
         {
-            return super::serve_conformance::call(&request.name, &cx)
+            return super::conformance::call(&request.name, &cx)
                 .await
                 .map(CallToolResponse::Complete);
         }
