@@ -456,7 +456,7 @@ async fn a_repeated_prompt_reuses_the_cache() {
     let (_, first, _) = on.generate_with_logits(&p, 2, vec![]).await.unwrap();
     let (_, again, _) = on.generate_with_logits(&p, 2, vec![]).await.unwrap();
     // Identical logits: the reused rows are exact. (The time saved is measured by
-    // `agent bench prefix`, not asserted here.)
+    // `agent-bench prefix`, not asserted here.)
     assert_eq!(max_diff(&first, &again).0, 0.0);
 }
 

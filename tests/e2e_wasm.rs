@@ -310,7 +310,7 @@ fn a_tool_built_from_the_documented_template_works() {
 
 /// The seed tasks' front matter with other questions of the kind: nothing in the runtime or
 /// the tools knows the seed questions. These are ones the default model answers; the whole set,
-/// with the ones it does not, is measured by `agent bench questions` (docs/WASM_TOOLS.md). (Of
+/// with the ones it does not, is measured by `agent-bench questions` (docs/WASM_TOOLS.md). (Of
 /// the letter questions only the seed's own is answered since the attention kernel of
 /// 2026-12-03 changed SmolLM2's rounding: "blueberry" flipped.)
 #[test]

@@ -400,39 +400,6 @@ async fn sequences_decoded_together_attend_to_their_own_context() {
     assert_eq!(vec![x.unwrap(), y.unwrap()], alone);
 }
 
-/// Patch 4: CPU attention's dot product is vectorised. Counted in instructions under callgrind
-/// (repeatable, unlike time): the difference between 10 and 30 products of 100 000 elements,
-/// so that everything else the process does cancels out, per element. A scalar loop takes
-/// several instructions an element (stock 0.8.1's, about 8.5); eight lanes well under one.
-#[test]
-fn the_attention_dot_product_is_vectorised() {
-    let instructions = |repeats: usize| -> u64 {
-        let out =
-            std::env::temp_dir().join(format!("agent-dot-{repeats}-{}.out", std::process::id()));
-        let o = std::process::Command::new("valgrind")
-            .args(["--tool=callgrind", "--cache-sim=no"])
-            .arg(format!("--callgrind-out-file={}", out.display()))
-            .arg(env!("CARGO_BIN_EXE_agent"))
-            .args(["bench", "dot", "--n", "100000", "--repeats"])
-            .arg(repeats.to_string())
-            .output()
-            .expect("valgrind runs");
-        assert!(o.status.success(), "{}", stderr(&o));
-        let text = std::fs::read_to_string(&out).unwrap();
-        let _ = std::fs::remove_file(&out);
-        text.lines()
-            .find_map(|l| l.strip_prefix("summary: "))
-            .and_then(|v| v.trim().parse().ok())
-            .expect("callgrind's summary line")
-    };
-    let per_element = (instructions(30) - instructions(10)) as f64 / (20.0 * 100_000.0);
-    eprintln!("{per_element:.3} instructions per element");
-    assert!(
-        per_element < 1.0,
-        "{per_element:.3} instructions per element"
-    );
-}
-
 /// `agent serve`'s run after a cancelled one, 50 times over with the prefix cache on: the
 /// cancelled request is dropped at a different point each time (before its first token, or
 /// after one to four), and the next request starts while the engine still holds the dropped

@@ -433,7 +433,7 @@ impl WasmComponent {
 
     /// Calls `tool` in `n` fresh instances and keeps them all alive afterwards (a call
     /// normally drops its instance), so that what a concurrent instance costs in memory can be
-    /// measured (`agent bench wasm`). `n` above [`crate::MAX_CONCURRENT_CALLS`] waits forever.
+    /// measured (`agent-bench wasm`). `n` above [`crate::MAX_CONCURRENT_CALLS`] waits forever.
     pub async fn resident(
         &self,
         n: usize,

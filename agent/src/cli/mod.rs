@@ -1,13 +1,5 @@
 //! Command-line interface. Results go to stdout, progress and diagnostics to stderr.
 
-mod bench;
-mod bench_gguf;
-mod bench_mcp;
-mod bench_prefill;
-mod bench_questions;
-mod bench_thinking;
-mod bench_warm;
-mod bench_wasm;
 mod models;
 mod parse;
 mod progress;
@@ -57,8 +49,6 @@ enum Command {
     Pull(pull::PullArgs),
     /// Parse raw model output (stdin) into reasoning, content, tool calls and errors.
     Parse(parse::ParseArgs),
-    /// Measure speed side by side with peers (see docs/BENCHMARKS.md).
-    Bench(bench::BenchArgs),
     /// List the tools a run would see (built-in and MCP), or call one.
     Tools(tools::ToolsArgs),
     /// Serve the agent over MCP (stdio, or streamable HTTP with --http): `run_task`, the
@@ -113,7 +103,6 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::main(args),
         Command::Models(args) => models::main(args),
         Command::Pull(args) => pull::main(args),
-        Command::Bench(args) => bench::main(args),
         Command::Parse(args) => parse::main(args),
         Command::Tools(args) => tools::main(args),
         Command::Serve(args) => serve::main(args),

@@ -64,7 +64,7 @@ pub fn matmuls_outside_a_pool() -> usize {
 }
 
 /// The environment variable that picks a kernel: `stock` keeps candle's own code (the
-/// baseline of `agent bench prefill`), `avx2` forces the AVX2 kernel; unset, the best one the
+/// baseline of `agent-bench prefill`), `avx2` forces the AVX2 kernel; unset, the best one the
 /// CPU runs.
 pub const ENV: &str = "AGENT_CPU_KERNELS";
 

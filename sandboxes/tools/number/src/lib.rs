@@ -248,7 +248,7 @@ mod tests {
 
 /// Object keys in sorted order. The order of schema keys reaches the prompt; this order (what
 /// serde_json gave before the guests' workspace turned on `preserve_order`) and the result
-/// sentences are what `agent bench questions` measures over 17 questions of the seed tasks'
+/// sentences are what `agent-bench questions` measures over 17 questions of the seed tasks'
 /// kinds (docs/WASM_TOOLS.md), not only the two seeds.
 fn sorted(v: Value) -> Value {
     match v {

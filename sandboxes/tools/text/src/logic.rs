@@ -1,5 +1,5 @@
 //! The logic of the `text` tool, with no WebAssembly in it: the guest (`lib.rs`) wraps it in
-//! the JSON contract, and `agent bench wasm` serves the same code natively over MCP to compare
+//! the JSON contract, and `agent-bench wasm` serves the same code natively over MCP to compare
 //! the two ways of running a tool.
 
 use serde_json::{Value, json};
@@ -117,7 +117,7 @@ pub fn call(name: &str, args: &Value) -> Result<Value, String> {
 
 /// Object keys in sorted order. The order of schema keys reaches the prompt; this order (what
 /// serde_json gave before the guests' workspace turned on `preserve_order`) and the result
-/// sentences are what `agent bench questions` measures over 17 questions of the seed tasks'
+/// sentences are what `agent-bench questions` measures over 17 questions of the seed tasks'
 /// kinds (docs/WASM_TOOLS.md), not only the two seeds.
 fn sorted(v: Value) -> Value {
     match v {

@@ -1,4 +1,4 @@
-"""The Python MCP SDK's side of `agent bench mcp`: N trivial calls to a stdio server, each
+"""The Python MCP SDK's side of `agent-bench mcp`: N trivial calls to a stdio server, each
 timed; prints the latencies in milliseconds as JSON on stdout."""
 import asyncio
 import json

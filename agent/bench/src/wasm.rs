@@ -1,6 +1,6 @@
-//! `agent bench wasm`: the bundled `text` tool (`count`) run two ways in the same run, on the
+//! `agent-bench wasm`: the bundled `text` tool (`count`) run two ways in the same run, on the
 //! same code: as a WebAssembly component under our sandbox, and natively behind a stdio MCP
-//! server (this binary, `agent bench wasm-peer`, serving `sandboxes/tools/text/src/logic.rs`).
+//! server (this binary, `agent-bench wasm-peer`, serving `sandboxes/tools/text/src/logic.rs`).
 //! - cold: first use; for wasm, compile (empty cache) or load from the disk cache, then load
 //!   and call; for MCP, spawn, initialize, list tools and call;
 //! - warm: a call on a loaded tool, p50 and p99;
@@ -84,8 +84,7 @@ async fn load(
 
 async fn start_peer() -> anyhow::Result<Arc<McpServer>> {
     let exe = std::env::current_exe()?;
-    let text = json!({"mcpServers": {"text": {"command": exe, "args": ["bench", "wasm-peer"]}}})
-        .to_string();
+    let text = json!({"mcpServers": {"text": {"command": exe, "args": ["wasm-peer"]}}}).to_string();
     let cfg = McpConfig::from_json(&text, "bench")?
         .servers
         .remove("text")

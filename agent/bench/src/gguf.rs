@@ -1,4 +1,4 @@
-//! `agent bench gguf`: how long one GGUF file takes to load and how fast it decodes, agent
+//! `agent-bench gguf`: how long one GGUF file takes to load and how fast it decodes, agent
 //! against llama.cpp (node-llama-cpp 3.21.1's prebuilt CPU build) on the same file and the
 //! same rendered prompt, greedy. The default file is the tiny `qwen3moe` Q4_K_M fixture that
 //! llama.cpp's own converter and quantizer write (tests/fixtures/build.sh): the path a
@@ -11,13 +11,11 @@ use agent::mistral::MistralBackend;
 use agent::models::{self, agent_home};
 use agent::task::Device;
 
-use super::bench::{STORY, agent_decode, chat_prompt, llama_cpp, median};
+use crate::decode::{agent_decode, chat_prompt};
+use crate::llama_cpp::llama_cpp;
+use crate::{STORY, median};
 
-pub(super) async fn gguf(
-    file: Option<PathBuf>,
-    tokens: usize,
-    repeats: usize,
-) -> anyhow::Result<()> {
+pub async fn gguf(file: Option<PathBuf>, tokens: usize, repeats: usize) -> anyhow::Result<()> {
     let file = file.unwrap_or_else(|| {
         agent_home().join("models/qwen3moe-tiny-q4_k_m/qwen3moe-tiny-q4_k_m.gguf")
     });

@@ -1,4 +1,4 @@
-// Load time and decode tokens/s of llama.cpp (node-llama-cpp) for `agent bench decode|gguf`:
+// Load time and decode tokens/s of llama.cpp (node-llama-cpp) for `agent-bench decode|gguf`:
 //   node bench_llama_cpp.mjs MODEL.gguf TOKENS REPEATS   (env LLAMA_DIR: install dir, PROMPT)
 // Greedy, the same rendered prompt as the other engines. llama.cpp is measured with 1 thread
 // and with every core, and its better figure is reported: on 2 cores one thread is often faster.

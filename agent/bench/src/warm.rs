@@ -1,4 +1,4 @@
-//! `agent bench warm-start`: what the on-disk prefix cache saves a task run again. Each
+//! `agent-bench warm-start`: what the on-disk prefix cache saves a task run again. Each
 //! measurement is a real `agent run` process (this binary) on step 1 of a task with
 //! server-filesystem (its system prompt, every tool's schema, the question): its time to the
 //! first token (the step's `prompt_secs` in `--json`), and the whole process's wall time.
@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use agent::models::{self, ModelSource};
 
-use super::bench::median;
+use crate::median;
 
 /// One `agent run`: (prompt tokens, of them cached, time to the first token, wall time).
 fn run_once(
@@ -23,7 +23,7 @@ fn run_once(
     model: &Path,
     extra: &[&str],
 ) -> anyhow::Result<(u64, u64, f64, f64)> {
-    let exe = std::env::current_exe()?;
+    let exe = crate::agent_exe()?;
     let started = Instant::now();
     let out = Command::new(exe)
         .arg("run")
@@ -54,7 +54,7 @@ fn run_once(
     ))
 }
 
-pub(super) async fn warm_start(file: Option<PathBuf>, repeats: usize) -> anyhow::Result<()> {
+pub async fn warm_start(file: Option<PathBuf>, repeats: usize) -> anyhow::Result<()> {
     let model = match file {
         Some(f) => f,
         None => {
@@ -66,7 +66,7 @@ pub(super) async fn warm_start(file: Option<PathBuf>, repeats: usize) -> anyhow:
         }
     };
     let dir = std::env::temp_dir().join(format!("agent-bench-warm-{}", std::process::id()));
-    let task = super::bench_prefill::filesystem_task(&dir)?;
+    let task = crate::prefill::filesystem_task(&dir)?;
     let (mut off, mut first, mut again) = (Vec::new(), Vec::new(), Vec::new());
     let mut tokens = (0, 0);
     for i in 0..repeats.max(1) {

@@ -1,4 +1,4 @@
-//! `agent bench mcp`: round-trip latency of a trivial tool call (`echo`) to a stdio MCP server
+//! `agent-bench mcp`: round-trip latency of a trivial tool call (`echo`) to a stdio MCP server
 //! (server-everything from npm), through our client and through the Python MCP SDK's client,
 //! in the same run, against the same server binary: p50 and p99, and their ratios.
 
@@ -11,7 +11,7 @@ use agent_tools::mcp::{Hooks, McpConfig, McpServer};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-const PY_CLIENT: &str = include_str!("bench_mcp.py");
+const PY_CLIENT: &str = include_str!("mcp.py");
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;

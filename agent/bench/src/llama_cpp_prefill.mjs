@@ -1,4 +1,4 @@
-// Prefill seconds of llama.cpp (node-llama-cpp) for `agent bench prefill`:
+// Prefill seconds of llama.cpp (node-llama-cpp) for `agent-bench prefill`:
 //   node bench_llama_cpp_prefill.mjs MODEL.gguf THREADS REPEATS   (env LLAMA_DIR; PROMPTS: a JSON array)
 // Each prompt is evaluated in a fresh context (nothing cached), REPEATS times after one
 // warm-up; the median is printed with llama.cpp's token count of the prompt.

@@ -1,4 +1,4 @@
-//! `agent bench thinking`: what thinking budgets cost and save, with the tiny random-weight
+//! `agent-bench thinking`: what thinking budgets cost and save, with the tiny random-weight
 //! Qwen3-MoE (the only thinking model that installs here; it never closes `</think>` itself).
 //! - Decode tokens/s of one long reasoning block: untracked (as with no budget), counted only,
 //!   and capped halfway (the early-stop text forced, then the answer's tokens).
@@ -14,9 +14,9 @@ use agent::mistral::MistralBackend;
 use agent::models;
 use agent::prompt::{self, Message};
 use agent::task::{Budget, Device};
-use anyhow::{Context, bail};
+use anyhow::bail;
 
-use super::bench::median_after_warmup;
+use crate::median_after_warmup;
 
 pub async fn thinking(tokens: usize, repeats: usize) -> anyhow::Result<()> {
     let m = models::resolve("qwen3-moe-tiny")?;
@@ -153,7 +153,7 @@ async fn two_ways(
 
 /// Runs `agent run` twice on the same 4-step task, once per policy.
 fn multi_step() -> anyhow::Result<()> {
-    let exe = std::env::current_exe().context("cannot find the agent binary")?;
+    let exe = crate::agent_exe()?;
     let dir = std::env::temp_dir().join(format!("agent-bench-thinking-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let task = dir.join("task.md");

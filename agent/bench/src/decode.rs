@@ -1,231 +1,28 @@
-//! `agent bench`: speed measured side by side with peers, on the same model file and prompt.
-//! - `decode`: decode tokens/s of SmolLM2 through agent's backend, through a minimal mistral.rs
-//!   program (its chat API on the downloaded GGUF), and through llama.cpp (node-llama-cpp).
-//! - `gguf`: see `bench_gguf`.
-//! - `prefill`: see `bench_prefill`.
-//! - `prefix`: prompt-processing time per step of a growing 10-step conversation, with mistral.rs's
-//!   prefix cache on and off, and whether the generated text is the same.
-//! - `grammar`: decode tokens/s of SmolLM2 with no grammar, the `auto` grammar (free text until a
-//!   call) and a forced `final_answer` call (the tokens are one long JSON string).
-//! - `thinking`: see `bench_thinking`.
-//! - `questions`: see `bench_questions` (answers, not speed).
-//! - `mcp`: see `bench_mcp`.
-//! - `wasm`: see `bench_wasm`.
+//! Decode and prompt speed of the default model through agent's backend against its peers:
+//! - `decode`: decode tokens/s through agent's backend, through a minimal mistral.rs program
+//!   (its chat API on the downloaded GGUF), and through llama.cpp (node-llama-cpp).
+//! - `prefix`: prompt-processing time per step of a growing 10-step conversation, with
+//!   mistral.rs's prefix cache on and off, and whether the generated text is the same.
+//! - `grammar`: decode tokens/s with no grammar, the `auto` grammar (free text until a call)
+//!   and a forced `final_answer` call (the tokens are one long JSON string).
 //! - `rss`: peak resident memory over an N-step conversation (run once per setting, in a fresh
 //!   process, since peak RSS only grows).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 use agent::backend::{Backend, GenRequest, Sampling};
 use agent::formats::{self, GrammarOptions, Thinking, ToolChoice};
 use agent::mistral::{MistralBackend, fast_gguf};
-use agent::models::{self, ModelSource, agent_home};
+use agent::models::{self, ModelSource};
 use agent::prompt::{self, Message, RenderOptions};
 use agent::task::Device;
-use clap::{Args, Subcommand};
 use mistralrs::{GgufModelBuilder, RequestBuilder, TextMessageRole, TokenSource};
 
-#[derive(Args)]
-pub struct BenchArgs {
-    #[command(subcommand)]
-    what: What,
-}
+use crate::llama_cpp::llama_cpp;
+use crate::{STORY, median, median_after_warmup};
 
-#[derive(Subcommand)]
-enum What {
-    /// Decode tokens/s: agent vs raw mistral.rs vs llama.cpp, same GGUF, same prompt, greedy.
-    Decode {
-        #[arg(long, default_value_t = 128)]
-        tokens: usize,
-        #[arg(long, default_value_t = 3)]
-        repeats: usize,
-    },
-    /// Prefill tokens/s: agent against llama.cpp on the same GGUF, prompt and thread count
-    /// (default: SmolLM2's Q8_0 file, and its published Q4_1 file for llama.cpp).
-    Prefill {
-        /// A GGUF file instead of the default model.
-        #[arg(long)]
-        model: Option<PathBuf>,
-        /// Prompt lengths in tokens.
-        #[arg(long, value_delimiter = ',', default_values_t = [512, 2048, 4096])]
-        tokens: Vec<usize>,
-        #[arg(long, default_value_t = 3)]
-        repeats: usize,
-    },
-    /// Prompt time per step of a 10-step conversation, prefix cache on and off.
-    Prefix {
-        #[arg(long, default_value_t = 10)]
-        steps: usize,
-    },
-    /// Load time and decode tokens/s of one GGUF file, agent against llama.cpp on that file
-    /// (default: the tiny `qwen3moe` Q4_K_M fixture, written by llama.cpp's tools).
-    Gguf {
-        /// The GGUF file.
-        #[arg(long)]
-        model: Option<PathBuf>,
-        #[arg(long, default_value_t = 128)]
-        tokens: usize,
-        #[arg(long, default_value_t = 3)]
-        repeats: usize,
-    },
-    /// Decode tokens/s with and without thinking-budget enforcement (tiny Qwen3-MoE), and a
-    /// multi-step run with `act: off` against `unlimited`.
-    Thinking {
-        #[arg(long, default_value_t = 256)]
-        tokens: usize,
-        #[arg(long, default_value_t = 5)]
-        repeats: usize,
-    },
-    /// Decode tokens/s with and without the step's grammar (SmolLM2).
-    Grammar {
-        #[arg(long, default_value_t = 128)]
-        tokens: usize,
-        #[arg(long, default_value_t = 3)]
-        repeats: usize,
-    },
-    /// Round-trip latency of a trivial MCP tool call, agent's client against the Python SDK's.
-    Mcp {
-        #[arg(long, default_value_t = 1000)]
-        calls: usize,
-        #[arg(long, default_value_t = 50)]
-        warmup: usize,
-    },
-    /// Sandboxed wasm tools against the same code behind a stdio MCP server: cold and warm
-    /// call latency, memory per instance, epoch against fuel metering.
-    Wasm {
-        #[arg(long, default_value_t = 1000)]
-        calls: usize,
-        #[arg(long, default_value_t = 50)]
-        warmup: usize,
-        /// Cold starts measured (each: compile, load from cache, MCP server start).
-        #[arg(long, default_value_t = 10)]
-        cold: usize,
-        /// Live instances held for the memory measurement (at most 64: the pooling
-        /// allocator's slots).
-        #[arg(long, default_value_t = 50)]
-        instances: usize,
-    },
-    /// The seed tasks with other questions of their kind: what the default model answers.
-    Questions {
-        #[arg(long, default_value = "tests/data/questions_of_the_kind.yaml")]
-        file: PathBuf,
-        /// Where the seed tasks are.
-        #[arg(long, default_value = "examples/tasks")]
-        examples: PathBuf,
-    },
-    /// The MCP peer of `bench wasm` (serves the `text` tool's code natively over stdio).
-    #[command(hide = true)]
-    WasmPeer,
-    /// The CPU attention's dot product over `n` elements, `repeats` times: run under
-    /// callgrind, its instructions per element show whether it is vectorised
-    /// (tests/engine_patches.rs).
-    #[command(hide = true)]
-    Dot {
-        #[arg(long)]
-        n: usize,
-        #[arg(long, default_value_t = 10)]
-        repeats: usize,
-    },
-    /// Step 1 of a task run again: `agent run` processes with the on-disk prefix cache off,
-    /// on for the first time, and on again (time to first token and wall time).
-    WarmStart {
-        /// A GGUF file (default: the default model's).
-        #[arg(long)]
-        model: Option<PathBuf>,
-        #[arg(long, default_value_t = 3)]
-        repeats: usize,
-    },
-    /// Peak RSS over an N-step conversation with the prefix cache on or off.
-    Rss {
-        #[arg(long, default_value_t = 50)]
-        steps: usize,
-        /// Sequences the prefix cache keeps (0: off). A large value reproduces mistral.rs
-        /// 0.8.1's unpatched CPU behaviour, which never evicted.
-        #[arg(long, default_value_t = 4)]
-        prefix_cache: usize,
-    },
-}
-
-pub(super) const STORY: &str = "Write a long, detailed story about a lighthouse keeper who finds a message in a bottle. Describe the sea, the weather and every room of the lighthouse.";
-
-pub(super) fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-/// The median of timings whose first entry is a warm-up (kept when it is the only one).
-pub(super) fn median_after_warmup(mut v: Vec<f64>) -> f64 {
-    if v.len() > 1 {
-        v.remove(0);
-    }
-    median(v)
-}
-
-pub fn main(args: BenchArgs) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("agent: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let r = rt.block_on(async {
-        match args.what {
-            What::Decode { tokens, repeats } => decode(tokens, repeats).await,
-            What::Prefix { steps } => prefix(steps).await,
-            What::Prefill {
-                model,
-                tokens,
-                repeats,
-            } => super::bench_prefill::prefill(model, tokens, repeats).await,
-            What::Gguf {
-                model,
-                tokens,
-                repeats,
-            } => super::bench_gguf::gguf(model, tokens, repeats).await,
-            What::Rss {
-                steps,
-                prefix_cache,
-            } => rss(steps, prefix_cache).await,
-            What::WarmStart { model, repeats } => {
-                super::bench_warm::warm_start(model, repeats).await
-            }
-            What::Grammar { tokens, repeats } => grammar(tokens, repeats).await,
-            What::Thinking { tokens, repeats } => {
-                super::bench_thinking::thinking(tokens, repeats).await
-            }
-            What::Mcp { calls, warmup } => super::bench_mcp::mcp(calls, warmup).await,
-            What::Wasm {
-                calls,
-                warmup,
-                cold,
-                instances,
-            } => super::bench_wasm::wasm(calls, warmup, cold, instances).await,
-            What::WasmPeer => super::bench_wasm::peer().await,
-            What::Questions { file, examples } => {
-                super::bench_questions::questions(&file, &examples).await
-            }
-            What::Dot { n, repeats } => {
-                dot(n, repeats);
-                Ok(())
-            }
-        }
-    });
-    match r {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("agent bench: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn dot(n: usize, repeats: usize) {
+pub fn dot(n: usize, repeats: usize) {
     let a: Vec<f32> = (0..n).map(|i| (i % 7) as f32 * 0.25).collect();
     let b: Vec<f32> = (0..n).map(|i| (i % 5) as f32 * 0.5).collect();
     let mut total = 0f32;
@@ -244,7 +41,7 @@ fn smollm2() -> anyhow::Result<(models::ResolvedModel, PathBuf)> {
     Ok((m, file))
 }
 
-pub(super) fn chat_prompt(m: &models::ResolvedModel, user: &str) -> anyhow::Result<String> {
+pub fn chat_prompt(m: &models::ResolvedModel, user: &str) -> anyhow::Result<String> {
     Ok(prompt::render(
         &m.family,
         &m.template,
@@ -281,7 +78,7 @@ async fn raw_mistralrs(file: &Path, tokens: usize, repeats: usize) -> anyhow::Re
     Ok(median(rates))
 }
 
-pub(super) async fn agent_decode(
+pub async fn agent_decode(
     m: &models::ResolvedModel,
     tokens: usize,
     repeats: usize,
@@ -301,60 +98,9 @@ pub(super) async fn agent_decode(
     Ok((median(rates), generated))
 }
 
-/// llama.cpp through node-llama-cpp 3.21.1 (prebuilt CPU binaries from npm), installed into
-/// `$AGENT_HOME/bench/llama-cpp` on first use: the better decode tokens/s of 1 thread and of
-/// every core, and what the script printed (rates by thread count, load times).
-pub(super) fn llama_cpp(
-    file: &Path,
-    prompt: &str,
-    tokens: usize,
-    repeats: usize,
-) -> anyhow::Result<(f64, serde_json::Value)> {
-    let v = run_llama_cpp_script(
-        "bench_llama_cpp.mjs",
-        &[
-            file.as_os_str(),
-            tokens.to_string().as_ref(),
-            repeats.to_string().as_ref(),
-        ],
-        &[("PROMPT", prompt)],
-    )?;
-    let best = v["decode_tok_s"]
-        .as_f64()
-        .ok_or_else(|| anyhow::anyhow!("node-llama-cpp printed {v}"))?;
-    Ok((best, v))
-}
-
-/// Runs one of the node-llama-cpp scripts beside this file (`agent/src/cli/NAME`) with
-/// `args` and the environment `env`, node-llama-cpp installed first; returns the JSON it prints.
-pub(super) fn run_llama_cpp_script(
-    name: &str,
-    args: &[&std::ffi::OsStr],
-    env: &[(&str, &str)],
-) -> anyhow::Result<serde_json::Value> {
-    let dir = install_llama_cpp()?;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("src/cli")
-        .join(name);
-    let out = Command::new("node")
-        .arg(&script)
-        .args(args)
-        .env("LLAMA_DIR", &dir)
-        .envs(env.iter().copied())
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "node-llama-cpp ({name}): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim())
-        .map_err(|e| anyhow::anyhow!("node-llama-cpp ({name}) printed {text:?}: {e}"))
-}
-
 /// A greedy completion of `prompt` with no stop strings: every engine generates until EOS or
 /// the token cap.
-pub(super) fn greedy_request(prompt: &str, max_tokens: usize) -> GenRequest {
+pub fn greedy_request(prompt: &str, max_tokens: usize) -> GenRequest {
     GenRequest {
         prompt: prompt.to_string(),
         max_tokens,
@@ -365,37 +111,10 @@ pub(super) fn greedy_request(prompt: &str, max_tokens: usize) -> GenRequest {
     }
 }
 
-/// node-llama-cpp 3.21.1 with its prebuilt CPU binaries from npm, installed into
-/// `$AGENT_HOME/bench/llama-cpp` on first use; returns that directory.
-fn install_llama_cpp() -> anyhow::Result<PathBuf> {
-    let dir = agent_home().join("bench").join("llama-cpp");
-    if !dir.join("node_modules/node-llama-cpp").is_dir() {
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(
-            dir.join("package.json"),
-            "{\"name\":\"agent-bench-llama-cpp\",\"private\":true}\n",
-        )?;
-        let ok = Command::new("npm")
-            .args([
-                "install",
-                "--silent",
-                "--omit=optional",
-                "--ignore-scripts",
-                "node-llama-cpp@3.21.1",
-                "@node-llama-cpp/linux-x64@3.21.1",
-            ])
-            .current_dir(&dir)
-            .status()?
-            .success();
-        anyhow::ensure!(ok, "npm install node-llama-cpp@3.21.1 failed");
-    }
-    Ok(dir)
-}
-
 /// Decode speed on the same files: the Q8_0 file agent runs (it converts SmolLM2's Q4_1 once,
 /// since candle has no fast CPU kernel for Q4_1), and the Q4_1 file as published. Ratios are
 /// against llama.cpp on the same file; agent runs its Q8_0 for either.
-async fn decode(tokens: usize, repeats: usize) -> anyhow::Result<()> {
+pub async fn decode(tokens: usize, repeats: usize) -> anyhow::Result<()> {
     let (m, original) = smollm2()?;
     let converted = fast_gguf(&original).map_err(anyhow::Error::msg)?;
     let prompt = chat_prompt(&m, STORY)?;
@@ -519,7 +238,7 @@ async fn conversation(
 /// generated token's logits differ between the two on the *same* prompt. The conversation is
 /// fixed by the cache-off run, so both runs see identical prompts; numeric noise from a
 /// different prefill split is ~1e-4, while attending to a wrong KV row moves logits by far more.
-async fn prefix(steps: usize) -> anyhow::Result<()> {
+pub async fn prefix(steps: usize) -> anyhow::Result<()> {
     let (m, _) = smollm2()?;
     let words = [
         "lighthouse",
@@ -629,7 +348,7 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
-async fn rss(steps: usize, cache: usize) -> anyhow::Result<()> {
+pub async fn rss(steps: usize, cache: usize) -> anyhow::Result<()> {
     let (m, _) = smollm2()?;
     let backend =
         MistralBackend::load_with_prefix_cache(&m, Device::Cpu, (cache > 0).then_some(cache))
@@ -653,7 +372,7 @@ async fn rss(steps: usize, cache: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn grammar(tokens: usize, repeats: usize) -> anyhow::Result<()> {
+pub async fn grammar(tokens: usize, repeats: usize) -> anyhow::Result<()> {
     let m = models::resolve("smollm2-135m")?;
     let backend = MistralBackend::load(&m, Device::Cpu).await?;
     let info = backend.info().clone();

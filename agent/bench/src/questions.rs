@@ -1,4 +1,4 @@
-//! `agent bench questions`: the seed tasks' front matter with other questions of their kind
+//! `agent-bench questions`: the seed tasks' front matter with other questions of their kind
 //! (tests/data/questions_of_the_kind.yaml), each run by the real binary with the task's
 //! default model; prints what the model called, what the tool answered, what the model
 //! answered, and the pass rate. An answer passes when the first number in it is the expected
@@ -58,7 +58,7 @@ pub async fn questions(file: &Path, examples: &Path) -> anyhow::Result<()> {
         serde_yaml_ng::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let dir = std::env::temp_dir().join(format!("agent-bench-questions-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let exe = std::env::current_exe()?;
+    let exe = crate::agent_exe()?;
     println!("| seed | question | tool call | tool result | answer | right |");
     println!("|---|---|---|---|---|---|");
     let mut right = std::collections::BTreeMap::<String, (usize, usize)>::new();

@@ -1,4 +1,4 @@
-//! `agent bench prefill`: prompt processing (prefill) tokens/s, agent against llama.cpp
+//! `agent-bench prefill`: prompt processing (prefill) tokens/s, agent against llama.cpp
 //! (node-llama-cpp 3.21.1's prebuilt CPU build) on the same GGUF file, the same prompt text
 //! and the same number of threads, at several prompt lengths; median of several runs each.
 //!
@@ -27,7 +27,9 @@ use agent::toolset;
 use agent_tools::mcp::{Hooks, McpPool};
 use tokio_util::sync::CancellationToken;
 
-use super::bench::{greedy_request, median_after_warmup, run_llama_cpp_script};
+use crate::decode::greedy_request;
+use crate::llama_cpp::run_llama_cpp_script;
+use crate::median_after_warmup;
 
 /// Words for the synthetic prompts: ordinary prose, so that the tokenizer sees the ~1.3
 /// tokens per word of real text. Prefill cost depends only on the token count.
@@ -161,7 +163,7 @@ fn llama_prefill(
     repeats: usize,
 ) -> anyhow::Result<serde_json::Value> {
     run_llama_cpp_script(
-        "bench_llama_cpp_prefill.mjs",
+        "llama_cpp_prefill.mjs",
         &[
             file.as_os_str(),
             threads.to_string().as_ref(),
@@ -184,7 +186,7 @@ fn agent_threads() -> usize {
         })
 }
 
-pub(super) async fn prefill(
+pub async fn prefill(
     file: Option<PathBuf>,
     sizes: Vec<usize>,
     repeats: usize,
@@ -297,7 +299,7 @@ impl Backend for Recorder {
 
 /// server-filesystem as the fixtures pin it, installed into `$AGENT_HOME/bench/mcp-servers`
 /// on first use; returns its binary.
-pub(super) fn install_server_filesystem() -> anyhow::Result<PathBuf> {
+pub fn install_server_filesystem() -> anyhow::Result<PathBuf> {
     let dir = agent_home().join("bench").join("mcp-servers");
     let bin = dir.join("node_modules/.bin/mcp-server-filesystem");
     if !bin.is_file() {
@@ -326,7 +328,7 @@ pub(super) fn install_server_filesystem() -> anyhow::Result<PathBuf> {
 /// Writes into `dir` a one-step task whose MCP server is server-filesystem over `dir` (with a
 /// small notes.txt in it), and returns the task file: the task of `bench prefill`'s step 1
 /// and of `bench warm-start`.
-pub(super) fn filesystem_task(dir: &Path) -> anyhow::Result<PathBuf> {
+pub fn filesystem_task(dir: &Path) -> anyhow::Result<PathBuf> {
     let server = install_server_filesystem()?;
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("notes.txt"), "milk, eggs, flour\n")?;
