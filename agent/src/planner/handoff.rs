@@ -2,6 +2,7 @@
 //! tools, steps and thinking (on the same loaded model, or another) and its answer is the
 //! tool's result.
 
+use agent_tools::typed::IntoToolOutput;
 use agent_tools::{BoxFuture, CallContext, ProgressUpdate, Tool, ToolOutput, ToolSpec};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -71,12 +72,8 @@ impl Tool for AgentTool {
                 .await
                 .and_then(|o| o.into_answer());
             match answer {
-                Ok(Value::String(s)) => ToolOutput::text(s),
-                Ok(v) => ToolOutput {
-                    content: v.to_string(),
-                    structured: Some(v),
-                    ..ToolOutput::text("")
-                },
+                // As a typed tool's result: text as it is, anything else as JSON.
+                Ok(v) => v.into_output(),
                 Err(e) => ToolOutput::error(format!("`{}`: {e}", self.spec.name)),
             }
         })
