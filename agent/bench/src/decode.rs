@@ -98,6 +98,28 @@ pub async fn agent_decode(
     Ok((median(rates), generated))
 }
 
+/// The multi-step conversations (`prefix`, `rss`) send one of these words per turn.
+const WORDS: [&str; 10] = [
+    "lighthouse",
+    "bottle",
+    "keeper",
+    "harbour",
+    "weather",
+    "message",
+    "stairs",
+    "lantern",
+    "storm",
+    "gull",
+];
+
+/// The start of the multi-step conversations; each turn then sends the next of [`WORDS`].
+fn vowel_conversation() -> Vec<Message> {
+    vec![
+        Message::system("You are a helpful assistant."),
+        Message::user("Count the vowels in each word I send you, one word per turn."),
+    ]
+}
+
 /// A greedy completion of `prompt` with no stop strings: every engine generates until EOS or
 /// the token cap.
 pub fn greedy_request(prompt: &str, max_tokens: usize) -> GenRequest {
@@ -181,22 +203,7 @@ async fn conversation(
     steps: usize,
     tokens: usize,
 ) -> anyhow::Result<Vec<(usize, f64, String)>> {
-    let mut messages = vec![
-        Message::system("You are a helpful assistant."),
-        Message::user("Count the vowels in each word I send you, one word per turn."),
-    ];
-    let words = [
-        "lighthouse",
-        "bottle",
-        "keeper",
-        "harbour",
-        "weather",
-        "message",
-        "stairs",
-        "lantern",
-        "storm",
-        "gull",
-    ];
+    let mut messages = vowel_conversation();
     let mut rows = Vec::new();
     for step in 0..steps {
         let p = prompt::render(
@@ -210,12 +217,8 @@ async fn conversation(
         let out = backend
             .generate(
                 GenRequest {
-                    prompt: p,
-                    max_tokens: tokens,
-                    sampling: Sampling::default(),
                     stop: prompt::stop_strings(&m.family),
-                    grammar: None,
-                    think: Default::default(),
+                    ..greedy_request(&p, tokens)
                 },
                 &mut sink,
             )
@@ -228,7 +231,7 @@ async fn conversation(
         messages.push(Message::assistant(out.text));
         messages.push(Message::user(format!(
             "Next word: {}",
-            words[step % words.len()]
+            WORDS[step % WORDS.len()]
         )));
     }
     Ok(rows)
@@ -240,25 +243,10 @@ async fn conversation(
 /// different prefill split is ~1e-4, while attending to a wrong KV row moves logits by far more.
 pub async fn prefix(steps: usize) -> anyhow::Result<()> {
     let (m, _) = smollm2()?;
-    let words = [
-        "lighthouse",
-        "bottle",
-        "keeper",
-        "harbour",
-        "weather",
-        "message",
-        "stairs",
-        "lantern",
-        "storm",
-        "gull",
-    ];
     let stop = prompt::stop_strings(&m.family);
     let off = MistralBackend::load_with_prefix_cache(&m, Device::Cpu, None).await?;
     let on = MistralBackend::load_with_prefix_cache(&m, Device::Cpu, Some(4)).await?;
-    let mut messages = vec![
-        Message::system("You are a helpful assistant."),
-        Message::user("Count the vowels in each word I send you, one word per turn."),
-    ];
+    let mut messages = vowel_conversation();
     println!(
         "| step | prompt tokens | prompt s, cache on | prompt s, cache off | max logit difference | same output |"
     );
@@ -293,7 +281,7 @@ pub async fn prefix(steps: usize) -> anyhow::Result<()> {
         messages.push(Message::assistant(text_off));
         messages.push(Message::user(format!(
             "Next word: {}",
-            words[step % words.len()]
+            WORDS[step % WORDS.len()]
         )));
     }
     // Controlled checks that separate cache correctness from numerics: a cached prefix that
@@ -427,12 +415,8 @@ pub async fn grammar(tokens: usize, repeats: usize) -> anyhow::Result<()> {
         let mut n = 0;
         for _ in 0..repeats + 1 {
             let req = GenRequest {
-                prompt: p.clone(),
-                max_tokens: tokens,
-                sampling: Sampling::default(),
-                stop: Vec::new(),
                 grammar: grammar.clone(),
-                think: Default::default(),
+                ..greedy_request(&p, tokens)
             };
             let mut sink = |_: &str| {};
             let out = backend.generate(req, &mut sink).await?;

@@ -9,13 +9,14 @@
 use std::process::Command;
 use std::time::Instant;
 
-use agent::backend::{Backend, GenRequest, Sampling, ThinkLimit};
+use agent::backend::{Backend, GenRequest, ThinkLimit};
 use agent::mistral::MistralBackend;
 use agent::models;
 use agent::prompt::{self, Message};
 use agent::task::{Budget, Device};
 use anyhow::bail;
 
+use crate::decode::greedy_request;
 use crate::median_after_warmup;
 
 pub async fn thinking(tokens: usize, repeats: usize) -> anyhow::Result<()> {
@@ -59,12 +60,8 @@ pub async fn thinking(tokens: usize, repeats: usize) -> anyhow::Result<()> {
         let mut used = 0;
         for _ in 0..repeats + 1 {
             let req = GenRequest {
-                prompt: p.clone(),
-                max_tokens: tokens,
-                sampling: Sampling::default(),
-                stop: Vec::new(),
-                grammar: None,
                 think: limit,
+                ..greedy_request(&p, tokens)
             };
             let mut sink = |_: &str| {};
             let out = backend.generate(req, &mut sink).await?;
@@ -103,38 +100,23 @@ async fn two_ways(
         let mut sink = |_: &str| {};
         let t = Instant::now();
         let req = GenRequest {
-            prompt: p.to_string(),
-            max_tokens: total,
-            sampling: Sampling::default(),
-            stop: Vec::new(),
-            grammar: None,
             think: ThinkLimit {
                 opened: true,
                 cap: Some(cap),
             },
+            ..greedy_request(p, total)
         };
         backend.generate(req, &mut sink).await?;
         forced.push(t.elapsed().as_secs_f64());
 
         let t = Instant::now();
         let req = GenRequest {
-            prompt: p.to_string(),
-            max_tokens: cap,
-            sampling: Sampling::default(),
             stop: vec!["</think>".into()],
-            grammar: None,
-            think: ThinkLimit::default(),
+            ..greedy_request(p, cap)
         };
         let first = backend.generate(req, &mut sink).await?;
         let p2 = format!("{p}{}{}", first.text, agent::backend::EARLY_STOP);
-        let req = GenRequest {
-            prompt: p2,
-            max_tokens: after,
-            sampling: Sampling::default(),
-            stop: Vec::new(),
-            grammar: None,
-            think: ThinkLimit::default(),
-        };
+        let req = greedy_request(&p2, after);
         backend.generate(req, &mut sink).await?;
         second.push(t.elapsed().as_secs_f64());
     }

@@ -147,12 +147,23 @@ static REQUEST_ID: AtomicUsize = AtomicUsize::new(1);
 /// The engine's limit on a step's tokens. `max_tokens` is what the step may write after its
 /// reasoning (the answer or the call): a capped reasoning block comes on top of it, with the
 /// early-stop sentence (`stop_len` tokens) that closes it, so a budget never eats the answer's
-/// room. An uncapped block (`unlimited`) is bounded by the context window alone.
-fn step_max_len(max_tokens: usize, think: ThinkLimit, stop_len: usize) -> Option<usize> {
-    match think.cap {
+/// room. An uncapped block (`unlimited`) is bounded by the context window alone: `room`, the
+/// window's tokens the prompt leaves, bounds every step (mistral.rs itself fails with a tensor
+/// error on the first position past the window rather than ending the sequence).
+fn step_max_len(
+    max_tokens: usize,
+    think: ThinkLimit,
+    stop_len: usize,
+    room: Option<usize>,
+) -> Option<usize> {
+    let limit = match think.cap {
         Some(cap) => Some(max_tokens.saturating_add(cap).saturating_add(stop_len)),
         None if think.opened => None,
         None => Some(max_tokens),
+    };
+    match (limit, room) {
+        (Some(limit), Some(room)) => Some(limit.min(room)),
+        (limit, room) => limit.or(room),
     }
 }
 
@@ -208,7 +219,15 @@ impl MistralBackend {
         {
             let toks = self.tokenize(&req.prompt).await?;
             let stop_len = self.think.as_ref().map_or(0, |t| t.stop.len());
-            let max_len = step_max_len(req.max_tokens, req.think, stop_len);
+            let room = self.info.max_context.map(|w| w.saturating_sub(toks.len()));
+            if room == Some(0) {
+                return Err(BackendError::Model(format!(
+                    "the prompt ({} tokens) leaves no room in the model's context window ({} tokens)",
+                    toks.len(),
+                    self.info.max_context.unwrap_or_default()
+                )));
+            }
+            let max_len = step_max_len(req.max_tokens, req.think, stop_len, room);
             let (params, seeded) = sampling_params(&req.sampling, max_len, req.stop.clone());
             let think = self
                 .think
@@ -325,10 +344,26 @@ mod tests {
     /// A thinking budget comes on top of the answer's room, never out of it.
     #[test]
     fn the_step_limit_leaves_the_answer_its_room() {
-        let limit = |opened, cap| step_max_len(1024, ThinkLimit { opened, cap }, 25);
+        let limit = |opened, cap| step_max_len(1024, ThinkLimit { opened, cap }, 25, None);
         assert_eq!(limit(true, Some(2048)), Some(1024 + 2048 + 25));
         assert_eq!(limit(true, Some(0)), Some(1024 + 25));
         assert_eq!(limit(true, None), None);
         assert_eq!(limit(false, None), Some(1024));
+    }
+
+    /// No step generates past the context window, an uncapped reasoning block included.
+    #[test]
+    fn the_window_bounds_every_step() {
+        let limit = |opened, cap| step_max_len(1024, ThinkLimit { opened, cap }, 25, Some(500));
+        assert_eq!(
+            [
+                limit(true, Some(2048)),
+                limit(true, None),
+                limit(false, None)
+            ],
+            [Some(500); 3]
+        );
+        let roomy = step_max_len(1024, ThinkLimit::default(), 25, Some(4096));
+        assert_eq!(roomy, Some(1024));
     }
 }
