@@ -10,6 +10,8 @@ cargo fmt --manifest-path sandboxes/tools/Cargo.toml --all --check
 cargo fmt --manifest-path agent/fuzz/Cargo.toml --all --check
 tests/fixtures/build.sh
 cargo test --workspace "$@"
+# The GPU check's script, run on the CPU (a GPU machine is rarely there; docs/GPU.md).
+tests/gpu/smoke.sh
 # The nested workspaces build into the main target directory, so the tree stays clean.
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 # The fuzz targets (run with cargo fuzz on nightly, see agent/fuzz/README.md) must keep compiling.

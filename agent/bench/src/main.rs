@@ -3,6 +3,7 @@
 //! that run `agent run` find the `agent` binary beside this one (or at `AGENT_BIN`), and its
 //! peers (node-llama-cpp and Python MCP SDK scripts) are built into it.
 //! - `decode`, `prefix`, `grammar`, `rss`: see `decode`.
+//! - `gpu-parity`, `gpu-speed`, `gpu-run`: what tests/gpu/check.sh runs on a GPU (see `gpu`).
 //! - `gguf`, `prefill`, `warm-start`, `thinking`, `questions`, `mcp`, `wasm`: see the module of
 //!   that name.
 
@@ -13,6 +14,7 @@ use clap::{Parser, Subcommand};
 
 mod decode;
 mod gguf;
+mod gpu;
 mod llama_cpp;
 mod mcp;
 mod prefill;
@@ -111,6 +113,56 @@ enum What {
         /// Where the seed tasks are.
         #[arg(long, default_value = "examples/tasks")]
         examples: PathBuf,
+    },
+    /// A checkpoint on the GPU against the CPU and a reference's logits (tests/gpu/check.sh).
+    GpuParity {
+        /// A model directory or GGUF file.
+        #[arg(long)]
+        model: PathBuf,
+        /// A directory tests/fixtures/reference.py wrote (its prompts, tokens and logits).
+        #[arg(long)]
+        reference: PathBuf,
+        #[arg(long, default_value = "cuda", value_parser = gpu::parse_device)]
+        device: agent::task::Device,
+        /// f32, bf16 or f16 (default: the engine's choice).
+        #[arg(long, value_parser = gpu::parse_dtype)]
+        dtype: Option<agent::models::GpuDtype>,
+        #[arg(long, default_value_t = 32)]
+        steps: usize,
+    },
+    /// Prompt and decode tokens/s at batch 1 and with concurrent sequences (tests/gpu/check.sh).
+    GpuSpeed {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long, default_value = "cuda", value_parser = gpu::parse_device)]
+        device: agent::task::Device,
+        #[arg(long, value_parser = gpu::parse_dtype)]
+        dtype: Option<agent::models::GpuDtype>,
+        /// In-situ quantization while loading (Q8_0, Q4K, ...).
+        #[arg(long)]
+        isq: Option<String>,
+        #[arg(long, default_value_t = 512)]
+        prompt_tokens: usize,
+        #[arg(long, default_value_t = 128)]
+        decode_tokens: usize,
+        #[arg(long, value_delimiter = ',', default_values_t = [1, 8])]
+        concurrency: Vec<usize>,
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+    },
+    /// One agent run on the GPU: tools required, a thinking budget per step kind; events as
+    /// JSON lines in `--events`, a summary on stdout (tests/gpu/check.sh).
+    GpuRun {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long, default_value = "cuda", value_parser = gpu::parse_device)]
+        device: agent::task::Device,
+        #[arg(long, default_value = "What is 17 * 23?")]
+        question: String,
+        #[arg(long, default_value = "{plan: 8, act: off, recover: 5, answer: 3}")]
+        thinking: String,
+        #[arg(long)]
+        events: PathBuf,
     },
     /// The MCP peer of `bench wasm` (serves the `text` tool's code natively over stdio).
     #[command(hide = true)]
@@ -216,6 +268,42 @@ fn main() -> ExitCode {
                 instances,
             } => wasm::wasm(calls, warmup, cold, instances).await,
             What::WasmPeer => wasm::peer().await,
+            What::GpuParity {
+                model,
+                reference,
+                device,
+                dtype,
+                steps,
+            } => gpu::parity(&model, &reference, device, dtype, steps).await,
+            What::GpuSpeed {
+                model,
+                device,
+                dtype,
+                isq,
+                prompt_tokens,
+                decode_tokens,
+                concurrency,
+                repeats,
+            } => {
+                gpu::speed(
+                    &model,
+                    device,
+                    dtype,
+                    isq,
+                    prompt_tokens,
+                    decode_tokens,
+                    &concurrency,
+                    repeats,
+                )
+                .await
+            }
+            What::GpuRun {
+                model,
+                device,
+                question,
+                thinking,
+                events,
+            } => gpu::run(&model, device, &question, &thinking, &events).await,
             What::Questions { file, examples } => questions::questions(&file, &examples).await,
             What::Dot { n, repeats } => {
                 decode::dot(n, repeats);

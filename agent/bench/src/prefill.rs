@@ -109,7 +109,7 @@ const WORDS: &[&str] = &[
 
 /// Text of exactly `n` tokens in `backend`'s tokenizer (the longest word prefix that fits,
 /// which is `n` or one short of it, topped up with single-token words).
-async fn prompt_of(backend: &MistralBackend, n: usize) -> anyhow::Result<(String, usize)> {
+pub async fn prompt_of(backend: &MistralBackend, n: usize) -> anyhow::Result<(String, usize)> {
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let mut words = Vec::with_capacity(n);
     for _ in 0..n {

@@ -13,7 +13,7 @@ use super::disk_cache::{DiskCacheOptions, DiskPrefixCache, ModelIdentity};
 use super::think::ThinkTokens;
 use super::{MistralBackend, engine_panic, fast_gguf};
 use crate::backend::{BackendError, EARLY_STOP, ModelInfo};
-use crate::models::{ModelSource, ResolvedModel};
+use crate::models::{GpuDtype, ModelSource, ResolvedModel};
 use crate::task::Device;
 
 /// Sequences kept in the prefix cache. One run needs one (the growing conversation); a few more
@@ -167,6 +167,8 @@ impl MistralBackend {
                         .with_prefix_cache_n(prefix_cache);
                     if cpu {
                         b = b.with_force_cpu().with_dtype(ModelDType::F32);
+                    } else if let Some(d) = m.gpu_dtype {
+                        b = b.with_dtype(model_dtype(d));
                     }
                     if let Some(q) = isq {
                         b = b.with_isq(q);
@@ -179,6 +181,8 @@ impl MistralBackend {
                     if cpu {
                         // bf16 matmuls are slower than f32 on CPU in candle 0.10.
                         b = b.with_force_cpu().with_dtype(ModelDType::F32);
+                    } else if let Some(d) = m.gpu_dtype {
+                        b = b.with_dtype(model_dtype(d));
                     }
                     if let Some(q) = isq {
                         b = b.with_isq(q);
@@ -283,10 +287,22 @@ fn model_identity(m: &ResolvedModel, cpu: bool, isq: Option<&str>) -> ModelIdent
             files
         }
     };
-    let device = if cpu { "cpu f32" } else { "cuda auto" };
+    let device = match (cpu, m.gpu_dtype) {
+        (true, _) => "cpu f32".to_string(),
+        (false, None) => "cuda auto".to_string(),
+        (false, Some(d)) => format!("cuda {d:?}"),
+    };
     ModelIdentity {
         files,
         loading: format!("{device} isq={}", isq.unwrap_or("none")),
+    }
+}
+
+fn model_dtype(d: GpuDtype) -> ModelDType {
+    match d {
+        GpuDtype::F32 => ModelDType::F32,
+        GpuDtype::Bf16 => ModelDType::BF16,
+        GpuDtype::F16 => ModelDType::F16,
     }
 }
 

@@ -93,6 +93,18 @@ pub struct ResolvedModel {
     pub gpu_isq: Option<&'static str>,
     /// In-situ quantization asked for (`--isq`, the task's `isq:`), on any device.
     pub isq: Option<String>,
+    /// The dtype a GPU computes in; `None` is the engine's choice (the checkpoint's, bf16 for
+    /// most releases). A CPU always computes in float32. Parity checks ask for float32 on the
+    /// GPU too, to compare like with like (tests/gpu/check.sh).
+    pub gpu_dtype: Option<GpuDtype>,
+}
+
+/// A dtype the GPU can compute in ([`ResolvedModel::gpu_dtype`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GpuDtype {
+    F32,
+    Bf16,
+    F16,
 }
 
 fn looks_like_path(s: &str) -> bool {
@@ -165,6 +177,7 @@ pub fn inspect(path: &Path, name: &str) -> Result<ResolvedModel, ModelError> {
             template,
             gpu_isq: None,
             isq: None,
+            gpu_dtype: None,
         });
     }
     let config_path = path.join("config.json");
@@ -203,6 +216,7 @@ pub fn inspect(path: &Path, name: &str) -> Result<ResolvedModel, ModelError> {
         template,
         gpu_isq: None,
         isq: None,
+        gpu_dtype: None,
     })
 }
 

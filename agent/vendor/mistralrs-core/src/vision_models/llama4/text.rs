@@ -417,7 +417,10 @@ impl TextMoe {
             let scaled = xs_flat
                 .broadcast_mul(&scores.to_dtype(xs_flat.dtype())?)?
                 .reshape((bs, seq_len, hidden_dim))?;
-            let out = self.experts.forward(&scaled, scores.ones_like()?, &ids)?;
+            // agent patch 19: routing weights in F32, as every other MoE model passes them
+            // (the fused CUDA kernels take nothing else; on a CPU the model is F32 anyway).
+            let ones = Tensor::ones(scores.shape(), DType::F32, scores.device())?;
+            let out = self.experts.forward(&scaled, ones, &ids)?;
             routed_out = Some(match routed_out {
                 Some(sum) => (sum + out)?,
                 None => out,
