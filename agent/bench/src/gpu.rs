@@ -24,14 +24,6 @@ use tokio_util::sync::CancellationToken;
 use crate::decode::greedy_request;
 use crate::prefill::prompt_of;
 
-pub fn parse_device(s: &str) -> Result<Device, String> {
-    match s {
-        "cpu" => Ok(Device::Cpu),
-        "cuda" => Ok(Device::Cuda),
-        _ => Err(format!("{s}: expected cpu or cuda")),
-    }
-}
-
 pub fn parse_dtype(s: &str) -> Result<GpuDtype, String> {
     match s {
         "f32" => Ok(GpuDtype::F32),

@@ -122,7 +122,7 @@ enum What {
         /// A directory tests/fixtures/reference.py wrote (its prompts, tokens and logits).
         #[arg(long)]
         reference: PathBuf,
-        #[arg(long, default_value = "cuda", value_parser = gpu::parse_device)]
+        #[arg(long, default_value = "cuda")]
         device: agent::task::Device,
         /// f32, bf16 or f16 (default: the engine's choice).
         #[arg(long, value_parser = gpu::parse_dtype)]
@@ -134,7 +134,7 @@ enum What {
     GpuSpeed {
         #[arg(long)]
         model: PathBuf,
-        #[arg(long, default_value = "cuda", value_parser = gpu::parse_device)]
+        #[arg(long, default_value = "cuda")]
         device: agent::task::Device,
         #[arg(long, value_parser = gpu::parse_dtype)]
         dtype: Option<agent::models::GpuDtype>,
@@ -155,7 +155,7 @@ enum What {
     GpuRun {
         #[arg(long)]
         model: PathBuf,
-        #[arg(long, default_value = "cuda", value_parser = gpu::parse_device)]
+        #[arg(long, default_value = "cuda")]
         device: agent::task::Device,
         #[arg(long, default_value = "What is 17 * 23?")]
         question: String,

@@ -28,9 +28,9 @@ pub struct RunArgs {
     /// Seed for sampling (with a temperature above 0).
     #[arg(long)]
     seed: Option<u64>,
-    /// Where the model runs.
-    #[arg(long, value_parser = ["cpu", "cuda", "auto"])]
-    device: Option<String>,
+    /// Where the model runs: cpu, cuda or auto.
+    #[arg(long)]
+    device: Option<Device>,
     /// Quantize a safetensors checkpoint while loading it (Q4K, Q5K, Q6K, Q8_0, …); overrides
     /// the task's `isq`.
     #[arg(long, value_parser = parse_isq)]
@@ -119,12 +119,8 @@ pub fn main(args: RunArgs) -> ExitCode {
             ..sampling
         });
     }
-    if let Some(d) = args.device.as_deref() {
-        builder = builder.device(match d {
-            "cpu" => Device::Cpu,
-            "cuda" => Device::Cuda,
-            _ => Device::Auto,
-        });
+    if let Some(d) = args.device {
+        builder = builder.device(d);
     }
     if let Some(q) = &args.isq {
         builder = builder.isq(q);

@@ -42,9 +42,9 @@ pub struct ServeArgs {
     /// Model: a catalogue name (see `agent models`), a .gguf file or a model directory.
     #[arg(long)]
     model: Option<String>,
-    /// Where the model runs.
-    #[arg(long, value_parser = ["cpu", "cuda", "auto"])]
-    device: Option<String>,
+    /// Where the model runs: cpu, cuda or auto.
+    #[arg(long)]
+    device: Option<Device>,
     /// Most tokens a step may write after its reasoning; a thinking budget comes on top.
     #[arg(long, default_value_t = agent::planner::DEFAULT_MAX_TOKENS)]
     max_tokens: usize,
@@ -153,12 +153,8 @@ pub fn main(mut args: ServeArgs) -> ExitCode {
     if let Some(m) = &args.model {
         builder = builder.model(m);
     }
-    if let Some(d) = args.device.as_deref() {
-        builder = builder.device(match d {
-            "cpu" => Device::Cpu,
-            "cuda" => Device::Cuda,
-            _ => Device::Auto,
-        });
+    if let Some(d) = args.device {
+        builder = builder.device(d);
     }
     for f in &args.mcp_config {
         builder = builder.mcp_config(f);

@@ -13,9 +13,8 @@ use super::output::{OutputSpec, check_output};
 use super::thinking::{ThinkingPolicySpec, ThinkingSpec, check_thinking};
 use super::tools::{ToolSource, check_tools};
 
-/// Model used when neither the task nor `--model` names one: tiny, so a first
-/// run downloads little and works on any CPU.
-pub const DEFAULT_MODEL: &str = "smollm2-135m";
+/// Model used when neither the task nor `--model` names one: the catalogue's default.
+pub use crate::models::DEFAULT_MODEL;
 /// Steps (model turns) per run when not set.
 pub const DEFAULT_MAX_STEPS: u32 = 8;
 /// Allowed `max_steps` (also for `--max-steps`). The upper bound catches typos
@@ -88,6 +87,20 @@ pub enum Device {
     /// CUDA when available, otherwise CPU.
     #[default]
     Auto,
+}
+
+/// `cpu`, `cuda` or `auto`: what a task file's `device:` and `--device` accept.
+impl std::str::FromStr for Device {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" => Ok(Device::Cuda),
+            "auto" => Ok(Device::Auto),
+            _ => Err(format!("{s:?} is not a device: one of cpu, cuda, auto")),
+        }
+    }
 }
 
 /// Token sampling. Greedy (deterministic) unless `temperature` is set above 0,
@@ -333,10 +346,8 @@ fn check_tool_choice(value: &Value, path: &[Seg]) -> Checked<ToolChoice> {
 }
 
 fn check_device(value: &Value, path: &[Seg]) -> Checked<Device> {
-    match value.as_str() {
-        Some("cpu") => Ok(Device::Cpu),
-        Some("cuda") => Ok(Device::Cuda),
-        Some("auto") => Ok(Device::Auto),
+    match value.as_str().map(str::parse) {
+        Some(Ok(device)) => Ok(device),
         _ => Err(wrong_type(path, "one of cpu, cuda, auto", value)),
     }
 }
@@ -394,6 +405,19 @@ impl TryFrom<Value> for Sampling {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn devices_parse_by_name() {
+        assert_eq!(
+            ["cpu", "cuda", "auto", "gpu"].map(str::parse::<Device>),
+            [
+                Ok(Device::Cpu),
+                Ok(Device::Cuda),
+                Ok(Device::Auto),
+                Err(r#""gpu" is not a device: one of cpu, cuda, auto"#.to_string())
+            ]
+        );
+    }
+
     use super::*;
     use crate::task::thinking::Budget;
 
