@@ -24,7 +24,7 @@ async fn main() -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     // The channel closes when the run ends, so both finish together.
     let (outcome, ()) = tokio::join!(run.run(&cfg, &cancel), async {
-        while let Some(event) = events.recv().await {
+        while let Some(event) = events.next().await {
             match event {
                 Event::StepStarted { step, kind, .. } => println!("[step {step}: {kind:?}]"),
                 Event::ModelOutput { stats, .. } => {

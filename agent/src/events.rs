@@ -5,6 +5,8 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -149,6 +151,33 @@ pub trait Observer: Send {
     fn reasoning(&mut self, _step: u32, _text: &str) {}
 }
 
+/// A run's events as they happen ([`Run::events`](crate::planner::Run::events)), ending when
+/// the run ends: `while let Some(e) = events.next().await`, or any `Stream` combinator
+/// (`futures::StreamExt`, `tokio_stream::StreamExt`).
+#[derive(Debug)]
+pub struct Events(pub(crate) tokio::sync::mpsc::UnboundedReceiver<Event>);
+
+impl Events {
+    /// The next event; `None` once the run has ended and every event was read.
+    pub async fn next(&mut self) -> Option<Event> {
+        self.0.recv().await
+    }
+
+    /// The next event if one is there already, without waiting (after a run: each event it
+    /// sent, in order).
+    pub fn try_next(&mut self) -> Option<Event> {
+        self.0.try_recv().ok()
+    }
+}
+
+impl futures_core::Stream for Events {
+    type Item = Event;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        self.0.poll_recv(cx)
+    }
+}
+
 /// One event as a JSON line. An event that cannot be serialised becomes an error event that
 /// says so, so that a reader sees the gap; the error is returned too.
 pub fn event_line(event: &Event) -> (String, Option<String>) {
@@ -260,6 +289,22 @@ impl Observer for Collect {
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn events_are_a_stream_that_ends_with_the_run() {
+        use futures_core::Stream;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut events = super::Events(rx);
+        let event = |m: &str| super::Event::Error { message: m.into() };
+        tx.send(event("one")).unwrap();
+        tx.send(event("two")).unwrap();
+        drop(tx);
+        let first = std::future::poll_fn(|cx| std::pin::Pin::new(&mut events).poll_next(cx)).await;
+        assert_eq!(
+            (first, events.next().await, events.next().await),
+            (Some(event("one")), Some(event("two")), None)
+        );
+    }
+
     use super::*;
 
     /// A trace that cannot be written is reported, not only logged.

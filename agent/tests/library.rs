@@ -100,9 +100,9 @@ async fn a_built_agent_runs_with_its_settings_and_tools() {
     assert!(grammar.contains("body: calls\n"), "{grammar}");
 }
 
-fn drain(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>) -> Vec<Event> {
+fn drain(mut events: agent::events::Events) -> Vec<Event> {
     let mut out = Vec::new();
-    while let Ok(e) = rx.try_recv() {
+    while let Some(e) = events.try_next() {
         out.push(e);
     }
     out

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{BackendError, Finish, GenRequest, ModelInfo};
-use crate::events::{Event, Observer, Progress, StepKind, StopReason};
+use crate::events::{Event, Events, Observer, Progress, StepKind, StopReason};
 use crate::formats::{self, Format, GrammarError, GrammarOptions, Thinking};
 use crate::prompt::{self, Family, Message, Qwen3Variant, RenderError, Role, ToolCall};
 use crate::task::ToolChoice;
@@ -133,10 +133,10 @@ impl<'a> Run<'a> {
 
     /// The run's events as they happen, on a channel that closes when the run ends: read it
     /// while [`Run::run`] goes (`tokio::join!`, or a spawned task) to draw your own progress.
-    pub fn events(&mut self) -> mpsc::UnboundedReceiver<Event> {
+    pub fn events(&mut self) -> Events {
         let (tx, rx) = mpsc::unbounded_channel();
         self.observe(Box::new(Forward(tx)));
-        rx
+        Events(rx)
     }
 
     /// Continues `messages` (an earlier [`Outcome::messages`]) instead of starting a new
