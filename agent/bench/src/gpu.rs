@@ -121,7 +121,9 @@ pub async fn parity(
     let gpu = MistralBackend::load_with_prefix_cache(&m, device, None).await?;
     let load_secs = started.elapsed().as_secs_f64();
     for (p, cpu) in prompts.iter().zip(&cpu_traces) {
-        let gpu_trace = gpu.greedy_trace(token_ids(p)?, steps).await?;
+        let tokens = token_ids(p)?;
+        let prompt_tokens = tokens.len();
+        let gpu_trace = gpu.greedy_trace(tokens, steps).await?;
         let greedy: Vec<u32> = token_list(&p["greedy"])?;
         let file = p["logits_file"].as_str().unwrap_or_default();
         let width = gpu_trace.logits.first().map_or(0, Vec::len);
@@ -132,7 +134,7 @@ pub async fn parity(
         let line = json!({
             "model": m.name,
             "prompt": p["name"],
-            "prompt_tokens": token_ids(p)?.len(),
+            "prompt_tokens": prompt_tokens,
             "device": format!("{device:?}"),
             "gpu_dtype": dtype.map(|d| format!("{d:?}")).unwrap_or_else(|| "auto".into()),
             "gpu_load_secs": load_secs,
