@@ -12,8 +12,8 @@
 
 use agent::Agent;
 use agent::events::{Event, Observer};
-use agent::task::{Budget, Device, ToolChoice};
 use agent::thinking::StepContext;
+use agent::{Budget, Device, ToolChoice};
 use tokio_util::sync::CancellationToken;
 
 /// The policy: plain Rust, with everything the step knows.

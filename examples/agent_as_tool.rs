@@ -6,7 +6,7 @@
 //! ```
 
 use agent::Agent;
-use agent::task::Budget;
+use agent::Budget;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

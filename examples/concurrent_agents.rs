@@ -6,7 +6,7 @@
 //! ```
 
 use agent::Agent;
-use agent::task::ToolChoice;
+use agent::ToolChoice;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -7,7 +7,7 @@
 //! The server command defaults to `npx -y @modelcontextprotocol/server-filesystem`.
 
 use agent::Agent;
-use agent::task::ToolChoice;
+use agent::ToolChoice;
 use serde_json::json;
 
 #[tokio::main]

@@ -5,8 +5,8 @@
 //! ```
 
 use agent::Agent;
+use agent::ToolChoice;
 use agent::events::Event;
-use agent::task::ToolChoice;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]

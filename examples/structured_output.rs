@@ -6,7 +6,7 @@
 //! ```
 
 use agent::Agent;
-use agent::task::ToolChoice;
+use agent::ToolChoice;
 use schemars::JsonSchema;
 use serde::Deserialize;
 

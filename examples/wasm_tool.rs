@@ -6,8 +6,8 @@
 //! ```
 
 use agent::Agent;
+use agent::ToolChoice;
 use agent::sandboxes::{Mode, Policy, Preopen};
-use agent::task::ToolChoice;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -5,10 +5,11 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// Bundled tools, then guests only the tests use.
-const TOOLS: [&str; 8] = [
-    "text", "number", "calc", "files", "json", "hostile", "net", "shapes",
-];
+/// The tools that ship with the runtime (`bundled.rs` embeds them).
+const BUNDLED: [&str; 5] = ["text", "number", "calc", "files", "json"];
+/// Guests only the tests use (a hostile guest, a networked one, every WIT type shape): built
+/// with the `test-guests` feature, so that a user's build does not compile them.
+const TEST_GUESTS: [&str; 3] = ["hostile", "net", "shapes"];
 
 fn main() -> Result<(), String> {
     let env = |k: &str| std::env::var(k).map_err(|_| format!("cargo did not set {k}"));
@@ -28,6 +29,10 @@ fn main() -> Result<(), String> {
         .map(PathBuf::from)
         .unwrap_or_else(|| out.clone());
     let guest_target = target_root.join("wasm-guests");
+    let mut guests_built: Vec<&str> = BUNDLED.to_vec();
+    if std::env::var_os("CARGO_FEATURE_TEST_GUESTS").is_some() {
+        guests_built.extend(TEST_GUESTS);
+    }
     ensure_wasm_target()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
@@ -41,6 +46,9 @@ fn main() -> Result<(), String> {
     .arg(guests.join("Cargo.toml"))
     .arg("--target-dir")
     .arg(&guest_target);
+    for guest in &guests_built {
+        cmd.args(["-p", guest]);
+    }
     // The outer build's settings are for the host; the guests have their own.
     for (k, _) in std::env::vars() {
         if k.starts_with("CARGO_") && k != "CARGO_HOME"
@@ -59,7 +67,7 @@ fn main() -> Result<(), String> {
              `rustup target add wasm32-wasip2`"
             .into());
     }
-    for tool in TOOLS {
+    for tool in guests_built {
         let wasm = guest_target
             .join("wasm32-wasip2/release")
             .join(format!("{tool}.wasm"));

@@ -3,9 +3,9 @@
 
 mod common;
 
+use agent::Device;
 use agent::mistral::MistralBackend;
 use agent::models;
-use agent::task::Device;
 use agent_kernels::q8_0::Kernel;
 use candle_core::quantized::k_quants::{self, BlockQ8_0, GgmlType};
 

@@ -3,11 +3,11 @@
 
 mod common;
 
+use agent::Device;
 use agent::backend::{Backend, GenRequest, Sampling};
 use agent::mistral::MistralBackend;
 use agent::models;
 use agent::prompt::{self, Family, Message, RenderOptions, jinja};
-use agent::task::Device;
 use either::Either;
 use mistralrs::{TextMessageRole, TextMessages};
 
@@ -466,8 +466,8 @@ async fn a_repeated_prompt_reuses_the_cache() {
 /// `off` is the template's empty think block, and nothing is counted.
 #[tokio::test(flavor = "multi_thread")]
 async fn thinking_budget_is_exact_to_the_token() {
+    use agent::Budget;
     use agent::backend::{EARLY_STOP, ThinkLimit, ThinkingUse};
-    use agent::task::Budget;
     require_fixture("models/qwen3-moe-tiny/config.json");
     let m = models::resolve("qwen3-moe-tiny").unwrap();
     let backend = MistralBackend::load(&m, Device::Cpu).await.unwrap();

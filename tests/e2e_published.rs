@@ -11,9 +11,9 @@
 
 mod common;
 
+use agent::Device;
 use agent::mistral::MistralBackend;
 use agent::models;
-use agent::task::Device;
 use serde::Deserialize;
 
 use common::*;

@@ -7,11 +7,11 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use agent::Device;
 use agent::backend::{Backend, GenRequest, Sampling};
 use agent::mistral::{MistralBackend, prefilled_tokens};
 use agent::models;
 use agent::prompt::{self, Message, RenderOptions};
-use agent::task::Device;
 use common::*;
 use mistralrs::{
     Constraint, CustomLogitsProcessor, NormalRequest, Request, RequestMessage, Response,

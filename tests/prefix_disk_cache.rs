@@ -5,11 +5,11 @@
 
 mod common;
 
+use agent::Device;
 use agent::mistral::disk_cache::{DEFAULT_MAX_BYTES, DiskCacheOptions, DiskCacheStats};
 use agent::mistral::{Caches, MistralBackend, prefilled_tokens};
 use agent::models::{self, ResolvedModel};
 use agent::prompt::{self, Message, RenderOptions};
-use agent::task::Device;
 use common::*;
 
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());

@@ -9,22 +9,59 @@ use serde::{Deserialize, Serialize};
 
 use crate::prompt::{Family, TemplateInfo};
 
+/// Where the model runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Device {
+    /// The CPU, even in a build with CUDA support.
+    Cpu,
+    /// A CUDA GPU; loading fails in a build without the `cuda` feature.
+    Cuda,
+    /// CUDA when available, otherwise CPU.
+    #[default]
+    Auto,
+}
+
+/// `cpu`, `cuda` or `auto`: what a task file's `device:` and `--device` accept.
+impl std::str::FromStr for Device {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" => Ok(Device::Cuda),
+            "auto" => Ok(Device::Auto),
+            _ => Err(format!("{s:?} is not a device: one of cpu, cuda, auto")),
+        }
+    }
+}
+
 /// Sampling settings for one completion. Greedy unless `temperature` is set above zero.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Sampling {
+    /// Divides the logits before sampling; `None` or 0 decodes greedily.
     pub temperature: Option<f64>,
+    /// Nucleus sampling: only the most likely tokens whose probabilities add up to this mass
+    /// are candidates (with a temperature only).
     pub top_p: Option<f64>,
+    /// Only the k most likely tokens are candidates (with a temperature only).
     pub top_k: Option<u32>,
+    /// Seeds the sampling noise, so that a run can be repeated; the mistral.rs backend takes
+    /// `None` as 0.
     pub seed: Option<u64>,
 }
 
+/// One completion: the prompt and how to generate after it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenRequest {
+    /// The whole prompt, rendered by the caller with the model's template; special tokens are
+    /// recognised in it and no BOS is added (the rendered prompt carries its own).
     pub prompt: String,
     /// The most tokens the step may write after its reasoning (its answer or call). A capped
     /// reasoning block comes on top, with the early-stop sentence; an uncapped one is bounded
     /// by the context window.
     pub max_tokens: usize,
+    /// How each token is chosen.
     pub sampling: Sampling,
     /// Strings that end the turn (excluded from the output).
     pub stop: Vec<String>,
@@ -51,11 +88,13 @@ pub struct ThinkLimit {
 /// Reasoning tokens a completion used (the forced early-stop text not counted).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThinkingUse {
+    /// Reasoning tokens written.
     pub tokens: usize,
     /// The cap ended the reasoning.
     pub capped: bool,
 }
 
+/// Why a completion ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Finish {
@@ -65,12 +104,16 @@ pub enum Finish {
     Length,
 }
 
+/// Token counts and timings of one completion.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct GenStats {
+    /// Tokens in the prompt.
     pub prompt_tokens: usize,
+    /// Tokens generated.
     pub completion_tokens: usize,
     /// Time to the first generated token: prompt processing (after any prefix-cache reuse).
     pub prompt_secs: f64,
+    /// Time from the first generated token to the last.
     pub decode_secs: f64,
     /// Prompt tokens a prefix cache (in memory or on disk) supplied, so not prefilled; `None`
     /// when the backend cannot tell (another request ran alongside, or no cache).
@@ -79,6 +122,8 @@ pub struct GenStats {
 }
 
 impl GenStats {
+    /// Decoding speed: the tokens after the first over `decode_secs`; 0 when there is nothing
+    /// to measure (no time, or at most one token).
     pub fn decode_tokens_per_sec(&self) -> f64 {
         if self.decode_secs > 0.0 && self.completion_tokens > 1 {
             (self.completion_tokens - 1) as f64 / self.decode_secs
@@ -88,18 +133,27 @@ impl GenStats {
     }
 }
 
+/// What a completion produced.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenOutput {
+    /// The generated text, reasoning included; a stop string that ended it is not.
     pub text: String,
+    /// Why generation ended.
     pub finish: Finish,
+    /// Token counts and timings.
     pub stats: GenStats,
+    /// The reasoning tokens used, and whether the cap ended the reasoning.
     pub thinking: ThinkingUse,
 }
 
+/// Why a completion failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
+    /// The model or its engine failed; the message says how.
     #[error("model error: {0}")]
     Model(String),
+    /// A [`Replay`](crate::replay::Replay) was asked for more turns than it holds; the
+    /// request's number (1-based).
     #[error("the replayed transcript has no turn left for step {0}")]
     ReplayExhausted(usize),
 }
@@ -109,7 +163,9 @@ pub enum BackendError {
 pub struct ModelInfo {
     /// Name shown to the user (catalogue name or path).
     pub name: String,
+    /// The prompt family: how prompts are rendered and calls parsed.
     pub family: Family,
+    /// The chat template and BOS/EOS tokens from the model's files.
     pub template: TemplateInfo,
     /// Context window in tokens, when known.
     pub max_context: Option<usize>,
@@ -118,6 +174,7 @@ pub struct ModelInfo {
     pub special_tokens: Vec<String>,
 }
 
+/// A boxed future that can be sent between threads, as [`Backend::generate`] returns.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Called with each piece of generated text as it arrives.
@@ -126,8 +183,9 @@ pub type OnText<'a> = &'a mut (dyn FnMut(&str) + Send);
 /// What a backend's on-disk prefix cache did in this process.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct DiskCacheStats {
-    /// Prefixes loaded from disk, and their tokens the engine did not prefill.
+    /// Prefixes loaded from disk.
     pub hits: usize,
+    /// The prompt tokens those prefixes held, which the engine did not prefill.
     pub tokens_reused: usize,
     /// Entries written.
     pub saved: usize,
@@ -135,7 +193,9 @@ pub struct DiskCacheStats {
     pub rejected: usize,
 }
 
+/// A loaded model that completes prompts: what the loop drives.
 pub trait Backend: Send + Sync {
+    /// What the loop needs to know about the model.
     fn info(&self) -> &ModelInfo;
     /// What the on-disk prefix cache did, for a backend that keeps one.
     fn disk_cache_stats(&self) -> Option<DiskCacheStats> {

@@ -22,13 +22,13 @@ use schemars::JsonSchema;
 use serde_json::Value;
 
 use crate::backend::Backend;
+use crate::backend::Device;
 use crate::formats::Format;
+use crate::formats::ToolChoice;
 use crate::models::{self, ModelError, agent_home};
 use crate::planner::{Agent, DEFAULT_MAX_TOKENS, Origin, RunConfig};
-use crate::task::{
-    Budget, Device, FieldError, INLINE_PATH, OutputSpec, Sampling, Task, ThinkingSpec, ToolChoice,
-    ToolSource,
-};
+use crate::task::{FieldError, INLINE_PATH, OutputSpec, Sampling, Task, ThinkingSpec, ToolSource};
+use crate::thinking::Budget;
 use crate::thinking::{StepContext, ThinkingPolicy};
 use crate::toolbox::{Toolbox, ToolboxError, ToolboxSpec};
 use crate::toolset;
@@ -119,6 +119,30 @@ impl Agent {
 impl AgentBuilder {
     /// Takes every setting `task` makes (its front matter, over what was set before; later
     /// calls win over it) and resolves its relative paths from its folder.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use std::sync::Arc;
+    /// # let model = Arc::new(agent::replay::Replay::chatml([
+    /// #     r#"<tool_call>{"name": "calculator", "arguments": {"expression": "17 * 23"}}</tool_call>"#,
+    /// #     r#"<tool_call>{"name": "final_answer", "arguments": {"answer": "391"}}</tool_call>"#,
+    /// # ]));
+    /// use std::path::Path;
+    ///
+    /// use agent::{Agent, Task};
+    ///
+    /// let text = "---\nmax_steps: 3\ntools: [builtin:calculator]\n---\nWhat is 17 * 23?\n";
+    /// let task = Task::parse(Path::new("sum.md"), text)?;
+    /// // `backend` hands the builder a model already loaded (here a recorded one); without it,
+    /// // the task's `model:` (or the default model) is loaded.
+    /// let agent = Agent::builder().task(&task).backend(model).build().await?;
+    /// assert_eq!(agent.tools().names(), ["calculator", "final_answer"]);
+    /// let outcome = agent.run(task.instructions).await?;
+    /// assert_eq!((outcome.answer_text().as_deref(), outcome.steps), (Some("391"), 2));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn task(mut self, task: &Task) -> Self {
         self.model_from_task |= task.front.model.is_some();
         let front = std::mem::take(&mut self.task.front).overlay(task.front.clone());
@@ -206,7 +230,7 @@ impl AgentBuilder {
     }
 
     /// The thinking budget: one for every step ([`Budget`]) or per step kind
-    /// ([`ThinkingPolicySpec`](crate::task::ThinkingPolicySpec)) (`thinking:`).
+    /// ([`ThinkingPolicySpec`](crate::thinking::ThinkingPolicySpec)) (`thinking:`).
     pub fn thinking(mut self, thinking: impl Into<ThinkingSpec>) -> Self {
         self.task.front.thinking = Some(thinking.into());
         self.thinking_policy = None;

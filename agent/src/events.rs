@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::backend::{Finish, GenStats};
-use crate::task::Budget;
+use crate::thinking::Budget;
 
 /// Why a step runs; each kind gets its own thinking budget (see `docs/TASK_FORMAT.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -28,6 +28,7 @@ pub enum StepKind {
     Answer,
 }
 
+/// Why a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StopReason {
@@ -42,36 +43,57 @@ pub enum StopReason {
     Error,
 }
 
+/// One thing that happened in a run. In a trace, each is a JSON object whose `event` field is
+/// the variant's name in snake case (`{"event": "tool_call", "step": 2, ...}`); `step` counts
+/// from 1.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
+    /// The run began: always the first event.
     RunStarted {
+        /// The run's id (also the trace file's name).
         run_id: String,
+        /// The instructions, as given.
         task: String,
+        /// The model's name (catalogue name or path).
         model: String,
+        /// The prompt and call format family the model was recognised as.
         family: String,
+        /// The most steps the run may take.
         max_steps: u32,
+        /// The names of the tools the model is offered.
         tools: Vec<String>,
     },
+    /// A step (one model turn, then its tool calls) began.
     StepStarted {
+        /// This step's number.
         step: u32,
+        /// The most steps the run may take.
         max_steps: u32,
+        /// Why the step runs, which picks its thinking budget.
         kind: StepKind,
         /// The budget the policy chose for this step.
         thinking_budget: Budget,
         /// False for models that do not think: the budget is recorded, not applied.
         thinking_applies: bool,
     },
+    /// The model finished its turn.
     ModelOutput {
+        /// The step the turn belongs to.
         step: u32,
         /// The raw completion, exactly as generated.
         text: String,
+        /// The reasoning block's text, when the model reasoned.
         #[serde(skip_serializing_if = "Option::is_none")]
         reasoning: Option<String>,
+        /// The completion without its reasoning block (the answer or the call).
         content: String,
+        /// Why generation stopped.
         finish: Finish,
+        /// Token counts and timings of the completion.
         #[serde(flatten)]
         stats: GenStats,
+        /// Decode speed of the completion.
         tokens_per_sec: f64,
         /// Reasoning tokens (the forced early-stop text not counted).
         thinking_tokens: usize,
@@ -82,29 +104,48 @@ pub enum Event {
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         reasoning_truncated: bool,
     },
+    /// The model called a tool (a well-formed call; a malformed one is a
+    /// [`Event::ParseError`]).
     ToolCall {
+        /// The step whose turn made the call.
         step: u32,
+        /// The call's id, which its progress and result events repeat.
         id: String,
+        /// The tool's name.
         name: String,
+        /// The arguments, as parsed from the call.
         arguments: Value,
     },
     /// A running call reported progress (MCP `notifications/progress`).
     ToolProgress {
+        /// The step whose call is running.
         step: u32,
+        /// The call's id.
         id: String,
+        /// The tool's name.
         name: String,
+        /// Work done so far, in the tool's own unit.
         progress: f64,
+        /// The work in all, when the tool knows it.
         #[serde(skip_serializing_if = "Option::is_none")]
         total: Option<f64>,
+        /// What the tool is doing, in its words.
         #[serde(skip_serializing_if = "Option::is_none")]
         message: Option<String>,
     },
+    /// A tool call ended; its result (or error) goes back to the model.
     ToolResult {
+        /// The step whose call this is.
         step: u32,
+        /// The call's id.
         id: String,
+        /// The tool's name.
         name: String,
+        /// The result as text, as the model sees it.
         content: String,
+        /// The call failed (bad arguments, the tool's own error, a timeout, a stopped guest).
         is_error: bool,
+        /// The tool's structured (JSON) result, when it gave one.
         #[serde(skip_serializing_if = "Option::is_none")]
         structured: Option<Value>,
         /// Images, audio and resources the tool returned, whole.
@@ -116,17 +157,28 @@ pub enum Event {
     McpServer(agent_tools::mcp::McpEvent),
     /// A malformed tool call, sent back to the model as a tool error.
     ParseError {
+        /// The step whose turn held the call.
         step: u32,
+        /// What is wrong with it (what the model is told).
         message: String,
+        /// The call's text as the model wrote it.
         raw: String,
     },
+    /// The run ended: always the last event.
     Final {
+        /// The answer (`null` when the run stopped without one).
         answer: Value,
+        /// The answer as text (empty when there is none).
         text: String,
+        /// Steps the run took.
         steps: u32,
+        /// Why the run ended.
         stop: StopReason,
     },
+    /// Something went wrong that the model is not told about: the backend failed, a prompt
+    /// could not be rendered, or a tool was left out of a step.
     Error {
+        /// What went wrong.
         message: String,
     },
 }
@@ -134,9 +186,13 @@ pub enum Event {
 /// Live state of the current step, for progress displays.
 #[derive(Debug, Clone, Default)]
 pub struct Progress {
+    /// The current step's number (from 1).
     pub step: u32,
+    /// The most steps the run may take.
     pub max_steps: u32,
+    /// Tokens the model has written in this step so far.
     pub tokens: usize,
+    /// Decode speed so far in this step.
     pub tokens_per_sec: f64,
     /// The tool being called, if any.
     pub tool: Option<String>,
@@ -144,8 +200,13 @@ pub struct Progress {
     pub tool_progress: Option<String>,
 }
 
+/// Sees a run as it happens (attach with [`Run::observe`](crate::planner::Run::observe)); every
+/// method has an empty default, so an observer implements only what it draws. Called on the
+/// run's task: keep them quick.
 pub trait Observer: Send {
+    /// Each event, in order, as it happens.
     fn event(&mut self, _event: &Event) {}
+    /// The current step's state, updated as the model writes (many times a second).
     fn progress(&mut self, _progress: &Progress) {}
     /// Reasoning text as the model streams it (the whole of it is also in `ModelOutput`).
     fn reasoning(&mut self, _step: u32, _text: &str) {}
@@ -154,6 +215,39 @@ pub trait Observer: Send {
 /// A run's events as they happen ([`Run::events`](crate::planner::Run::events)), ending when
 /// the run ends: `while let Some(e) = events.next().await`, or any `Stream` combinator
 /// (`futures::StreamExt`, `tokio_stream::StreamExt`).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+///
+/// use agent::events::Event;
+/// use agent::replay::Replay;
+/// use agent::Agent;
+/// use tokio_util::sync::CancellationToken;
+///
+/// let model = Arc::new(Replay::chatml([
+///     r#"<tool_call>{"name": "final_answer", "arguments": {"answer": "4"}}</tool_call>"#,
+/// ]));
+/// let agent = Agent::builder().backend(model).build().await?;
+/// let mut run = agent.runner();
+/// let mut events = run.events();
+/// let task = agent.config("What is 2 + 2?");
+/// let cancel = CancellationToken::new();
+/// let draw = async {
+///     let mut seen = Vec::new();
+///     while let Some(event) = events.next().await {
+///         if let Event::StepStarted { step, .. } = event {
+///             seen.push(format!("step {step}"));
+///         }
+///     }
+///     seen
+/// };
+/// let (outcome, seen) = tokio::join!(run.run(&task, &cancel), draw);
+/// assert_eq!((outcome?.answer_text().as_deref(), seen), (Some("4"), vec!["step 1".to_string()]));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Events(pub(crate) tokio::sync::mpsc::UnboundedReceiver<Event>);
 
@@ -209,6 +303,7 @@ impl TraceFailure {
         }
     }
 
+    /// What went wrong first, if anything did.
     pub fn get(&self) -> Option<String> {
         self.0.lock().ok().and_then(|f| f.clone())
     }
@@ -222,6 +317,7 @@ pub struct TraceWriter {
 }
 
 impl TraceWriter {
+    /// Opens `path` for appending (making its folder), or fails with the I/O error.
     pub fn create(path: &Path) -> std::io::Result<Self> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
@@ -234,6 +330,7 @@ impl TraceWriter {
         })
     }
 
+    /// The trace file.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -6,13 +6,23 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
+/// Why a GGUF file's metadata could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum GgufError {
+    /// The file is not GGUF of version 2 or later, or its metadata is damaged or cut off.
     #[error("{path}: {message}")]
-    Invalid { path: String, message: String },
+    Invalid {
+        /// The file, as given.
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The file could not be opened.
     #[error("{path}: {source}")]
     Io {
+        /// The file, as given.
         path: String,
+        /// Why it could not be opened.
         source: std::io::Error,
     },
 }
@@ -20,12 +30,16 @@ pub enum GgufError {
 /// The metadata values we use; arrays other than the token list are skipped.
 #[derive(Debug, Clone, Default)]
 pub struct GgufMeta {
+    /// String values by key (`tokenizer.chat_template`, `tokenizer.ggml.model`, …).
     pub strings: HashMap<String, String>,
+    /// Unsigned integer values (u32 and u64) by key.
     pub ints: HashMap<String, u64>,
+    /// The vocabulary (`tokenizer.ggml.tokens`), indexed by token id.
     pub tokens: Vec<String>,
 }
 
 impl GgufMeta {
+    /// The token whose id the integer value `key` holds (`tokenizer.ggml.bos_token_id`, say).
     pub fn token(&self, key: &str) -> Option<String> {
         let id = *self.ints.get(key)? as usize;
         self.tokens.get(id).cloned()
@@ -132,6 +146,7 @@ fn scalar_size(t: u32) -> Option<u64> {
     }
 }
 
+/// Reads the metadata of the GGUF file at `path`, stopping before the tensors.
 pub fn read(path: &Path) -> Result<GgufMeta, GgufError> {
     let p = path.display().to_string();
     let file = File::open(path).map_err(|source| GgufError::Io {

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::prompt::ToolCall;
 
+/// A tool call the model wrote that cannot be made; the loop sends it back to the model.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CallError {
     /// What was wrong, for the model to read.
@@ -14,6 +15,7 @@ pub struct CallError {
     pub raw: String,
 }
 
+/// One model turn, parsed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Parsed {
     /// Text inside `<think>…</think>`, if the turn had any.
@@ -22,6 +24,8 @@ pub struct Parsed {
     pub reasoning_truncated: bool,
     /// Text outside thinking and calls.
     pub content: String,
+    /// The well-formed tool calls, in the order written.
     pub calls: Vec<ToolCall>,
+    /// The malformed calls, in the order written.
     pub errors: Vec<CallError>,
 }

@@ -11,14 +11,16 @@ use crate::backend::{Backend, Finish, GenRequest, Sampling};
 use crate::formats;
 use crate::planner::call_format;
 use crate::prompt::{self, Message, Role};
-use crate::task::Budget;
 use crate::thinking;
+use crate::thinking::Budget;
 
+/// Answers MCP servers' sampling requests with a backend: the run's own model.
 pub struct BackendSampler {
     backend: Arc<dyn Backend>,
 }
 
 impl BackendSampler {
+    /// A sampler that completes with `backend`.
     pub fn new(backend: Arc<dyn Backend>) -> Self {
         Self { backend }
     }

@@ -14,11 +14,98 @@ use crate::backend::ThinkLimit;
 use crate::events::StepKind;
 use crate::formats::Thinking;
 use crate::prompt::{Family, Qwen3Variant, RenderOptions};
-pub use crate::task::{Budget, ThinkingPolicySpec};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// A thinking budget for one step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "serde_yaml_ng::Value")]
+pub enum Budget {
+    /// No thinking (`off`, `false` or `0`).
+    Off,
+    /// At most this many thinking tokens (always at least 1; `0` parses as [`Budget::Off`]).
+    Tokens(u32),
+    /// Think as long as the model wants (`unlimited`).
+    Unlimited,
+}
+
+impl Serialize for Budget {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Budget::Off => serializer.serialize_str("off"),
+            Budget::Unlimited => serializer.serialize_str("unlimited"),
+            Budget::Tokens(n) => serializer.serialize_u32(*n),
+        }
+    }
+}
+
+/// A budget per step kind plus an optional run-wide cap.
+///
+/// `None` for a kind means "not specified": [`ThinkingPolicySpec::with_defaults`]
+/// fills it from the default policy. [`Default`] is that default policy:
+/// plan 2048, act off, recover 1024, answer 512, no total.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "serde_yaml_ng::Value")]
+pub struct ThinkingPolicySpec {
+    /// The budget of [`StepKind::Plan`] steps (the first step: read the task and plan).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Budget>,
+    /// The budget of [`StepKind::Act`] steps (after tool results).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub act: Option<Budget>,
+    /// The budget of [`StepKind::Recover`] steps (after a tool error or a malformed call).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recover: Option<Budget>,
+    /// The budget of [`StepKind::Answer`] steps (the last allowed step).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer: Option<Budget>,
+    /// Cap on thinking tokens across the whole run (at least 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<u32>,
+}
+
+impl Default for ThinkingPolicySpec {
+    /// Plans are worth thinking about; routine actions are not; recovering from
+    /// a failed step and composing the answer get a moderate budget.
+    fn default() -> Self {
+        ThinkingPolicySpec {
+            plan: Some(Budget::Tokens(2048)),
+            act: Some(Budget::Off),
+            recover: Some(Budget::Tokens(1024)),
+            answer: Some(Budget::Tokens(512)),
+            total: None,
+        }
+    }
+}
+
+impl ThinkingPolicySpec {
+    /// The same budget for every step kind, no run-wide cap.
+    pub fn uniform(budget: Budget) -> Self {
+        ThinkingPolicySpec {
+            plan: Some(budget),
+            act: Some(budget),
+            recover: Some(budget),
+            answer: Some(budget),
+            total: None,
+        }
+    }
+
+    /// Fills unspecified kinds from the default policy (`total` stays as is).
+    pub fn with_defaults(self) -> Self {
+        let default = ThinkingPolicySpec::default();
+        ThinkingPolicySpec {
+            plan: self.plan.or(default.plan),
+            act: self.act.or(default.act),
+            recover: self.recover.or(default.recover),
+            answer: self.answer.or(default.answer),
+            total: self.total,
+        }
+    }
+}
 
 /// What a policy sees when it picks a step's budget.
 #[derive(Debug, Clone, Copy)]
 pub struct StepContext<'a> {
+    /// Why the step runs.
     pub kind: StepKind,
     /// 1-based.
     pub step: u32,
@@ -98,9 +185,11 @@ impl ThinkingPolicy {
 /// How one step's budget is carried out for a model family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThinkPlan {
+    /// How the prompt is rendered (Qwen3 hybrid's `enable_thinking` switch).
     pub render: RenderOptions,
     /// Written after the rendered prompt (`<think>\n` to open the block).
     pub prefill: &'static str,
+    /// How the completion's reasoning block is counted and capped.
     pub limit: ThinkLimit,
     /// What the step's grammar allows before the answer.
     pub grammar: Thinking,
@@ -108,6 +197,9 @@ pub struct ThinkPlan {
     pub applies: bool,
 }
 
+/// How `budget` is carried out for `family`: Qwen3 hybrid and Qwen3-Thinking-2507 apply it;
+/// the other families get `applies: false` and an unchanged prompt, though for
+/// [`Family::Template`] the grammar allows a reasoning block that the model opens itself.
 pub fn plan(family: &Family, budget: Budget) -> ThinkPlan {
     let base = ThinkPlan {
         render: RenderOptions::default(),

@@ -13,8 +13,9 @@ use tokio::sync::mpsc;
 
 use crate::backend::Backend;
 use crate::events::Event;
+use crate::formats::ToolChoice;
 use crate::sampling::BackendSampler;
-use crate::task::{ToolChoice, ToolSource};
+use crate::task::ToolSource;
 use crate::toolset;
 
 /// What a [`Toolbox`] is started from.

@@ -126,10 +126,10 @@ pub fn check_tool_namespaces(
 /// `tool_choice` names; any other failed server is reported (an event) and left out.
 pub async fn wait_for_first_step(
     pool: &agent_tools::mcp::McpPool,
-    choice: &crate::task::ToolChoice,
+    choice: &crate::formats::ToolChoice,
 ) -> Result<(), String> {
     pool.wait_required().await.map_err(|e| e.to_string())?;
-    if let crate::task::ToolChoice::Tool(name) = choice
+    if let crate::formats::ToolChoice::Tool(name) = choice
         && let Some((server, _)) = name.split_once("__")
         && pool.has(server)
     {
@@ -192,10 +192,16 @@ pub fn mcp_config(
     Ok(config)
 }
 
+/// Why [`build`] could not make the registry.
 #[derive(Debug, thiserror::Error)]
 pub enum ToolsetError {
+    /// A `builtin:NAME` source names no built-in tool.
     #[error("tools: unknown built-in tool `{name}` (available: {})", builtin::NAMES.join(", "))]
-    UnknownBuiltin { name: String },
+    UnknownBuiltin {
+        /// The name asked for.
+        name: String,
+    },
+    /// The registry refused a tool (two tools of one name).
     #[error("tools: {0}")]
     Registry(#[from] agent_tools::RegistryError),
 }

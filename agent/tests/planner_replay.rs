@@ -40,7 +40,7 @@ fn config(max_steps: u32, output_schema: Option<Value>) -> RunConfig {
         sampling: Sampling::default(),
         output_schema,
         max_tokens_per_step: 256,
-        tool_choice: agent::task::ToolChoice::Auto,
+        tool_choice: agent::ToolChoice::Auto,
         constrain_calls: true,
         max_string_chars: None,
         max_calls: None,
@@ -409,7 +409,7 @@ async fn an_agent_run_twice_starts_clean() {
 #[tokio::test]
 async fn grammar_per_step_and_last_step_answer_only() {
     let mut cfg = config(2, None);
-    cfg.tool_choice = agent::task::ToolChoice::Required;
+    cfg.tool_choice = agent::ToolChoice::Required;
     let backend = Arc::new(Replay::new(info(), vec![turn(CALC), turn(FINAL)]));
     let tools = toolset::build(&[ToolSource::AllBuiltins], &OutputSpec::Text).unwrap();
     let outcome = Agent::new(backend.clone(), tools)
@@ -491,9 +491,10 @@ fn qwen3_info() -> ModelInfo {
 /// malformed call), and each becomes the Qwen3 hybrid template's switch or a capped open block.
 #[tokio::test]
 async fn thinking_budget_per_step_kind() {
+    use agent::Budget;
     use agent::backend::ThinkLimit;
-    use agent::task::{Budget, ThinkingPolicySpec};
     use agent::thinking::ThinkingPolicy;
+    use agent::thinking::ThinkingPolicySpec;
     let mut cfg = config(5, None);
     cfg.thinking = ThinkingPolicy::Kinds(ThinkingPolicySpec {
         plan: Some(Budget::Tokens(64)),
@@ -577,7 +578,7 @@ async fn thinking_budget_per_step_kind() {
 /// A library caller's own policy, from the step's context, is obeyed.
 #[tokio::test]
 async fn custom_thinking_policy() {
-    use agent::task::Budget;
+    use agent::Budget;
     use agent::thinking::{StepContext, ThinkingPolicy};
     let mut cfg = config(4, None);
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -622,8 +623,9 @@ async fn custom_thinking_policy() {
 /// A turn cut by the token limit inside its reasoning is recorded as a truncated thought.
 #[tokio::test]
 async fn truncated_thought_is_marked_in_the_trace() {
-    use agent::task::{Budget, ThinkingPolicySpec};
+    use agent::Budget;
     use agent::thinking::ThinkingPolicy;
+    use agent::thinking::ThinkingPolicySpec;
     let mut cfg = config(2, None);
     cfg.thinking = ThinkingPolicy::Kinds(ThinkingPolicySpec::uniform(Budget::Unlimited));
     let cut = RecordedTurn {

@@ -5,10 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use agent::task::{
-    Budget, Device, FrontMatter, OutputSpec, Sampling, Task, TaskError, ThinkingPolicySpec,
-    ThinkingSpec, ToolChoice, ToolSource,
-};
+use agent::task::{FrontMatter, OutputSpec, Sampling, Task, TaskError, ThinkingSpec, ToolSource};
+use agent::thinking::ThinkingPolicySpec;
+use agent::{Budget, Device, ToolChoice};
 use serde_json::json;
 
 /// Fixture directory, relative to the package root (cargo runs integration

@@ -24,10 +24,12 @@ pub const TOOLS: [(&str, &[u8]); 5] = [
     ),
 ];
 
+/// The component bytes of the bundled tool `name`; `None` when there is no such tool.
 pub fn get(name: &str) -> Option<&'static [u8]> {
     TOOLS.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
 }
 
+/// The names of the bundled tools, in [`TOOLS`] order.
 pub fn names() -> Vec<&'static str> {
     TOOLS.iter().map(|(n, _)| *n).collect()
 }

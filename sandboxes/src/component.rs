@@ -52,6 +52,8 @@ const ALLOWED_IMPORTS: [&str; 5] = [
 /// Most handles (files, streams) a call may hold at once.
 const MAX_HANDLES: usize = 1_000;
 
+/// A loaded component: its tools, checked against its policy, each call run in a fresh
+/// instance under that policy.
 pub struct WasmComponent {
     name: String,
     /// Its instance slots; held also so that the engine's epoch ticker runs as long as a tool
@@ -70,10 +72,12 @@ pub struct WasmComponent {
 pub struct Resident(Vec<(Store<Host>, Option<tokio::sync::OwnedSemaphorePermit>)>);
 
 impl Resident {
+    /// How many instances are alive.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// True when no instance is alive.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -228,14 +232,18 @@ impl WasmComponent {
         Ok(Arc::new(loaded))
     }
 
+    /// The tool set's name, the prefix of its tools' names.
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// The policy its calls run under.
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
 
+    /// Its tools as the model sees them (`NAME__TOOL`): the JSON contract's, then the typed
+    /// functions'.
     pub fn specs(&self) -> &[ToolSpec] {
         &self.specs
     }

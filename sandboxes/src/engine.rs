@@ -27,20 +27,55 @@ pub const MAX_TABLE_ELEMENTS: usize = 20_000;
 /// Longest we let a compilation run.
 pub const COMPILE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Why a component could not be compiled or loaded. `path` is the file, or the name the
+/// component was compiled or loaded under.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// The file cannot be read.
     #[error("{path}: cannot read: {message}")]
-    Read { path: String, message: String },
+    Read {
+        /// The file, or the component's name.
+        path: String,
+        /// The I/O error.
+        message: String,
+    },
+    /// The component is larger than [`MAX_COMPONENT_BYTES`].
     #[error("{path}: {size} bytes is more than the {MAX_COMPONENT_BYTES} a tool may have")]
-    TooBig { path: String, size: usize },
+    TooBig {
+        /// The file, or the component's name.
+        path: String,
+        /// Its size in bytes.
+        size: usize,
+    },
+    /// wasmtime could not compile it.
     #[error("{path}: not a valid WebAssembly component: {message}")]
-    Invalid { path: String, message: String },
+    Invalid {
+        /// The file, or the component's name.
+        path: String,
+        /// wasmtime's error.
+        message: String,
+    },
+    /// Compiling took longer than the sandbox's limit ([`COMPILE_TIMEOUT`] by default).
     #[error("{path}: compiling took more than {limit:?}; refused")]
-    CompileTimeout { path: String, limit: Duration },
+    CompileTimeout {
+        /// The file, or the component's name.
+        path: String,
+        /// The limit that ran out.
+        limit: Duration,
+    },
+    /// The component compiled but cannot be used as a tool set: it imports what the policy
+    /// does not grant, does not link, offers no tools, or its `describe` failed.
     #[error("{path}: {message}")]
-    Refused { path: String, message: String },
+    Refused {
+        /// The file, or the component's name.
+        path: String,
+        /// Why it was refused.
+        message: String,
+    },
 }
 
+/// The process's wasmtime engine: compiles components (through the code cache), ticks CPU
+/// deadlines, and bounds how many calls run at once ([`MAX_CONCURRENT_CALLS`]).
 pub struct Sandbox {
     engine: Engine,
     /// For policies that meter CPU by fuel (deterministic, counted in instructions) rather
@@ -65,8 +100,11 @@ pub enum Metering {
 /// A compiled component, with what the host reads from its bytes.
 #[derive(Clone)]
 pub struct Compiled {
+    /// What it was compiled as: its path, or the name given to [`Sandbox::compile`].
     pub name: String,
+    /// The compiled component.
     pub component: Component,
+    /// How CPU is capped in the engine it was compiled for.
     pub metering: Metering,
     /// The WIT the guest embedded (custom section `agent-tool-wit`), for doc comments.
     pub wit: Option<String>,
@@ -165,6 +203,7 @@ impl Sandbox {
         self
     }
 
+    /// The epoch-metered engine, the one [`Sandbox::compile`] compiles for.
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
@@ -215,6 +254,8 @@ impl Sandbox {
         self.compile(&name, bytes).await
     }
 
+    /// Compiles a component from its bytes, for epoch metering (from the cache when a checked
+    /// copy is there); `name` is what errors call it.
     pub async fn compile(&self, name: &str, bytes: Vec<u8>) -> Result<Compiled, LoadError> {
         self.compile_with(name, Arc::new(bytes), Metering::Epoch)
             .await

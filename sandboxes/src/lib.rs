@@ -4,6 +4,7 @@
 //! may do; `component` loads a component's tools and runs calls (`typed` derives the schemas of
 //! typed exports from their WIT types, `docs` finds their doc comments); `bundled` has the tools that
 //! ship with the runtime (sources in `tools/`, built by `build.rs`).
+#![deny(missing_docs)]
 
 pub mod bundled;
 mod component;
@@ -20,6 +21,7 @@ pub use engine::{
 pub use policy::{MAX_MEMORY_BYTES, Mode, Policy, PolicyError, Preopen};
 
 /// Where `build.rs` put the guests it built, the test-only ones included (for tests).
+#[cfg(feature = "test-guests")]
 #[doc(hidden)]
 pub fn built_guests_dir() -> &'static str {
     env!("OUT_DIR")

@@ -10,12 +10,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Preopen {
+    /// The directory on the host; [`Policy::checked`] makes it canonical.
     pub host: PathBuf,
+    /// Where the guest sees it: an absolute path, such as `/data`.
     pub guest: String,
+    /// What the guest may do there; read-only by default.
     #[serde(default)]
     pub mode: Mode,
 }
 
+/// What a guest may do in a preopened directory.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
@@ -28,6 +32,8 @@ pub enum Mode {
     ReadWrite,
 }
 
+/// What one wasm tool set may do and use. The default grants nothing and sets small limits;
+/// [`Policy::checked`] validates a policy before it is used.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Policy {
@@ -72,22 +78,39 @@ impl Default for Policy {
     }
 }
 
+/// Why [`Policy::checked`] refused a policy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
+    /// `memory_bytes` (the value given) is above [`MAX_MEMORY_BYTES`].
     #[error("memory_bytes: {0} is more than the most a tool may have ({MAX_MEMORY_BYTES})")]
     TooMuchMemory(u64),
+    /// A limit that must be positive is 0.
     #[error("{field}: must be more than 0")]
-    Zero { field: &'static str },
+    Zero {
+        /// The policy's key for the limit, such as `cpu_ms`.
+        field: &'static str,
+    },
+    /// A preopen's host directory cannot be granted: it does not exist, is not a directory,
+    /// or is the filesystem's root.
     #[error("preopens[{index}]: host directory {path}: {message}")]
     BadPreopen {
+        /// The preopen's position in `preopens`, from 0.
         index: usize,
+        /// The host path as configured.
         path: String,
+        /// What is wrong with it.
         message: String,
     },
+    /// A preopen's guest path is not absolute, or is `/tmp` while `scratch` is on.
     #[error(
         "preopens[{index}]: the guest path must be absolute, like /data, and not /tmp when scratch is on (found {guest:?})"
     )]
-    BadGuestPath { index: usize, guest: String },
+    BadGuestPath {
+        /// The preopen's position in `preopens`, from 0.
+        index: usize,
+        /// The guest path as configured (with a note when scratch has `/tmp`).
+        guest: String,
+    },
 }
 
 impl Policy {
@@ -139,6 +162,7 @@ impl Policy {
         Ok(self)
     }
 
+    /// `wall_ms` as a duration.
     pub fn wall(&self) -> Duration {
         Duration::from_millis(self.wall_ms)
     }

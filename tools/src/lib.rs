@@ -4,6 +4,7 @@
 //! components later) all plug into one [`ToolRegistry`]: fixed tools one by one, sources whose
 //! tools change while a run goes on (an MCP server that starts late or announces a new list)
 //! as a [`ToolProvider`].
+#![deny(missing_docs)]
 
 pub mod builtin;
 pub mod mcp;
@@ -27,7 +28,9 @@ use serde_json::Value;
 /// render (`{"type": "function", "function": {name, description, parameters}}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolSpec {
+    /// The name the model calls the tool by; unique within a [`ToolRegistry`].
     pub name: String,
+    /// What the tool does, for the model.
     pub description: String,
     /// JSON Schema of the arguments object.
     pub parameters: Value,
@@ -72,8 +75,10 @@ pub struct ToolOutput {
 pub struct Attachment {
     /// `image`, `audio`, `resource` or `resource_link`.
     pub kind: String,
+    /// The MIME type, when the tool gave one.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub mime_type: Option<String>,
+    /// The resource's URI, for a resource or a resource link.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub uri: Option<String>,
     /// Base64 data or the resource's text, when it came inline.
@@ -84,9 +89,12 @@ pub struct Attachment {
 /// A progress report from a running call (MCP `notifications/progress`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProgressUpdate {
+    /// Progress so far, in units the tool chooses (MCP has it increase with each update).
     pub progress: f64,
+    /// The value `progress` will reach when the call is done, when the tool knows it.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub total: Option<f64>,
+    /// A human-readable note on the current step.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub message: Option<String>,
 }
@@ -99,12 +107,14 @@ pub struct CallContext {
 }
 
 impl CallContext {
+    /// A context that passes each progress report to `f`.
     pub fn with_progress(f: impl Fn(ProgressUpdate) + Send + Sync + 'static) -> Self {
         Self {
             progress: Some(Arc::new(f)),
         }
     }
 
+    /// Reports progress to whoever made the call; does nothing when nobody listens.
     pub fn progress(&self, update: ProgressUpdate) {
         if let Some(f) = &self.progress {
             f(update);
@@ -113,6 +123,7 @@ impl CallContext {
 }
 
 impl ToolOutput {
+    /// A successful result with `content` as its only text.
     pub fn text(content: impl Into<String>) -> Self {
         Self {
             content: content.into(),
@@ -122,6 +133,7 @@ impl ToolOutput {
         }
     }
 
+    /// A tool error: the model reads `content` as the reason the call failed.
     pub fn error(content: impl Into<String>) -> Self {
         Self {
             content: content.into(),
@@ -138,7 +150,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// A tool the model can call. Arguments are validated against `spec().parameters` by the
 /// registry before `call` runs, so implementations may rely on the schema's shape.
 pub trait Tool: Send + Sync {
+    /// The tool's name, description and argument schema.
     fn spec(&self) -> &ToolSpec;
+    /// Runs the tool with validated `arguments`. Failures are returned as a
+    /// [`ToolOutput::error`] for the model to read, not as a Rust error.
     fn call(&self, arguments: Value, cx: CallContext) -> BoxFuture<'_, ToolOutput>;
 
     /// Where the tool comes from, for `agent tools` (`builtin`, `mcp:SERVER`).

@@ -7,8 +7,10 @@ use serde_json::Value;
 
 use crate::{CallContext, SchemaCache, Tool, ToolOutput, ToolSpec, argument_error, unknown_tool};
 
+/// Why a tool could not be added to a [`ToolRegistry`].
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RegistryError {
+    /// A fixed tool of this name is registered already.
     #[error("two tools are named `{0}`")]
     Duplicate(String),
 }
@@ -16,6 +18,7 @@ pub enum RegistryError {
 /// A source whose tools may change during a run (an MCP server that starts late, restarts, or
 /// announces `notifications/tools/list_changed`). Asked afresh at every step.
 pub trait ToolProvider: Send + Sync {
+    /// The tools the source offers now.
     fn tools(&self) -> Vec<Arc<dyn Tool>>;
 }
 
@@ -30,10 +33,15 @@ pub struct ToolRegistry {
 }
 
 impl ToolRegistry {
+    /// An empty registry.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Adds a fixed tool.
+    ///
+    /// # Errors
+    /// [`RegistryError::Duplicate`] when a fixed tool of the same name is registered already.
     pub fn register(&mut self, tool: Arc<dyn Tool>) -> Result<(), RegistryError> {
         let name = tool.spec().name.clone();
         if self.tools.contains_key(&name) {
@@ -66,6 +74,7 @@ impl ToolRegistry {
         all
     }
 
+    /// The tool called `name`: the fixed one if any, else the first provider's of that name.
     pub fn get(&self, name: &str) -> Option<Arc<dyn Tool>> {
         self.tools.get(name).cloned().or_else(|| {
             self.providers
@@ -75,14 +84,17 @@ impl ToolRegistry {
         })
     }
 
+    /// The names of every tool as of now, sorted.
     pub fn names(&self) -> Vec<String> {
         self.current().into_keys().collect()
     }
 
+    /// The specs of every tool as of now, sorted by name.
     pub fn specs(&self) -> Vec<ToolSpec> {
         self.current().values().map(|t| t.spec().clone()).collect()
     }
 
+    /// True when neither the fixed tools nor the providers offer any tool now.
     pub fn is_empty(&self) -> bool {
         self.current().is_empty()
     }

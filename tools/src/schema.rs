@@ -6,12 +6,20 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
+/// Why arguments were not accepted.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SchemaError {
+    /// The schema itself does not compile; the message is the validator's.
     #[error("invalid JSON Schema: {0}")]
     InvalidSchema(String),
+    /// The arguments break the schema.
     #[error("arguments do not match the schema at {path}: {message}")]
-    Violation { path: String, message: String },
+    Violation {
+        /// JSON pointer to the first offending value (`/` for the whole object).
+        path: String,
+        /// What is wrong there, as the validator words it.
+        message: String,
+    },
 }
 
 /// Checks `arguments` against `schema`; the error names the JSON pointer of the first problem
@@ -48,6 +56,8 @@ pub struct SchemaCache {
 }
 
 impl SchemaCache {
+    /// Checks `arguments` against `schema`, the schema of the tool named `tool`, compiling it
+    /// only when it is new for that name. Errors are those of [`validate_arguments`].
     pub fn validate(
         &self,
         tool: &str,
@@ -77,6 +87,7 @@ impl SchemaCache {
         self.compiled.lock().map_or(0, |m| m.len())
     }
 
+    /// True when no schema has been compiled yet.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -54,6 +54,7 @@ pub fn parameters<T: JsonSchema>() -> Value {
 /// whose `Err` is a tool error the model reads, or a value of a plain type (text, a number, a
 /// boolean, JSON) for a tool that cannot fail.
 pub trait IntoToolOutput {
+    /// The result as the model will see it.
     fn into_output(self) -> ToolOutput;
 }
 
@@ -119,7 +120,7 @@ where
     })
 }
 
-/// See [`tool`].
+/// A tool made from a function by [`tool`]: `A` is the argument type, `F` the function.
 pub struct FnTool<A, F> {
     spec: ToolSpec,
     f: F,

@@ -10,6 +10,7 @@
 //! prompt prefilled whole, a step after a prefix-cache hit and a decode step agree exactly.
 //! The arithmetic is written once, as plain loops, and compiled for AVX-512, AVX2+FMA and
 //! the baseline; the CPU picks one at run time.
+#![deny(missing_docs)]
 
 /// Key positions per tile.
 pub const TILE: usize = 16;
@@ -28,8 +29,11 @@ const _: () = {
 /// The keys or the values of one KV head: position `p` is `data[base + p * step..][..dim]`.
 #[derive(Clone, Copy, Debug)]
 pub struct Heads<'a> {
+    /// The buffer that holds the head's rows (it may hold other heads' rows too).
     pub data: &'a [f32],
+    /// Index in `data` of element 0 of position 0.
     pub base: usize,
+    /// Distance in elements from one position's row to the next.
     pub step: usize,
 }
 
@@ -94,7 +98,9 @@ impl<const D: usize> KeysT<D> {
 /// `softcap` is not 0, then the mask added (`-inf`: the key is not attended).
 #[derive(Clone, Copy, Debug)]
 pub struct Scoring {
+    /// Multiplies every dot product, usually `1 / sqrt(head dimension)`.
     pub scale: f32,
+    /// The soft cap on scaled scores; 0 for none.
     pub softcap: f32,
 }
 
@@ -103,8 +109,11 @@ pub struct Scoring {
 /// tile is masked for the row.
 #[derive(Clone, Debug)]
 pub struct TileOut<const D: usize> {
+    /// The unnormalised output `Σ p_i v_i` (all zero when every key is masked).
     pub vkq: [f32; D],
+    /// The sum of the weights `p_i`.
     pub sum: f32,
+    /// The maximum score the weights are relative to; `-inf` when every key is masked.
     pub max: f32,
 }
 

@@ -11,12 +11,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use agent::Device;
 use agent::backend::{Backend, GenRequest, Sampling};
 use agent::formats::{self, GrammarOptions, Thinking, ToolChoice};
 use agent::mistral::{MistralBackend, fast_gguf};
 use agent::models::{self, ModelSource};
 use agent::prompt::{self, Message, RenderOptions};
-use agent::task::Device;
 use mistralrs::{GgufModelBuilder, RequestBuilder, TextMessageRole, TokenSource};
 
 use crate::llama_cpp::llama_cpp;

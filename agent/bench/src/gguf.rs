@@ -7,9 +7,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use agent::Device;
 use agent::mistral::MistralBackend;
 use agent::models::{self, agent_home};
-use agent::task::Device;
 
 use crate::decode::{agent_decode, chat_prompt};
 use crate::llama_cpp::llama_cpp;

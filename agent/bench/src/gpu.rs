@@ -12,12 +12,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use agent::Agent;
+use agent::Device;
 use agent::backend::Backend;
 use agent::events::JsonLines;
 use agent::formats::ToolChoice;
 use agent::mistral::MistralBackend;
 use agent::models::{self, GpuDtype};
-use agent::task::{Device, ThinkingSpec};
+use agent::task::ThinkingSpec;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 

@@ -123,7 +123,7 @@ enum What {
         #[arg(long)]
         reference: PathBuf,
         #[arg(long, default_value = "cuda")]
-        device: agent::task::Device,
+        device: agent::Device,
         /// f32, bf16 or f16 (default: the engine's choice).
         #[arg(long, value_parser = gpu::parse_dtype)]
         dtype: Option<agent::models::GpuDtype>,
@@ -135,7 +135,7 @@ enum What {
         #[arg(long)]
         model: PathBuf,
         #[arg(long, default_value = "cuda")]
-        device: agent::task::Device,
+        device: agent::Device,
         #[arg(long, value_parser = gpu::parse_dtype)]
         dtype: Option<agent::models::GpuDtype>,
         /// In-situ quantization while loading (Q8_0, Q4K, ...).
@@ -156,7 +156,7 @@ enum What {
         #[arg(long)]
         model: PathBuf,
         #[arg(long, default_value = "cuda")]
-        device: agent::task::Device,
+        device: agent::Device,
         #[arg(long, default_value = "What is 17 * 23?")]
         question: String,
         #[arg(long, default_value = "{plan: 8, act: off, recover: 5, answer: 3}")]

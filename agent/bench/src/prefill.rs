@@ -16,13 +16,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
+use agent::Device;
 use agent::backend::{
     Backend, BackendError, BoxFuture, GenOutput, GenRequest, GenStats, ModelInfo, OnText,
 };
 use agent::mistral::{MistralBackend, fast_gguf};
 use agent::models::{self, ModelSource, agent_home};
 use agent::planner::{Agent, RunConfig};
-use agent::task::{Device, Task};
+use agent::task::Task;
 use agent::toolset;
 use agent_tools::mcp::{Hooks, McpPool};
 use tokio_util::sync::CancellationToken;

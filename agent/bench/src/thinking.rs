@@ -1,10 +1,13 @@
 //! `agent-bench thinking`: what thinking budgets cost and save, with the tiny random-weight
 //! Qwen3-MoE (the only thinking model that installs here; it never closes `</think>` itself).
-//! - Decode tokens/s of one long reasoning block: untracked (as with no budget), counted only,
-//!   and capped halfway (the early-stop text forced, then the answer's tokens).
+//! - Decode tokens/s of one long reasoning block, the same number of tokens in each case:
+//!   untracked (as with no budget), counted with the cap at the very end, and capped halfway
+//!   (the early-stop text forced, then the answer's tokens).
 //! - Forcing the early-stop text inside one generation against a second completion.
-//! - A 4-step run through the planner (`agent run`, same task, greedy) with `unlimited`
-//!   thinking against `{plan: 64, act: off, recover: off, answer: off}`: wall time and tokens.
+//! - A 4-step run through the planner (`agent run`, same task, greedy) with the same budget on
+//!   every step (256) against `{plan: 64, act: off, recover: off, answer: off}`: wall time and
+//!   tokens. (Not `unlimited`: the random model never closes its block, so an unlimited step
+//!   reasons until the context window is full.)
 
 use std::process::Command;
 use std::time::Instant;
@@ -13,7 +16,7 @@ use agent::backend::{Backend, GenRequest, ThinkLimit};
 use agent::mistral::MistralBackend;
 use agent::models;
 use agent::prompt::{self, Message};
-use agent::task::{Budget, Device};
+use agent::{Budget, Device};
 use anyhow::bail;
 
 use crate::decode::greedy_request;
@@ -38,15 +41,32 @@ pub async fn thinking(tokens: usize, repeats: usize) -> anyhow::Result<()> {
         "{:<40} {:>8} {:>10} {:>10}",
         "budget control", "tok/s", "thinking", "vs none"
     );
+    // Every row decodes `tokens` tokens in all, so that the rates compare like with like. The
+    // random model never closes its block, so a counted block needs a cap to end at all (an
+    // uncapped one runs to the context window): the "counted" row caps it where the
+    // generation ends anyway, so the count is checked on every token and the cap costs only
+    // the early-stop text at the very end.
+    let stop_len = backend.tokenize(agent::backend::EARLY_STOP).await?.len();
+    if tokens < 2 * stop_len + 2 {
+        bail!(
+            "--tokens must be at least {} (twice the early-stop text, plus two)",
+            2 * stop_len + 2
+        );
+    }
     let mut base = None;
-    for (label, limit) in [
-        ("no budget (block not tracked)", ThinkLimit::default()),
+    for (label, limit, answer) in [
         (
-            "counted, no cap",
+            "no budget (block not tracked)",
+            ThinkLimit::default(),
+            tokens,
+        ),
+        (
+            "counted, capped at the end",
             ThinkLimit {
                 opened: true,
-                cap: None,
+                cap: Some(tokens - stop_len),
             },
+            0,
         ),
         (
             "capped at half the tokens",
@@ -54,6 +74,7 @@ pub async fn thinking(tokens: usize, repeats: usize) -> anyhow::Result<()> {
                 opened: true,
                 cap: Some(tokens / 2),
             },
+            tokens - tokens / 2 - stop_len,
         ),
     ] {
         let mut rates = Vec::new();
@@ -61,10 +82,16 @@ pub async fn thinking(tokens: usize, repeats: usize) -> anyhow::Result<()> {
         for _ in 0..repeats + 1 {
             let req = GenRequest {
                 think: limit,
-                ..greedy_request(&p, tokens)
+                ..greedy_request(&p, answer)
             };
             let mut sink = |_: &str| {};
             let out = backend.generate(req, &mut sink).await?;
+            if out.stats.completion_tokens != tokens {
+                bail!(
+                    "{label}: decoded {} tokens, not {tokens}",
+                    out.stats.completion_tokens
+                );
+            }
             used = out.thinking.tokens;
             rates.push(out.stats.decode_tokens_per_sec());
         }
@@ -89,7 +116,6 @@ async fn two_ways(
     repeats: usize,
 ) -> anyhow::Result<()> {
     let stop_len = backend.tokenize(agent::backend::EARLY_STOP).await?.len();
-    let total = cap + stop_len + after;
     println!(
         "\nending a {cap}-token reasoning block, then {after} more tokens; median of {repeats} (seconds)"
     );
@@ -104,10 +130,19 @@ async fn two_ways(
                 opened: true,
                 cap: Some(cap),
             },
-            ..greedy_request(p, total)
+            // `max_tokens` counts what comes after the block: the capped reasoning and the
+            // early-stop text come on top, so both methods decode the same tokens.
+            ..greedy_request(p, after)
         };
-        backend.generate(req, &mut sink).await?;
+        let out = backend.generate(req, &mut sink).await?;
         forced.push(t.elapsed().as_secs_f64());
+        if out.stats.completion_tokens != cap + stop_len + after {
+            bail!(
+                "the forced generation decoded {} tokens, not {}",
+                out.stats.completion_tokens,
+                cap + stop_len + after
+            );
+        }
 
         let t = Instant::now();
         let req = GenRequest {
@@ -150,10 +185,7 @@ fn multi_step() -> anyhow::Result<()> {
         "{:<48} {:>8} {:>16} {:>10}",
         "policy", "seconds", "thinking tokens", "steps"
     );
-    for policy in [
-        "unlimited",
-        "{plan: 64, act: off, recover: off, answer: off}",
-    ] {
+    for policy in ["256", "{plan: 64, act: off, recover: off, answer: off}"] {
         let started = Instant::now();
         let out = Command::new(&exe)
             .args([

@@ -4,5 +4,6 @@
 //! products, the same float operations in the same order. Prefill, decode and a KV cache
 //! restored from disk therefore agree bit for bit whichever path computed them, and the
 //! published-model tolerances measured on the stock kernels still hold.
+#![deny(missing_docs)]
 
 pub mod q8_0;

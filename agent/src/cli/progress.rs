@@ -1,8 +1,8 @@
 //! The live progress line on stderr: one line per step (step n/N, tokens, tokens/s, the tool
 //! being called). indicatif draws nothing when stderr is not a terminal.
 
+use agent::Budget;
 use agent::events::{Event, Observer, Progress};
-use agent::task::Budget;
 use agent_tools::mcp::McpEvent;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 

@@ -4,10 +4,11 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use agent::Device;
 use agent::backend::DiskCacheStats;
 use agent::events::{JsonLines, StopReason, TraceWriter};
 use agent::models::{self, agent_home};
-use agent::task::{Device, MAX_STEPS_RANGE, Sampling, Task, ThinkingSpec};
+use agent::task::{MAX_STEPS_RANGE, Sampling, Task, ThinkingSpec};
 use agent::{Agent, BuildError, RunConfig};
 use clap::Args;
 use tokio_util::sync::CancellationToken;

@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use agent::Agent;
+use agent::Device;
 use agent::serve::{HttpOptions, ServeOptions, Server, serve_http};
-use agent::task::{Device, FrontMatter, Task};
+use agent::task::{FrontMatter, Task};
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 

@@ -42,9 +42,12 @@ pub enum Thinking {
     Open,
 }
 
+/// What [`lark`] needs beyond the tools: the call format and how the turn is written.
 #[derive(Debug, Clone)]
 pub struct GrammarOptions {
+    /// The call format the grammar writes calls in.
     pub format: Format,
+    /// How the turn begins.
     pub thinking: Thinking,
     /// Markers the tokenizer has as single (special) tokens, e.g. `<tool_call>`.
     pub special_tokens: Vec<String>,
@@ -56,6 +59,7 @@ pub struct GrammarOptions {
 }
 
 impl GrammarOptions {
+    /// Options for `format` with no reasoning block, no special tokens and no bounds.
     pub fn new(format: Format) -> Self {
         GrammarOptions {
             format,
@@ -67,16 +71,24 @@ impl GrammarOptions {
     }
 }
 
+/// Why no grammar could be written for a step.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GrammarError {
+    /// `tool_choice` names a tool that is not enabled: the name, and the enabled tools' names
+    /// separated by `, `.
     #[error("tool_choice names `{0}`, which is not an enabled tool (enabled: {1})")]
     UnknownTool(String, String),
+    /// `tool_choice` is `required` but no tool is enabled.
     #[error("tool_choice is `required` but no tool is enabled")]
     NoTools,
+    /// A tool's parameters schema cannot be turned into a grammar.
     #[error("the parameters schema of tool `{tool}` is not valid JSON Schema at {path}: {message}")]
     BadSchema {
+        /// The tool's name.
         tool: String,
+        /// Where in the schema the problem is, as a JSON pointer (`/` for the root).
         path: String,
+        /// What is wrong there.
         message: String,
     },
 }

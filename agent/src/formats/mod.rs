@@ -26,6 +26,7 @@ pub use grammar::{
 };
 pub use stream::StreamParser;
 
+/// How a model writes its tool calls (`tool_format` in a task file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Format {
     /// Hermes JSON inside `<tool_call>` tags.
@@ -43,6 +44,7 @@ pub enum Format {
 }
 
 impl Format {
+    /// Every format, in the order error messages list them.
     pub const ALL: [Format; 4] = [
         Format::Qwen3,
         Format::Qwen3Coder,
@@ -50,6 +52,7 @@ impl Format {
         Format::Llama4Json,
     ];
 
+    /// The format's name, as task files and the command line write it (`qwen3-coder`).
     pub fn name(self) -> &'static str {
         match self {
             Format::Qwen3 => "qwen3",

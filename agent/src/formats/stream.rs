@@ -110,6 +110,8 @@ impl StreamParser {
         self.saw_reasoning || self.think_opened
     }
 
+    /// Reads the next chunk and returns the events it completes. Text that may still begin a
+    /// tag is held back until a later chunk, or [`StreamParser::finish`], decides it.
     pub fn push(&mut self, chunk: &str) -> Vec<Event> {
         self.buf.push_str(chunk);
         let mut out = Vec::new();

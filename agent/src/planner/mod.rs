@@ -13,9 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::{BackendError, Finish, GenRequest, ModelInfo};
 use crate::events::{Event, Events, Observer, Progress, StepKind, StopReason};
+use crate::formats::ToolChoice;
 use crate::formats::{self, Format, GrammarError, GrammarOptions, Thinking};
 use crate::prompt::{self, Family, Message, Qwen3Variant, RenderError, Role, ToolCall};
-use crate::task::ToolChoice;
 use crate::thinking::{self, StepContext};
 
 mod agent;
@@ -38,11 +38,14 @@ const REPEAT_NOTE: &str =
 /// Told to the model before its last allowed step.
 const LAST_STEP_NOTE: &str = "You have one step left. Give your final answer now.";
 
+/// How a run ended: its answer, if any, and the conversation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     /// The answer (a JSON string for text answers); `None` when the run stopped without one.
     pub answer: Option<Value>,
+    /// How many steps (model turns) the run took.
     pub steps: u32,
+    /// Why the run stopped.
     pub stop: StopReason,
     /// The whole conversation, for library users who continue it.
     pub messages: Vec<Message>,
@@ -58,17 +61,27 @@ impl Outcome {
     }
 }
 
+/// Why a run failed, or why its [`Outcome`] holds no answer of the kind asked for.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The model backend failed.
     #[error(transparent)]
     Backend(#[from] BackendError),
+    /// A step's prompt could not be rendered.
     #[error(transparent)]
     Render(#[from] RenderError),
+    /// A step's call grammar could not be written (e.g. `tool_choice` names a tool that is not
+    /// enabled).
     #[error(transparent)]
     Grammar(#[from] GrammarError),
     /// A run that had to answer ([`Agent::run_typed`], a sub-agent) stopped without one.
     #[error("the run stopped without an answer ({stop:?} after {steps} steps)")]
-    NoAnswer { stop: StopReason, steps: u32 },
+    NoAnswer {
+        /// Why the run stopped.
+        stop: StopReason,
+        /// How many steps the run took.
+        steps: u32,
+    },
     /// The answer passed the output schema but not the Rust type's own checks.
     #[error("the answer does not fit its type: {0}")]
     AnswerType(#[source] serde_json::Error),
@@ -127,6 +140,7 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// Adds an observer: it is told every event of the run, as it happens.
     pub fn observe(&mut self, observer: Box<dyn Observer + 'a>) {
         self.observers.push(observer);
     }

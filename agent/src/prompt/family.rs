@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+/// Which Qwen3 release a model is, which decides how it thinks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Qwen3Variant {
@@ -13,17 +14,22 @@ pub enum Qwen3Variant {
     Thinking2507,
 }
 
+/// The prompt format a model speaks: how its turns, tools and tool calls are written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "family")]
 pub enum Family {
+    /// Qwen3: Hermes JSON tool calls in `<tool_call>` tags, tools in the system turn.
     Qwen3(Qwen3Variant),
     /// Qwen3-Coder (30B-A3B, 480B-A35B): XML tool calls (`<function=NAME>`), no thinking. Its
     /// own template renders the conversation, tools and calls included.
     Qwen3Coder,
+    /// Llama 4: its own header tokens, tools in the first user turn, results in `ipython`
+    /// turns.
     Llama4,
     /// ChatML models without a tool format of their own (SmolLM2): tools are described in the
     /// system turn in the Hermes format and results come back as user turns.
     ChatMl {
+        /// The system turn the template inserts when the conversation has none.
         default_system: Option<String>,
     },
     /// Anything else: the model's own Jinja template renders the flattened conversation.
@@ -31,6 +37,8 @@ pub enum Family {
 }
 
 impl Family {
+    /// The family's short name (`qwen3`, `qwen3-coder`, `llama4`, `chatml`, ...), as the
+    /// model list shows it.
     pub fn name(&self) -> &'static str {
         match self {
             Family::Qwen3(Qwen3Variant::Hybrid) => "qwen3",

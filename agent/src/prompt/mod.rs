@@ -16,17 +16,22 @@ use agent_tools::ToolSpec;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// Who wrote a turn of the conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// The system prompt: instructions that frame the whole conversation.
     System,
+    /// The user: the task and any follow-up messages.
     User,
+    /// The model.
     Assistant,
     /// A tool's result, answering one call of the previous assistant turn.
     Tool,
 }
 
 impl Role {
+    /// The role's name in chat templates: `system`, `user`, `assistant` or `tool`.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::System => "system",
@@ -37,25 +42,32 @@ impl Role {
     }
 }
 
+/// A call of one tool, as the model asked for it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolCall {
+    /// The tool's name.
     pub name: String,
+    /// The arguments, by parameter name (a JSON object when the call was read correctly).
     pub arguments: Value,
 }
 
 /// One turn of the conversation, in the shape chat templates take.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
+    /// Who wrote the turn.
     pub role: Role,
+    /// The turn's text (an assistant turn's thinking and calls are in their own fields).
     pub content: String,
     /// The model's thinking for this assistant turn, without the `<think>` tags.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning: Option<String>,
+    /// The calls this assistant turn made, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCall>,
 }
 
 impl Message {
+    /// A message from `role` with text only: no reasoning, no calls.
     pub fn new(role: Role, content: impl Into<String>) -> Self {
         Self {
             role,
@@ -65,18 +77,22 @@ impl Message {
         }
     }
 
+    /// A system message.
     pub fn system(content: impl Into<String>) -> Self {
         Self::new(Role::System, content)
     }
 
+    /// A user message.
     pub fn user(content: impl Into<String>) -> Self {
         Self::new(Role::User, content)
     }
 
+    /// An assistant message with text only.
     pub fn assistant(content: impl Into<String>) -> Self {
         Self::new(Role::Assistant, content)
     }
 
+    /// A tool result message.
     pub fn tool(content: impl Into<String>) -> Self {
         Self::new(Role::Tool, content)
     }
@@ -119,10 +135,13 @@ impl Default for RenderOptions {
     }
 }
 
+/// Why a prompt could not be rendered.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
+    /// The model's chat template is missing, or failed to compile or to render.
     #[error("chat template error: {0}")]
     Template(String),
+    /// There are no messages to render.
     #[error("the conversation is empty")]
     Empty,
 }
@@ -132,7 +151,9 @@ pub enum RenderError {
 pub struct TemplateInfo {
     /// The model's own chat template (used by the generic family and by tests).
     pub chat_template: Option<String>,
+    /// The beginning-of-sequence token's text, for templates that write it.
     pub bos_token: Option<String>,
+    /// The end-of-sequence token's text, for templates that write it.
     pub eos_token: Option<String>,
 }
 

@@ -12,12 +12,14 @@ use rmcp::model::{CallToolResult, ContentBlock, ProgressNotificationParam, Tool}
 use rmcp::service::{RequestContext, RoleServer};
 use serde_json::json;
 
+/// The fixture tools' names.
 pub const NAMES: [&str; 3] = [
     "test_simple_text",
     "test_error_handling",
     "test_tool_with_progress",
 ];
 
+/// The fixture tools, as listed to clients.
 pub fn tools() -> Vec<Tool> {
     let empty = Arc::new(
         json!({"type": "object", "properties": {}})
@@ -44,6 +46,7 @@ pub fn tools() -> Vec<Tool> {
     ]
 }
 
+/// Calls fixture `name`; a name that is not a fixture's is an invalid-params error.
 pub async fn call(
     name: &str,
     cx: &RequestContext<RoleServer>,

@@ -21,6 +21,7 @@ use super::handler::Server;
 
 /// Where and to whom [`serve_http`] listens.
 pub struct HttpOptions {
+    /// The address to listen on (port 0: any free port).
     pub addr: SocketAddr,
     /// Bearer token clients must send (`Authorization: Bearer TOKEN`).
     pub token: Option<String>,

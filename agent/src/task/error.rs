@@ -15,7 +15,9 @@ pub enum TaskError {
     /// The file could not be read (missing, unreadable, not UTF-8).
     #[error("{}: cannot read task file: {source}", .path.display())]
     Read {
+        /// The task file.
         path: PathBuf,
+        /// The reading error.
         #[source]
         source: std::io::Error,
     },
@@ -25,32 +27,44 @@ pub enum TaskError {
         "{}:1: front matter is not closed: add a line containing only `---` after it",
         .path.display()
     )]
-    UnclosedFrontMatter { path: PathBuf },
+    UnclosedFrontMatter {
+        /// The task file.
+        path: PathBuf,
+    },
 
     /// The front matter is not well-formed YAML.
     #[error("{}: invalid YAML in front matter: {message}", Location(.path, *.line))]
     Yaml {
+        /// The task file.
         path: PathBuf,
         /// 1-based line in the whole task file, when the parser knows it.
         line: Option<usize>,
+        /// The YAML parser's message, without its own positions.
         message: String,
     },
 
     /// The front matter is YAML but a key or value is not acceptable.
     #[error("{}: {}", Location(.path, *.line), Keyed(.key, .message))]
     Invalid {
+        /// The task file.
         path: PathBuf,
         /// 1-based line in the whole task file.
         line: Option<usize>,
         /// Dotted key path such as `sampling.temperature`; `None` when the
         /// problem is the front matter as a whole.
         key: Option<String>,
+        /// What is wrong with the key or value.
         message: String,
     },
 
     /// Nothing but whitespace after the front matter (or in the whole file).
     #[error("{}: no instructions: {reason}", .path.display())]
-    NoInstructions { path: PathBuf, reason: &'static str },
+    NoInstructions {
+        /// The task file.
+        path: PathBuf,
+        /// Why there are none (an empty file, or nothing after the front matter).
+        reason: &'static str,
+    },
 }
 
 impl TaskError {

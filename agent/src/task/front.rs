@@ -10,8 +10,9 @@ use super::check::{
     wrong_type,
 };
 use super::output::{OutputSpec, check_output};
-use super::thinking::{ThinkingPolicySpec, ThinkingSpec, check_thinking};
+use super::thinking::{ThinkingSpec, check_thinking};
 use super::tools::{ToolSource, check_tools};
+use crate::thinking::ThinkingPolicySpec;
 
 /// Model used when neither the task nor `--model` names one: the catalogue's default.
 pub use crate::models::DEFAULT_MODEL;
@@ -36,6 +37,7 @@ pub struct FrontMatter {
     /// resolved by the model loader, not here.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// Where the model runs: the CPU, CUDA, or CUDA when available (`auto`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<Device>,
     /// Quantize a safetensors checkpoint while loading it (mistral.rs ISQ: `Q4K`, `Q8_0`, …).
@@ -44,15 +46,20 @@ pub struct FrontMatter {
     /// Most model turns in one run, within [`MAX_STEPS_RANGE`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_steps: Option<u32>,
+    /// The tools offered to the model, as sources (`builtin`, `builtin:NAME`, `wasm:…`);
+    /// `final_answer` is always there besides.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tools: Option<Vec<ToolSource>>,
+    /// How many tokens a step may spend reasoning: one budget, or one per step kind.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thinking: Option<ThinkingSpec>,
+    /// How tokens are chosen.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sampling: Option<Sampling>,
+    /// What the final answer must look like: free text, or JSON valid against a schema.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<OutputSpec>,
-    /// Whether each step must call a tool (`final_answer` included).
+    /// Which calls a step may make (`auto`, `required`, `none`, or one tool's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<ToolChoice>,
     /// The tool-call format, when not the one the model's family writes.
@@ -68,40 +75,13 @@ pub struct FrontMatter {
     pub wasm_policy: Option<BTreeMap<String, Policy>>,
 }
 
-/// `tool_choice`: `auto` lets the model answer in plain text; `required` makes every turn a
-/// tool call (small models that would otherwise answer from memory use the tools); `none`
-/// allows no call; `{tool: NAME}` allows calls of that tool only.
-pub use crate::formats::ToolChoice;
+use crate::backend::Device;
+use crate::formats::ToolChoice;
 
 use std::collections::BTreeMap;
 
 use agent_sandboxes::Policy;
 use agent_tools::mcp::{McpConfig, PathSeg};
-
-/// Where the model runs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Device {
-    Cpu,
-    Cuda,
-    /// CUDA when available, otherwise CPU.
-    #[default]
-    Auto,
-}
-
-/// `cpu`, `cuda` or `auto`: what a task file's `device:` and `--device` accept.
-impl std::str::FromStr for Device {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "cpu" => Ok(Device::Cpu),
-            "cuda" => Ok(Device::Cuda),
-            "auto" => Ok(Device::Auto),
-            _ => Err(format!("{s:?} is not a device: one of cpu, cuda, auto")),
-        }
-    }
-}
 
 /// Token sampling. Greedy (deterministic) unless `temperature` is set above 0,
 /// because reproducible runs are the more useful default for an agent.
@@ -117,6 +97,7 @@ pub struct Sampling {
     /// Sample among the k most likely tokens: at least 1.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub top_k: Option<u32>,
+    /// Random seed, for repeatable sampled runs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
 }
@@ -419,7 +400,7 @@ mod tests {
     }
 
     use super::*;
-    use crate::task::thinking::Budget;
+    use crate::thinking::Budget;
 
     #[test]
     fn overrides_replace_file_values() {

@@ -26,11 +26,10 @@ use serde_yaml_ng::Value;
 pub use check::FieldError;
 pub use error::TaskError;
 pub use front::{
-    DEFAULT_MAX_STEPS, DEFAULT_MODEL, Device, FrontMatter, MAX_STEPS_RANGE, Sampling,
-    TEMPERATURE_RANGE, ToolChoice,
+    DEFAULT_MAX_STEPS, DEFAULT_MODEL, FrontMatter, MAX_STEPS_RANGE, Sampling, TEMPERATURE_RANGE,
 };
 pub use output::OutputSpec;
-pub use thinking::{Budget, ThinkingPolicySpec, ThinkingSpec};
+pub use thinking::ThinkingSpec;
 pub use tools::ToolSource;
 
 /// The path recorded for tasks that did not come from a file.
@@ -44,6 +43,7 @@ pub struct Task {
     /// The Markdown body, without leading blank lines or trailing whitespace;
     /// never empty.
     pub instructions: String,
+    /// The settings of the front matter (all unset when there is none).
     pub front: FrontMatter,
     /// The 1-based line of each top-level front-matter key, for errors found after loading
     /// (a `model:` path that does not exist): see [`Task::error_at`].

@@ -6,21 +6,11 @@
 //! optional cap on the whole run.
 
 use serde::{Deserialize, Serialize, Serializer};
+
+use crate::thinking::{Budget, ThinkingPolicySpec};
 use serde_yaml_ng::Value;
 
 use super::check::{Checked, FieldError, Seg, child, entries, integer, integer_u32, wrong_type};
-
-/// A thinking budget for one step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(try_from = "serde_yaml_ng::Value")]
-pub enum Budget {
-    /// No thinking (`off`, `false` or `0`).
-    Off,
-    /// At most this many thinking tokens (always at least 1; `0` parses as [`Budget::Off`]).
-    Tokens(u32),
-    /// Think as long as the model wants (`unlimited`).
-    Unlimited,
-}
 
 /// `thinking:` as written: one budget for all steps, or one per step kind.
 ///
@@ -34,66 +24,6 @@ pub enum ThinkingSpec {
     Uniform(Budget),
     /// `thinking: {plan: 4096, act: off, total: 20000}`.
     PerKind(ThinkingPolicySpec),
-}
-
-/// A budget per step kind plus an optional run-wide cap.
-///
-/// `None` for a kind means "not specified": [`ThinkingPolicySpec::with_defaults`]
-/// fills it from the default policy. [`Default`] is that default policy:
-/// plan 2048, act off, recover 1024, answer 512, no total.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "serde_yaml_ng::Value")]
-pub struct ThinkingPolicySpec {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub plan: Option<Budget>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub act: Option<Budget>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub recover: Option<Budget>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub answer: Option<Budget>,
-    /// Cap on thinking tokens across the whole run (at least 1).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub total: Option<u32>,
-}
-
-impl Default for ThinkingPolicySpec {
-    /// Plans are worth thinking about; routine actions are not; recovering from
-    /// a failed step and composing the answer get a moderate budget.
-    fn default() -> Self {
-        ThinkingPolicySpec {
-            plan: Some(Budget::Tokens(2048)),
-            act: Some(Budget::Off),
-            recover: Some(Budget::Tokens(1024)),
-            answer: Some(Budget::Tokens(512)),
-            total: None,
-        }
-    }
-}
-
-impl ThinkingPolicySpec {
-    /// The same budget for every step kind, no run-wide cap.
-    pub fn uniform(budget: Budget) -> Self {
-        ThinkingPolicySpec {
-            plan: Some(budget),
-            act: Some(budget),
-            recover: Some(budget),
-            answer: Some(budget),
-            total: None,
-        }
-    }
-
-    /// Fills unspecified kinds from the default policy (`total` stays as is).
-    pub fn with_defaults(self) -> Self {
-        let default = ThinkingPolicySpec::default();
-        ThinkingPolicySpec {
-            plan: self.plan.or(default.plan),
-            act: self.act.or(default.act),
-            recover: self.recover.or(default.recover),
-            answer: self.answer.or(default.answer),
-            total: self.total,
-        }
-    }
 }
 
 impl From<Budget> for ThinkingSpec {
@@ -239,16 +169,6 @@ impl TryFrom<Value> for ThinkingPolicySpec {
 
     fn try_from(value: Value) -> Result<Self, FieldError> {
         check_policy(&value, &[])
-    }
-}
-
-impl Serialize for Budget {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Budget::Off => serializer.serialize_str("off"),
-            Budget::Unlimited => serializer.serialize_str("unlimited"),
-            Budget::Tokens(n) => serializer.serialize_u32(*n),
-        }
     }
 }
 

@@ -6,11 +6,14 @@ use serde_json::{Value, json};
 
 use crate::{BoxFuture, CallContext, Tool, ToolOutput, ToolSpec};
 
+/// The `calculator` tool: evaluates one expression (see [`evaluate`]) and answers
+/// `EXPRESSION = RESULT`, with the number as the structured result.
 pub struct Calculator {
     spec: ToolSpec,
 }
 
 impl Calculator {
+    /// The tool with its fixed spec.
     pub fn new() -> Self {
         Self {
             spec: ToolSpec {

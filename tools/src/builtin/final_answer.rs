@@ -5,8 +5,10 @@ use serde_json::{Value, json};
 
 use crate::{BoxFuture, CallContext, Tool, ToolOutput, ToolSpec};
 
+/// The name of the tool that ends a run.
 pub const FINAL_ANSWER: &str = "final_answer";
 
+/// The `final_answer` tool: its result is the answer, as text and as the structured result.
 pub struct FinalAnswer {
     spec: ToolSpec,
 }

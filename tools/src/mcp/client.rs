@@ -28,14 +28,26 @@ pub const SEPARATOR: &str = "__";
 /// Consecutive failed restarts after which a server is given up for the run.
 const MAX_RESTARTS: u32 = 3;
 
+/// Why a server could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum McpError {
+    /// Connecting, the handshake or listing the tools failed; from `McpPool`, also a server
+    /// waited for that did not start.
     #[error("MCP server `{server}`: {message}")]
-    Start { server: String, message: String },
+    Start {
+        /// The server's configured name.
+        server: String,
+        /// What failed.
+        message: String,
+    },
+    /// The server was not ready within its `startup_timeout`.
     #[error("MCP server `{server}`: did not start within {timeout:?}{stderr}")]
     StartTimeout {
+        /// The server's configured name.
         server: String,
+        /// The startup timeout that ran out.
         timeout: Duration,
+        /// The tail of the server's stderr as a suffix for the message; empty when none.
         stderr: String,
     },
 }
@@ -156,10 +168,12 @@ impl McpServer {
         Ok(live)
     }
 
+    /// The server's configured name, the prefix of its tools' names.
     pub fn name(&self) -> &str {
         &self.config.name
     }
 
+    /// The configuration the server was started with.
     pub fn config(&self) -> &ServerConfig {
         &self.config
     }

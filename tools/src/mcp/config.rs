@@ -15,26 +15,36 @@ use serde_json::{Map, Value};
 pub enum Transport {
     /// A child process speaking JSON-RPC over stdin/stdout.
     Stdio {
+        /// The program to run.
         command: String,
+        /// Its arguments.
         args: Vec<String>,
+        /// Variables set for it on top of the environment it inherits.
         env: BTreeMap<String, String>,
+        /// The directory it runs in; ours when `None`.
         cwd: Option<PathBuf>,
     },
     /// Streamable HTTP.
     Http {
+        /// The endpoint, `http://` or `https://`.
         url: String,
+        /// Headers sent with every request (an `Authorization` token, say).
         headers: BTreeMap<String, String>,
     },
 }
 
+/// One server's configuration, as read from its entry in `mcpServers`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
     /// The key in `mcpServers`; the model sees the server's tools as `NAME__TOOL`.
     pub name: String,
+    /// How to reach it.
     pub transport: Transport,
     /// Only these tools (all when `None`).
     pub enabled_tools: Option<Vec<String>>,
+    /// Tools (by the server's own names) never offered, whatever `enabled_tools` says.
     pub disabled_tools: Vec<String>,
+    /// Most time from starting the server to its tool list, on every start and restart.
     pub startup_timeout: Duration,
     /// Idle time allowed for a call; progress notifications re-arm it.
     pub call_timeout: Duration,
@@ -52,30 +62,41 @@ pub struct ServerConfig {
     pub roots: Vec<PathBuf>,
 }
 
+/// [`ServerConfig::startup_timeout`] when the configuration gives none.
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// [`ServerConfig::call_timeout`] when the configuration gives none.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// [`ServerConfig::call_total_timeout`] when the configuration gives none.
 pub const DEFAULT_CALL_TOTAL_TIMEOUT: Duration = Duration::from_secs(600);
-/// About 4k tokens: small models have small context windows.
+/// [`ServerConfig::max_output`] when the configuration gives none. About 4k tokens: small
+/// models have small context windows.
 pub const DEFAULT_MAX_OUTPUT: usize = 16_000;
 
 /// Every configured server, by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct McpConfig {
+    /// The servers by name; disabled ones (`"disabled": true`) are left out.
     pub servers: BTreeMap<String, ServerConfig>,
 }
 
 /// One step of a key path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathSeg {
+    /// A key of a mapping.
     Key(String),
+    /// A position in a list, from 0.
     Index(usize),
 }
 
+/// A configuration that cannot be used: where, and why. Displayed as `SOURCE: KEY: MESSAGE`
+/// (`SOURCE: MESSAGE` when the path is empty).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     /// Where the configuration came from (a file, a task).
     pub source_name: String,
+    /// The key path of the offending value (empty for the document as a whole).
     pub path: Vec<PathSeg>,
+    /// What is wrong with it.
     pub message: String,
 }
 
@@ -463,9 +484,9 @@ impl McpConfig {
         Ok(out)
     }
 
-    /// `over`'s servers replace same-named ones (user default < `--mcp-config` < task).
     /// Resolves relative `roots` against `base` (the directory of the file that configured
-    /// them) and checks that each is a directory; errors name `source` and the key.
+    /// them) and checks that each is a directory; errors name `source` and the key, under
+    /// `prefix` (the path of the servers mapping in `source`).
     pub fn resolve_roots(
         mut self,
         base: &std::path::Path,
@@ -496,6 +517,7 @@ impl McpConfig {
         Ok(self)
     }
 
+    /// `over`'s servers replace same-named ones (user default < `--mcp-config` < task).
     pub fn merge(mut self, over: McpConfig) -> McpConfig {
         self.servers.extend(over.servers);
         self

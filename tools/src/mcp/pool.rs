@@ -25,6 +25,8 @@ struct Entry {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// Every configured server of a run, each starting, ready or failed; a [`ToolProvider`] of the
+/// tools of those that are ready.
 pub struct McpPool {
     servers: BTreeMap<String, Entry>,
 }
@@ -32,8 +34,16 @@ pub struct McpPool {
 /// Where one server stands, for `agent tools` and warnings.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerStatus {
+    /// Not up yet.
     Starting,
-    Ready { tools: usize, protocol: String },
+    /// Up.
+    Ready {
+        /// How many of its tools the configuration lets through.
+        tools: usize,
+        /// The protocol version the server answered with.
+        protocol: String,
+    },
+    /// Its start failed, for the reason given.
     Failed(String),
 }
 
@@ -131,6 +141,7 @@ impl McpPool {
         }
     }
 
+    /// Where each server stands now, by name; waits for nothing.
     pub fn status(&self) -> BTreeMap<String, ServerStatus> {
         self.servers
             .iter()

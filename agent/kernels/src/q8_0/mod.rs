@@ -35,7 +35,9 @@ pub const QK: usize = 32;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BlockQ8_0 {
+    /// The scale: element `i` of the block is `d * qs[i]`.
     pub d: f16,
+    /// The quants, one per element.
     pub qs: [i8; QK],
 }
 

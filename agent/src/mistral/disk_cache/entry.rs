@@ -48,7 +48,9 @@ enum LayerSpec {
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {reason}", path.display())]
 pub struct EntryError {
+    /// The entry file.
     pub path: PathBuf,
+    /// What is wrong with it.
     pub reason: String,
 }
 

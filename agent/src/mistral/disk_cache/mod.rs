@@ -36,6 +36,7 @@ const MIN_FRESH: usize = 256;
 /// Temporary files older than this were left by a writer that died.
 const STALE_TMP: Duration = Duration::from_secs(600);
 
+/// Where the on-disk prefix cache lives and how large it may grow.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DiskCacheOptions {
     /// Holds one directory per namespace.
@@ -56,19 +57,27 @@ impl DiskCacheOptions {
 
 pub use crate::backend::DiskCacheStats;
 
+/// Why the on-disk prefix cache could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum DiskCacheError {
+    /// The model's directory could not be created.
     #[error("the prefix cache directory {}: {source}", path.display())]
     Dir {
+        /// The directory.
         path: PathBuf,
+        /// Why it could not be created.
         source: std::io::Error,
     },
+    /// A file of the model could not be hashed.
     #[error("cannot identify the model for the prefix cache: {0}")]
     Identity(String),
+    /// This machine is big-endian; entries are written little-endian.
     #[error("the prefix cache's files are little-endian; this machine is big-endian")]
     BigEndian,
 }
 
+/// One model's on-disk prefix cache: the store the engine asks for prefixes before prefilling
+/// and offers the prompts it computed.
 pub struct DiskPrefixCache {
     root: PathBuf,
     dir: PathBuf,
@@ -105,6 +114,7 @@ impl DiskPrefixCache {
         &self.dir
     }
 
+    /// What the cache did so far in this process.
     pub fn stats(&self) -> DiskCacheStats {
         self.stats.lock().map(|s| s.clone()).unwrap_or_default()
     }
