@@ -417,3 +417,70 @@ fn interrupt_cancels_the_call_in_flight() {
         "server left running"
     );
 }
+
+/// A file far longer than SmolLM2's 8,192-token window, read through server-filesystem with
+/// the default limits: the prompt holds the head and tail of the result (an eighth of the
+/// window, counted by the model's own tokenizer), the whole is written beside the trace, and
+/// the next step's prompt fits the window.
+#[test]
+fn a_result_longer_than_the_window_is_cut_to_fit() {
+    let dir = tmp_dir("mcp-fs-long");
+    let whole: String = (0..2000)
+        .map(|i| format!("record {i:04}: the quick brown fox jumps over the lazy dog\n"))
+        .collect();
+    std::fs::write(dir.join("big.txt"), &whole).unwrap();
+    let fs = mcp_server_bin("mcp-server-filesystem");
+    let task = write_task(
+        &dir,
+        "long.md",
+        &format!(
+            "tools: []\nmax_steps: 2\ntool_choice: {{tool: fs__read_text_file}}\nmcp_servers:\n  fs:\n    command: {}\n    args: [{}]\n    required: true\n",
+            fs.display(),
+            dir.display()
+        ),
+        r#"Call fs__read_text_file with {"path": "big.txt"}, then say how many records it has."#,
+    );
+    let (o, ev) = run_task(&dir, &task);
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)),
+        "stderr: {}",
+        stderr(&o)
+    );
+    let window = ev[0]["context_window"].as_u64().unwrap();
+    assert_eq!(window, 8192);
+    let got = result_of(&ev, "fs__read_text_file");
+    // The trace holds the result whole (server-filesystem's structured content and its text).
+    let content = got["content"].as_str().unwrap();
+    assert!(content.len() >= whole.len(), "{}", content.len());
+    assert!(content.contains("record 0000: the") && content.contains("record 1999: the"));
+    let cut = &got["cut"];
+    assert_eq!(
+        (cut["id"].as_u64(), cut["bytes"].as_u64()),
+        (Some(1), Some(content.len() as u64))
+    );
+    let file = cut["file"].as_str().unwrap();
+    assert!(std::fs::read_to_string(file).unwrap() == content);
+    assert_eq!(
+        Path::new(file),
+        dir.join("trace.results").join("result-1.txt")
+    );
+    // Every prompt fits the window; the one after the read holds about an eighth of it more.
+    let prompts: Vec<u64> = ev
+        .iter()
+        .filter(|e| e["event"] == "model_output")
+        .map(|e| e["prompt_tokens"].as_u64().unwrap())
+        .collect();
+    assert_eq!(prompts.len(), 2, "{ev:#?}");
+    assert!(prompts.iter().all(|&p| p < window), "{prompts:?}");
+    // Step 2's prompt adds the result (at most an eighth of the window), and besides it the
+    // call, read_result's description in the tool list and the last-step note (~250 tokens).
+    let added = prompts[1] - prompts[0];
+    assert!(added <= window / 8 + 300, "{prompts:?}");
+    assert!(added >= window / 16, "{prompts:?}");
+    assert!(
+        cut["shown_bytes"].as_u64().unwrap() < content.len() as u64 / 10,
+        "{cut}"
+    );
+    assert!(ev.last().unwrap()["event"] == "final");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -201,6 +201,15 @@ pub trait Backend: Send + Sync {
     fn disk_cache_stats(&self) -> Option<DiskCacheStats> {
         None
     }
+    /// How many tokens `text` is as a prompt (tokenized as [`Backend::generate`] tokenizes
+    /// it), or `None` when the backend cannot tell.
+    fn count_tokens<'a>(
+        &'a self,
+        text: &'a str,
+    ) -> BoxFuture<'a, Result<Option<usize>, BackendError>> {
+        let _ = text;
+        Box::pin(async { Ok(None) })
+    }
     /// Completes `req.prompt`. Dropping the future cancels the generation.
     fn generate<'a>(
         &'a self,

@@ -185,6 +185,20 @@ impl AgentBuilder {
         self
     }
 
+    /// The most bytes of one tool result the prompt holds (`max_result_bytes`): a longer
+    /// result is cut to its head and tail, and the model can read the rest with `read_result`.
+    pub fn max_result_bytes(mut self, bytes: u64) -> Self {
+        self.task.front.max_result_bytes = Some(bytes);
+        self
+    }
+
+    /// The most tokens of one tool result the prompt holds (`max_result_tokens`; default: an
+    /// eighth of the model's context window).
+    pub fn max_result_tokens(mut self, tokens: u64) -> Self {
+        self.task.front.max_result_tokens = Some(tokens);
+        self
+    }
+
     /// A tool of the program's own, e.g. from [`agent_tools::typed::tool`].
     pub fn tool(mut self, tool: Arc<dyn Tool>) -> Self {
         self.tools.push(tool);

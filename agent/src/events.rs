@@ -63,6 +63,9 @@ pub enum Event {
         max_steps: u32,
         /// The names of the tools the model is offered.
         tools: Vec<String>,
+        /// The model's context window in tokens, when known: no prompt may be longer.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        context_window: Option<usize>,
     },
     /// A step (one model turn, then its tool calls) began.
     StepStarted {
@@ -151,6 +154,10 @@ pub enum Event {
         /// Images, audio and resources the tool returned, whole.
         #[serde(skip_serializing_if = "Vec::is_empty")]
         attachments: Vec<agent_tools::Attachment>,
+        /// The result was too long for the prompt, which holds only its head and tail
+        /// (`content` here is the whole of it).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cut: Option<ResultCut>,
     },
     /// An MCP server started, failed, was restarted, changed its tools, asked our model for a
     /// completion, or asked for user input (declined).
@@ -183,6 +190,20 @@ pub enum Event {
     },
 }
 
+/// A tool result the prompt holds only part of (see [`Event::ToolResult`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResultCut {
+    /// The id `read_result` reads it by (from 1 in each run).
+    pub id: usize,
+    /// The whole result's bytes.
+    pub bytes: usize,
+    /// The bytes the prompt holds: head, marker and tail.
+    pub shown_bytes: usize,
+    /// The file the whole result was written to, when the run keeps them on disk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+}
+
 /// Live state of the current step, for progress displays.
 #[derive(Debug, Clone, Default)]
 pub struct Progress {
@@ -194,6 +215,10 @@ pub struct Progress {
     pub tokens: usize,
     /// Decode speed so far in this step.
     pub tokens_per_sec: f64,
+    /// The step's prompt in tokens, when the backend counts them.
+    pub prompt_tokens: Option<usize>,
+    /// The model's context window in tokens, when known.
+    pub context_window: Option<usize>,
     /// The tool being called, if any.
     pub tool: Option<String>,
     /// Its last progress report: `3/4 copying`.

@@ -46,6 +46,9 @@ fn config(max_steps: u32, output_schema: Option<Value>) -> RunConfig {
         max_calls: None,
         format: None,
         thinking: Default::default(),
+        max_result_bytes: None,
+        max_result_tokens: None,
+        results_dir: None,
     }
 }
 
@@ -760,7 +763,8 @@ async fn provider_tools_progress_and_side_events_reach_the_trace() {
             model: "replay".into(),
             family: "chatml".into(),
             max_steps: 3,
-            tools: vec!["final_answer".into(), "srv__tick".into()]
+            tools: vec!["final_answer".into(), "srv__tick".into()],
+            context_window: None,
         }
     );
 }

@@ -67,6 +67,8 @@ fn complete_example_sets_every_key() {
                 tool_format: Some(agent::formats::Format::Qwen3),
                 mcp_servers: None,
                 wasm_policy: None,
+                max_result_bytes: Some(8192),
+                max_result_tokens: Some(2000),
             },
             key_lines: [
                 ("model", 3),
@@ -78,6 +80,8 @@ fn complete_example_sets_every_key() {
                 ("output", 20),
                 ("tool_choice", 28),
                 ("tool_format", 29),
+                ("max_result_bytes", 30),
+                ("max_result_tokens", 31),
             ]
             .map(|(k, l)| (k.to_string(), l))
             .into(),
@@ -119,6 +123,8 @@ fn uniform_thinking_and_text_output() {
             tool_format: None,
             mcp_servers: None,
             wasm_policy: None,
+            max_result_bytes: None,
+            max_result_tokens: None,
         }
     );
 }
@@ -179,7 +185,7 @@ fn cli_overrides_win_over_the_file() {
 const BAD: &[(&str, &str)] = &[
     (
         "unknown_key.md",
-        "3: modle: unknown key; allowed keys: model, device, isq, max_steps, tools, thinking, sampling, output, tool_choice, tool_format, mcp_servers, wasm_policy",
+        "3: modle: unknown key; allowed keys: model, device, isq, max_steps, max_result_bytes, max_result_tokens, tools, thinking, sampling, output, tool_choice, tool_format, mcp_servers, wasm_policy",
     ),
     (
         "mcp_servers_bad_arg.md",

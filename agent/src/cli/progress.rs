@@ -8,6 +8,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub struct ProgressLine {
     bar: ProgressBar,
+    /// The model's context window, from the run's first event.
+    window: Option<usize>,
 }
 
 impl ProgressLine {
@@ -18,7 +20,7 @@ impl ProgressLine {
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
-        Self { bar }
+        Self { bar, window: None }
     }
 
     /// Shows each status it is called with (a build's), for as long as the line is up.
@@ -33,10 +35,16 @@ impl ProgressLine {
 }
 
 fn line(p: &Progress) -> String {
-    let mut s = format!(
-        "step {}/{} · {} tokens · {:.1} tok/s",
-        p.step, p.max_steps, p.tokens, p.tokens_per_sec
-    );
+    let mut s = format!("step {}/{}", p.step, p.max_steps);
+    match (p.prompt_tokens, p.context_window) {
+        (Some(n), Some(w)) => s.push_str(&format!(" · prompt {n}/{w} tokens")),
+        (Some(n), None) => s.push_str(&format!(" · prompt {n} tokens")),
+        _ => {}
+    }
+    s.push_str(&format!(
+        " · {} tokens · {:.1} tok/s",
+        p.tokens, p.tokens_per_sec
+    ));
     if let Some(t) = &p.tool {
         s.push_str(" · calling ");
         s.push_str(t);
@@ -101,6 +109,7 @@ impl Observer for ProgressLine {
 
     fn event(&mut self, event: &Event) {
         match event {
+            Event::RunStarted { context_window, .. } => self.window = *context_window,
             Event::StepStarted {
                 step,
                 max_steps,
@@ -134,8 +143,9 @@ impl Observer for ProgressLine {
                     Some(n) if n > 0 => format!(" ({n} cached)"),
                     _ => String::new(),
                 };
+                let window = self.window.map(|w| format!("/{w}")).unwrap_or_default();
                 self.bar.println(format!(
-                    "step {step}: {} prompt tokens{cached} in {:.2}s, {} generated at {:.1} tok/s{thinking}",
+                    "step {step}: {}{window} prompt tokens{cached} in {:.2}s, {} generated at {:.1} tok/s{thinking}",
                     stats.prompt_tokens, stats.prompt_secs, stats.completion_tokens, tokens_per_sec
                 ));
             }
@@ -143,12 +153,20 @@ impl Observer for ProgressLine {
                 name,
                 is_error,
                 content,
+                cut,
                 ..
             } => {
                 let first = content.lines().next().unwrap_or_default();
                 let short: String = first.chars().take(80).collect();
+                let cut = match cut {
+                    Some(c) => format!(
+                        " ({} of {} bytes shown, result {})",
+                        c.shown_bytes, c.bytes, c.id
+                    ),
+                    None => String::new(),
+                };
                 self.bar.println(format!(
-                    "  {} {name}: {short}",
+                    "  {} {name}: {short}{cut}",
                     if *is_error { "✗" } else { "✓" }
                 ));
             }

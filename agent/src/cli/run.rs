@@ -8,7 +8,9 @@ use agent::Device;
 use agent::backend::DiskCacheStats;
 use agent::events::{JsonLines, StopReason, TraceWriter};
 use agent::models::{self, agent_home};
-use agent::task::{MAX_STEPS_RANGE, Sampling, Task, ThinkingSpec};
+use agent::task::{
+    MAX_RESULT_BYTES_RANGE, MAX_RESULT_TOKENS_RANGE, MAX_STEPS_RANGE, Sampling, Task, ThinkingSpec,
+};
 use agent::{Agent, BuildError, RunConfig};
 use clap::Args;
 use tokio_util::sync::CancellationToken;
@@ -26,6 +28,14 @@ pub struct RunArgs {
     /// Most steps before the run stops without an answer.
     #[arg(long, value_parser = clap::value_parser!(u32).range(*MAX_STEPS_RANGE.start() as i64..=*MAX_STEPS_RANGE.end() as i64))]
     max_steps: Option<u32>,
+    /// The most bytes of one tool result the prompt holds; overrides the task's
+    /// `max_result_bytes`.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(*MAX_RESULT_BYTES_RANGE.start()..=*MAX_RESULT_BYTES_RANGE.end()))]
+    max_result_bytes: Option<u64>,
+    /// The most tokens of one tool result the prompt holds; overrides the task's
+    /// `max_result_tokens`.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(*MAX_RESULT_TOKENS_RANGE.start()..=*MAX_RESULT_TOKENS_RANGE.end()))]
+    max_result_tokens: Option<u64>,
     /// Seed for sampling (with a temperature above 0).
     #[arg(long)]
     seed: Option<u64>,
@@ -113,6 +123,12 @@ pub fn main(args: RunArgs) -> ExitCode {
     if let Some(n) = args.max_steps {
         builder = builder.max_steps(n);
     }
+    if let Some(n) = args.max_result_bytes {
+        builder = builder.max_result_bytes(n);
+    }
+    if let Some(n) = args.max_result_tokens {
+        builder = builder.max_result_tokens(n);
+    }
     if let Some(seed) = args.seed {
         let sampling = task.front.sampling.clone().unwrap_or_default();
         builder = builder.sampling(Sampling {
@@ -179,6 +195,8 @@ pub fn main(args: RunArgs) -> ExitCode {
         let cfg = RunConfig {
             run_id,
             task_name: task.path.display().to_string(),
+            // Beside the trace: RUN_ID.results/result-N.txt.
+            results_dir: Some(trace_path.with_extension("results")),
             ..agent.config(task.instructions.clone())
         };
         let mut run = agent.runner();

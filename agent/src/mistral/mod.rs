@@ -199,6 +199,13 @@ impl Backend for MistralBackend {
         MistralBackend::disk_cache_stats(self)
     }
 
+    fn count_tokens<'a>(
+        &'a self,
+        text: &'a str,
+    ) -> BoxFuture<'a, Result<Option<usize>, BackendError>> {
+        Box::pin(async move { Ok(Some(self.tokenize(text).await?.len())) })
+    }
+
     fn generate<'a>(
         &'a self,
         req: GenRequest,

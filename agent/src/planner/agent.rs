@@ -131,6 +131,7 @@ impl Agent {
             thinking_used: 0,
             last_tool_result: None,
             side_events: None,
+            kept: Default::default(),
         }
     }
 

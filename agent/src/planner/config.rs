@@ -47,6 +47,16 @@ pub struct RunConfig {
     pub format: Option<Format>,
     /// Each step's thinking budget.
     pub thinking: ThinkingPolicy,
+    /// The most bytes of one tool result the prompt holds (`max_result_bytes`; `None`:
+    /// [`results::DEFAULT_RESULT_BYTES`](super::results::DEFAULT_RESULT_BYTES)).
+    pub max_result_bytes: Option<usize>,
+    /// The most tokens of one tool result the prompt holds (`max_result_tokens`; `None`: an
+    /// eighth of the context window, see
+    /// [`default_result_tokens`](super::results::default_result_tokens)).
+    pub max_result_tokens: Option<usize>,
+    /// Where whole results that were cut are written (`result-ID.txt`); `None`: kept in
+    /// memory only.
+    pub results_dir: Option<std::path::PathBuf>,
 }
 
 impl RunConfig {
@@ -93,6 +103,9 @@ impl RunConfig {
                     .map(ThinkingSpec::policy)
                     .unwrap_or_default(),
             ),
+            max_result_bytes: front.max_result_bytes.map(to_usize),
+            max_result_tokens: front.max_result_tokens.map(to_usize),
+            results_dir: None,
         }
     }
 }
@@ -108,6 +121,10 @@ impl Default for RunConfig {
             None,
         )
     }
+}
+
+fn to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 /// A sortable, readable run id: UTC time plus the process id, and a count after the first

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{BackendError, Finish, GenRequest, ModelInfo};
-use crate::events::{Event, Events, Observer, Progress, StepKind, StopReason};
+use crate::events::{Event, Events, Observer, Progress, ResultCut, StepKind, StopReason};
 use crate::formats::ToolChoice;
 use crate::formats::{self, Format, GrammarError, GrammarOptions, Thinking};
 use crate::prompt::{self, Family, Message, Qwen3Variant, RenderError, Role, ToolCall};
@@ -22,6 +22,7 @@ mod agent;
 mod chat;
 mod config;
 mod handoff;
+pub mod results;
 
 pub use agent::Agent;
 pub(crate) use agent::Origin;
@@ -105,6 +106,8 @@ pub struct Run<'a> {
     /// Events from outside the loop (MCP servers starting, failing, sampling), merged into
     /// the run's events as they come.
     side_events: Option<mpsc::UnboundedReceiver<Event>>,
+    /// Whole results that were cut to fit the prompt, for `read_result`.
+    kept: results::Kept,
 }
 
 /// Forwards a run's events to [`Run::events`]'s channel.
@@ -205,6 +208,7 @@ impl<'a> Run<'a> {
             family: info.family.name().into(),
             max_steps: cfg.max_steps,
             tools: self.tools.names(),
+            context_window: info.max_context,
         });
         let mut messages = std::mem::take(&mut self.history);
         if messages.is_empty() {
@@ -319,6 +323,8 @@ impl<'a> Run<'a> {
         let mut prompt =
             prompt::render(&info.family, &info.template, messages, &specs, think.render)?;
         prompt.push_str(think.prefill);
+        // What the step's prompt takes of the window, before it is sent.
+        let prompt_tokens = backend.count_tokens(&prompt).await?;
         let req = GenRequest {
             prompt,
             max_tokens: cfg.max_tokens_per_step,
@@ -331,8 +337,13 @@ impl<'a> Run<'a> {
         let mut progress = Progress {
             step,
             max_steps: cfg.max_steps,
+            prompt_tokens,
+            context_window: info.max_context,
             ..Progress::default()
         };
+        for o in &mut self.observers {
+            o.progress(&progress);
+        }
         let started = Instant::now();
         let observers = &mut self.observers;
         // The output is parsed once, as it streams: reasoning reaches observers at once
@@ -415,7 +426,10 @@ impl<'a> Run<'a> {
             next = StepKind::Recover;
         }
         for (k, call) in parsed.calls.iter().enumerate() {
-            if let Some(answer) = self.call_tool(step, k, call, &mut progress, messages).await {
+            if let Some(answer) = self
+                .call_tool(cfg, step, k, call, &mut progress, messages)
+                .await
+            {
                 return Ok(StepEnd::Done(answer));
             }
             if messages
@@ -460,6 +474,7 @@ impl<'a> Run<'a> {
     /// Runs one call; returns the answer when it was a valid `final_answer`.
     async fn call_tool(
         &mut self,
+        cfg: &RunConfig,
         step: u32,
         k: usize,
         call: &ToolCall,
@@ -531,6 +546,12 @@ impl<'a> Run<'a> {
             });
         }
         progress.tool_progress = None;
+        let answer = call.name == FINAL_ANSWER && !out.is_error;
+        let (shown, cut) = if answer {
+            (String::new(), None)
+        } else {
+            self.fit(cfg, &out.content).await
+        };
         self.emit(Event::ToolResult {
             step,
             id,
@@ -539,17 +560,77 @@ impl<'a> Run<'a> {
             is_error: out.is_error,
             structured: out.structured.clone(),
             attachments: out.attachments.clone(),
+            cut,
         });
-        if call.name == FINAL_ANSWER && !out.is_error {
+        if answer {
             return out.structured;
         }
-        self.last_tool_result = Some(out.content.clone());
+        self.last_tool_result = Some(out.content);
         messages.push(Message::tool(if out.is_error {
-            format!("Error: {}", out.content)
+            format!("Error: {shown}")
         } else {
-            out.content
+            shown
         }));
         None
+    }
+
+    /// `content` as the prompt may hold it: whole, or cut to the run's limits on a result
+    /// (bytes, and tokens when the backend counts them), with the whole kept for
+    /// `read_result`, which the model is offered from the first cut on.
+    async fn fit(&mut self, cfg: &RunConfig, content: &str) -> (String, Option<ResultCut>) {
+        let backend = self.agent.backend().clone();
+        let max_bytes = cfg
+            .max_result_bytes
+            .unwrap_or(results::DEFAULT_RESULT_BYTES);
+        let max_tokens = cfg
+            .max_result_tokens
+            .or_else(|| results::default_result_tokens(backend.info().max_context));
+        let id = self.kept.len() + 1;
+        let mut budget = max_bytes.min(content.len());
+        let mut shown = results::cut(content, budget, id);
+        // Bytes first (cheap, and it bounds what is tokenized), then tokens: the head and tail
+        // shrink in proportion to the overshoot, with a margin, until the count fits (a few
+        // tries: the marker's own tokens make it converge from above).
+        if let Some(max_tokens) = max_tokens {
+            for _ in 0..6 {
+                let text = shown.as_deref().unwrap_or(content);
+                let Ok(Some(tokens)) = backend.count_tokens(text).await else {
+                    break;
+                };
+                if tokens <= max_tokens {
+                    break;
+                }
+                budget = (budget as u128 * max_tokens as u128 * 9 / 10 / tokens as u128)
+                    .try_into()
+                    .unwrap_or(usize::MAX);
+                shown = results::cut(content, budget, id);
+            }
+        }
+        let Some(shown) = shown else {
+            return (content.to_owned(), None);
+        };
+        self.kept.keep(content);
+        let file = cfg.results_dir.as_ref().and_then(|dir| {
+            let path = results::result_file(dir, id);
+            match std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, content)) {
+                Ok(()) => Some(path),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot keep a tool result");
+                    None
+                }
+            }
+        });
+        self.tools.replace(Arc::new(results::ReadResult::new(
+            self.kept.clone(),
+            max_bytes,
+        )));
+        let cut = ResultCut {
+            id,
+            bytes: content.len(),
+            shown_bytes: shown.len(),
+            file,
+        };
+        (shown, Some(cut))
     }
 }
 

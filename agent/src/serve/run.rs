@@ -425,6 +425,7 @@ impl State {
         // First, so that nothing (the task's own MCP servers) is started for a run that
         // cannot be recorded.
         let trace_file = runs_dir().join(format!("{run_id}.jsonl"));
+        cfg.results_dir = Some(trace_file.with_extension("results"));
         let trace = TraceWriter::create(&trace_file).map_err(|e| {
             ErrorData::internal_error(
                 format!("cannot write the trace {}: {e}", trace_file.display()),

@@ -18,6 +18,12 @@ use crate::thinking::ThinkingPolicySpec;
 pub use crate::models::DEFAULT_MODEL;
 /// Steps (model turns) per run when not set.
 pub const DEFAULT_MAX_STEPS: u32 = 8;
+/// Allowed `max_result_bytes`: from a few lines to 64 MiB.
+pub const MAX_RESULT_BYTES_RANGE: RangeInclusive<u64> = 256..=(64 << 20);
+
+/// Allowed `max_result_tokens`.
+pub const MAX_RESULT_TOKENS_RANGE: RangeInclusive<u64> = 64..=10_000_000;
+
 /// Allowed `max_steps` (also for `--max-steps`). The upper bound catches typos
 /// (`max_steps: 80000`) that would otherwise burn hours of compute.
 pub const MAX_STEPS_RANGE: RangeInclusive<u32> = 1..=1000;
@@ -46,6 +52,14 @@ pub struct FrontMatter {
     /// Most model turns in one run, within [`MAX_STEPS_RANGE`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_steps: Option<u32>,
+    /// The most bytes of one tool result the prompt holds; a longer one is cut to its head
+    /// and tail, the whole kept for `read_result`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_result_bytes: Option<u64>,
+    /// The most tokens of one tool result the prompt holds (default: an eighth of the
+    /// model's context window).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_result_tokens: Option<u64>,
     /// The tools offered to the model, as sources (`builtin`, `builtin:NAME`, `wasm:…`);
     /// `final_answer` is always there besides.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -183,11 +197,13 @@ impl FrontMatter {
     }
 }
 
-const TOP_KEYS: [&str; 12] = [
+const TOP_KEYS: [&str; 14] = [
     "model",
     "device",
     "isq",
     "max_steps",
+    "max_result_bytes",
+    "max_result_tokens",
     "tools",
     "thinking",
     "sampling",
@@ -237,6 +253,18 @@ pub(crate) fn check_front_matter(value: &Value) -> Checked<FrontMatter> {
             "max_steps" => {
                 let (min, max) = (*MAX_STEPS_RANGE.start(), *MAX_STEPS_RANGE.end());
                 front.max_steps = Some(integer_u32(value, &path, min, max)?);
+            }
+            "max_result_bytes" => {
+                let (min, max) = (
+                    *MAX_RESULT_BYTES_RANGE.start(),
+                    *MAX_RESULT_BYTES_RANGE.end(),
+                );
+                front.max_result_bytes = Some(integer(value, &path, min, max)?);
+            }
+            "max_result_tokens" => {
+                let range = &MAX_RESULT_TOKENS_RANGE;
+                front.max_result_tokens =
+                    Some(integer(value, &path, *range.start(), *range.end())?);
             }
             "tools" => front.tools = Some(check_tools(value, &path)?),
             "thinking" => front.thinking = Some(check_thinking(value, &path)?),
@@ -536,6 +564,8 @@ mod tests {
             device: Some(Device::Cuda),
             isq: Some("Q4K".into()),
             max_steps: Some(5),
+            max_result_bytes: Some(4096),
+            max_result_tokens: Some(1000),
             tools: Some(vec![
                 ToolSource::AllBuiltins,
                 ToolSource::Builtin("read_file".into()),
@@ -569,6 +599,13 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "max_steps: 0 is out of range: must be between 1 and 1000"
+        );
+        let err =
+            serde_json::from_value::<FrontMatter>(serde_json::json!({"max_result_bytes": 10}))
+                .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "max_result_bytes: 10 is out of range: must be between 256 and 67108864"
         );
         let err =
             serde_json::from_value::<FrontMatter>(serde_json::json!({"modle": "x"})).unwrap_err();

@@ -26,7 +26,8 @@ use serde_yaml_ng::Value;
 pub use check::FieldError;
 pub use error::TaskError;
 pub use front::{
-    DEFAULT_MAX_STEPS, DEFAULT_MODEL, FrontMatter, MAX_STEPS_RANGE, Sampling, TEMPERATURE_RANGE,
+    DEFAULT_MAX_STEPS, DEFAULT_MODEL, FrontMatter, MAX_RESULT_BYTES_RANGE, MAX_RESULT_TOKENS_RANGE,
+    MAX_STEPS_RANGE, Sampling, TEMPERATURE_RANGE,
 };
 pub use output::OutputSpec;
 pub use thinking::ThinkingSpec;
@@ -144,6 +145,8 @@ impl FrontMatter {
             device: top.device.or(self.device),
             isq: top.isq.or(self.isq),
             max_steps: top.max_steps.or(self.max_steps),
+            max_result_bytes: top.max_result_bytes.or(self.max_result_bytes),
+            max_result_tokens: top.max_result_tokens.or(self.max_result_tokens),
             tools: top.tools.or(self.tools),
             thinking: top.thinking.or(self.thinking),
             sampling: top.sampling.or(self.sampling),

@@ -68,9 +68,10 @@ pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// [`ServerConfig::call_total_timeout`] when the configuration gives none.
 pub const DEFAULT_CALL_TOTAL_TIMEOUT: Duration = Duration::from_secs(600);
-/// [`ServerConfig::max_output`] when the configuration gives none. About 4k tokens: small
-/// models have small context windows.
-pub const DEFAULT_MAX_OUTPUT: usize = 16_000;
+/// [`ServerConfig::max_output`] when the configuration gives none: 16 Mi characters, a bound
+/// on memory only. What the model reads of a long result is the run's business (the agent
+/// cuts it to fit the prompt and keeps the whole for paging), so nothing is thrown away here.
+pub const DEFAULT_MAX_OUTPUT: usize = 16 << 20;
 
 /// Every configured server, by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
