@@ -56,10 +56,7 @@ pub struct RecordedTurn {
 impl From<&str> for RecordedTurn {
     /// A turn the model ended itself.
     fn from(text: &str) -> Self {
-        RecordedTurn {
-            text: text.to_owned(),
-            finish: Finish::Stop,
-        }
+        text.to_owned().into()
     }
 }
 

@@ -4,11 +4,9 @@
 
 use std::sync::Arc;
 
-use agent::backend::{Finish, ModelInfo};
 use agent::events::{Event, StopReason};
 use agent::planner::RunError;
-use agent::prompt::{Family, TemplateInfo};
-use agent::replay::{RecordedTurn, Replay};
+use agent::replay::Replay;
 use agent::{Agent, BuildError, RunConfig, Task};
 use agent::{Budget, ToolChoice};
 use schemars::JsonSchema;
@@ -17,23 +15,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 fn replay(turns: &[&str]) -> Arc<Replay> {
-    let info = ModelInfo {
-        name: "replay".into(),
-        family: Family::ChatMl {
-            default_system: None,
-        },
-        template: TemplateInfo::default(),
-        max_context: None,
-        special_tokens: vec![],
-    };
-    let turns = turns
-        .iter()
-        .map(|t| RecordedTurn {
-            text: t.to_string(),
-            finish: Finish::Stop,
-        })
-        .collect();
-    Arc::new(Replay::new(info, turns))
+    Arc::new(Replay::chatml(turns.iter().copied()))
 }
 
 fn call(name: &str, arguments: serde_json::Value) -> String {

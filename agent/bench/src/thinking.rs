@@ -100,22 +100,23 @@ pub async fn thinking(tokens: usize, repeats: usize) -> anyhow::Result<()> {
         base.get_or_insert(rate);
         println!("{label:<40} {rate:>8.1} {used:>10} {ratio:>9.2}x");
     }
-    two_ways(&backend, &p, tokens / 2, tokens / 4, repeats).await?;
+    two_ways(&backend, &p, stop_len, tokens / 2, tokens / 4, repeats).await?;
     multi_step()
 }
 
 /// The two ways to end a reasoning block at its budget, timed on the same prompt: forcing the
 /// early-stop tokens inside one generation (what agent does), or stopping the generation at
 /// the budget and sending a second completion of prompt + reasoning + early-stop text, which
-/// the prefix cache mostly serves. `after`: tokens generated after the block.
+/// the prefix cache mostly serves. `stop_len`: the early-stop text's tokens; `after`: tokens
+/// generated after the block.
 async fn two_ways(
     backend: &MistralBackend,
     p: &str,
+    stop_len: usize,
     cap: usize,
     after: usize,
     repeats: usize,
 ) -> anyhow::Result<()> {
-    let stop_len = backend.tokenize(agent::backend::EARLY_STOP).await?.len();
     println!(
         "\nending a {cap}-token reasoning block, then {after} more tokens; median of {repeats} (seconds)"
     );

@@ -75,16 +75,13 @@ pub fn cut(text: &str, budget: usize, id: usize) -> Option<String> {
     {
         head = nl + 1;
     }
+    // `text` is longer than twice `half`, so the tail starts after the head.
     let mut tail = floor_boundary(text, text.len() - half);
-    while tail < text.len() && !text.is_char_boundary(tail) {
-        tail += 1;
-    }
     if let Some(nl) = text[tail..].find('\n')
         && nl <= half / 4
     {
         tail += nl + 1;
     }
-    let tail = tail.max(head);
     let left = &text[head..tail];
     let lines = left.matches('\n').count();
     Some(format!(
