@@ -144,3 +144,24 @@ pub fn read_f32_rows(path: &std::path::Path, width: usize) -> Vec<Vec<f32>> {
         })
         .collect()
 }
+
+/// The fault server that tools/ builds (`cargo test` builds the workspace's examples).
+pub fn fault_server() -> std::path::PathBuf {
+    let bin = Path::new(env!("CARGO_BIN_EXE_agent"))
+        .with_file_name("examples")
+        .join("mcp_fault_server");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it with `cargo test --workspace` (tests/run.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+pub fn processes(needle: &str) -> usize {
+    let out = std::process::Command::new("pgrep")
+        .args(["-f", needle])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}

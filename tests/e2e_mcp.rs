@@ -327,27 +327,6 @@ fn tools_command_lists_and_calls() {
     );
 }
 
-/// The fault server that tools/tests builds (`cargo test` builds the workspace's examples).
-fn fault_server() -> std::path::PathBuf {
-    let bin = Path::new(env!("CARGO_BIN_EXE_agent"))
-        .with_file_name("examples")
-        .join("mcp_fault_server");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it with `cargo test --workspace` (tests/run.sh does)",
-        bin.display()
-    );
-    bin
-}
-
-fn processes(needle: &str) -> usize {
-    let out = std::process::Command::new("pgrep")
-        .args(["-f", needle])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().count()
-}
-
 /// Ctrl-C during a call that never answers: the run stops at once with its trace, the server
 /// hears `notifications/cancelled`, and no server process is left.
 #[test]

@@ -188,14 +188,54 @@ impl AgentBuilder {
     /// The most bytes of one tool result the prompt holds (`max_result_bytes`): a longer
     /// result is cut to its head and tail, and the model can read the rest with `read_result`.
     pub fn max_result_bytes(mut self, bytes: u64) -> Self {
-        self.task.front.max_result_bytes = Some(bytes);
+        self.task.front.limits.max_result_bytes = Some(bytes);
         self
     }
 
     /// The most tokens of one tool result the prompt holds (`max_result_tokens`; default: an
     /// eighth of the model's context window).
     pub fn max_result_tokens(mut self, tokens: u64) -> Self {
-        self.task.front.max_result_tokens = Some(tokens);
+        self.task.front.limits.max_result_tokens = Some(tokens);
+        self
+    }
+
+    /// Compact the conversation when a prompt would fill this fraction of the context window
+    /// (`compact_at:`, default 0.8); `None` turns compaction off (`compact: false`), and the
+    /// run then stops when the next prompt would not fit.
+    pub fn compact_at(mut self, fraction: Option<f64>) -> Self {
+        let limits = &mut self.task.front.limits;
+        limits.compact = Some(fraction.is_some());
+        limits.compact_at = fraction;
+        self
+    }
+
+    /// How many identical calls, or identical replies, count as a loop (`loop_repeats:`,
+    /// default 2): the model is told once, and the run stops if it goes on.
+    pub fn loop_repeats(mut self, n: u32) -> Self {
+        self.task.front.limits.loop_repeats = Some(n);
+        self
+    }
+
+    /// The most calls one turn may make (`max_calls:`, default 1), and how many of them run
+    /// at once (`parallel_calls:`, default 4).
+    pub fn calls_per_turn(mut self, max_calls: u32, parallel: u32) -> Self {
+        let limits = &mut self.task.front.limits;
+        limits.max_calls = Some(max_calls);
+        limits.parallel_calls = Some(parallel);
+        self
+    }
+
+    /// The most time a run may take (`time_limit:`, whole seconds): it then stops with
+    /// [`StopReason::TimeLimit`](crate::events::StopReason::TimeLimit).
+    pub fn time_limit(mut self, limit: std::time::Duration) -> Self {
+        self.task.front.limits.time_limit = Some(limit.as_secs().max(1));
+        self
+    }
+
+    /// The most time one tool call may take (`tool_timeout:`, whole seconds): the call is
+    /// then cancelled and the model told.
+    pub fn tool_timeout(mut self, limit: std::time::Duration) -> Self {
+        self.task.front.limits.tool_timeout = Some(limit.as_secs().max(1));
         self
     }
 

@@ -41,6 +41,68 @@ pub enum StopReason {
     /// The run failed (the model backend, or a prompt that could not be rendered); the error
     /// event before the final one says why.
     Error,
+    /// The model went on repeating a call or a reply after it was told (`loop_repeats`).
+    Loop,
+    /// The next prompt would not fit the context window, even compacted (or compaction is
+    /// off).
+    ContextFull,
+    /// The run's `time_limit` ran out.
+    TimeLimit,
+}
+
+impl StopReason {
+    /// The name a trace and `agent serve` use (`max_steps`, `context_full`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            StopReason::Answer => "answer",
+            StopReason::MaxSteps => "max_steps",
+            StopReason::Cancelled => "cancelled",
+            StopReason::Error => "error",
+            StopReason::Loop => "loop",
+            StopReason::ContextFull => "context_full",
+            StopReason::TimeLimit => "time_limit",
+        }
+    }
+
+    /// Why a run that took `steps` steps ended, in words (for people; empty for an answer).
+    pub fn describe(self, steps: u32) -> String {
+        match self {
+            StopReason::Answer => String::new(),
+            StopReason::MaxSteps => format!("no final answer after {steps} steps"),
+            StopReason::Cancelled => format!("interrupted at step {steps}"),
+            StopReason::Error => format!("the run failed at step {steps}"),
+            StopReason::Loop => {
+                format!("stopped at step {steps}: the model kept repeating itself")
+            }
+            StopReason::ContextFull => format!(
+                "stopped at step {steps}: the conversation no longer fits the context window"
+            ),
+            StopReason::TimeLimit => format!("stopped at step {steps}: the time limit ran out"),
+        }
+    }
+}
+
+impl Usage {
+    /// Adds one completion's counts: its statistics and its reasoning tokens.
+    pub fn add(&mut self, stats: &GenStats, thinking_tokens: usize) {
+        self.prompt_tokens += stats.prompt_tokens;
+        self.cached_tokens += stats.cached_tokens.unwrap_or(0);
+        self.generated_tokens += stats.completion_tokens;
+        self.thinking_tokens += thinking_tokens;
+    }
+}
+
+/// Tokens a run used in all (see [`Event::Final`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    /// Prompt tokens of every completion (steps and summaries), cached ones included.
+    pub prompt_tokens: usize,
+    /// Of those, tokens a prefix cache supplied (as far as the backend could tell).
+    pub cached_tokens: usize,
+    /// Tokens generated, reasoning included.
+    pub generated_tokens: usize,
+    /// Of those, reasoning tokens.
+    pub thinking_tokens: usize,
 }
 
 /// One thing that happened in a run. In a trace, each is a JSON object whose `event` field is
@@ -181,6 +243,30 @@ pub enum Event {
         steps: u32,
         /// Why the run ended.
         stop: StopReason,
+        /// Tokens the run used in all.
+        usage: Usage,
+        /// How long the run took, in seconds.
+        elapsed_secs: f64,
+    },
+    /// The conversation was compacted before a step, to fit the context window.
+    Compacted {
+        /// The step whose prompt did not fit.
+        step: u32,
+        /// The prompt's tokens before.
+        before_tokens: usize,
+        /// The prompt's tokens after.
+        after_tokens: usize,
+        /// Messages replaced by the summary.
+        summarized: usize,
+        /// The summary's tokens (`None` when no summary could be written).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        summary_tokens: Option<usize>,
+        /// Tool results dropped (their text replaced by a note), oldest first.
+        dropped_results: usize,
+        /// The summary as the conversation now holds it.
+        summary: String,
+        /// Seconds the compaction took (the summary's generation, mostly).
+        secs: f64,
     },
     /// Something went wrong that the model is not told about: the backend failed, a prompt
     /// could not be rendered, or a tool was left out of a step.

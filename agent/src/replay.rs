@@ -125,6 +125,13 @@ impl Replay {
         };
         Self::new(info, turns.into_iter().map(Into::into).collect())
     }
+
+    /// The same model with a context window of `tokens` (counted a token per four bytes): a
+    /// prompt that leaves it no room fails as the real engine's does.
+    pub fn with_context(mut self, tokens: usize) -> Self {
+        self.info.max_context = Some(tokens);
+        self
+    }
 }
 
 impl Backend for Replay {
@@ -151,6 +158,14 @@ impl Backend for Replay {
             }
             if let Ok(mut r) = self.requests.lock() {
                 r.push(req.clone());
+            }
+            if let Some(window) = self.info.max_context
+                && req.prompt.len() / 4 >= window
+            {
+                return Err(BackendError::Model(format!(
+                    "the prompt ({} tokens) leaves no room in the model's context window ({window} tokens)",
+                    req.prompt.len() / 4
+                )));
             }
             let i = self.next.fetch_add(1, Ordering::SeqCst);
             let turn = self

@@ -49,6 +49,11 @@ fn config(max_steps: u32, output_schema: Option<Value>) -> RunConfig {
         max_result_bytes: None,
         max_result_tokens: None,
         results_dir: None,
+        compact_at: None,
+        loop_repeats: 2,
+        parallel_calls: 4,
+        time_limit: None,
+        tool_timeout: None,
     }
 }
 
@@ -72,7 +77,7 @@ async fn run(
     (outcome, events, prompts)
 }
 
-/// The events without the model-output statistics, which depend on timing.
+/// The events without the model-output statistics and the run's time, which depend on timing.
 fn shape(events: &[Event]) -> Vec<Value> {
     events
         .iter()
@@ -86,6 +91,7 @@ fn shape(events: &[Event]) -> Vec<Value> {
                     "decode_secs",
                     "tokens_per_sec",
                     "cached_tokens",
+                    "elapsed_secs",
                 ] {
                     o.remove(k);
                 }
@@ -124,7 +130,8 @@ async fn two_steps_tool_then_answer() {
             json!({"event": "model_output", "step": 2, "text": FINAL, "content": "", "finish": "stop", "thinking_tokens": 0, "thinking_capped": false}),
             json!({"event": "tool_call", "step": 2, "id": "call_2_0", "name": "final_answer", "arguments": {"answer": "391"}}),
             json!({"event": "tool_result", "step": 2, "id": "call_2_0", "name": "final_answer", "content": "391", "is_error": false, "structured": "391"}),
-            json!({"event": "final", "answer": "391", "text": "391", "steps": 2, "stop": "answer"}),
+            // The usage adds up both steps (the replay counts a token per four bytes).
+            json!({"event": "final", "answer": "391", "text": "391", "steps": 2, "stop": "answer", "usage": {"prompt_tokens": 763, "cached_tokens": 0, "generated_tokens": 12, "thinking_tokens": 0}}),
         ]
     );
     // The second prompt carries the call and its result in the Hermes format.
@@ -152,7 +159,7 @@ async fn a_backend_error_ends_the_trace_with_the_error_and_a_final_event() {
         events[events.len() - 2..],
         [
             json!({"event": "error", "message": "the replayed transcript has no turn left for step 2"}),
-            json!({"event": "final", "answer": null, "text": "", "steps": 2, "stop": "error"}),
+            json!({"event": "final", "answer": null, "text": "", "steps": 2, "stop": "error", "usage": {"prompt_tokens": 357, "cached_tokens": 0, "generated_tokens": 7, "thinking_tokens": 0}}),
         ]
     );
 }

@@ -5,7 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use agent::task::{FrontMatter, OutputSpec, Sampling, Task, TaskError, ThinkingSpec, ToolSource};
+use agent::task::{
+    FrontMatter, OutputSpec, RunLimits, Sampling, Task, TaskError, ThinkingSpec, ToolSource,
+};
 use agent::thinking::ThinkingPolicySpec;
 use agent::{Budget, Device, ToolChoice};
 use serde_json::json;
@@ -67,8 +69,17 @@ fn complete_example_sets_every_key() {
                 tool_format: Some(agent::formats::Format::Qwen3),
                 mcp_servers: None,
                 wasm_policy: None,
-                max_result_bytes: Some(8192),
-                max_result_tokens: Some(2000),
+                limits: RunLimits {
+                    max_result_bytes: Some(8192),
+                    max_result_tokens: Some(2000),
+                    compact: Some(true),
+                    compact_at: Some(0.7),
+                    loop_repeats: Some(3),
+                    max_calls: Some(4),
+                    parallel_calls: Some(2),
+                    time_limit: Some(600),
+                    tool_timeout: Some(90),
+                },
             },
             key_lines: [
                 ("model", 3),
@@ -82,6 +93,13 @@ fn complete_example_sets_every_key() {
                 ("tool_format", 29),
                 ("max_result_bytes", 30),
                 ("max_result_tokens", 31),
+                ("compact", 32),
+                ("compact_at", 33),
+                ("loop_repeats", 34),
+                ("max_calls", 35),
+                ("parallel_calls", 36),
+                ("time_limit", 37),
+                ("tool_timeout", 38),
             ]
             .map(|(k, l)| (k.to_string(), l))
             .into(),
@@ -123,8 +141,7 @@ fn uniform_thinking_and_text_output() {
             tool_format: None,
             mcp_servers: None,
             wasm_policy: None,
-            max_result_bytes: None,
-            max_result_tokens: None,
+            limits: RunLimits::default(),
         }
     );
 }
@@ -185,7 +202,31 @@ fn cli_overrides_win_over_the_file() {
 const BAD: &[(&str, &str)] = &[
     (
         "unknown_key.md",
-        "3: modle: unknown key; allowed keys: model, device, isq, max_steps, max_result_bytes, max_result_tokens, tools, thinking, sampling, output, tool_choice, tool_format, mcp_servers, wasm_policy",
+        "3: modle: unknown key; allowed keys: model, device, isq, max_steps, max_result_bytes, max_result_tokens, compact, compact_at, loop_repeats, max_calls, parallel_calls, time_limit, tool_timeout, tools, thinking, sampling, output, tool_choice, tool_format, mcp_servers, wasm_policy",
+    ),
+    (
+        "compact_at_too_high.md",
+        "3: compact_at: 0.99 is out of range: must be between 0.1 and 0.95 (a fraction of the context window)",
+    ),
+    (
+        "compact_not_bool.md",
+        "3: compact: expected true or false; found the string \"yes please\"",
+    ),
+    (
+        "loop_repeats_one.md",
+        "3: loop_repeats: 1 is out of range: must be between 2 and 1000",
+    ),
+    (
+        "parallel_calls_zero.md",
+        "3: parallel_calls: 0 is out of range: must be between 1 and 64",
+    ),
+    (
+        "time_limit_unit.md",
+        "3: time_limit: expected a duration: seconds, or a number with s, m or h (90s, 5m, 2h); found the string \"5 days\"",
+    ),
+    (
+        "tool_timeout_too_long.md",
+        "3: tool_timeout: 1209600 seconds is out of range: must be between 1 and 604800",
     ),
     (
         "mcp_servers_bad_arg.md",

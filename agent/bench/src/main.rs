@@ -16,6 +16,7 @@ mod decode;
 mod gguf;
 mod gpu;
 mod llama_cpp;
+mod long_run;
 mod mcp;
 mod prefill;
 mod questions;
@@ -76,6 +77,12 @@ enum What {
         tokens: usize,
         #[arg(long, default_value_t = 5)]
         repeats: usize,
+    },
+    /// Prompt time per step of a long run (SmolLM2, server-filesystem) with compaction and
+    /// without, and the prefix-cache hit rate after a compaction.
+    LongRun {
+        #[arg(long, default_value_t = 52)]
+        steps: u32,
     },
     /// Decode tokens/s with and without the step's grammar (SmolLM2).
     Grammar {
@@ -260,6 +267,7 @@ fn main() -> ExitCode {
             What::WarmStart { model, repeats } => warm::warm_start(model, repeats).await,
             What::Grammar { tokens, repeats } => decode::grammar(tokens, repeats).await,
             What::Thinking { tokens, repeats } => thinking::thinking(tokens, repeats).await,
+            What::LongRun { steps } => long_run::long_run(steps),
             What::Mcp { calls, warmup } => mcp::mcp(calls, warmup).await,
             What::Wasm {
                 calls,

@@ -10,7 +10,11 @@ mod tools;
 
 use std::process::ExitCode;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
 use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(
@@ -56,35 +60,72 @@ enum Command {
     Serve(serve::ServeArgs),
 }
 
-/// Exit codes: 0 answered, 1 failed, 2 bad input (task file, flags, model name), 130 interrupted.
+/// Exit codes: 0 answered, 1 failed, 2 bad input (task file, flags, model name), and for a
+/// run ended by a signal 128 + its number: 130 (SIGINT, Ctrl-C), 143 (SIGTERM), 129 (SIGHUP).
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_BAD_INPUT: u8 = 2;
 pub const EXIT_INTERRUPTED: u8 = 130;
 
-/// Ctrl-C cancels `token`. The handler is in place when this returns: a `ctrl_c()` future
-/// installs it only when first polled, and an interrupt before that killed the process
-/// instead of ending the run cleanly. Needs the async runtime.
-fn cancel_on_interrupt(token: tokio_util::sync::CancellationToken) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::interrupt()) {
-            Ok(mut interrupts) => {
-                tokio::spawn(async move {
-                    if interrupts.recv().await.is_some() {
-                        token.cancel();
+/// SIGINT, SIGTERM and SIGHUP, watched for one run or server: the first cancels the token
+/// and decides the exit status.
+struct Interrupts {
+    /// The first signal's exit status; 0 before any.
+    code: Arc<AtomicU8>,
+}
+
+impl Interrupts {
+    /// Cancels `token` on the first of the signals. The handlers are in place when this
+    /// returns: a `ctrl_c()` future installs its handler only when first polled, and a signal
+    /// before that killed the process instead of ending the run cleanly. Needs the runtime.
+    fn install(token: CancellationToken) -> Interrupts {
+        let code = Arc::new(AtomicU8::new(0));
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            for (kind, name, status) in [
+                (SignalKind::interrupt(), "SIGINT", EXIT_INTERRUPTED),
+                (SignalKind::terminate(), "SIGTERM", 143),
+                (SignalKind::hangup(), "SIGHUP", 129),
+            ] {
+                match signal(kind) {
+                    Ok(mut signals) => {
+                        let (token, code) = (token.clone(), code.clone());
+                        tokio::spawn(async move {
+                            if signals.recv().await.is_some() {
+                                let _ = code.compare_exchange(
+                                    0,
+                                    status,
+                                    Ordering::SeqCst,
+                                    Ordering::SeqCst,
+                                );
+                                token.cancel();
+                            }
+                        });
                     }
-                });
+                    Err(e) => tracing::warn!("cannot watch for {name}: {e}"),
+                }
             }
-            Err(e) => tracing::warn!("cannot watch for Ctrl-C: {e}"),
+        }
+        #[cfg(not(unix))]
+        {
+            let (token, code) = (token.clone(), code.clone());
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    code.store(EXIT_INTERRUPTED, Ordering::SeqCst);
+                    token.cancel();
+                }
+            });
+        }
+        Interrupts { code }
+    }
+
+    /// The exit status for a run the signals stopped (130 if none came: cancelled otherwise).
+    fn exit_code(&self) -> u8 {
+        match self.code.load(Ordering::SeqCst) {
+            0 => EXIT_INTERRUPTED,
+            c => c,
         }
     }
-    #[cfg(not(unix))]
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            token.cancel();
-        }
-    });
 }
 
 pub fn main() -> ExitCode {

@@ -170,6 +170,23 @@ impl Observer for ProgressLine {
                     if *is_error { "✗" } else { "✓" }
                 ));
             }
+            Event::Compacted {
+                before_tokens,
+                after_tokens,
+                summarized,
+                dropped_results,
+                ..
+            } => self.bar.println(format!(
+                "  ↺ compacted: {before_tokens} → {after_tokens} prompt tokens ({summarized} messages summarized, {dropped_results} results dropped)"
+            )),
+            Event::Final {
+                usage,
+                elapsed_secs,
+                ..
+            } => self.bar.println(format!(
+                "run: {} prompt tokens ({} cached), {} generated ({} thinking) in {elapsed_secs:.1}s",
+                usage.prompt_tokens, usage.cached_tokens, usage.generated_tokens, usage.thinking_tokens
+            )),
             Event::ParseError { message, .. } => self
                 .bar
                 .println(format!("  ✗ malformed tool call: {message}")),

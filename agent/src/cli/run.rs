@@ -3,20 +3,22 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use agent::Device;
 use agent::backend::DiskCacheStats;
-use agent::events::{JsonLines, StopReason, TraceWriter};
+use agent::events::{Event, JsonLines, Observer, StopReason, TraceWriter, Usage};
 use agent::models::{self, agent_home};
 use agent::task::{
-    MAX_RESULT_BYTES_RANGE, MAX_RESULT_TOKENS_RANGE, MAX_STEPS_RANGE, Sampling, Task, ThinkingSpec,
+    MAX_RESULT_BYTES_RANGE, MAX_RESULT_TOKENS_RANGE, MAX_STEPS_RANGE, SECONDS_RANGE, Sampling,
+    Task, ThinkingSpec, parse_duration,
 };
 use agent::{Agent, BuildError, RunConfig};
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::progress::ProgressLine;
-use super::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED};
+use super::{EXIT_BAD_INPUT, EXIT_FAILED};
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -36,6 +38,12 @@ pub struct RunArgs {
     /// `max_result_tokens`.
     #[arg(long, value_parser = clap::value_parser!(u64).range(*MAX_RESULT_TOKENS_RANGE.start()..=*MAX_RESULT_TOKENS_RANGE.end()))]
     max_result_tokens: Option<u64>,
+    /// The most time the run may take (90s, 30m, 2h); overrides the task's `time_limit`.
+    #[arg(long, value_parser = parse_seconds, value_name = "DURATION")]
+    time_limit: Option<u64>,
+    /// The most time one tool call may take (90s, 5m); overrides the task's `tool_timeout`.
+    #[arg(long, value_parser = parse_seconds, value_name = "DURATION")]
+    tool_timeout: Option<u64>,
     /// Seed for sampling (with a temperature above 0).
     #[arg(long)]
     seed: Option<u64>,
@@ -96,6 +104,22 @@ impl agent::events::Observer for ShowThinking {
     }
 }
 
+/// `--time-limit`, `--tool-timeout`: a task file's durations.
+fn parse_seconds(s: &str) -> Result<u64, String> {
+    let secs = parse_duration(s).ok_or_else(|| {
+        format!("{s:?} is not a duration: seconds, or a number with s, m or h (90s, 5m, 2h)")
+    })?;
+    if SECONDS_RANGE.contains(&secs) {
+        Ok(secs)
+    } else {
+        Err(format!(
+            "{secs} seconds is out of range: must be between {} and {}",
+            SECONDS_RANGE.start(),
+            SECONDS_RANGE.end()
+        ))
+    }
+}
+
 /// `--thinking`, in the same syntax as the task file's `thinking:`.
 fn parse_thinking(s: &str) -> Result<ThinkingSpec, String> {
     serde_yaml_ng::from_str(s).map_err(|e| format!("{e}"))
@@ -129,6 +153,12 @@ pub fn main(args: RunArgs) -> ExitCode {
     if let Some(n) = args.max_result_tokens {
         builder = builder.max_result_tokens(n);
     }
+    if let Some(s) = args.time_limit {
+        builder = builder.time_limit(Duration::from_secs(s));
+    }
+    if let Some(s) = args.tool_timeout {
+        builder = builder.tool_timeout(Duration::from_secs(s));
+    }
     if let Some(seed) = args.seed {
         let sampling = task.front.sampling.clone().unwrap_or_default();
         builder = builder.sampling(Sampling {
@@ -155,7 +185,7 @@ pub fn main(args: RunArgs) -> ExitCode {
         .unwrap_or_else(|| agent_home().join("runs").join(format!("{run_id}.jsonl")));
     // Before anything starts: a run whose trace cannot be written fails at once, with nothing
     // (MCP servers, the model) to shut down.
-    let trace = match TraceWriter::create(&trace_path) {
+    let mut trace = match TraceWriter::create(&trace_path) {
         Ok(t) => t,
         Err(e) => {
             return fail(
@@ -173,12 +203,46 @@ pub fn main(args: RunArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(EXIT_FAILED, format!("cannot start the async runtime: {e}")),
     };
-    rt.block_on(async move {
+    let code = rt.block_on(async move {
         let progress = (!args.json && std::io::stderr().is_terminal()).then(ProgressLine::new);
         if let Some(p) = &progress {
             builder = builder.on_status(p.status());
         }
-        let agent = match builder.build().await {
+        // From here on a signal ends the run cleanly: while the model loads and the MCP
+        // servers start (dropping the build stops them, process groups and all), or later.
+        let cancel = CancellationToken::new();
+        let signals = super::Interrupts::install(cancel.clone());
+        let started = std::time::Instant::now();
+        let built = tokio::select! {
+            biased;
+            () = cancel.cancelled() => None,
+            built = builder.build() => Some(built),
+        };
+        let Some(built) = built else {
+            drop(progress);
+            trace.event(&Event::Final {
+                answer: serde_json::Value::Null,
+                text: String::new(),
+                steps: 0,
+                stop: StopReason::Cancelled,
+                usage: Usage::default(),
+                elapsed_secs: started.elapsed().as_secs_f64(),
+            });
+            if let Some(e) = trace_failure.get() {
+                return fail(
+                    EXIT_FAILED,
+                    format!("the trace {} is incomplete: {e}", trace_path.display()),
+                );
+            }
+            return fail(
+                signals.exit_code(),
+                format!(
+                    "interrupted while starting (trace: {})",
+                    trace_path.display()
+                ),
+            );
+        };
+        let agent = match built {
             Ok(a) => a,
             Err(BuildError::Model(e)) if args.model.is_some() => {
                 return fail(
@@ -211,8 +275,6 @@ pub fn main(args: RunArgs) -> ExitCode {
         if let Some(p) = progress {
             run.observe(Box::new(p));
         }
-        let cancel = CancellationToken::new();
-        super::cancel_on_interrupt(cancel.clone());
         // The run ends with its observers, which clears the progress line before the answer
         // is printed.
         let outcome = run.run(&cfg, &cancel).await;
@@ -253,33 +315,29 @@ pub fn main(args: RunArgs) -> ExitCode {
                     }
                     ExitCode::SUCCESS
                 }
-                StopReason::MaxSteps => fail(
-                    EXIT_FAILED,
-                    format!(
-                        "no final answer after {} steps (trace: {})",
-                        o.steps,
-                        trace_path.display()
-                    ),
-                ),
-                StopReason::Error => fail(
-                    EXIT_FAILED,
-                    format!(
-                        "the run failed at step {} (trace: {})",
-                        o.steps,
-                        trace_path.display()
-                    ),
-                ),
                 StopReason::Cancelled => fail(
-                    EXIT_INTERRUPTED,
+                    signals.exit_code(),
                     format!(
-                        "interrupted at step {} (trace: {})",
-                        o.steps,
+                        "{} (trace: {})",
+                        o.stop.describe(o.steps),
+                        trace_path.display()
+                    ),
+                ),
+                other => fail(
+                    EXIT_FAILED,
+                    format!(
+                        "{} (trace: {})",
+                        other.describe(o.steps),
                         trace_path.display()
                     ),
                 ),
             },
         }
-    })
+    });
+    // A run interrupted while the model loads leaves the load on a blocking thread: do not
+    // wait for it (the MCP servers went with the build's tasks).
+    rt.shutdown_timeout(Duration::from_secs(2));
+    code
 }
 
 /// What the on-disk prefix cache did in this run, for stderr (nothing when it did nothing).

@@ -182,7 +182,8 @@ pub fn main(mut args: ServeArgs) -> ExitCode {
             }
         };
         let shutdown = CancellationToken::new();
-        super::cancel_on_interrupt(shutdown.clone());
+        // SIGINT, SIGTERM and SIGHUP stop the server cleanly (its MCP servers with it).
+        let _signals = super::Interrupts::install(shutdown.clone());
         let served = match args.http {
             None => {
                 eprintln!("agent serve: ready on stdio ({model})");

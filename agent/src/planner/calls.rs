@@ -1,61 +1,100 @@
-//! One tool call of a step: run with its progress and the MCP servers' side events reaching
-//! observers, its result fitted to the prompt ([`results`](super::results)), and recorded.
+//! A step's tool calls: run concurrently (up to `parallel_calls`, each within `tool_timeout`)
+//! with their progress and the MCP servers' side events reaching observers, their results
+//! fitted to the prompt ([`results`](super::results)) and recorded in call order.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use agent_tools::builtin::FINAL_ANSWER;
-use agent_tools::{CallContext, ToolOutput};
+use agent_tools::{CallContext, ToolOutput, ToolRegistry};
 use serde_json::Value;
 use tokio::sync::mpsc;
+
+use futures_util::StreamExt;
 
 use super::{Run, RunConfig, results};
 use crate::events::{Event, Progress, ResultCut};
 use crate::prompt::{Message, ToolCall};
 
 impl Run<'_> {
-    /// Runs one call; returns the answer when it was a valid `final_answer`.
-    pub(super) async fn call_tool(
+    /// Runs a turn's calls and appends their results in call order; returns the answer when
+    /// one was a valid `final_answer` (calls after it are not made). Calls up to an answer
+    /// run at once, `parallel_calls` at a time.
+    pub(super) async fn call_tools(
         &mut self,
         cfg: &RunConfig,
         step: u32,
-        k: usize,
-        call: &ToolCall,
+        calls: &[ToolCall],
         progress: &mut Progress,
         messages: &mut Vec<Message>,
     ) -> Option<Value> {
-        let id = format!("call_{step}_{k}");
-        self.emit(Event::ToolCall {
-            step,
-            id: id.clone(),
-            name: call.name.clone(),
-            arguments: call.arguments.clone(),
-        });
-        progress.tool = Some(call.name.clone());
+        let mut start = 0;
+        while start < calls.len() {
+            // A batch: the calls before the next answer, or the answer alone.
+            let end = match calls[start..].iter().position(|c| c.name == FINAL_ANSWER) {
+                Some(0) => start + 1,
+                Some(i) => start + i,
+                None => calls.len(),
+            };
+            let outs = self
+                .run_batch(cfg, step, start, &calls[start..end], progress)
+                .await;
+            for (k, (call, out)) in (start..end).zip(calls[start..end].iter().zip(outs)) {
+                if let Some(answer) = self.record(cfg, step, k, call, out, messages).await {
+                    return Some(answer);
+                }
+            }
+            start = end;
+        }
+        None
+    }
+
+    /// Runs `calls` (numbered from `first` in the turn) concurrently, their progress and the
+    /// MCP servers' side events reaching observers as they come; outputs in call order.
+    async fn run_batch(
+        &mut self,
+        cfg: &RunConfig,
+        step: u32,
+        first: usize,
+        calls: &[ToolCall],
+        progress: &mut Progress,
+    ) -> Vec<ToolOutput> {
+        let id = |k: usize| format!("call_{step}_{}", first + k);
+        for (k, call) in calls.iter().enumerate() {
+            self.emit(Event::ToolCall {
+                step,
+                id: id(k),
+                name: call.name.clone(),
+                arguments: call.arguments.clone(),
+            });
+        }
+        progress.tool = Some(
+            calls
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
         for o in &mut self.observers {
             o.progress(progress);
         }
-        // Progress reports and side events reach observers while the call runs.
         let (tx, mut reports) = mpsc::unbounded_channel();
-        let cx = CallContext::with_progress(move |p| {
-            let _ = tx.send(p);
-        });
         let tools = self.tools.clone();
-        // Valid by the schema but meaningless (see `echoed_description`): refused here, for the
-        // model, rather than in the registry, which also serves people and MCP clients.
-        let echoed = tools
-            .get(&call.name)
-            .and_then(|t| agent_tools::echoed_description(&t.spec().parameters, &call.arguments));
-        let running = async {
-            match echoed {
-                Some(p) => ToolOutput::error(format!(
-                    "tool `{}`: `{p}` holds the parameter's description, not a value: write the actual {p} the task gives",
-                    call.name
-                )),
-                None => tools.call(&call.name, call.arguments.clone(), cx).await,
-            }
-        };
+        let running = calls.iter().enumerate().map(|(k, call)| {
+            let tx = tx.clone();
+            // Progress reports and side events reach observers while the call runs.
+            let cx = CallContext::with_progress(move |p| {
+                let _ = tx.send((k, p));
+            });
+            run_one(tools.clone(), call.clone(), cx, cfg.tool_timeout)
+        });
+        let running: Vec<_> = running.collect();
+        drop(tx);
+        let running = futures_util::stream::iter(running)
+            .buffered(cfg.parallel_calls.max(1))
+            .collect::<Vec<_>>();
         tokio::pin!(running);
-        let out = loop {
+        let outs = loop {
             let side = async {
                 match &mut self.side_events {
                     Some(rx) => rx.recv().await,
@@ -63,8 +102,8 @@ impl Run<'_> {
                 }
             };
             tokio::select! {
-                out = &mut running => break out,
-                Some(p) = reports.recv() => {
+                outs = &mut running => break outs,
+                Some((k, p)) = reports.recv() => {
                     progress.tool_progress = Some(match p.total {
                         Some(t) => format!("{}/{}", p.progress, t),
                         None => format!("{}", p.progress),
@@ -72,22 +111,36 @@ impl Run<'_> {
                     for o in &mut self.observers {
                         o.progress(progress);
                     }
-                    self.emit(Event::ToolProgress { step, id: id.clone(), name: call.name.clone(), progress: p.progress, total: p.total, message: p.message });
+                    self.emit(Event::ToolProgress { step, id: id(k), name: calls[k].name.clone(), progress: p.progress, total: p.total, message: p.message });
                 }
                 Some(e) = side => self.emit(e),
             }
         };
-        while let Ok(p) = reports.try_recv() {
+        while let Ok((k, p)) = reports.try_recv() {
             self.emit(Event::ToolProgress {
                 step,
-                id: id.clone(),
-                name: call.name.clone(),
+                id: id(k),
+                name: calls[k].name.clone(),
                 progress: p.progress,
                 total: p.total,
                 message: p.message,
             });
         }
         progress.tool_progress = None;
+        outs
+    }
+
+    /// Records call `k`'s output: its event, and its result (fitted) in the conversation;
+    /// returns the answer when it was a valid `final_answer`.
+    async fn record(
+        &mut self,
+        cfg: &RunConfig,
+        step: u32,
+        k: usize,
+        call: &ToolCall,
+        out: ToolOutput,
+        messages: &mut Vec<Message>,
+    ) -> Option<Value> {
         let answer = call.name == FINAL_ANSWER && !out.is_error;
         let (shown, cut) = if answer {
             (String::new(), None)
@@ -96,7 +149,7 @@ impl Run<'_> {
         };
         self.emit(Event::ToolResult {
             step,
-            id,
+            id: format!("call_{step}_{k}"),
             name: call.name.clone(),
             content: out.content.clone(),
             is_error: out.is_error,
@@ -173,5 +226,38 @@ impl Run<'_> {
             file,
         };
         (shown, Some(cut))
+    }
+}
+
+/// One call, refused when meaningless and cancelled (dropped: an MCP server is told) when it
+/// outlasts `timeout`.
+async fn run_one(
+    tools: ToolRegistry,
+    call: ToolCall,
+    cx: CallContext,
+    timeout: Option<Duration>,
+) -> ToolOutput {
+    // Valid by the schema but meaningless (see `echoed_description`): refused here, for the
+    // model, rather than in the registry, which also serves people and MCP clients.
+    let echoed = tools
+        .get(&call.name)
+        .and_then(|t| agent_tools::echoed_description(&t.spec().parameters, &call.arguments));
+    if let Some(p) = echoed {
+        return ToolOutput::error(format!(
+            "tool `{}`: `{p}` holds the parameter's description, not a value: write the actual {p} the task gives",
+            call.name
+        ));
+    }
+    let running = tools.call(&call.name, call.arguments.clone(), cx);
+    match timeout {
+        None => running.await,
+        Some(limit) => match tokio::time::timeout(limit, running).await {
+            Ok(out) => out,
+            Err(_) => ToolOutput::error(format!(
+                "tool `{}` did not finish within {}s (the run's tool_timeout) and was cancelled",
+                call.name,
+                limit.as_secs()
+            )),
+        },
     }
 }

@@ -2,7 +2,7 @@
 //! `agent run`, `agent serve` and programs, so they share every default.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
@@ -57,6 +57,17 @@ pub struct RunConfig {
     /// Where whole results that were cut are written (`result-ID.txt`); `None`: kept in
     /// memory only.
     pub results_dir: Option<std::path::PathBuf>,
+    /// Compact the conversation when the next prompt would fill this fraction of the context
+    /// window (`compact_at`); `None`: never (`compact: false`), the run stops at the window.
+    pub compact_at: Option<f64>,
+    /// How many identical calls or replies are a loop (`loop_repeats`, at least 2).
+    pub loop_repeats: u32,
+    /// How many of one turn's calls run at once (`parallel_calls`, at least 1).
+    pub parallel_calls: usize,
+    /// The most time the run may take (`time_limit`).
+    pub time_limit: Option<Duration>,
+    /// The most time one tool call may take (`tool_timeout`).
+    pub tool_timeout: Option<Duration>,
 }
 
 impl RunConfig {
@@ -71,6 +82,7 @@ impl RunConfig {
         thinking: Option<&ThinkingSpec>,
     ) -> RunConfig {
         let s = front.sampling_or_default();
+        let limits = &front.limits;
         RunConfig {
             run_id,
             task_name: task.path.display().to_string(),
@@ -93,9 +105,9 @@ impl RunConfig {
             // (about 3-4 characters a token in prose and code, so real arguments stay clear of
             // it).
             max_string_chars: Some(max_tokens.saturating_mul(3)),
-            // One call per turn, as the system prompt asks: a small model otherwise repeats
-            // calls until the token limit cuts the last one.
-            max_calls: Some(1),
+            // One call per turn unless the task allows more (the system prompt says which): a
+            // small model otherwise repeats calls until the token limit cuts the last one.
+            max_calls: Some(to_usize(u64::from(limits.max_calls_or_default()))),
             format: front.tool_format,
             thinking: ThinkingPolicy::Kinds(
                 thinking
@@ -103,9 +115,14 @@ impl RunConfig {
                     .map(ThinkingSpec::policy)
                     .unwrap_or_default(),
             ),
-            max_result_bytes: front.max_result_bytes.map(to_usize),
-            max_result_tokens: front.max_result_tokens.map(to_usize),
+            max_result_bytes: limits.max_result_bytes.map(to_usize),
+            max_result_tokens: limits.max_result_tokens.map(to_usize),
             results_dir: None,
+            compact_at: limits.compact_at_or_default(),
+            loop_repeats: limits.loop_repeats_or_default(),
+            parallel_calls: to_usize(u64::from(limits.parallel_calls_or_default())),
+            time_limit: limits.time_limit(),
+            tool_timeout: limits.tool_timeout(),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! when cancelled (the trace is kept either way).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use agent_tools::ToolRegistry;
 use agent_tools::builtin::{FINAL_ANSWER, FinalAnswer};
@@ -11,83 +11,42 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{BackendError, Finish, GenRequest, ModelInfo};
-use crate::events::{Event, Events, Observer, Progress, StepKind, StopReason};
-use crate::formats::ToolChoice;
-use crate::formats::{self, Format, GrammarError, GrammarOptions, Thinking};
-use crate::prompt::{self, Family, Message, Qwen3Variant, RenderError, Role};
+use crate::backend::{Finish, GenRequest};
+use crate::events::{Event, Events, Observer, Progress, StepKind, StopReason, Usage};
+use crate::formats::{self, GrammarError};
+use crate::prompt::{self, Message, Role};
 use crate::thinking::{self, StepContext};
 
 mod agent;
 mod calls;
 mod chat;
+mod compact;
 mod config;
+mod guard;
 mod handoff;
+mod outcome;
 pub mod results;
+mod step_grammar;
+
+use compact::{StepPrompt, Window};
+use guard::{LoopGuard, Verdict};
 
 pub use agent::Agent;
 pub(crate) use agent::Origin;
 pub use chat::Chat;
 pub use config::{DEFAULT_MAX_TOKENS, RunConfig, new_run_id};
+pub use outcome::{Outcome, RunError};
+use step_grammar::answer_from_text;
+pub use step_grammar::{call_format, step_grammar};
 
 /// The agent's standing instructions. Short on purpose: small models follow short prompts.
 pub const SYSTEM_PROMPT: &str = "You are a helpful assistant that completes the user's task. Use the tools when they help; call one tool at a time and wait for its result. When you know the answer, call final_answer with it.";
 
-/// Told to the model when it repeats a call it already made.
-const REPEAT_NOTE: &str =
-    "You already made that call and have its result above. Give your final answer now.";
+/// [`SYSTEM_PROMPT`] for runs whose turns may make several calls (`max_calls` above 1).
+pub const SYSTEM_PROMPT_PARALLEL: &str = "You are a helpful assistant that completes the user's task. Use the tools when they help; calls that do not depend on each other can go in one turn, and their results come back together. When you know the answer, call final_answer with it.";
 
 /// Told to the model before its last allowed step.
 const LAST_STEP_NOTE: &str = "You have one step left. Give your final answer now.";
-
-/// How a run ended: its answer, if any, and the conversation.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Outcome {
-    /// The answer (a JSON string for text answers); `None` when the run stopped without one.
-    pub answer: Option<Value>,
-    /// How many steps (model turns) the run took.
-    pub steps: u32,
-    /// Why the run stopped.
-    pub stop: StopReason,
-    /// The whole conversation, for library users who continue it.
-    pub messages: Vec<Message>,
-}
-
-impl Outcome {
-    /// The answer as the CLI prints it: text as is, JSON pretty-printed.
-    pub fn answer_text(&self) -> Option<String> {
-        self.answer.as_ref().map(|a| match a {
-            Value::String(s) => s.clone(),
-            other => serde_json::to_string_pretty(other).unwrap_or_else(|_| other.to_string()),
-        })
-    }
-}
-
-/// Why a run failed, or why its [`Outcome`] holds no answer of the kind asked for.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// The model backend failed.
-    #[error(transparent)]
-    Backend(#[from] BackendError),
-    /// A step's prompt could not be rendered.
-    #[error(transparent)]
-    Render(#[from] RenderError),
-    /// A step's call grammar could not be written (e.g. `tool_choice` names a tool that is not
-    /// enabled).
-    #[error(transparent)]
-    Grammar(#[from] GrammarError),
-    /// A run that had to answer ([`Agent::run_typed`], a sub-agent) stopped without one.
-    #[error("the run stopped without an answer ({stop:?} after {steps} steps)")]
-    NoAnswer {
-        /// Why the run stopped.
-        stop: StopReason,
-        /// How many steps the run took.
-        steps: u32,
-    },
-    /// The answer passed the output schema but not the Rust type's own checks.
-    #[error("the answer does not fit its type: {0}")]
-    AnswerType(#[source] serde_json::Error),
-}
 
 /// One run of an [`Agent`]: its observers, and what it has done so far. Made by
 /// [`Agent::runner`]; [`Run::run`] uses it up.
@@ -98,10 +57,14 @@ pub struct Run<'a> {
     /// The conversation this run continues ([`Run::history`]); empty for a new one.
     history: Vec<Message>,
     observers: Vec<Box<dyn Observer + 'a>>,
-    /// Calls made so far (name and arguments), to notice a model going round in circles.
-    seen_calls: std::collections::HashSet<String>,
+    /// Calls and replies so far, to notice a model going round in circles.
+    guard: LoopGuard,
     /// Reasoning tokens spent so far in the run.
     thinking_used: usize,
+    /// Tokens of every completion so far (steps and summaries).
+    usage: Usage,
+    /// Where the run's task is in the conversation: compaction keeps everything up to it.
+    task_index: usize,
     /// The last tool result's content, for thinking policies.
     last_tool_result: Option<String>,
     /// Events from outside the loop (MCP servers starting, failing, sampling), merged into
@@ -124,6 +87,7 @@ impl Observer for Forward {
 enum StepEnd {
     Continue(StepKind),
     Done(Value),
+    Stop(StopReason),
 }
 
 impl<'a> Run<'a> {
@@ -211,11 +175,24 @@ impl<'a> Run<'a> {
             tools: self.tools.names(),
             context_window: info.max_context,
         });
+        let started = Instant::now();
         let mut messages = std::mem::take(&mut self.history);
         if messages.is_empty() {
-            messages.push(Message::system(SYSTEM_PROMPT));
+            messages.push(Message::system(if cfg.max_calls.is_none_or(|n| n <= 1) {
+                SYSTEM_PROMPT
+            } else {
+                SYSTEM_PROMPT_PARALLEL
+            }));
         }
         messages.push(Message::user(cfg.instructions.clone()));
+        self.task_index = messages.len() - 1;
+        let time_up = async {
+            match cfg.time_limit {
+                Some(limit) => tokio::time::sleep(limit).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(time_up);
         let mut kind = StepKind::Plan;
         for step in 1..=cfg.max_steps {
             if step == cfg.max_steps && step > 1 && kind != StepKind::Answer {
@@ -224,30 +201,36 @@ impl<'a> Run<'a> {
             }
             let end = tokio::select! {
                 biased;
-                () = cancel.cancelled() => None,
-                r = self.step(cfg, step, kind, &mut messages) => Some(r),
+                () = cancel.cancelled() => Ok(StepEnd::Stop(StopReason::Cancelled)),
+                () = &mut time_up => Ok(StepEnd::Stop(StopReason::TimeLimit)),
+                r = self.step(cfg, step, kind, &mut messages) => r,
             };
-            // A failed step still ends the trace: the error, then the final event.
-            let end = match end {
-                Some(Err(e)) => {
+            let stop = |s: &mut Self, answer, stop, messages| {
+                s.finish(answer, step, stop, messages, started.elapsed())
+            };
+            match end {
+                // A failed step still ends the trace: the error, then the final event.
+                Err(e) => {
                     self.emit(Event::Error {
                         message: e.to_string(),
                     });
-                    self.finish(None, step, StopReason::Error, messages);
+                    stop(self, None, StopReason::Error, messages);
                     return Err(e);
                 }
-                Some(Ok(end)) => Some(end),
-                None => None,
-            };
-            match end {
-                None => return Ok(self.finish(None, step, StopReason::Cancelled, messages)),
-                Some(StepEnd::Done(answer)) => {
-                    return Ok(self.finish(Some(answer), step, StopReason::Answer, messages));
+                Ok(StepEnd::Stop(reason)) => return Ok(stop(self, None, reason, messages)),
+                Ok(StepEnd::Done(answer)) => {
+                    return Ok(stop(self, Some(answer), StopReason::Answer, messages));
                 }
-                Some(StepEnd::Continue(next)) => kind = next,
+                Ok(StepEnd::Continue(next)) => kind = next,
             }
         }
-        Ok(self.finish(None, cfg.max_steps, StopReason::MaxSteps, messages))
+        Ok(self.finish(
+            None,
+            cfg.max_steps,
+            StopReason::MaxSteps,
+            messages,
+            started.elapsed(),
+        ))
     }
 
     fn finish(
@@ -256,6 +239,7 @@ impl<'a> Run<'a> {
         steps: u32,
         stop: StopReason,
         messages: Vec<Message>,
+        elapsed: Duration,
     ) -> Outcome {
         self.drain_side_events();
         let outcome = Outcome {
@@ -270,6 +254,8 @@ impl<'a> Run<'a> {
             text,
             steps,
             stop,
+            usage: self.usage,
+            elapsed_secs: elapsed.as_secs_f64(),
         });
         outcome
     }
@@ -321,11 +307,34 @@ impl<'a> Run<'a> {
                 Err(e) => return Err(e.into()),
             }
         };
-        let mut prompt =
-            prompt::render(&info.family, &info.template, messages, &specs, think.render)?;
-        prompt.push_str(think.prefill);
-        // What the step's prompt takes of the window, before it is sent.
-        let prompt_tokens = backend.count_tokens(&prompt).await?;
+        let view = StepPrompt {
+            specs: &specs,
+            render: think.render,
+            prefill: think.prefill,
+        };
+        // What the step's prompt takes of the window, before it is sent: compacted when it
+        // takes too much, and never sent when it leaves the step no room.
+        let (mut prompt, mut prompt_tokens) =
+            compact::render_counted(&backend, &view, messages).await?;
+        if let (Some(window), Some(tokens)) = (info.max_context, prompt_tokens) {
+            let window = Window::new(cfg, window);
+            if cfg.compact_at.is_some() && window.wants_compaction(tokens) {
+                self.compact(cfg, step, &view, &window, tokens, messages)
+                    .await?;
+                (prompt, prompt_tokens) =
+                    compact::render_counted(&backend, &view, messages).await?;
+            }
+            let tokens = prompt_tokens.unwrap_or(tokens);
+            if !window.fits(tokens) {
+                self.emit(Event::Error {
+                    message: format!(
+                        "step {step}'s prompt ({tokens} tokens) leaves less than {} of the model's {}-token context window",
+                        window.min_room, window.tokens
+                    ),
+                });
+                return Ok(StepEnd::Stop(StopReason::ContextFull));
+            }
+        }
         let req = GenRequest {
             prompt,
             max_tokens: cfg.max_tokens_per_step,
@@ -379,6 +388,7 @@ impl<'a> Run<'a> {
         let parsed = formats::collect(live, seen);
 
         self.thinking_used += out.thinking.tokens;
+        self.usage.add(&out.stats, out.thinking.tokens);
         self.emit(Event::ModelOutput {
             step,
             text: out.text.clone(),
@@ -404,15 +414,27 @@ impl<'a> Run<'a> {
         messages.push(assistant);
 
         let mut next = StepKind::Act;
-        // A turn that only repeats earlier calls has nothing new to learn: the results are in
-        // the conversation already, so the next step is for the answer.
-        let mut fresh = false;
-        for c in &parsed.calls {
-            fresh |= self.seen_calls.insert(format!("{}{}", c.name, c.arguments));
+        // A turn that ends the run is no loop; any other is counted by the guard.
+        let answers = parsed.calls.iter().any(|c| c.name == FINAL_ANSWER)
+            || (parsed.calls.is_empty()
+                && parsed.errors.is_empty()
+                && !parsed.content.is_empty()
+                && cfg.output_schema.is_none());
+        let verdict = if answers {
+            Verdict::Fresh
+        } else {
+            let cut = out.finish == Finish::Length;
+            self.guard.turn(
+                cfg.loop_repeats,
+                &out.text,
+                &parsed.content,
+                &parsed.calls,
+                cut,
+            )
+        };
+        if verdict == Verdict::Stop {
+            return Ok(StepEnd::Stop(StopReason::Loop));
         }
-        let repeats = !fresh
-            && !parsed.calls.is_empty()
-            && parsed.calls.iter().all(|c| c.name != FINAL_ANSWER);
         for e in &parsed.errors {
             self.emit(Event::ParseError {
                 step,
@@ -426,22 +448,21 @@ impl<'a> Run<'a> {
             )));
             next = StepKind::Recover;
         }
-        for (k, call) in parsed.calls.iter().enumerate() {
-            if let Some(answer) = self
-                .call_tool(cfg, step, k, call, &mut progress, messages)
-                .await
-            {
-                return Ok(StepEnd::Done(answer));
-            }
-            if messages
-                .last()
-                .is_some_and(|m| m.role == Role::Tool && m.content.starts_with("Error:"))
-            {
-                next = StepKind::Recover;
-            }
+        let called = messages.len();
+        if let Some(answer) = self
+            .call_tools(cfg, step, &parsed.calls, &mut progress, messages)
+            .await
+        {
+            return Ok(StepEnd::Done(answer));
         }
-        if repeats && next == StepKind::Act {
-            messages.push(Message::user(REPEAT_NOTE));
+        if messages[called..]
+            .iter()
+            .any(|m| m.role == Role::Tool && m.content.starts_with("Error:"))
+        {
+            next = StepKind::Recover;
+        }
+        if let Verdict::Warn(note) = verdict {
+            messages.push(Message::user(note));
             return Ok(StepEnd::Continue(StepKind::Answer));
         }
         if !parsed.calls.is_empty() || !parsed.errors.is_empty() {
@@ -471,61 +492,4 @@ impl<'a> Run<'a> {
             },
         }
     }
-}
-
-/// The tool-call format a family writes, and whether its prompt opens the thinking block.
-pub fn call_format(family: &Family) -> (Format, bool) {
-    match family {
-        Family::Llama4 => (Format::Llama4Json, false),
-        Family::Qwen3Coder => (Format::Qwen3Coder, false),
-        Family::Qwen3(Qwen3Variant::Thinking2507) => (Format::Qwen3, true),
-        _ => (Format::Qwen3, false),
-    }
-}
-
-/// The grammar of one step: the task's tool choice over the enabled tools, except that on the
-/// last step the only call left to make is the answer.
-/// `thinking`: what the step's thinking plan lets come before the answer.
-pub fn step_grammar(
-    info: &ModelInfo,
-    cfg: &RunConfig,
-    kind: StepKind,
-    specs: &[agent_tools::ToolSpec],
-    thinking: Thinking,
-) -> Result<String, GrammarError> {
-    let format = cfg.format.unwrap_or(call_format(&info.family).0);
-    let opts = GrammarOptions {
-        format,
-        thinking,
-        special_tokens: info.special_tokens.clone(),
-        max_string_chars: cfg.max_string_chars,
-        max_calls: cfg.max_calls,
-    };
-    if kind == StepKind::Answer && specs.iter().any(|s| s.name == FINAL_ANSWER) {
-        let choice = match cfg.tool_choice {
-            ToolChoice::Auto => ToolChoice::Auto,
-            ToolChoice::None => ToolChoice::None,
-            ToolChoice::Required | ToolChoice::Tool(_) => ToolChoice::Tool(FINAL_ANSWER.into()),
-        };
-        let answer: Vec<_> = specs
-            .iter()
-            .filter(|s| s.name == FINAL_ANSWER)
-            .cloned()
-            .collect();
-        return formats::lark(&opts, &answer, &choice);
-    }
-    formats::lark(&opts, specs, &cfg.tool_choice)
-}
-
-/// A structured answer given as plain text: JSON, possibly fenced, valid against `schema`.
-fn answer_from_text(text: &str, schema: &Value) -> Result<Value, String> {
-    let t = text.trim();
-    let t = t
-        .strip_prefix("```json")
-        .or_else(|| t.strip_prefix("```"))
-        .map_or(t, |b| b.trim_end().trim_end_matches("```"))
-        .trim();
-    let v: Value = serde_json::from_str(t).map_err(|e| format!("not valid JSON ({e})"))?;
-    agent_tools::validate_arguments(schema, &v).map_err(|e| e.to_string())?;
-    Ok(v)
 }

@@ -486,32 +486,19 @@ impl State {
                 }
             })
             .sum();
-        let stop = match outcome.stop {
-            StopReason::Answer => "answer",
-            StopReason::MaxSteps => "max_steps",
-            StopReason::Cancelled => "cancelled",
-            StopReason::Error => "error",
-        };
+        let stop = outcome.stop.name();
         let structured = json!({
             "answer": outcome.answer, "stop": stop, "steps": outcome.steps, "tool_calls": tool_calls,
             "thinking_tokens": thinking_tokens, "run_id": run_id, "trace": format!("agent://runs/{run_id}"),
         });
+        // A failed run is returned as an error by `Agent::run`, handled above.
         let mut result = match outcome.stop {
             StopReason::Answer => CallToolResult::success(vec![ContentBlock::text(
                 outcome.answer_text().unwrap_or_default(),
             )]),
-            StopReason::MaxSteps => CallToolResult::error(vec![ContentBlock::text(format!(
-                "no final answer after {} steps (trace: agent://runs/{run_id})",
-                outcome.steps
-            ))]),
-            StopReason::Cancelled => CallToolResult::error(vec![ContentBlock::text(format!(
-                "cancelled at step {} (trace: agent://runs/{run_id})",
-                outcome.steps
-            ))]),
-            // A failed run is returned as an error by `Agent::run`, handled above.
-            StopReason::Error => CallToolResult::error(vec![ContentBlock::text(format!(
-                "the run failed at step {} (trace: agent://runs/{run_id})",
-                outcome.steps
+            other => CallToolResult::error(vec![ContentBlock::text(format!(
+                "{} (trace: agent://runs/{run_id})",
+                other.describe(outcome.steps)
             ))]),
         };
         result.structured_content = Some(structured);

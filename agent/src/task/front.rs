@@ -9,6 +9,7 @@ use super::check::{
     Checked, FieldError, Seg, child, describe, entries, integer, integer_u32, number, string,
     wrong_type,
 };
+use super::limits::{self, RunLimits};
 use super::output::{OutputSpec, check_output};
 use super::thinking::{ThinkingSpec, check_thinking};
 use super::tools::{ToolSource, check_tools};
@@ -18,12 +19,6 @@ use crate::thinking::ThinkingPolicySpec;
 pub use crate::models::DEFAULT_MODEL;
 /// Steps (model turns) per run when not set.
 pub const DEFAULT_MAX_STEPS: u32 = 8;
-/// Allowed `max_result_bytes`: from a few lines to 64 MiB.
-pub const MAX_RESULT_BYTES_RANGE: RangeInclusive<u64> = 256..=(64 << 20);
-
-/// Allowed `max_result_tokens`.
-pub const MAX_RESULT_TOKENS_RANGE: RangeInclusive<u64> = 64..=10_000_000;
-
 /// Allowed `max_steps` (also for `--max-steps`). The upper bound catches typos
 /// (`max_steps: 80000`) that would otherwise burn hours of compute.
 pub const MAX_STEPS_RANGE: RangeInclusive<u32> = 1..=1000;
@@ -52,14 +47,10 @@ pub struct FrontMatter {
     /// Most model turns in one run, within [`MAX_STEPS_RANGE`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_steps: Option<u32>,
-    /// The most bytes of one tool result the prompt holds; a longer one is cut to its head
-    /// and tail, the whole kept for `read_result`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_result_bytes: Option<u64>,
-    /// The most tokens of one tool result the prompt holds (default: an eighth of the
-    /// model's context window).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_result_tokens: Option<u64>,
+    /// What bounds the run: tool results in the prompt, compaction, loops, calls per turn,
+    /// time (top-level keys, see [`RunLimits`]).
+    #[serde(flatten)]
+    pub limits: RunLimits,
     /// The tools offered to the model, as sources (`builtin`, `builtin:NAME`, `wasm:…`);
     /// `final_answer` is always there besides.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -197,13 +188,20 @@ impl FrontMatter {
     }
 }
 
-const TOP_KEYS: [&str; 14] = [
+const TOP_KEYS: [&str; 21] = [
     "model",
     "device",
     "isq",
     "max_steps",
     "max_result_bytes",
     "max_result_tokens",
+    "compact",
+    "compact_at",
+    "loop_repeats",
+    "max_calls",
+    "parallel_calls",
+    "time_limit",
+    "tool_timeout",
     "tools",
     "thinking",
     "sampling",
@@ -254,17 +252,8 @@ pub(crate) fn check_front_matter(value: &Value) -> Checked<FrontMatter> {
                 let (min, max) = (*MAX_STEPS_RANGE.start(), *MAX_STEPS_RANGE.end());
                 front.max_steps = Some(integer_u32(value, &path, min, max)?);
             }
-            "max_result_bytes" => {
-                let (min, max) = (
-                    *MAX_RESULT_BYTES_RANGE.start(),
-                    *MAX_RESULT_BYTES_RANGE.end(),
-                );
-                front.max_result_bytes = Some(integer(value, &path, min, max)?);
-            }
-            "max_result_tokens" => {
-                let range = &MAX_RESULT_TOKENS_RANGE;
-                front.max_result_tokens =
-                    Some(integer(value, &path, *range.start(), *range.end())?);
+            k if limits::KEYS.contains(&k) => {
+                limits::check_key(&mut front.limits, k, value, &path)?
             }
             "tools" => front.tools = Some(check_tools(value, &path)?),
             "thinking" => front.thinking = Some(check_thinking(value, &path)?),
@@ -564,8 +553,17 @@ mod tests {
             device: Some(Device::Cuda),
             isq: Some("Q4K".into()),
             max_steps: Some(5),
-            max_result_bytes: Some(4096),
-            max_result_tokens: Some(1000),
+            limits: RunLimits {
+                max_result_bytes: Some(4096),
+                max_result_tokens: Some(1000),
+                compact: Some(false),
+                compact_at: Some(0.5),
+                loop_repeats: Some(4),
+                max_calls: Some(3),
+                parallel_calls: Some(2),
+                time_limit: Some(3600),
+                tool_timeout: Some(30),
+            },
             tools: Some(vec![
                 ToolSource::AllBuiltins,
                 ToolSource::Builtin("read_file".into()),

@@ -13,6 +13,7 @@
 mod check;
 mod error;
 mod front;
+mod limits;
 mod locate;
 mod output;
 mod thinking;
@@ -26,8 +27,11 @@ use serde_yaml_ng::Value;
 pub use check::FieldError;
 pub use error::TaskError;
 pub use front::{
-    DEFAULT_MAX_STEPS, DEFAULT_MODEL, FrontMatter, MAX_RESULT_BYTES_RANGE, MAX_RESULT_TOKENS_RANGE,
-    MAX_STEPS_RANGE, Sampling, TEMPERATURE_RANGE,
+    DEFAULT_MAX_STEPS, DEFAULT_MODEL, FrontMatter, MAX_STEPS_RANGE, Sampling, TEMPERATURE_RANGE,
+};
+pub use limits::{
+    COMPACT_AT_RANGE, MAX_RESULT_BYTES_RANGE, MAX_RESULT_TOKENS_RANGE, RunLimits, SECONDS_RANGE,
+    parse_duration,
 };
 pub use output::OutputSpec;
 pub use thinking::ThinkingSpec;
@@ -145,8 +149,7 @@ impl FrontMatter {
             device: top.device.or(self.device),
             isq: top.isq.or(self.isq),
             max_steps: top.max_steps.or(self.max_steps),
-            max_result_bytes: top.max_result_bytes.or(self.max_result_bytes),
-            max_result_tokens: top.max_result_tokens.or(self.max_result_tokens),
+            limits: self.limits.overlay(top.limits),
             tools: top.tools.or(self.tools),
             thinking: top.thinking.or(self.thinking),
             sampling: top.sampling.or(self.sampling),
