@@ -240,3 +240,113 @@ fn sigterm_during_an_mcp_call_cancels_it_and_ends_the_trace() {
     assert_eq!(processes("mcp_fault_server --tag e2e-term-call"), 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Each step's prompt hash in `events`, by step.
+fn prompt_hashes(events: &[Value]) -> std::collections::BTreeMap<u64, String> {
+    of_kind(events, "model_output")
+        .iter()
+        .map(|e| {
+            (
+                e["step"].as_u64().unwrap(),
+                e["prompt_hash"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn trace_events(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// A run killed with SIGKILL in the middle of a step goes on from its last complete step with
+/// `agent resume`: every step after it sends exactly the prompt the uninterrupted run sent
+/// (same hash), and the run ends the same way, in the same trace.
+#[test]
+fn a_run_killed_mid_step_resumes_with_the_same_prompts() {
+    let dir = tmp_dir("resume");
+    std::fs::write(
+        dir.join("sums.md"),
+        "---\ntools: [builtin:calculator]\nmax_steps: 6\nloop_repeats: 1000\ntool_choice: {tool: calculator}\n---\nWhat is 17 * 23? Use the calculator.\n",
+    )
+    .unwrap();
+    let whole = dir.join("whole.jsonl");
+    let o = agent_in(
+        &dir,
+        &[
+            "run",
+            "sums.md",
+            "--json",
+            "--trace",
+            whole.to_str().unwrap(),
+        ],
+    );
+    let uninterrupted = events(&o);
+    let expected = prompt_hashes(&uninterrupted);
+    assert_eq!(expected.len(), 6, "{}", stderr(&o));
+
+    let killed = dir.join("killed.jsonl");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agent"))
+        .args(["run", "sums.md", "--trace", killed.to_str().unwrap()])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once step 3 is recorded: in the middle of step 4, or a little later.
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&killed)
+        .unwrap_or_default()
+        .contains(r#""event":"checkpoint","step":3"#)
+    {
+        assert!(started.elapsed().as_secs() < 120, "step 3 never ended");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = trace_events(&killed);
+    assert!(
+        of_kind(&before, "final").is_empty(),
+        "the run ended before the kill"
+    );
+
+    let o = agent_in(&dir, &["resume", killed.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let resumed = events(&o);
+    let after = resumed[0]["resumed_after"].as_u64().unwrap();
+    assert!((3..6).contains(&after), "{after}");
+    let got = prompt_hashes(&resumed);
+    assert_eq!(
+        got.keys().copied().collect::<Vec<_>>(),
+        (after + 1..=6).collect::<Vec<_>>()
+    );
+    // Each step's prompt is the uninterrupted run's as long as the model wrote the same turns
+    // (greedy, but a fresh process prefills what the other had cached: a last-bit difference
+    // in the logits could, in principle, pick another token).
+    let texts = |ev: &[Value]| -> std::collections::BTreeMap<u64, Value> {
+        of_kind(ev, "model_output")
+            .iter()
+            .map(|e| (e["step"].as_u64().unwrap(), e["text"].clone()))
+            .collect()
+    };
+    let (a_text, b_text) = (texts(&uninterrupted), texts(&resumed));
+    for (step, hash) in &got {
+        assert_eq!(hash, &expected[step], "step {step}'s prompt differs");
+        if a_text[step] != b_text[step] {
+            break;
+        }
+    }
+    let b = resumed.last().unwrap();
+    assert_eq!(
+        (&b["event"], &b["steps"]),
+        (&Value::from("final"), &Value::from(6))
+    );
+    // The same trace, appended to: the killed run's events, then the resumed run's.
+    let trace = trace_events(&killed);
+    assert_eq!(of_kind(&trace, "run_started").len(), 2);
+    assert_eq!(trace.last().unwrap()["event"], "final");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -8,14 +8,14 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::backend::{Finish, GenStats};
 use crate::thinking::Budget;
 
 /// Why a step runs; each kind gets its own thinking budget (see `docs/TASK_FORMAT.md`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepKind {
     /// The first step: read the task and plan.
@@ -93,7 +93,7 @@ impl Usage {
 }
 
 /// Tokens a run used in all (see [`Event::Final`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
     /// Prompt tokens of every completion (steps and summaries), cached ones included.
     pub prompt_tokens: usize,
@@ -128,6 +128,13 @@ pub enum Event {
         /// The model's context window in tokens, when known: no prompt may be longer.
         #[serde(skip_serializing_if = "Option::is_none")]
         context_window: Option<usize>,
+        /// How the run was set up, as its caller recorded it for `agent resume`
+        /// ([`RunConfig::settings`](crate::RunConfig::settings)).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        settings: Option<Value>,
+        /// The run continues an earlier one from the end of this step (`agent resume`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resumed_after: Option<u32>,
     },
     /// A step (one model turn, then its tool calls) began.
     StepStarted {
@@ -153,6 +160,9 @@ pub enum Event {
         reasoning: Option<String>,
         /// The completion without its reasoning block (the answer or the call).
         content: String,
+        /// A hash of the exact prompt text (FNV-1a, 64 bits, hex): equal prompts, equal
+        /// hashes, so a resumed run can be checked against an uninterrupted one.
+        prompt_hash: String,
         /// Why generation stopped.
         finish: Finish,
         /// Token counts and timings of the completion.
@@ -248,6 +258,9 @@ pub enum Event {
         /// How long the run took, in seconds.
         elapsed_secs: f64,
     },
+    /// A step ended: the run's state, which `agent resume` continues from. The trace is
+    /// synced to disk after it.
+    Checkpoint(crate::planner::resume::Checkpoint),
     /// The conversation was compacted before a step, to fit the context window.
     Compacted {
         /// The step whose prompt did not fit.
@@ -459,11 +472,21 @@ impl Observer for TraceWriter {
             self.failure.set(why);
         }
         line.push('\n');
-        // One write per event and a flush: a crash loses at most the event being written.
+        // One write per event and a flush: a crash loses at most the event being written. A
+        // checkpoint reaches the disk before the run goes on: a run killed after it resumes
+        // from it, even if the machine goes down.
+        let checkpoint = matches!(event, Event::Checkpoint(_));
         if let Err(e) = self
             .file
             .write_all(line.as_bytes())
             .and_then(|()| self.file.flush())
+            .and_then(|()| {
+                if checkpoint {
+                    self.file.sync_data()
+                } else {
+                    Ok(())
+                }
+            })
         {
             tracing::warn!(path = %self.path.display(), error = %e, "cannot write trace");
             self.failure

@@ -126,6 +126,12 @@ async fn a_task_file_is_the_builders_settings() {
         file_cfg,
         RunConfig {
             task_name: file_cfg.task_name.clone(),
+            // What `agent resume` sets the run up from again.
+            settings: Some(json!({
+                "front": task.front,
+                "base": std::env::current_dir().unwrap(),
+                "max_tokens": 1024
+            })),
             ..RunConfig::for_task(&task.front, &task, String::new(), 1024, None)
         }
     );

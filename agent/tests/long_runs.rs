@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use agent::events::{Collect, Event, StopReason};
 use agent::planner::Outcome;
+use agent::planner::resume::ResumePoint;
 use agent::replay::Replay;
 use agent::{Agent, AgentBuilder};
 use schemars::JsonSchema;
@@ -374,4 +375,73 @@ async fn the_time_limit_stops_a_run_in_the_middle_of_a_call() {
     };
     assert_eq!(*stop, StopReason::TimeLimit);
     assert!(*elapsed_secs >= 1.0, "{elapsed_secs}");
+}
+
+/// Cancels the run at the end of step `after` (as a kill would, between steps).
+struct StopAfter(u32, CancellationToken);
+
+impl agent::events::Observer for StopAfter {
+    fn event(&mut self, event: &Event) {
+        if let Event::Checkpoint(c) = event
+            && c.step == self.0
+        {
+            self.1.cancel();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_resumed_run_sends_the_prompts_the_uninterrupted_run_sent() {
+    let turns = vec![
+        page_call(1),
+        page_call(2),
+        page_call(3),
+        SUMMARY.to_string(),
+        page_call(4),
+        answer("lorem ipsum"),
+    ];
+    // Uninterrupted, with a compaction at step 4.
+    let (builder, whole) = agent(turns.clone(), 2000);
+    let (outcome, _) = run(builder.max_result_tokens(600), TASK).await;
+    let uninterrupted = whole.prompts.lock().unwrap().clone();
+
+    // Stopped after step 3; its trace, as the trace file holds it.
+    let (builder, first) = agent(turns.clone(), 2000);
+    let stopping = builder.max_result_tokens(600).build().await.unwrap();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let cancel = CancellationToken::new();
+    let mut run1 = stopping.runner();
+    run1.observe(Box::new(Collect(events.clone())));
+    run1.observe(Box::new(StopAfter(3, cancel.clone())));
+    let stopped = run1.run(&stopping.config(TASK), &cancel).await.unwrap();
+    assert_eq!((stopped.stop, stopped.steps), (StopReason::Cancelled, 4));
+    let trace: String = events
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| agent::events::event_line(e).0 + "\n")
+        .collect();
+    let point = ResumePoint::from_trace(&trace).unwrap();
+    assert_eq!(point.checkpoint.step, 3);
+    assert_eq!(first.prompts.lock().unwrap()[..], uninterrupted[..3]);
+
+    // Resumed on a model that has the rest of the turns.
+    let (builder, rest) = agent(turns[3..].to_vec(), 2000);
+    let resuming = builder.max_result_tokens(600).build().await.unwrap();
+    let mut run2 = resuming.runner();
+    run2.resume(point);
+    let resumed = run2
+        .run(
+            &resuming.config("not sent again"),
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (resumed.answer, resumed.steps, resumed.stop),
+        (outcome.answer, outcome.steps, outcome.stop)
+    );
+    // Byte for byte: the summary's prompt at step 4, then steps 4 and 5.
+    assert_eq!(rest.prompts.lock().unwrap()[..], uninterrupted[3..]);
+    assert_eq!(resumed.messages, outcome.messages);
 }

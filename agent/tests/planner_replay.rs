@@ -54,6 +54,7 @@ fn config(max_steps: u32, output_schema: Option<Value>) -> RunConfig {
         parallel_calls: 4,
         time_limit: None,
         tool_timeout: None,
+        settings: None,
     }
 }
 
@@ -92,6 +93,7 @@ fn shape(events: &[Event]) -> Vec<Value> {
                     "tokens_per_sec",
                     "cached_tokens",
                     "elapsed_secs",
+                    "prompt_hash",
                 ] {
                     o.remove(k);
                 }
@@ -126,6 +128,15 @@ async fn two_steps_tool_then_answer() {
             json!({"event": "model_output", "step": 1, "text": CALC, "content": "", "finish": "stop", "thinking_tokens": 0, "thinking_capped": false}),
             json!({"event": "tool_call", "step": 1, "id": "call_1_0", "name": "calculator", "arguments": {"expression": "17 * 23"}}),
             json!({"event": "tool_result", "step": 1, "id": "call_1_0", "name": "calculator", "content": "17 * 23 = 391", "is_error": false, "structured": {"result": 391.0}}),
+            // The state after step 1, for `agent resume`: the conversation so far (all of it,
+            // the first time), the counters, and the loop guard's count of the call (by hash).
+            json!({"event": "checkpoint", "step": 1, "next": "act", "task_index": 1, "from": 0, "messages": [
+                {"role": "system", "content": agent::planner::SYSTEM_PROMPT},
+                {"role": "user", "content": "What is 17 * 23?"},
+                {"role": "assistant", "content": "", "tool_calls": [{"name": "calculator", "arguments": {"expression": "17 * 23"}}]},
+                {"role": "tool", "content": "17 * 23 = 391"}
+            ], "thinking_used": 0, "usage": {"prompt_tokens": 357, "cached_tokens": 0, "generated_tokens": 7, "thinking_tokens": 0},
+            "guard": {"calls": {"12088247889753042324": 1}, "replies": {}, "warned": false}}),
             json!({"event": "step_started", "step": 2, "max_steps": 4, "kind": "act", "thinking_budget": "off", "thinking_applies": false}),
             json!({"event": "model_output", "step": 2, "text": FINAL, "content": "", "finish": "stop", "thinking_tokens": 0, "thinking_capped": false}),
             json!({"event": "tool_call", "step": 2, "id": "call_2_0", "name": "final_answer", "arguments": {"answer": "391"}}),
@@ -754,6 +765,7 @@ async fn provider_tools_progress_and_side_events_reach_the_trace() {
             json!(["tool_progress", null, 1.0, "tick 1", null]),
             json!(["tool_progress", null, 2.0, "tick 2", null]),
             json!(["tool_result", null, null, null, "ticked"]),
+            json!(["checkpoint", null, null, null, null]),
             json!(["step_started", null, null, null, null]),
             json!(["model_output", null, null, null, ""]),
             json!(["tool_call", null, null, null, null]),
@@ -772,6 +784,8 @@ async fn provider_tools_progress_and_side_events_reach_the_trace() {
             max_steps: 3,
             tools: vec!["final_answer".into(), "srv__tick".into()],
             context_window: None,
+            settings: None,
+            resumed_after: None,
         }
     );
 }

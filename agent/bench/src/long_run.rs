@@ -119,7 +119,7 @@ pub fn long_run(steps: u32) -> anyhow::Result<()> {
     let with = run(&dir, steps, true)?;
     let without = run(&dir, steps, false)?;
     for (label, f) in [("with compaction", &with), ("without", &without)] {
-        let compaction: f64 = f.compactions.iter().map(|c| c.1).sum();
+        let compaction = f.compactions.iter().fold(0.0, |s, c| s + c.1);
         println!(
             "{label:<20} {:>6} {:>13} {:>12.0} {:>12.3} {:>12.3} {:>12} {:>10.1}",
             f.steps,

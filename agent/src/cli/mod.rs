@@ -4,6 +4,7 @@ mod models;
 mod parse;
 mod progress;
 mod pull;
+mod resume;
 mod run;
 mod serve;
 mod tools;
@@ -47,6 +48,9 @@ fn default_filter(verbose: u8) -> &'static str {
 enum Command {
     /// Run a task file (Markdown with optional YAML front matter).
     Run(run::RunArgs),
+    /// Go on with an interrupted or step-limited run from its trace (RUN_ID or the file),
+    /// with the settings it recorded, appending to the trace.
+    Resume(resume::ResumeArgs),
     /// List the model catalogue and what is installed.
     Models(models::ModelsArgs),
     /// Download a catalogue model ahead of time (`qwen3-4b`, `qwen3-30b-a3b:q4_k_m`).
@@ -142,6 +146,7 @@ pub fn main() -> ExitCode {
         .init();
     match cli.command {
         Command::Run(args) => run::main(args),
+        Command::Resume(args) => resume::main(args),
         Command::Models(args) => models::main(args),
         Command::Pull(args) => pull::main(args),
         Command::Parse(args) => parse::main(args),

@@ -9,6 +9,7 @@ use agent::Device;
 use agent::backend::DiskCacheStats;
 use agent::events::{Event, JsonLines, Observer, StopReason, TraceWriter, Usage};
 use agent::models::{self, agent_home};
+use agent::planner::resume::ResumePoint;
 use agent::task::{
     MAX_RESULT_BYTES_RANGE, MAX_RESULT_TOKENS_RANGE, MAX_STEPS_RANGE, SECONDS_RANGE, Sampling,
     Task, ThinkingSpec, parse_duration,
@@ -23,67 +24,67 @@ use super::{EXIT_BAD_INPUT, EXIT_FAILED};
 #[derive(Args)]
 pub struct RunArgs {
     /// The task file.
-    task: PathBuf,
+    pub(super) task: PathBuf,
     /// Model: a catalogue name (see `agent models`), a .gguf file or a model directory.
     #[arg(long)]
-    model: Option<String>,
+    pub(super) model: Option<String>,
     /// Most steps before the run stops without an answer.
     #[arg(long, value_parser = clap::value_parser!(u32).range(*MAX_STEPS_RANGE.start() as i64..=*MAX_STEPS_RANGE.end() as i64))]
-    max_steps: Option<u32>,
+    pub(super) max_steps: Option<u32>,
     /// The most bytes of one tool result the prompt holds; overrides the task's
     /// `max_result_bytes`.
     #[arg(long, value_parser = clap::value_parser!(u64).range(*MAX_RESULT_BYTES_RANGE.start()..=*MAX_RESULT_BYTES_RANGE.end()))]
-    max_result_bytes: Option<u64>,
+    pub(super) max_result_bytes: Option<u64>,
     /// The most tokens of one tool result the prompt holds; overrides the task's
     /// `max_result_tokens`.
     #[arg(long, value_parser = clap::value_parser!(u64).range(*MAX_RESULT_TOKENS_RANGE.start()..=*MAX_RESULT_TOKENS_RANGE.end()))]
-    max_result_tokens: Option<u64>,
+    pub(super) max_result_tokens: Option<u64>,
     /// The most time the run may take (90s, 30m, 2h); overrides the task's `time_limit`.
     #[arg(long, value_parser = parse_seconds, value_name = "DURATION")]
-    time_limit: Option<u64>,
+    pub(super) time_limit: Option<u64>,
     /// The most time one tool call may take (90s, 5m); overrides the task's `tool_timeout`.
     #[arg(long, value_parser = parse_seconds, value_name = "DURATION")]
-    tool_timeout: Option<u64>,
+    pub(super) tool_timeout: Option<u64>,
     /// Seed for sampling (with a temperature above 0).
     #[arg(long)]
-    seed: Option<u64>,
+    pub(super) seed: Option<u64>,
     /// Where the model runs: cpu, cuda or auto.
     #[arg(long)]
-    device: Option<Device>,
+    pub(super) device: Option<Device>,
     /// Quantize a safetensors checkpoint while loading it (Q4K, Q5K, Q6K, Q8_0, …); overrides
     /// the task's `isq`.
     #[arg(long, value_parser = parse_isq)]
-    isq: Option<String>,
+    pub(super) isq: Option<String>,
     /// Never download: a catalogue model must already be on this machine (as HF_HUB_OFFLINE=1).
     #[arg(long)]
-    offline: bool,
+    pub(super) offline: bool,
     /// Print one JSON event per line on stdout instead of the answer.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
     /// Write the trace here (default: $AGENT_HOME/runs/RUN_ID.jsonl).
     #[arg(long)]
-    trace: Option<PathBuf>,
+    pub(super) trace: Option<PathBuf>,
     /// Most tokens a step may write after its reasoning (its answer or call); a thinking
     /// budget comes on top of it.
     #[arg(long, default_value_t = agent::planner::DEFAULT_MAX_TOKENS)]
-    max_tokens: usize,
+    pub(super) max_tokens: usize,
     /// Thinking budget for every step (`off`, `unlimited`, a token count), or per step kind
     /// (`{plan: 4096, act: off}`); overrides the task's `thinking`.
     #[arg(long, value_parser = parse_thinking)]
-    thinking: Option<ThinkingSpec>,
+    pub(super) thinking: Option<ThinkingSpec>,
     /// Stream the model's reasoning to stderr as it thinks.
     #[arg(long)]
-    show_thinking: bool,
+    pub(super) show_thinking: bool,
     /// MCP servers from a file in the `mcpServers` shape (Claude Desktop, Cursor); may be
     /// given more than once. `$AGENT_HOME/mcp.json` is read first when it exists, the task's
     /// `mcp_servers:` last.
     #[arg(long, value_name = "FILE")]
-    mcp_config: Vec<PathBuf>,
+    pub(super) mcp_config: Vec<PathBuf>,
     /// Bound (MiB) of the on-disk prefix cache in $AGENT_HOME/prefix-cache, which keeps the KV
     /// of long prompts (system prompt, tool schemas, task) so that the same task run again
     /// starts without prefilling them; 0 turns it off.
     #[arg(long, value_name = "MIB", default_value_t = agent::builder::DISK_CACHE_MIB)]
-    disk_cache_mb: u64,
+    pub(super) disk_cache_mb: u64,
 }
 
 /// `--show-thinking`: reasoning on stderr, one block per step.
@@ -105,7 +106,7 @@ impl agent::events::Observer for ShowThinking {
 }
 
 /// `--time-limit`, `--tool-timeout`: a task file's durations.
-fn parse_seconds(s: &str) -> Result<u64, String> {
+pub(super) fn parse_seconds(s: &str) -> Result<u64, String> {
     let secs = parse_duration(s).ok_or_else(|| {
         format!("{s:?} is not a duration: seconds, or a number with s, m or h (90s, 5m, 2h)")
     })?;
@@ -125,7 +126,7 @@ fn parse_thinking(s: &str) -> Result<ThinkingSpec, String> {
     serde_yaml_ng::from_str(s).map_err(|e| format!("{e}"))
 }
 
-fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
+pub(super) fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("agent: {msg}");
     ExitCode::from(code)
 }
@@ -135,6 +136,12 @@ pub fn main(args: RunArgs) -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail(EXIT_BAD_INPUT, e),
     };
+    execute(args, task, None)
+}
+
+/// Runs `task` under `args`'s flags (`args.task` is not read again); with `resume`, the run
+/// goes on from that point of an earlier one, under its id, appending to its trace.
+pub(super) fn execute(args: RunArgs, task: Task, resume: Option<ResumePoint>) -> ExitCode {
     // The flags win over the task file.
     let mut builder = Agent::builder()
         .task(&task)
@@ -178,7 +185,9 @@ pub fn main(args: RunArgs) -> ExitCode {
     for f in &args.mcp_config {
         builder = builder.mcp_config(f);
     }
-    let run_id = agent::planner::new_run_id();
+    let run_id = resume
+        .as_ref()
+        .map_or_else(agent::planner::new_run_id, |p| p.run_id.clone());
     let trace_path = args
         .trace
         .clone()
@@ -264,6 +273,9 @@ pub fn main(args: RunArgs) -> ExitCode {
             ..agent.config(task.instructions.clone())
         };
         let mut run = agent.runner();
+        if let Some(point) = resume {
+            run.resume(point);
+        }
         run.observe(Box::new(trace));
         if args.json {
             run.observe(Box::new(JsonLines(std::io::stdout())));

@@ -113,9 +113,23 @@ impl Agent {
 
     /// The settings of a run of `instructions`: the agent's, with a new run id.
     pub fn config(&self, instructions: impl Into<String>) -> RunConfig {
+        let origin = &self.origin;
         RunConfig {
             run_id: new_run_id(),
             instructions: instructions.into(),
+            // What `agent resume` sets the agent up from again (a program's own tools and a
+            // thinking policy in code are the program's to give again).
+            settings: Some(serde_json::json!({
+                "front": origin.front,
+                // Absolute (an empty base is the working folder): a resumed run may start in
+                // another folder.
+                "base": if origin.base.as_os_str().is_empty() {
+                    std::env::current_dir().unwrap_or_default()
+                } else {
+                    std::path::absolute(&origin.base).unwrap_or_else(|_| origin.base.clone())
+                },
+                "max_tokens": origin.max_tokens,
+            })),
             ..RunConfig::clone(&self.settings)
         }
     }
@@ -131,6 +145,8 @@ impl Agent {
             thinking_used: 0,
             usage: Default::default(),
             task_index: 0,
+            saved: 0,
+            resume: None,
             last_tool_result: None,
             side_events: None,
             kept: Default::default(),

@@ -169,6 +169,17 @@ impl Run<'_> {
         None
     }
 
+    /// Offers the model `read_result` over the results kept so far.
+    pub(super) fn offer_read_result(&mut self, cfg: &RunConfig) {
+        let max_bytes = cfg
+            .max_result_bytes
+            .unwrap_or(results::DEFAULT_RESULT_BYTES);
+        self.tools.replace(Arc::new(results::ReadResult::new(
+            self.kept.clone(),
+            max_bytes,
+        )));
+    }
+
     /// `content` as the prompt may hold it: whole, or cut to the run's limits on a result
     /// (bytes, and tokens when the backend counts them), with the whole kept for
     /// `read_result`, which the model is offered from the first cut on.
@@ -215,10 +226,7 @@ impl Run<'_> {
                 }
             }
         });
-        self.tools.replace(Arc::new(results::ReadResult::new(
-            self.kept.clone(),
-            max_bytes,
-        )));
+        self.offer_read_result(cfg);
         let cut = ResultCut {
             id,
             bytes: content.len(),

@@ -185,6 +185,8 @@ impl Run<'_> {
         // The results those calls gave are gone from the conversation: calling again is no
         // longer a repeat.
         self.guard.forget_calls();
+        // What follows the task changed: the next checkpoint holds it anew.
+        self.saved = self.saved.min(task + 1);
         let (summary, summary_tokens) = match done.summary {
             Some((text, n)) => (text, Some(n)),
             None => (String::new(), None),

@@ -68,6 +68,10 @@ pub struct RunConfig {
     pub time_limit: Option<Duration>,
     /// The most time one tool call may take (`tool_timeout`).
     pub tool_timeout: Option<Duration>,
+    /// How the run was set up, recorded in its `run_started` event so that `agent resume`
+    /// can set it up again ([`Agent::config`](super::Agent::config) records the agent's
+    /// front matter, base folder and token limit); the run itself does not read it.
+    pub settings: Option<serde_json::Value>,
 }
 
 impl RunConfig {
@@ -123,6 +127,7 @@ impl RunConfig {
             parallel_calls: to_usize(u64::from(limits.parallel_calls_or_default())),
             time_limit: limits.time_limit(),
             tool_timeout: limits.tool_timeout(),
+            settings: None,
         }
     }
 }

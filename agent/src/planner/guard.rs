@@ -2,9 +2,12 @@
 //! reply `loop_repeats` times, or fills a turn with one phrase over and over, is told once;
 //! if it goes on, the run stops with [`StopReason::Loop`](crate::events::StopReason::Loop).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use agent_tools::builtin::FINAL_ANSWER;
+use serde::{Deserialize, Serialize};
+
+use super::resume::fnv1a;
 
 use crate::prompt::ToolCall;
 
@@ -26,18 +29,19 @@ pub(super) enum Verdict {
     Stop,
 }
 
-/// Counts of the calls and replies of a run.
-#[derive(Debug, Default)]
-pub(super) struct LoopGuard {
-    calls: HashMap<String, u32>,
-    replies: HashMap<String, u32>,
+/// How often a run made each call and wrote each reply (by hash), and whether the model was
+/// told it loops; kept in each checkpoint, so a resumed run counts on.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoopGuard {
+    calls: BTreeMap<u64, u32>,
+    replies: BTreeMap<u64, u32>,
     warned: bool,
 }
 
 impl LoopGuard {
     /// Counts a turn that does not end the run: `text` as generated, `content` without its
     /// reasoning and calls, `cut` when the token limit ended it. `repeats`: `loop_repeats`.
-    pub fn turn(
+    pub(super) fn turn(
         &mut self,
         repeats: u32,
         text: &str,
@@ -47,10 +51,8 @@ impl LoopGuard {
     ) -> Verdict {
         let mut note = None;
         for c in calls.iter().filter(|c| c.name != FINAL_ANSWER) {
-            let n = self
-                .calls
-                .entry(format!("{}{}", c.name, c.arguments))
-                .or_insert(0);
+            let key = fnv1a(format!("{}{}", c.name, c.arguments).as_bytes());
+            let n = self.calls.entry(key).or_insert(0);
             *n += 1;
             if *n >= repeats {
                 note = Some(REPEAT_NOTE);
@@ -58,7 +60,7 @@ impl LoopGuard {
         }
         let reply = content.trim();
         if !reply.is_empty() {
-            let n = self.replies.entry(reply.to_string()).or_insert(0);
+            let n = self.replies.entry(fnv1a(reply.as_bytes())).or_insert(0);
             *n += 1;
             if *n >= repeats {
                 note = Some(TEXT_NOTE);
@@ -80,7 +82,7 @@ impl LoopGuard {
 
     /// Forgets the calls made so far: their results left the conversation (compaction), so
     /// making one again is no repeat.
-    pub fn forget_calls(&mut self) {
+    pub(super) fn forget_calls(&mut self) {
         self.calls.clear();
     }
 }

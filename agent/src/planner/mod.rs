@@ -22,14 +22,16 @@ mod calls;
 mod chat;
 mod compact;
 mod config;
-mod guard;
+pub mod guard;
 mod handoff;
 mod outcome;
 pub mod results;
+pub mod resume;
 mod step_grammar;
 
 use compact::{StepPrompt, Window};
 use guard::{LoopGuard, Verdict};
+use resume::{Checkpoint, ResumePoint};
 
 pub use agent::Agent;
 pub(crate) use agent::Origin;
@@ -65,6 +67,10 @@ pub struct Run<'a> {
     usage: Usage,
     /// Where the run's task is in the conversation: compaction keeps everything up to it.
     task_index: usize,
+    /// How much of the conversation the last checkpoint holds as it still is.
+    saved: usize,
+    /// The point the run goes on from, when it resumes an earlier one.
+    resume: Option<ResumePoint>,
     /// The last tool result's content, for thinking policies.
     last_tool_result: Option<String>,
     /// Events from outside the loop (MCP servers starting, failing, sampling), merged into
@@ -127,6 +133,14 @@ impl<'a> Run<'a> {
         self.history = messages;
     }
 
+    /// Goes on from `point` (an interrupted or step-limited run's trace, see [`resume`])
+    /// instead of starting: the conversation and counters as they were after its last
+    /// complete step, the next step numbered on from it. The run's instructions are not used
+    /// (the conversation holds the task); `max_steps` counts the earlier steps too.
+    pub fn resume(&mut self, point: ResumePoint) {
+        self.resume = Some(point);
+    }
+
     fn emit(&mut self, event: Event) {
         for o in &mut self.observers {
             o.event(&event);
@@ -166,6 +180,7 @@ impl<'a> Run<'a> {
         self.tools
             .replace(Arc::new(FinalAnswer::new(cfg.output_schema.clone())));
         let info = self.agent.backend().info().clone();
+        let resumed_after = self.resume.as_ref().map(|p| p.checkpoint.step);
         self.emit(Event::RunStarted {
             run_id: cfg.run_id.clone(),
             task: cfg.task_name.clone(),
@@ -174,18 +189,26 @@ impl<'a> Run<'a> {
             max_steps: cfg.max_steps,
             tools: self.tools.names(),
             context_window: info.max_context,
+            settings: cfg.settings.clone(),
+            resumed_after,
         });
         let started = Instant::now();
-        let mut messages = std::mem::take(&mut self.history);
-        if messages.is_empty() {
-            messages.push(Message::system(if cfg.max_calls.is_none_or(|n| n <= 1) {
-                SYSTEM_PROMPT
-            } else {
-                SYSTEM_PROMPT_PARALLEL
-            }));
-        }
-        messages.push(Message::user(cfg.instructions.clone()));
-        self.task_index = messages.len() - 1;
+        let (mut messages, first, mut kind) = match self.resume.take() {
+            Some(point) => self.restore(cfg, point),
+            None => {
+                let mut messages = std::mem::take(&mut self.history);
+                if messages.is_empty() {
+                    messages.push(Message::system(if cfg.max_calls.is_none_or(|n| n <= 1) {
+                        SYSTEM_PROMPT
+                    } else {
+                        SYSTEM_PROMPT_PARALLEL
+                    }));
+                }
+                messages.push(Message::user(cfg.instructions.clone()));
+                self.task_index = messages.len() - 1;
+                (messages, 1, StepKind::Plan)
+            }
+        };
         let time_up = async {
             match cfg.time_limit {
                 Some(limit) => tokio::time::sleep(limit).await,
@@ -193,8 +216,7 @@ impl<'a> Run<'a> {
             }
         };
         tokio::pin!(time_up);
-        let mut kind = StepKind::Plan;
-        for step in 1..=cfg.max_steps {
+        for step in first..=cfg.max_steps {
             if step == cfg.max_steps && step > 1 && kind != StepKind::Answer {
                 kind = StepKind::Answer;
                 messages.push(Message::user(LAST_STEP_NOTE));
@@ -221,7 +243,10 @@ impl<'a> Run<'a> {
                 Ok(StepEnd::Done(answer)) => {
                     return Ok(stop(self, Some(answer), StopReason::Answer, messages));
                 }
-                Ok(StepEnd::Continue(next)) => kind = next,
+                Ok(StepEnd::Continue(next)) => {
+                    kind = next;
+                    self.checkpoint(step, next, &messages);
+                }
             }
         }
         Ok(self.finish(
@@ -231,6 +256,40 @@ impl<'a> Run<'a> {
             messages,
             started.elapsed(),
         ))
+    }
+
+    /// Records the run's state after `step` (see [`resume`]).
+    fn checkpoint(&mut self, step: u32, next: StepKind, messages: &[Message]) {
+        let from = self.saved.min(messages.len());
+        self.saved = messages.len();
+        self.emit(Event::Checkpoint(Checkpoint {
+            step,
+            next,
+            task_index: self.task_index,
+            from,
+            messages: messages[from..].to_vec(),
+            thinking_used: self.thinking_used,
+            usage: self.usage,
+            guard: self.guard.clone(),
+        }));
+    }
+
+    /// Takes up `point`'s state: the conversation, the first step and its kind.
+    fn restore(&mut self, cfg: &RunConfig, point: ResumePoint) -> (Vec<Message>, u32, StepKind) {
+        let c = point.checkpoint;
+        self.task_index = c.task_index;
+        self.thinking_used = c.thinking_used;
+        self.usage = c.usage;
+        self.guard = c.guard;
+        self.last_tool_result = point.last_tool_result;
+        for whole in &point.kept {
+            self.kept.keep(whole);
+        }
+        if !point.kept.is_empty() {
+            self.offer_read_result(cfg);
+        }
+        self.saved = c.messages.len();
+        (c.messages, c.step + 1, c.next)
     }
 
     fn finish(
@@ -335,6 +394,7 @@ impl<'a> Run<'a> {
                 return Ok(StepEnd::Stop(StopReason::ContextFull));
             }
         }
+        let prompt_hash = resume::prompt_hash(&prompt);
         let req = GenRequest {
             prompt,
             max_tokens: cfg.max_tokens_per_step,
@@ -394,6 +454,7 @@ impl<'a> Run<'a> {
             text: out.text.clone(),
             reasoning: parsed.reasoning.clone(),
             content: parsed.content.clone(),
+            prompt_hash,
             finish: out.finish,
             stats: out.stats,
             tokens_per_sec: out.stats.decode_tokens_per_sec(),
