@@ -496,6 +496,11 @@ impl State {
             StopReason::Answer => CallToolResult::success(vec![ContentBlock::text(
                 outcome.answer_text().unwrap_or_default(),
             )]),
+            // The client cancelled it (the CLI's words, "interrupted", are for a person).
+            StopReason::Cancelled => CallToolResult::error(vec![ContentBlock::text(format!(
+                "cancelled at step {} (trace: agent://runs/{run_id})",
+                outcome.steps
+            ))]),
             other => CallToolResult::error(vec![ContentBlock::text(format!(
                 "{} (trace: agent://runs/{run_id})",
                 other.describe(outcome.steps)
