@@ -51,19 +51,6 @@ pub enum StopReason {
 }
 
 impl StopReason {
-    /// The name a trace and `agent serve` use (`max_steps`, `context_full`, ...).
-    pub fn name(self) -> &'static str {
-        match self {
-            StopReason::Answer => "answer",
-            StopReason::MaxSteps => "max_steps",
-            StopReason::Cancelled => "cancelled",
-            StopReason::Error => "error",
-            StopReason::Loop => "loop",
-            StopReason::ContextFull => "context_full",
-            StopReason::TimeLimit => "time_limit",
-        }
-    }
-
     /// Why a run that took `steps` steps ended, in words (for people; empty for an answer).
     pub fn describe(self, steps: u32) -> String {
         match self {

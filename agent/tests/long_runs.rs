@@ -95,17 +95,22 @@ fn through_task(prompt: &str, task: &str) -> String {
 const TASK: &str = "Read pages 1 to 4 and tell me what page 4 says.";
 const SUMMARY: &str = "I read pages 1 and 2: they hold lorem ipsum. Pages 3 and 4 are left.";
 
-#[tokio::test]
-async fn compaction_summarizes_older_turns_and_keeps_the_system_prompt_and_the_task() {
-    // Pages of 2,000 bytes (500 tokens): the fourth step's prompt passes 80% of the window.
-    let turns = vec![
+/// Four pages read, the summary asked for at step 4 in between, and the answer. With pages of
+/// 2,000 bytes (500 tokens), the fourth step's prompt passes 80% of the window.
+fn compacting_turns() -> Vec<String> {
+    vec![
         page_call(1),
         page_call(2),
         page_call(3),
         SUMMARY.to_string(),
         page_call(4),
         answer("lorem ipsum"),
-    ];
+    ]
+}
+
+#[tokio::test]
+async fn compaction_summarizes_older_turns_and_keeps_the_system_prompt_and_the_task() {
+    let turns = compacting_turns();
     let (builder, model) = agent(turns, 2000);
     let (outcome, events) = run(builder.max_result_tokens(600), TASK).await;
     assert_eq!(
@@ -392,14 +397,7 @@ impl agent::events::Observer for StopAfter {
 
 #[tokio::test]
 async fn a_resumed_run_sends_the_prompts_the_uninterrupted_run_sent() {
-    let turns = vec![
-        page_call(1),
-        page_call(2),
-        page_call(3),
-        SUMMARY.to_string(),
-        page_call(4),
-        answer("lorem ipsum"),
-    ];
+    let turns = compacting_turns();
     // Uninterrupted, with a compaction at step 4.
     let (builder, whole) = agent(turns.clone(), 2000);
     let (outcome, _) = run(builder.max_result_tokens(600), TASK).await;

@@ -486,9 +486,8 @@ impl State {
                 }
             })
             .sum();
-        let stop = outcome.stop.name();
         let structured = json!({
-            "answer": outcome.answer, "stop": stop, "steps": outcome.steps, "tool_calls": tool_calls,
+            "answer": outcome.answer, "stop": outcome.stop, "steps": outcome.steps, "tool_calls": tool_calls,
             "thinking_tokens": thinking_tokens, "run_id": run_id, "trace": format!("agent://runs/{run_id}"),
         });
         // A failed run is returned as an error by `Agent::run`, handled above.

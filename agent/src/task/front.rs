@@ -188,20 +188,10 @@ impl FrontMatter {
     }
 }
 
-const TOP_KEYS: [&str; 21] = [
-    "model",
-    "device",
-    "isq",
-    "max_steps",
-    "max_result_bytes",
-    "max_result_tokens",
-    "compact",
-    "compact_at",
-    "loop_repeats",
-    "max_calls",
-    "parallel_calls",
-    "time_limit",
-    "tool_timeout",
+/// The top-level keys before and after the run limits' ([`limits::KEYS`]), in the order the
+/// "allowed keys" error lists them.
+const KEYS_BEFORE_LIMITS: [&str; 4] = ["model", "device", "isq", "max_steps"];
+const KEYS_AFTER_LIMITS: [&str; 8] = [
     "tools",
     "thinking",
     "sampling",
@@ -228,8 +218,14 @@ pub(crate) fn check_front_matter(value: &Value) -> Checked<FrontMatter> {
             return Err(FieldError::new(&[], message));
         }
     };
+    let allowed: Vec<&str> = KEYS_BEFORE_LIMITS
+        .iter()
+        .chain(&limits::KEYS)
+        .chain(&KEYS_AFTER_LIMITS)
+        .copied()
+        .collect();
     let mut front = FrontMatter::default();
-    for (key, value) in entries(map, &[], &TOP_KEYS)? {
+    for (key, value) in entries(map, &[], &allowed)? {
         if value.is_null() {
             continue;
         }
