@@ -213,7 +213,7 @@ fn sigterm_during_an_mcp_call_cancels_it_and_ends_the_trace() {
     std::fs::write(
         dir.join("hang.md"),
         format!(
-            "---\ntools: []\nmax_steps: 2\ntool_choice: {{tool: fault__hang}}\nmcp_servers:\n  fault:\n    command: {}\n    args: [--tag, e2e-term-call]\n    env: {{FAULT_LOG: {}}}\n    required: true\n---\nCall the hang tool.\n",
+            "---\ntools: []\nmax_steps: 2\ntool_choice: {{tool: fault__hang}}\npermissions: {{allow: [fault__hang]}}\nmcp_servers:\n  fault:\n    command: {}\n    args: [--tag, e2e-term-call]\n    env: {{FAULT_LOG: {}}}\n    required: true\n---\nCall the hang tool.\n",
             fault_server().display(),
             log.display()
         ),

@@ -174,7 +174,7 @@ fn sampling_requests_are_answered_by_the_model() {
         &dir,
         "sample.md",
         &format!(
-            "tools: []\nmax_steps: 2\ntool_choice: {{tool: everything__trigger-sampling-request}}\nmcp_servers:\n  everything:\n    command: {}\n    args: [stdio]\n    required: true\n",
+            "tools: []\nmax_steps: 2\ntool_choice: {{tool: everything__trigger-sampling-request}}\npermissions: {{allow: [everything__trigger-sampling-request]}}\nmcp_servers:\n  everything:\n    command: {}\n    args: [stdio]\n    required: true\n",
             everything.display()
         ),
         "Ask the language model to write a haiku about the sea.",
@@ -337,7 +337,7 @@ fn interrupt_cancels_the_call_in_flight() {
         &dir,
         "hang.md",
         &format!(
-            "tools: []\nmax_steps: 2\ntool_choice: {{tool: fault__hang}}\nmcp_servers:\n  fault:\n    command: {}\n    args: [--tag, e2e-interrupt]\n    env: {{FAULT_LOG: {}}}\n    required: true\n",
+            "tools: []\nmax_steps: 2\ntool_choice: {{tool: fault__hang}}\npermissions: {{allow: [fault__hang]}}\nmcp_servers:\n  fault:\n    command: {}\n    args: [--tag, e2e-interrupt]\n    env: {{FAULT_LOG: {}}}\n    required: true\n",
             fault_server().display(),
             log.display()
         ),

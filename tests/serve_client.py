@@ -12,6 +12,9 @@ Scenarios:
     concurrent  N (env SERVE_N) run_task calls at once on one connection
     bench       (docs/BENCHMARKS.md) run_task on TASK SERVE_N times, then TOOL (env
                 SERVE_TOOL, default text__count) on strawberry/r 500 times; latencies in ms
+    elicit      (legacy handshake, elicitation declared) run_task on TASK, answering each
+                permission question with the next of SERVE_ANSWERS (a JSON list of form
+                contents, or "decline"); the questions asked and the run's trace events
 """
 import asyncio
 import json
@@ -24,13 +27,13 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
 
-def connect(transport, rest):
+def connect(transport, rest, **options):
     if transport == "stdio":
-        return Client(StdioServerParameters(command=rest[0], args=rest[1:]), read_timeout_seconds=600)
+        return Client(StdioServerParameters(command=rest[0], args=rest[1:]), read_timeout_seconds=600, **options)
     url = rest[0]
     headers = {"Authorization": f"Bearer {rest[1]}"} if len(rest) > 1 else {}
     http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(600.0))
-    return Client(streamable_http_client(url, http_client=http), read_timeout_seconds=600)
+    return Client(streamable_http_client(url, http_client=http), read_timeout_seconds=600, **options)
 
 
 def result_json(r):
@@ -118,12 +121,39 @@ async def bench(c, out):
     out["tool_ms"] = calls
 
 
+QUESTIONS = []
+
+
+async def answer_question(context, params):
+    """The elicitation callback: the next of SERVE_ANSWERS."""
+    from mcp.types import ElicitResult
+
+    answers = json.loads(os.environ.get("SERVE_ANSWERS", "[]"))
+    answer = answers[len(QUESTIONS)] if len(QUESTIONS) < len(answers) else "decline"
+    QUESTIONS.append({"message": params.message, "schema": params.requested_schema})
+    if answer == "decline":
+        return ElicitResult(action="decline")
+    return ElicitResult(action="accept", content=answer)
+
+
+async def elicit(c, out):
+    r = await c.call_tool("run_task", {"task": os.environ["SERVE_TASK"]})
+    out["result"] = result_json(r)
+    out["questions"] = QUESTIONS
+    trace = (r.structured_content or {}).get("trace")
+    res = await c.read_resource(trace)
+    text = "".join(getattr(x, "text", "") for x in res.contents)
+    out["events"] = [json.loads(l) for l in text.splitlines() if l.strip()]
+
+
 async def main():
     scenario, transport, *rest = sys.argv[1:]
     out = {}
-    async with connect(transport, rest) as c:
+    # Server-to-client requests need the initialize handshake (see agent/src/serve/approve.rs).
+    options = {"mode": "legacy", "elicitation_callback": answer_question} if scenario == "elicit" else {}
+    async with connect(transport, rest, **options) as c:
         out["protocol"] = str(c.protocol_version)
-        await {"run": run, "cancel": cancel, "concurrent": concurrent, "bench": bench}[scenario](c, out)
+        await {"run": run, "cancel": cancel, "concurrent": concurrent, "bench": bench, "elicit": elicit}[scenario](c, out)
     print(json.dumps(out))
 
 

@@ -26,6 +26,7 @@ use crate::backend::Device;
 use crate::formats::Format;
 use crate::formats::ToolChoice;
 use crate::models::{self, ModelError, agent_home};
+use crate::permissions::Access;
 use crate::planner::{Agent, DEFAULT_MAX_TOKENS, Origin, RunConfig};
 use crate::task::{FieldError, INLINE_PATH, OutputSpec, Sampling, Task, ThinkingSpec, ToolSource};
 use crate::thinking::Budget;
@@ -95,6 +96,8 @@ pub struct AgentBuilder {
     /// line.
     model_from_task: bool,
     status: Option<Box<dyn Fn(&str) + Send + Sync>>,
+    /// Who is asked about calls, Rust hooks, where "always" answers go.
+    pub(crate) access: Access,
 }
 
 impl Agent {
@@ -112,6 +115,7 @@ impl Agent {
             prefix_cache: PREFIX_CACHE_SEQS,
             model_from_task: false,
             status: None,
+            access: Access::default(),
         }
     }
 }
@@ -481,6 +485,7 @@ impl AgentBuilder {
             max_tokens: self.max_tokens,
         };
         Ok(Agent::new(backend, tools)
+            .with_access(self.access.clone())
             .with_settings(settings)
             .with_toolbox(toolbox)
             .with_origin(origin))

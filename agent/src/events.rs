@@ -221,6 +221,10 @@ pub enum Event {
     /// An MCP server started, failed, was restarted, changed its tools, asked our model for a
     /// completion, or asked for user input (declined).
     McpServer(agent_tools::mcp::McpEvent),
+    /// A tool call was let through or refused: what decided, who was asked, what they said.
+    Permission(crate::permissions::Decision),
+    /// A hook ran (before or after a call, or at the end of the run).
+    Hook(crate::permissions::HookRecord),
     /// A malformed tool call, sent back to the model as a tool error.
     ParseError {
         /// The step whose turn held the call.

@@ -45,6 +45,7 @@ pub mod hub;
 pub mod mistral;
 pub mod models;
 pub mod parse;
+pub mod permissions;
 pub mod planner;
 pub mod prompt;
 pub mod replay;

@@ -55,6 +55,9 @@ fn config(max_steps: u32, output_schema: Option<Value>) -> RunConfig {
         time_limit: None,
         tool_timeout: None,
         settings: None,
+        permissions: Default::default(),
+        hooks: Default::default(),
+        trace: None,
     }
 }
 
@@ -127,6 +130,7 @@ async fn two_steps_tool_then_answer() {
             json!({"event": "step_started", "step": 1, "max_steps": 4, "kind": "plan", "thinking_budget": 2048, "thinking_applies": false}),
             json!({"event": "model_output", "step": 1, "text": CALC, "content": "", "finish": "stop", "thinking_tokens": 0, "thinking_capped": false}),
             json!({"event": "tool_call", "step": 1, "id": "call_1_0", "name": "calculator", "arguments": {"expression": "17 * 23"}}),
+            json!({"event": "permission", "step": 1, "id": "call_1_0", "name": "calculator", "decision": "allow", "verdict": "allow", "by": "annotation", "hint": "readOnlyHint"}),
             json!({"event": "tool_result", "step": 1, "id": "call_1_0", "name": "calculator", "content": "17 * 23 = 391", "is_error": false, "structured": {"result": 391.0}}),
             // The state after step 1, for `agent resume`: the conversation so far (all of it,
             // the first time), the counters, and the loop guard's count of the call (by hash).
@@ -762,6 +766,8 @@ async fn provider_tools_progress_and_side_events_reach_the_trace() {
             json!(["step_started", null, null, null, null]),
             json!(["model_output", null, null, null, ""]),
             json!(["tool_call", null, null, null, null]),
+            // The provider's tool says nothing of itself; a program's run lets it through.
+            json!(["permission", null, null, null, null]),
             json!(["tool_progress", null, 1.0, "tick 1", null]),
             json!(["tool_progress", null, 2.0, "tick 2", null]),
             json!(["tool_result", null, null, null, "ticked"]),

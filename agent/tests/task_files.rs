@@ -80,6 +80,20 @@ fn complete_example_sets_every_key() {
                     time_limit: Some(600),
                     tool_timeout: Some(90),
                 },
+                permissions: Some(
+                    serde_json::from_value(json!({
+                        "allow": ["builtin_read_file"],
+                        "deny": ["web_search(query: \"*password*\")"],
+                        "default": "deny"
+                    }))
+                    .unwrap(),
+                ),
+                hooks: Some(
+                    serde_json::from_value(json!({
+                        "pre_tool": [{"match": "web_search", "command": "./check.sh", "timeout": 5.0}]
+                    }))
+                    .unwrap(),
+                ),
             },
             key_lines: [
                 ("model", 3),
@@ -100,6 +114,8 @@ fn complete_example_sets_every_key() {
                 ("parallel_calls", 36),
                 ("time_limit", 37),
                 ("tool_timeout", 38),
+                ("permissions", 39),
+                ("hooks", 43),
             ]
             .map(|(k, l)| (k.to_string(), l))
             .into(),
@@ -142,6 +158,8 @@ fn uniform_thinking_and_text_output() {
             mcp_servers: None,
             wasm_policy: None,
             limits: RunLimits::default(),
+            permissions: None,
+            hooks: None,
         }
     );
 }

@@ -635,6 +635,24 @@ impl Tool for WasmTool {
         Box::pin(async move { self.component.call(&tool, &arguments).await })
     }
 
+    /// From the sandbox's policy, not the guest's word: a guest that can write nowhere
+    /// outlasting its call (no read-write preopen; the scratch folder is deleted after each
+    /// call) and has no network is read-only, whatever it claims.
+    fn annotations(&self) -> agent_tools::ToolAnnotations {
+        let writes = self
+            .component
+            .policy()
+            .preopens
+            .iter()
+            .any(|p| p.mode == crate::policy::Mode::ReadWrite);
+        agent_tools::ToolAnnotations {
+            read_only: Some(!writes),
+            destructive: Some(writes),
+            idempotent: None,
+            open_world: Some(false),
+        }
+    }
+
     fn source(&self) -> String {
         format!(
             "wasm:{} ({})",

@@ -8,6 +8,7 @@
 
 pub mod builtin;
 pub mod mcp;
+pub mod permissions;
 mod registry;
 mod schema;
 pub mod typed;
@@ -50,6 +51,46 @@ impl ToolSpec {
         tool.insert("type".into(), Value::String("function".into()));
         tool.insert("function".into(), Value::Object(function));
         Value::Object(tool)
+    }
+}
+
+/// What a tool says of itself, as MCP's tool annotations do: hints that permissions use to
+/// decide calls no rule decides (read-only tools run; destructive ones are asked about).
+/// Unknown (`None`) unless the tool says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolAnnotations {
+    /// It does not change its environment (MCP `readOnlyHint`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub read_only: Option<bool>,
+    /// A change it makes may destroy something (MCP `destructiveHint`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub destructive: Option<bool>,
+    /// Calling it again with the same arguments does nothing more (MCP `idempotentHint`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub idempotent: Option<bool>,
+    /// It reaches the world outside (the network) (MCP `openWorldHint`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub open_world: Option<bool>,
+}
+
+impl ToolAnnotations {
+    /// A tool that only reads, and nothing outside the machine.
+    pub const READ_ONLY: ToolAnnotations = ToolAnnotations {
+        read_only: Some(true),
+        destructive: Some(false),
+        idempotent: Some(true),
+        open_world: Some(false),
+    };
+
+    /// `readOnlyHint, destructiveHint` as a short phrase for people (`read-only`,
+    /// `destructive`, `writes`, or `unannotated`).
+    pub fn describe(&self) -> &'static str {
+        match (self.read_only, self.destructive) {
+            (Some(true), _) => "read-only",
+            (_, Some(true)) => "destructive",
+            (Some(false), _) | (_, Some(false)) => "writes",
+            (None, None) => "unannotated",
+        }
     }
 }
 
@@ -159,5 +200,10 @@ pub trait Tool: Send + Sync {
     /// Where the tool comes from, for `agent tools` (`builtin`, `mcp:SERVER`).
     fn source(&self) -> String {
         "builtin".into()
+    }
+
+    /// What the tool says of itself (unknown unless it says); permissions read it.
+    fn annotations(&self) -> ToolAnnotations {
+        ToolAnnotations::default()
     }
 }

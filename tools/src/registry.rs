@@ -99,19 +99,34 @@ impl ToolRegistry {
         self.current().is_empty()
     }
 
-    /// Validates the arguments and calls the tool. Every failure (unknown tool, arguments that
-    /// violate the schema) becomes a tool error the model can read and correct.
-    pub async fn call(&self, name: &str, arguments: Value, cx: CallContext) -> ToolOutput {
+    /// The tool called `name`, when it exists and `arguments` match its schema; otherwise
+    /// the tool error the model reads (as [`ToolRegistry::call`] would return it).
+    ///
+    /// # Errors
+    /// The unknown tool or the schema violation, as a [`ToolOutput::error`].
+    pub fn checked(&self, name: &str, arguments: &Value) -> Result<Arc<dyn Tool>, Box<ToolOutput>> {
         let Some(tool) = self.get(name) else {
-            return ToolOutput::error(unknown_tool(name, &self.names()));
+            return Err(Box::new(ToolOutput::error(unknown_tool(
+                name,
+                &self.names(),
+            ))));
         };
         if let Err(e) = self
             .schemas
-            .validate(name, &tool.spec().parameters, &arguments)
+            .validate(name, &tool.spec().parameters, arguments)
         {
-            return ToolOutput::error(argument_error(name, &e));
+            return Err(Box::new(ToolOutput::error(argument_error(name, &e))));
         }
-        tool.call(arguments, cx).await
+        Ok(tool)
+    }
+
+    /// Validates the arguments and calls the tool. Every failure (unknown tool, arguments that
+    /// violate the schema) becomes a tool error the model can read and correct.
+    pub async fn call(&self, name: &str, arguments: Value, cx: CallContext) -> ToolOutput {
+        match self.checked(name, &arguments) {
+            Ok(tool) => tool.call(arguments, cx).await,
+            Err(e) => *e,
+        }
     }
 }
 

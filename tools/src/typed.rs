@@ -33,7 +33,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::{BoxFuture, CallContext, Tool, ToolOutput, ToolSpec};
+use crate::{BoxFuture, CallContext, Tool, ToolAnnotations, ToolOutput, ToolSpec};
 
 /// The JSON Schema of `T` as a tool's parameters: subschemas inlined (a tool schema has no
 /// `$defs` to point into), without `$schema` and `title`, which chat templates would show the
@@ -117,6 +117,7 @@ where
         },
         f,
         args: PhantomData,
+        annotations: ToolAnnotations::default(),
     })
 }
 
@@ -125,6 +126,22 @@ pub struct FnTool<A, F> {
     spec: ToolSpec,
     f: F,
     args: PhantomData<fn(A)>,
+    annotations: ToolAnnotations,
+}
+
+impl<A, F> FnTool<A, F> {
+    /// The tool, saying `annotations` of itself (permissions let a read-only tool run
+    /// without asking). Call it on what [`tool`] returned, before the tool is shared: a
+    /// shared tool is returned as it was.
+    pub fn annotated(self: Arc<Self>, annotations: ToolAnnotations) -> Arc<Self> {
+        match Arc::try_unwrap(self) {
+            Ok(mut t) => {
+                t.annotations = annotations;
+                Arc::new(t)
+            }
+            Err(shared) => shared,
+        }
+    }
 }
 
 impl<A, F, Fut> Tool for FnTool<A, F>
@@ -136,6 +153,10 @@ where
 {
     fn spec(&self) -> &ToolSpec {
         &self.spec
+    }
+
+    fn annotations(&self) -> ToolAnnotations {
+        self.annotations
     }
 
     fn call(&self, arguments: Value, _cx: CallContext) -> BoxFuture<'_, ToolOutput> {

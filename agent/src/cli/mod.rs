@@ -1,5 +1,6 @@
 //! Command-line interface. Results go to stdout, progress and diagnostics to stderr.
 
+mod approve;
 mod models;
 mod parse;
 mod progress;

@@ -24,6 +24,11 @@ impl ProgressLine {
     }
 
     /// Shows each status it is called with (a build's), for as long as the line is up.
+    /// The bar, to hide while a question is asked on the terminal.
+    pub fn bar(&self) -> ProgressBar {
+        self.bar.clone()
+    }
+
     pub fn status(&self) -> impl Fn(&str) + Send + Sync + 'static {
         let bar = self.bar.clone();
         move |s| bar.set_message(s.to_string())
@@ -186,6 +191,19 @@ impl Observer for ProgressLine {
             } => self.bar.println(format!(
                 "run: {} prompt tokens ({} cached), {} generated ({} thinking) in {elapsed_secs:.1}s",
                 usage.prompt_tokens, usage.cached_tokens, usage.generated_tokens, usage.thinking_tokens
+            )),
+            Event::Permission(d) if d.decision == agent::permissions::Mode::Deny => {
+                self.bar.println(format!(
+                    "  ✗ {} refused: {}",
+                    d.name,
+                    d.message.as_deref().unwrap_or_default()
+                ))
+            }
+            Event::Hook(h) if h.run.error.is_some() => self.bar.println(format!(
+                "  ✗ {} hook `{}` failed: {}",
+                h.hook.as_str(),
+                h.run.command,
+                h.run.error.as_deref().unwrap_or_default()
             )),
             Event::ParseError { message, .. } => self
                 .bar

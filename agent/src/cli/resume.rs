@@ -41,6 +41,9 @@ pub struct ResumeArgs {
     /// Bound (MiB) of the on-disk prefix cache; 0 turns it off.
     #[arg(long, value_name = "MIB", default_value_t = agent::builder::DISK_CACHE_MIB)]
     disk_cache_mb: u64,
+    /// Answer yes to every call the permissions would ask about.
+    #[arg(long, short = 'y')]
+    yes: bool,
 }
 
 /// The trace `run` names: a file, or a run id under `$AGENT_HOME/runs`.
@@ -122,6 +125,7 @@ pub fn main(args: ResumeArgs) -> ExitCode {
         show_thinking: args.show_thinking,
         mcp_config: args.mcp_config,
         disk_cache_mb: args.disk_cache_mb,
+        yes: args.yes,
     };
     execute(run, task, Some(point))
 }

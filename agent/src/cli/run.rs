@@ -9,15 +9,17 @@ use agent::Device;
 use agent::backend::DiskCacheStats;
 use agent::events::{Event, JsonLines, Observer, StopReason, TraceWriter, Usage};
 use agent::models::{self, agent_home};
+use agent::permissions::Yes;
 use agent::planner::resume::ResumePoint;
 use agent::task::{
     MAX_RESULT_BYTES_RANGE, MAX_RESULT_TOKENS_RANGE, MAX_STEPS_RANGE, SECONDS_RANGE, Sampling,
-    Task, ThinkingSpec, parse_duration,
+    Task, ThinkingSpec, parse_duration, project_settings, with_settings,
 };
 use agent::{Agent, BuildError, RunConfig};
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
+use super::approve::Terminal;
 use super::progress::ProgressLine;
 use super::{EXIT_BAD_INPUT, EXIT_FAILED};
 
@@ -85,6 +87,10 @@ pub struct RunArgs {
     /// starts without prefilling them; 0 turns it off.
     #[arg(long, value_name = "MIB", default_value_t = agent::builder::DISK_CACHE_MIB)]
     pub(super) disk_cache_mb: u64,
+    /// Answer yes to every call the permissions would ask about (deny rules and hooks still
+    /// hold). Without it, such calls are asked about on a terminal and refused elsewhere.
+    #[arg(long, short = 'y')]
+    pub(super) yes: bool,
 }
 
 /// `--show-thinking`: reasoning on stderr, one block per step.
@@ -141,7 +147,16 @@ pub fn main(args: RunArgs) -> ExitCode {
 
 /// Runs `task` under `args`'s flags (`args.task` is not read again); with `resume`, the run
 /// goes on from that point of an earlier one, under its id, appending to its trace.
-pub(super) fn execute(args: RunArgs, task: Task, resume: Option<ResumePoint>) -> ExitCode {
+pub(super) fn execute(args: RunArgs, mut task: Task, resume: Option<ResumePoint>) -> ExitCode {
+    // The user's and the project's settings under the task's own (a resumed run's recorded
+    // settings have them already).
+    let here = std::env::current_dir().unwrap_or_default();
+    if resume.is_none() {
+        task.front = match with_settings(std::mem::take(&mut task.front), &here) {
+            Ok(f) => f,
+            Err(e) => return fail(EXIT_BAD_INPUT, e),
+        };
+    }
     // The flags win over the task file.
     let mut builder = Agent::builder()
         .task(&task)
@@ -185,6 +200,8 @@ pub(super) fn execute(args: RunArgs, task: Task, resume: Option<ResumePoint>) ->
     for f in &args.mcp_config {
         builder = builder.mcp_config(f);
     }
+    let settings = project_settings(&here);
+    builder = builder.remember_in(&settings);
     let run_id = resume
         .as_ref()
         .map_or_else(agent::planner::new_run_id, |p| p.run_id.clone());
@@ -216,6 +233,11 @@ pub(super) fn execute(args: RunArgs, task: Task, resume: Option<ResumePoint>) ->
         let progress = (!args.json && std::io::stderr().is_terminal()).then(ProgressLine::new);
         if let Some(p) = &progress {
             builder = builder.on_status(p.status());
+        }
+        if args.yes {
+            builder = builder.approver(Yes);
+        } else if let Some(t) = Terminal::detect(settings, progress.as_ref().map(|p| p.bar())) {
+            builder = builder.approver(t);
         }
         // From here on a signal ends the run cleanly: while the model loads and the MCP
         // servers start (dropping the build stops them, process groups and all), or later.
@@ -270,6 +292,7 @@ pub(super) fn execute(args: RunArgs, task: Task, resume: Option<ResumePoint>) ->
             task_name: task.path.display().to_string(),
             // Beside the trace: RUN_ID.results/result-N.txt.
             results_dir: Some(trace_path.with_extension("results")),
+            trace: Some(trace_path.clone()),
             ..agent.config(task.instructions.clone())
         };
         let mut run = agent.runner();

@@ -78,6 +78,10 @@ pub struct ServeArgs {
     /// uses what the server is configured with.
     #[arg(long)]
     trust_tasks: bool,
+    /// Run every call the permissions would ask about when the client cannot be asked (it
+    /// does not support elicitation); deny rules and hooks still hold.
+    #[arg(long, short = 'y')]
+    yes: bool,
     /// Add the fixture tools the MCP conformance suite calls by name (for its tests).
     #[arg(long, hide = true)]
     conformance_fixtures: bool,
@@ -139,17 +143,27 @@ pub fn main(mut args: ServeArgs) -> ExitCode {
             args.disk_cache_mb
         })
         .on_status(|s| eprintln!("agent serve: {s}"));
-    if let Some(path) = &args.defaults {
-        match read_defaults(path) {
-            Ok(front) => {
-                builder = builder.task(&Task {
-                    path: path.clone(),
-                    front,
-                    ..Task::from_instructions("")
-                })
-            }
+    let defaults = match &args.defaults {
+        Some(path) => match read_defaults(path) {
+            Ok(front) => front,
             Err(e) => return fail(EXIT_BAD_INPUT, e),
-        }
+        },
+        None => FrontMatter::default(),
+    };
+    // The user's and the project's permissions and hooks under the defaults' own.
+    let here = std::env::current_dir().unwrap_or_default();
+    let front = match agent::task::with_settings(defaults, &here) {
+        Ok(f) => f,
+        Err(e) => return fail(EXIT_BAD_INPUT, e),
+    };
+    let blank = Task::from_instructions("");
+    builder = builder.task(&Task {
+        path: args.defaults.clone().unwrap_or(blank.path.clone()),
+        front,
+        ..blank
+    });
+    if args.yes {
+        builder = builder.approver(agent::permissions::Yes);
     }
     if let Some(m) = &args.model {
         builder = builder.model(m);

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use agent::task::Task;
 use agent_tools::mcp::{McpPool, ServerStatus};
-use agent_tools::{CallContext, ToolRegistry};
+use agent_tools::permissions::{Mode, Permissions};
+use agent_tools::{CallContext, Tool, ToolRegistry};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
@@ -57,15 +58,19 @@ pub fn main(args: ToolsArgs) -> ExitCode {
     let scope = args.scope;
     let task = match &scope.task {
         Some(p) => match Task::load(p) {
-            Ok(t) => Some(t),
+            Ok(t) => t,
             Err(e) => return fail(EXIT_BAD_INPUT, e),
         },
-        None => None,
+        None => Task::from_instructions(""),
     };
-    let mut builder = agent::Agent::builder();
-    if let Some(t) = &task {
-        builder = builder.task(t);
-    }
+    // The permissions a run of the task would have: the settings files' under its own.
+    let here = std::env::current_dir().unwrap_or_default();
+    let front = match agent::task::with_settings(task.front.clone(), &here) {
+        Ok(f) => f,
+        Err(e) => return fail(EXIT_BAD_INPUT, e),
+    };
+    let permissions = front.permissions.clone().unwrap_or_default();
+    let mut builder = agent::Agent::builder().task(&Task { front, ..task });
     for f in &scope.mcp_config {
         builder = builder.mcp_config(f);
     }
@@ -107,14 +112,29 @@ pub fn main(args: ToolsArgs) -> ExitCode {
             (Some(ToolsCommand::Call { name, .. }), Some(arguments)) => {
                 call(registry, name, arguments, scope.json).await
             }
-            _ => list(registry, &pool, scope.json),
+            _ => list(registry, &pool, &permissions, scope.json),
         };
         pool.shutdown().await;
         code
     })
 }
 
-fn list(registry: &ToolRegistry, pool: &Arc<McpPool>, as_json: bool) -> ExitCode {
+/// What the permissions say of a call of `tool` that no argument condition singles out.
+fn permission(permissions: &Permissions, tool: &dyn Tool) -> (Mode, String) {
+    let name = &tool.spec().name;
+    if name == agent_tools::builtin::FINAL_ANSWER {
+        return (Mode::Allow, "the answer is never asked about".into());
+    }
+    let (mode, why) = permissions.decide(name, &json!({}), &tool.annotations());
+    (mode, why.to_string())
+}
+
+fn list(
+    registry: &ToolRegistry,
+    pool: &Arc<McpPool>,
+    permissions: &Permissions,
+    as_json: bool,
+) -> ExitCode {
     let tools = registry.current();
     if as_json {
         let servers: Value = pool
@@ -136,7 +156,9 @@ fn list(registry: &ToolRegistry, pool: &Arc<McpPool>, as_json: bool) -> ExitCode
             .values()
             .map(|t| {
                 let s = t.spec();
-                json!({"name": s.name, "source": t.source(), "description": s.description, "parameters": s.parameters})
+                let (mode, why) = permission(permissions, t.as_ref());
+                json!({"name": s.name, "source": t.source(), "description": s.description, "parameters": s.parameters,
+                       "annotations": t.annotations(), "permission": mode, "permission_reason": why})
             })
             .collect();
         println!("{}", json!({"tools": list, "mcp_servers": servers}));
@@ -144,7 +166,14 @@ fn list(registry: &ToolRegistry, pool: &Arc<McpPool>, as_json: bool) -> ExitCode
     }
     for t in tools.values() {
         let s = t.spec();
-        println!("{}  ({})", s.name, t.source());
+        let (mode, why) = permission(permissions, t.as_ref());
+        println!(
+            "{}  ({}, {}; {}: {why})",
+            s.name,
+            t.source(),
+            t.annotations().describe(),
+            mode.as_str()
+        );
         if !s.description.is_empty() {
             let first = s.description.lines().next().unwrap_or_default();
             println!("    {first}");

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Chat, Outcome, Run, RunConfig, RunError, new_run_id};
 use crate::backend::Backend;
 use crate::events::{Event, StopReason};
+use crate::permissions::Access;
 use crate::task::FrontMatter;
 use crate::thinking::ThinkingPolicy;
 use crate::toolbox::Toolbox;
@@ -34,6 +35,8 @@ pub struct Agent {
     /// The MCP servers' events, lent to one run at a time (see [`Run::run`]).
     server_events: Arc<Mutex<Option<mpsc::UnboundedReceiver<Event>>>>,
     origin: Arc<Origin>,
+    /// Who is asked about calls, and the Rust hooks.
+    access: Arc<Access>,
 }
 
 /// What an agent was built from, for those that make runs of their own settings from it (the
@@ -65,7 +68,21 @@ impl Agent {
                 max_tokens: super::DEFAULT_MAX_TOKENS,
                 ..Origin::default()
             }),
+            access: Arc::default(),
         }
+    }
+
+    /// The same agent with `access`: who is asked about calls its permissions say to ask
+    /// about (nobody by default: such calls are refused), its Rust hooks, and where "always"
+    /// answers are written.
+    pub fn with_access(mut self, access: Access) -> Self {
+        self.access = Arc::new(access);
+        self
+    }
+
+    /// Who is asked about calls, and the Rust hooks.
+    pub fn access(&self) -> &Access {
+        &self.access
     }
 
     pub(crate) fn with_origin(mut self, origin: Origin) -> Self {
@@ -150,6 +167,8 @@ impl Agent {
             last_tool_result: None,
             side_events: None,
             kept: Default::default(),
+            gate: None,
+            approver: None,
         }
     }
 

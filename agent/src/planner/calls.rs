@@ -14,6 +14,7 @@ use futures_util::StreamExt;
 
 use super::{Run, RunConfig, results};
 use crate::events::{Event, Progress, ResultCut};
+use crate::permissions::{CallInfo, Checked, Gate};
 use crate::prompt::{Message, ToolCall};
 
 impl Run<'_> {
@@ -79,17 +80,28 @@ impl Run<'_> {
             o.progress(progress);
         }
         let (tx, mut reports) = mpsc::unbounded_channel();
+        // Permission decisions and hooks, as they happen.
+        let (decided, mut decisions) = mpsc::unbounded_channel();
         let tools = self.tools.clone();
+        let gate = self.gate.clone();
         let running = calls.iter().enumerate().map(|(k, call)| {
             let tx = tx.clone();
             // Progress reports and side events reach observers while the call runs.
             let cx = CallContext::with_progress(move |p| {
                 let _ = tx.send((k, p));
             });
-            run_one(tools.clone(), call.clone(), cx, cfg.tool_timeout)
+            let one = One {
+                tools: tools.clone(),
+                gate: gate.clone(),
+                step,
+                id: id(k),
+                events: decided.clone(),
+                timeout: cfg.tool_timeout,
+            };
+            one.run(call.clone(), cx)
         });
         let running: Vec<_> = running.collect();
-        drop(tx);
+        drop((tx, decided));
         let running = futures_util::stream::iter(running)
             .buffered(cfg.parallel_calls.max(1))
             .collect::<Vec<_>>();
@@ -103,6 +115,7 @@ impl Run<'_> {
             };
             tokio::select! {
                 outs = &mut running => break outs,
+                Some(e) = decisions.recv() => self.emit(e),
                 Some((k, p)) = reports.recv() => {
                     progress.tool_progress = Some(match p.total {
                         Some(t) => format!("{}/{}", p.progress, t),
@@ -125,6 +138,9 @@ impl Run<'_> {
                 total: p.total,
                 message: p.message,
             });
+        }
+        while let Ok(e) = decisions.try_recv() {
+            self.emit(e);
         }
         progress.tool_progress = None;
         outs
@@ -237,35 +253,66 @@ impl Run<'_> {
     }
 }
 
-/// One call, refused when meaningless and cancelled (dropped: an MCP server is told) when it
-/// outlasts `timeout`.
-async fn run_one(
+/// One call and what it needs: refused when meaningless or not permitted, cancelled
+/// (dropped: an MCP server is told) when it outlasts `timeout`.
+struct One {
     tools: ToolRegistry,
-    call: ToolCall,
-    cx: CallContext,
+    gate: Option<Arc<Gate>>,
+    step: u32,
+    id: String,
+    events: mpsc::UnboundedSender<Event>,
     timeout: Option<Duration>,
-) -> ToolOutput {
-    // Valid by the schema but meaningless (see `echoed_description`): refused here, for the
-    // model, rather than in the registry, which also serves people and MCP clients.
-    let echoed = tools
-        .get(&call.name)
-        .and_then(|t| agent_tools::echoed_description(&t.spec().parameters, &call.arguments));
-    if let Some(p) = echoed {
-        return ToolOutput::error(format!(
-            "tool `{}`: `{p}` holds the parameter's description, not a value: write the actual {p} the task gives",
-            call.name
-        ));
+}
+
+impl One {
+    async fn run(self, call: ToolCall, cx: CallContext) -> ToolOutput {
+        // Valid by the schema but meaningless (see `echoed_description`): refused here, for
+        // the model, rather than in the registry, which also serves people and MCP clients.
+        let echoed = self
+            .tools
+            .get(&call.name)
+            .and_then(|t| agent_tools::echoed_description(&t.spec().parameters, &call.arguments));
+        if let Some(p) = echoed {
+            return ToolOutput::error(format!(
+                "tool `{}`: `{p}` holds the parameter's description, not a value: write the actual {p} the task gives",
+                call.name
+            ));
+        }
+        // An unknown tool or bad arguments go back to the model before anyone is asked.
+        let tool = match self.tools.checked(&call.name, &call.arguments) {
+            Ok(t) => t,
+            Err(e) => return *e,
+        };
+        // The answer is how a run ends, not a call on the world: never gated.
+        let gate = self.gate.clone().filter(|_| call.name != FINAL_ANSWER);
+        let Some(gate) = gate else {
+            return self.timed(&call.name, call.arguments, cx).await;
+        };
+        let at = CallInfo {
+            step: self.step,
+            id: &self.id,
+            tool: tool.as_ref(),
+        };
+        let arguments = match gate.before(&at, call.arguments, &self.events).await {
+            Checked::Run(a) => a,
+            Checked::Refused(why) => return ToolOutput::error(why),
+        };
+        let out = self.timed(&call.name, arguments.clone(), cx).await;
+        gate.after(&at, &arguments, out, &self.events).await
     }
-    let running = tools.call(&call.name, call.arguments.clone(), cx);
-    match timeout {
-        None => running.await,
-        Some(limit) => match tokio::time::timeout(limit, running).await {
-            Ok(out) => out,
-            Err(_) => ToolOutput::error(format!(
-                "tool `{}` did not finish within {}s (the run's tool_timeout) and was cancelled",
-                call.name,
-                limit.as_secs()
-            )),
-        },
+
+    /// The call itself, within the run's `tool_timeout`.
+    async fn timed(&self, name: &str, arguments: Value, cx: CallContext) -> ToolOutput {
+        let running = self.tools.call(name, arguments, cx);
+        match self.timeout {
+            None => running.await,
+            Some(limit) => match tokio::time::timeout(limit, running).await {
+                Ok(out) => out,
+                Err(_) => ToolOutput::error(format!(
+                    "tool `{name}` did not finish within {}s (the run's tool_timeout) and was cancelled",
+                    limit.as_secs()
+                )),
+            },
+        }
     }
 }

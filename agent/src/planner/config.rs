@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use agent_tools::permissions::{HookSpecs, Permissions};
 use serde_json::Value;
 
 use crate::backend::Sampling;
@@ -72,6 +73,12 @@ pub struct RunConfig {
     /// can set it up again ([`Agent::config`](super::Agent::config) records the agent's
     /// front matter, base folder and token limit); the run itself does not read it.
     pub settings: Option<serde_json::Value>,
+    /// Which calls run (`permissions`: rules, annotations, the default).
+    pub permissions: Permissions,
+    /// Commands run before and after calls and at the end (`hooks`).
+    pub hooks: HookSpecs,
+    /// The run's trace file, told to hooks.
+    pub trace: Option<std::path::PathBuf>,
 }
 
 impl RunConfig {
@@ -128,6 +135,9 @@ impl RunConfig {
             time_limit: limits.time_limit(),
             tool_timeout: limits.tool_timeout(),
             settings: None,
+            permissions: front.permissions.clone().unwrap_or_default(),
+            hooks: front.hooks.clone().unwrap_or_default(),
+            trace: None,
         }
     }
 }

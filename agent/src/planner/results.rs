@@ -137,6 +137,10 @@ impl Tool for ReadResult {
         &self.spec
     }
 
+    fn annotations(&self) -> agent_tools::ToolAnnotations {
+        agent_tools::ToolAnnotations::READ_ONLY
+    }
+
     fn call(&self, arguments: Value, _cx: CallContext) -> BoxFuture<'_, ToolOutput> {
         let arg = |k: &str| {
             arguments

@@ -18,6 +18,7 @@
 //! # Ok(()) }
 //! ```
 
+mod approve;
 mod conformance;
 mod handler;
 mod http;

@@ -250,6 +250,17 @@ impl State {
             if over.mcp_servers.is_some() {
                 return Err("mcp_servers: this server does not let tasks start MCP servers (start it with --trust-tasks, or configure them with --mcp-config)".into());
             }
+            if over.hooks.is_some() {
+                return Err("hooks: this server does not let tasks run commands (start it with --trust-tasks, or set hooks in its settings)".into());
+            }
+            // A task may make the server's rules stricter, not looser.
+            if let Some(p) = &over.permissions
+                && (!p.allow.is_empty()
+                    || p.default == Some(crate::permissions::Mode::Allow)
+                    || p.annotations.is_some())
+            {
+                return Err("permissions: a task may add ask and deny rules and a stricter default here; allow rules, `default: allow` and `annotations` need a server started with --trust-tasks".into());
+            }
             if over.wasm_policy.is_some() {
                 return Err("wasm_policy: this server does not let tasks grant wasm tools access (start it with --trust-tasks, or set policies in --defaults)".into());
             }
@@ -439,7 +450,15 @@ impl State {
             .await
             .map_err(|e| ErrorData::internal_error(e, None))?;
         let events = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let mut agent = Agent::new(self.agent.backend().clone(), tools).runner();
+        cfg.trace = Some(trace_file.clone());
+        let access = self.agent.access().clone();
+        let mut agent = Agent::new(self.agent.backend().clone(), tools)
+            .with_access(access.clone())
+            .runner();
+        // The client whose task it is is asked, when it can be.
+        if let Some(e) = super::approve::Elicit::for_client(&report.peer, access.approver.clone()) {
+            agent.approver(Arc::new(e));
+        }
         agent.observe(Box::new(trace));
         agent.observe(Box::new(Collect(events.clone())));
         agent.observe(Box::new(notifier));

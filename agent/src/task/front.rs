@@ -5,6 +5,7 @@ use std::ops::RangeInclusive;
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
 
+use super::access::{check_hooks, check_permissions};
 use super::check::{
     Checked, FieldError, Seg, child, describe, entries, integer, integer_u32, number, string,
     wrong_type,
@@ -78,6 +79,12 @@ pub struct FrontMatter {
     /// the default policy (nothing granted, small limits).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wasm_policy: Option<BTreeMap<String, Policy>>,
+    /// Which tool calls run, are asked about, or are refused (see docs/PERMISSIONS.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Permissions>,
+    /// Commands run before and after tool calls, and when the run ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<HookSpecs>,
 }
 
 use crate::backend::Device;
@@ -87,6 +94,7 @@ use std::collections::BTreeMap;
 
 use agent_sandboxes::Policy;
 use agent_tools::mcp::{McpConfig, PathSeg};
+use agent_tools::permissions::{HookSpecs, Permissions};
 
 /// Token sampling. Greedy (deterministic) unless `temperature` is set above 0,
 /// because reproducible runs are the more useful default for an agent.
@@ -191,7 +199,7 @@ impl FrontMatter {
 /// The top-level keys before and after the run limits' ([`limits::KEYS`]), in the order the
 /// "allowed keys" error lists them.
 const KEYS_BEFORE_LIMITS: [&str; 4] = ["model", "device", "isq", "max_steps"];
-const KEYS_AFTER_LIMITS: [&str; 8] = [
+const KEYS_AFTER_LIMITS: [&str; 10] = [
     "tools",
     "thinking",
     "sampling",
@@ -200,6 +208,8 @@ const KEYS_AFTER_LIMITS: [&str; 8] = [
     "tool_format",
     "mcp_servers",
     "wasm_policy",
+    "permissions",
+    "hooks",
 ];
 const SAMPLING_KEYS: [&str; 4] = ["temperature", "top_p", "top_k", "seed"];
 
@@ -257,6 +267,8 @@ pub(crate) fn check_front_matter(value: &Value) -> Checked<FrontMatter> {
             "tool_choice" => front.tool_choice = Some(check_tool_choice(value, &path)?),
             "mcp_servers" => front.mcp_servers = Some(check_mcp_servers(value, &path)?),
             "wasm_policy" => front.wasm_policy = Some(check_wasm_policy(value, &path)?),
+            "permissions" => front.permissions = Some(check_permissions(value, &path)?),
+            "hooks" => front.hooks = Some(check_hooks(value, &path)?),
             "tool_format" => {
                 let expected = "one of qwen3, qwen3-coder, llama4-pythonic, llama4-json";
                 let name = string(value, &path, expected)?;
@@ -584,6 +596,22 @@ mod tests {
                     },
                 )]
                 .into(),
+            ),
+            permissions: Some(
+                serde_json::from_value(serde_json::json!({
+                    "allow": ["fs__read_*"],
+                    "deny": ["fs__write_file(path: \"/etc/**\", mode: 0..=7)"],
+                    "default": "deny",
+                    "annotations": false
+                }))
+                .unwrap(),
+            ),
+            hooks: Some(
+                serde_json::from_value(serde_json::json!({
+                    "pre_tool": [{"match": "fs__*", "command": "check.sh", "timeout": 5.0}],
+                    "stop": [{"command": "notify.sh"}]
+                }))
+                .unwrap(),
             ),
         };
         let json = serde_json::to_value(&front).unwrap();

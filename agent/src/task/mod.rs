@@ -10,18 +10,21 @@
 //! falls back to a default would waste a whole run. Every error is one line
 //! naming file, line and key; see [`TaskError`].
 
+mod access;
 mod check;
 mod error;
 mod front;
 mod limits;
 mod locate;
 mod output;
+mod settings;
 mod thinking;
 mod tools;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use agent_tools::permissions::{HookSpecs, Permissions};
 use serde_yaml_ng::Value;
 
 pub use check::FieldError;
@@ -34,6 +37,7 @@ pub use limits::{
     parse_duration,
 };
 pub use output::OutputSpec;
+pub use settings::{project_settings, read_settings, remember_allow, user_settings, with_settings};
 pub use thinking::ThinkingSpec;
 pub use tools::ToolSource;
 
@@ -158,7 +162,20 @@ impl FrontMatter {
             tool_format: top.tool_format.or(self.tool_format),
             mcp_servers: top.mcp_servers.or(self.mcp_servers),
             wasm_policy: top.wasm_policy.or(self.wasm_policy),
+            // Rules and hooks add up: a deny anywhere wins, every hook runs.
+            permissions: merge(self.permissions, top.permissions, |a, b| {
+                Permissions::merged([&a, &b])
+            }),
+            hooks: merge(self.hooks, top.hooks, |a, b| HookSpecs::merged([&a, &b])),
         }
+    }
+}
+
+/// `a` and `b` combined by `both` when both are set, else whichever is.
+fn merge<T>(a: Option<T>, b: Option<T>, both: impl FnOnce(T, T) -> T) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(both(a, b)),
+        (a, b) => b.or(a),
     }
 }
 

@@ -42,6 +42,10 @@ impl Tool for Calculator {
         &self.spec
     }
 
+    fn annotations(&self) -> crate::ToolAnnotations {
+        crate::ToolAnnotations::READ_ONLY
+    }
+
     fn call(&self, arguments: Value, _cx: CallContext) -> BoxFuture<'_, ToolOutput> {
         let expr = arguments
             .get("expression")

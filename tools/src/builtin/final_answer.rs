@@ -36,6 +36,10 @@ impl Tool for FinalAnswer {
         &self.spec
     }
 
+    fn annotations(&self) -> crate::ToolAnnotations {
+        crate::ToolAnnotations::READ_ONLY
+    }
+
     fn call(&self, arguments: Value, _cx: CallContext) -> BoxFuture<'_, ToolOutput> {
         let answer = arguments.get("answer").cloned().unwrap_or(Value::Null);
         let content = match &answer {

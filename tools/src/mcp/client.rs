@@ -20,7 +20,7 @@ use super::config::ServerConfig;
 use super::connect::{Lifecycle, Live, StderrTail, connect, wants_discover};
 use super::content::to_output;
 use super::host::{Host, HostState};
-use crate::{BoxFuture, CallContext, ProgressUpdate, Tool, ToolOutput, ToolSpec};
+use crate::{BoxFuture, CallContext, ProgressUpdate, Tool, ToolAnnotations, ToolOutput, ToolSpec};
 
 /// Separates server and tool in the names the model sees.
 pub const SEPARATOR: &str = "__";
@@ -185,6 +185,11 @@ impl McpServer {
 
     /// The server's tools that the configuration lets through, as the model sees them.
     pub fn specs(&self) -> Vec<ToolSpec> {
+        self.listed().into_iter().map(|(spec, _)| spec).collect()
+    }
+
+    /// The tools offered now, with their annotations.
+    fn listed(&self) -> Vec<(ToolSpec, ToolAnnotations)> {
         let tools = self
             .state
             .tools
@@ -200,10 +205,23 @@ impl McpServer {
                     .is_none_or(|e| e.iter().any(|n| *n == t.name))
             })
             .filter(|t| !self.config.disabled_tools.iter().any(|n| *n == t.name))
-            .map(|t| ToolSpec {
-                name: format!("{}{SEPARATOR}{}", self.config.name, t.name),
-                description: t.description.as_deref().unwrap_or("").to_string(),
-                parameters: Value::Object(t.input_schema.as_ref().clone()),
+            .map(|t| {
+                let spec = ToolSpec {
+                    name: format!("{}{SEPARATOR}{}", self.config.name, t.name),
+                    description: t.description.as_deref().unwrap_or("").to_string(),
+                    parameters: Value::Object(t.input_schema.as_ref().clone()),
+                };
+                let annotations = t
+                    .annotations
+                    .as_ref()
+                    .map(|a| ToolAnnotations {
+                        read_only: a.read_only_hint,
+                        destructive: a.destructive_hint,
+                        idempotent: a.idempotent_hint,
+                        open_world: a.open_world_hint,
+                    })
+                    .unwrap_or_default();
+                (spec, annotations)
             })
             .collect()
     }
@@ -361,12 +379,13 @@ impl McpServer {
 
     /// Each allowed tool as of now, ready for a [`crate::ToolRegistry`].
     pub fn tools(self: &Arc<Self>) -> Vec<Arc<dyn Tool>> {
-        self.specs()
+        self.listed()
             .into_iter()
-            .map(|spec| {
+            .map(|(spec, annotations)| {
                 Arc::new(McpTool {
                     server: self.clone(),
                     spec,
+                    annotations,
                 }) as Arc<dyn Tool>
             })
             .collect()
@@ -438,6 +457,7 @@ impl Drop for CancelOnDrop {
 struct McpTool {
     server: Arc<McpServer>,
     spec: ToolSpec,
+    annotations: ToolAnnotations,
 }
 
 impl Tool for McpTool {
@@ -458,5 +478,9 @@ impl Tool for McpTool {
 
     fn source(&self) -> String {
         format!("mcp:{}", self.server.name())
+    }
+
+    fn annotations(&self) -> ToolAnnotations {
+        self.annotations
     }
 }
