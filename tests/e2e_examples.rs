@@ -127,6 +127,23 @@ fn streaming_events_draws_each_step() {
 }
 
 #[test]
+fn approvals_decides_each_call() {
+    let (out, _) = run("approvals", &[]);
+    let lines: Vec<&str> = out.lines().collect();
+    // Step 1 must call `delete` (the task forces it); the hook sees it before the decision.
+    assert!(lines[0].starts_with("hook: delete {"), "{out}");
+    assert!(
+        lines[1].starts_with(
+            "decision: delete allow (the tool is annotated destructiveHint, asked program)"
+        ) || lines[1].starts_with(
+            "decision: delete deny (the tool is annotated destructiveHint, asked program)"
+        ) || lines[1].starts_with("decision: delete deny (rule `delete(path: \"/etc/**\")`)"),
+        "{out}"
+    );
+    assert!(out.contains("\nstop: "), "{out}");
+}
+
+#[test]
 fn mcp_filesystem_uses_the_reference_server() {
     let server = mcp_server_bin("mcp-server-filesystem");
     let dir = tmp_dir("example-fs");
