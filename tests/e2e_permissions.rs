@@ -289,8 +289,10 @@ fn walk(dir: &Path) -> Vec<String> {
     out
 }
 
-/// `agent serve` asks its MCP client (the Python SDK, legacy handshake, elicitation
-/// declared) about a destructive call, and does what it answers.
+/// `agent serve` asks its MCP client (the Python SDK, elicitation declared) about a
+/// destructive call, and does what it answers: by an elicitation request on an `initialize`
+/// connection, and by an `input_required` result that the SDK answers and retries on a
+/// 2026-07-28 one.
 #[test]
 fn an_mcp_client_approves_and_declines_over_elicitation() {
     let dir = tmp_dir("perm-elicit");
@@ -305,7 +307,7 @@ fn an_mcp_client_approves_and_declines_over_elicitation() {
         "---\ntools: []\nmax_steps: 1\ntool_choice: {{tool: fs__write_file}}\n---\nWrite the word hello to the file {}.\n",
         dir.join("hello.txt").display()
     );
-    let client = |answers: Value| -> Value {
+    let client = |mode: &str, answers: Value| -> Value {
         let o = Command::new(require_fixture("fixtures/python-mcp/bin/python"))
             .arg(repo_root().join("tests/serve_client.py"))
             .args([
@@ -318,40 +320,54 @@ fn an_mcp_client_approves_and_declines_over_elicitation() {
             .arg(&mcp)
             .env("SERVE_TASK", &task)
             .env("SERVE_ANSWERS", answers.to_string())
+            .env("SERVE_MODE", mode)
             .current_dir(&dir)
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", stderr(&o));
         serde_json::from_slice(&o.stdout).unwrap()
     };
-    let yes = client(json!([{"allow": true}]));
-    let questions = yes["questions"].as_array().unwrap();
-    assert_eq!(questions.len(), 1, "{yes:#}");
-    let message = questions[0]["message"].as_str().unwrap();
-    assert!(
-        message.starts_with("The agent wants to call fs__write_file (mcp:fs, destructive)."),
-        "{message}"
-    );
-    let ev = yes["events"].as_array().unwrap();
-    assert_eq!(
-        decisions(ev),
-        [
-            json!({"name": "fs__write_file", "decision": "allow", "verdict": "ask", "by": "annotation",
-                "hint": "destructiveHint", "approver": "mcp client", "answer": "once"})
-        ]
-    );
-    assert!(!tool_results(ev)[0].0, "{:?}", tool_results(ev));
+    for mode in ["legacy", "auto"] {
+        let yes = client(mode, json!([{"allow": true}]));
+        assert_eq!(
+            yes["protocol"],
+            if mode == "legacy" {
+                "2025-11-25"
+            } else {
+                "2026-07-28"
+            },
+            "{yes:#}"
+        );
+        let questions = yes["questions"].as_array().unwrap();
+        assert_eq!(questions.len(), 1, "{mode}: {yes:#}");
+        let message = questions[0]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("The agent wants to call fs__write_file (mcp:fs, destructive)."),
+            "{message}"
+        );
+        let ev = yes["events"].as_array().unwrap();
+        assert_eq!(
+            decisions(ev),
+            [
+                json!({"name": "fs__write_file", "decision": "allow", "verdict": "ask", "by": "annotation",
+                    "hint": "destructiveHint", "approver": "mcp client", "answer": "once"})
+            ],
+            "{mode}"
+        );
+        assert!(!tool_results(ev)[0].0, "{mode}: {:?}", tool_results(ev));
 
-    let no = client(json!([{"allow": false, "reason": "read only today"}]));
-    let ev = no["events"].as_array().unwrap();
-    assert_eq!(
-        tool_results(ev),
-        [(
-            true,
-            "the user declined this call: read only today".to_string()
-        )]
-    );
-    let declined = client(json!(["decline"]));
+        let no = client(mode, json!([{"allow": false, "reason": "read only today"}]));
+        let ev = no["events"].as_array().unwrap();
+        assert_eq!(
+            tool_results(ev),
+            [(
+                true,
+                "the user declined this call: read only today".to_string()
+            )],
+            "{mode}"
+        );
+    }
+    let declined = client("legacy", json!(["decline"]));
     let ev = declined["events"].as_array().unwrap();
     assert_eq!(
         tool_results(ev),

@@ -12,9 +12,12 @@ Scenarios:
     concurrent  N (env SERVE_N) run_task calls at once on one connection
     bench       (docs/BENCHMARKS.md) run_task on TASK SERVE_N times, then TOOL (env
                 SERVE_TOOL, default text__count) on strawberry/r 500 times; latencies in ms
-    elicit      (legacy handshake, elicitation declared) run_task on TASK, answering each
-                permission question with the next of SERVE_ANSWERS (a JSON list of form
-                contents, or "decline"); the questions asked and the run's trace events
+    elicit      (elicitation declared; SERVE_MODE "legacy", the default: the initialize
+                handshake, where the server sends elicitation requests; "auto": 2026-07-28,
+                where it answers input_required and the SDK retries) run_task on TASK,
+                answering each permission question with the next of SERVE_ANSWERS (a JSON
+                list of form contents, or "decline"); the questions asked and the run's
+                trace events
 """
 import asyncio
 import json
@@ -149,8 +152,9 @@ async def elicit(c, out):
 async def main():
     scenario, transport, *rest = sys.argv[1:]
     out = {}
-    # Server-to-client requests need the initialize handshake (see agent/src/serve/approve.rs).
-    options = {"mode": "legacy", "elicitation_callback": answer_question} if scenario == "elicit" else {}
+    options = {}
+    if scenario == "elicit":
+        options = {"mode": os.environ.get("SERVE_MODE", "legacy"), "elicitation_callback": answer_question}
     async with connect(transport, rest, **options) as c:
         out["protocol"] = str(c.protocol_version)
         await {"run": run, "cancel": cancel, "concurrent": concurrent, "bench": bench, "elicit": elicit}[scenario](c, out)

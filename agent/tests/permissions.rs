@@ -501,3 +501,38 @@ async fn rust_hooks_and_a_deny_rule_that_no_hook_overrides() {
     );
     assert_eq!(calls.lock().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_failed_stop_hook_rejects_the_answer_and_the_turn_stays_well_formed() {
+    let dir = tmp("stop-fails");
+    let fails = script(&dir, "tests.sh", "echo '2 tests failed' >&2; exit 1");
+    let front = format!("max_calls: 2\nhooks:\n  stop: [{fails}]\n");
+    // One turn: a call, then the answer.
+    let turn = format!("{}\n{}", call("read", json!({"path": "a"})), answer("done"));
+    let (builder, _) = agent(&front, vec![turn, answer("done")], &dir);
+    let (outcome, _) = run(builder.max_steps(2)).await;
+    // The hook failed both times: no answer is accepted.
+    assert_eq!((outcome.stop, outcome.answer), (StopReason::MaxSteps, None));
+    let tail: Vec<(String, String)> = outcome.messages[2..]
+        .iter()
+        .map(|m| (format!("{:?}", m.role), m.content.clone()))
+        .collect();
+    let rejected = format!(
+        "Error: the answer was not accepted: the stop hook `{fails}` failed (exited with status 1: 2 tests failed)"
+    );
+    assert_eq!(
+        tail,
+        [
+            ("Assistant".to_string(), String::new()),
+            ("Tool".to_string(), "contents of a".to_string()),
+            // The final_answer call's own result: the turn's calls each have one.
+            ("Tool".to_string(), rejected.clone()),
+            (
+                "User".to_string(),
+                "You have one step left. Give your final answer now.".to_string()
+            ),
+            ("Assistant".to_string(), String::new()),
+            ("Tool".to_string(), rejected),
+        ]
+    );
+}

@@ -9,9 +9,12 @@ use agent::permissions::{Approval, ApprovalRequest, Approver};
 use agent::tools::BoxFuture;
 use serde_json::Value;
 
-/// The most lines of arguments shown, and characters of one string in them.
-const MAX_LINES: usize = 40;
-const MAX_STRING: usize = 300;
+/// The most lines of arguments shown (head and tail), and characters of one string in them
+/// (head and tail too: what matters may come last, as `; rm -rf ~` would).
+const HEAD_LINES: usize = 30;
+const TAIL_LINES: usize = 10;
+const HEAD_CHARS: usize = 240;
+const TAIL_CHARS: usize = 120;
 
 /// Asks on the controlling terminal.
 pub(super) struct Terminal {
@@ -103,12 +106,17 @@ fn parse_answer(line: &str) -> Option<Approval> {
 /// asked about, and its arguments (pretty, long strings and many lines cut).
 fn question(request: &ApprovalRequest, settings: &std::path::Path) -> String {
     let args = serde_json::to_string_pretty(&shorten(&request.arguments)).unwrap_or_default();
-    let mut shown: Vec<&str> = args.lines().take(MAX_LINES).collect();
-    let more = args.lines().count().saturating_sub(MAX_LINES);
-    let tail = format!("… ({more} more lines)");
-    if more > 0 {
-        shown.push(&tail);
-    }
+    let lines: Vec<&str> = args.lines().collect();
+    let cut = lines.len().saturating_sub(HEAD_LINES + TAIL_LINES);
+    let marker = format!("… ({cut} lines not shown) …");
+    let shown: Vec<&str> = if cut == 0 {
+        lines
+    } else {
+        let mut s = lines[..HEAD_LINES].to_vec();
+        s.push(&marker);
+        s.extend_from_slice(&lines[lines.len() - TAIL_LINES..]);
+        s
+    };
     format!(
         "\n── permission ── {} ({}, {})\n  why: {}\n  arguments:\n{}\n  [A] saves an allow rule in {}\n",
         request.tool,
@@ -124,14 +132,16 @@ fn question(request: &ApprovalRequest, settings: &std::path::Path) -> String {
     )
 }
 
-/// `v` with long strings cut to [`MAX_STRING`] characters.
+/// `v` with long strings cut to their head and tail.
 fn shorten(v: &Value) -> Value {
     match v {
-        Value::String(s) if s.chars().count() > MAX_STRING => {
-            let head: String = s.chars().take(MAX_STRING).collect();
+        Value::String(s) if s.chars().count() > HEAD_CHARS + TAIL_CHARS => {
+            let n = s.chars().count();
+            let head: String = s.chars().take(HEAD_CHARS).collect();
+            let tail: String = s.chars().skip(n - TAIL_CHARS).collect();
             Value::String(format!(
-                "{head}… ({} more characters)",
-                s.chars().count() - MAX_STRING
+                "{head}… ({} characters not shown) …{tail}",
+                n - HEAD_CHARS - TAIL_CHARS
             ))
         }
         Value::Array(a) => Value::Array(a.iter().map(shorten).collect()),
@@ -167,7 +177,7 @@ mod tests {
         let request = ApprovalRequest {
             run_id: "r".into(),
             tool: "fs__write_file".into(),
-            arguments: json!({"path": "/tmp/a", "content": "x".repeat(1000)}),
+            arguments: json!({"path": "/tmp/a", "content": "x".repeat(1000) + "; rm -rf ~"}),
             source: "mcp:fs".into(),
             annotations: agent::tools::ToolAnnotations {
                 read_only: Some(false),
@@ -180,8 +190,9 @@ mod tests {
         assert_eq!(
             q,
             format!(
-                "\n── permission ── fs__write_file (mcp:fs, destructive)\n  why: the tool is annotated destructiveHint\n  arguments:\n    {{\n      \"path\": \"/tmp/a\",\n      \"content\": \"{}… (700 more characters)\"\n    }}\n  [A] saves an allow rule in .agent/settings.yaml\n",
-                "x".repeat(300)
+                "\n── permission ── fs__write_file (mcp:fs, destructive)\n  why: the tool is annotated destructiveHint\n  arguments:\n    {{\n      \"path\": \"/tmp/a\",\n      \"content\": \"{}… (650 characters not shown) …{}; rm -rf ~\"\n    }}\n  [A] saves an allow rule in .agent/settings.yaml\n",
+                "x".repeat(240),
+                "x".repeat(110)
             )
         );
     }

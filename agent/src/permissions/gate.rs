@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use agent_tools::permissions::{
-    HookAnswer, HookEvent, HookInput, HookRun, HookSpecs, Mode, Permissions, Reason, Rule,
+    Each, HookAnswer, HookEvent, HookInput, HookRun, HookSpecs, Mode, Permissions, Reason, Rule,
     hooks::run_command,
 };
 use agent_tools::{Tool, ToolOutput};
@@ -82,8 +82,9 @@ pub(crate) struct Gate {
     run_id: String,
     trace: Option<PathBuf>,
     cwd: PathBuf,
-    /// Tools allowed for the rest of the run by an answer.
-    for_run: Mutex<Vec<Rule>>,
+    /// Tools allowed for the rest of the run by an answer, by exact name (a tool's name is
+    /// not read as a glob).
+    for_run: Mutex<std::collections::BTreeSet<String>>,
     /// One question at a time (a turn's calls run at once).
     asking: tokio::sync::Mutex<()>,
 }
@@ -111,7 +112,7 @@ impl Gate {
             run_id,
             trace,
             cwd,
-            for_run: Mutex::new(Vec::new()),
+            for_run: Mutex::default(),
             asking: tokio::sync::Mutex::new(()),
         }
     }
@@ -149,7 +150,7 @@ impl Gate {
             HookEvent::Stop => &self.hooks.stop,
         };
         let sees = |m: Option<&Rule>, input: &HookInput| match (&input.tool, &input.arguments) {
-            (Some(t), Some(a)) => m.is_none_or(|m| m.matches(t, a)),
+            (Some(t), Some(a)) => m.is_none_or(|m| m.matches_with(t, a, Each::Any)),
             _ => true,
         };
         let tool = call.map(|c| c.tool.spec().name.clone());
@@ -312,11 +313,8 @@ impl Gate {
         Checked::Refused(message)
     }
 
-    fn allowed_for_run(&self, tool: &str, arguments: &Value) -> bool {
-        self.for_run
-            .lock()
-            .map(|r| r.iter().any(|r| r.matches(tool, arguments)))
-            .unwrap_or(false)
+    fn allowed_for_run(&self, tool: &str) -> bool {
+        self.for_run.lock().is_ok_and(|r| r.contains(tool))
     }
 
     async fn ask(
@@ -338,7 +336,7 @@ impl Gate {
         };
         let _turn = self.asking.lock().await;
         // An earlier question of this turn may have allowed the tool for the run.
-        if self.allowed_for_run(&request.tool, &arguments) {
+        if self.allowed_for_run(&request.tool) {
             d.answer = Some(Approval::ForRun.as_str().into());
             d.approver = Some("this run".into());
             return self.allow(d, arguments, events);
@@ -350,16 +348,22 @@ impl Gate {
         match answer {
             Approval::Once => self.allow(d, arguments, events),
             Approval::ForRun | Approval::Always => {
-                // The tool by name: rules are written for people to read back.
-                if let Ok(rule) = tool.parse::<Rule>() {
-                    if answer == Approval::Always
-                        && let Some(file) = &self.access.remember_in
-                        && let Err(e) = crate::task::remember_allow(file, &rule)
-                    {
-                        let _ = events.send(Event::Error { message: e });
-                    }
-                    if let Ok(mut r) = self.for_run.lock() {
-                        r.push(rule);
+                if let Ok(mut r) = self.for_run.lock() {
+                    r.insert(tool.clone());
+                }
+                if answer == Approval::Always
+                    && let Some(file) = &self.access.remember_in
+                {
+                    // Saved as a rule naming the tool alone: a name a rule would read as a
+                    // glob (or cannot hold) is not saved, lest it allow more than was asked.
+                    let saved = tool
+                        .parse::<Rule>()
+                        .ok()
+                        .filter(|r| r.text == tool && !tool.contains(['*', '?']))
+                        .ok_or_else(|| format!("`{tool}` cannot be written as a rule naming it alone: allowed for this run only"))
+                        .and_then(|rule| crate::task::remember_allow(file, &rule));
+                    if let Err(message) = saved {
+                        let _ = events.send(Event::Error { message });
                     }
                 }
                 self.allow(d, arguments, events)
@@ -423,6 +427,11 @@ impl Gate {
         input.answer = answer.cloned();
         let mut rejected = None;
         self.run_hooks(HookEvent::Stop, None, input, events, |run, _| {
+            // A check that could not run has not passed: a failed stop hook rejects too.
+            if let Some(e) = &run.error {
+                rejected = Some(format!("the stop hook `{}` failed ({e})", run.command));
+                return false;
+            }
             if run.answer.decision == Some(Mode::Deny) {
                 rejected =
                     Some(run.answer.reason.clone().unwrap_or_else(|| {

@@ -56,12 +56,6 @@ impl Tool for AgentTool {
         &self.spec
     }
 
-    /// Handing a task over changes nothing by itself: what the other agent's tools do is
-    /// decided by that agent's own permissions.
-    fn annotations(&self) -> agent_tools::ToolAnnotations {
-        agent_tools::ToolAnnotations::READ_ONLY
-    }
-
     fn call(&self, arguments: Value, cx: CallContext) -> BoxFuture<'_, ToolOutput> {
         let task = arguments
             .get("task")

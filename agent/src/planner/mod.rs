@@ -15,6 +15,7 @@ use crate::backend::{Finish, GenRequest};
 use crate::events::{Event, Events, Observer, Progress, StepKind, StopReason, Usage};
 use crate::formats::{self, GrammarError};
 use crate::permissions::{Approver, Gate};
+
 use crate::prompt::{self, Message, Role};
 use crate::thinking::{self, StepContext};
 
@@ -29,6 +30,7 @@ mod outcome;
 pub mod results;
 pub mod resume;
 mod step_grammar;
+mod stop;
 
 use compact::{StepPrompt, Window};
 use guard::{LoopGuard, Verdict};
@@ -190,25 +192,7 @@ impl<'a> Run<'a> {
         self.tools = self.agent.tools().clone();
         self.tools
             .replace(Arc::new(FinalAnswer::new(cfg.output_schema.clone())));
-        let mut access = self.agent.access().clone();
-        if let Some(a) = self.approver.clone() {
-            access.approver = Some(a);
-        }
-        // Hooks run in the agent's base folder (the task file's), absolute.
-        let base = &self.agent.origin().base;
-        let cwd = std::path::absolute(base)
-            .ok()
-            .filter(|_| !base.as_os_str().is_empty())
-            .or_else(|| std::env::current_dir().ok())
-            .unwrap_or_default();
-        self.gate = Some(Arc::new(Gate::new(
-            cfg.permissions.clone(),
-            cfg.hooks.clone(),
-            access,
-            cfg.run_id.clone(),
-            cfg.trace.clone(),
-            cwd,
-        )));
+        self.open_gate(cfg);
         let info = self.agent.backend().info().clone();
         let resumed_after = self.resume.as_ref().map(|p| p.checkpoint.step);
         self.emit(Event::RunStarted {
@@ -266,28 +250,24 @@ impl<'a> Run<'a> {
                     self.emit(Event::Error {
                         message: e.to_string(),
                     });
-                    self.stop_hooks(StopReason::Error, None).await;
+                    self.stop_hooks(StopReason::Error, None, cancel).await;
                     stop(self, None, StopReason::Error, messages);
                     return Err(e);
                 }
                 Ok(StepEnd::Stop(reason)) => {
-                    self.stop_hooks(reason, None).await;
+                    self.stop_hooks(reason, None, cancel).await;
                     return Ok(stop(self, None, reason, messages));
                 }
                 Ok(StepEnd::Done(answer)) => {
                     // A stop hook may reject the answer: the model is told why and goes on
                     // while it has steps left.
-                    let Some(why) = self.stop_hooks(StopReason::Answer, Some(&answer)).await else {
+                    let Some(why) = self
+                        .stop_hooks(StopReason::Answer, Some(&answer), cancel)
+                        .await
+                    else {
                         return Ok(stop(self, Some(answer), StopReason::Answer, messages));
                     };
-                    // After a final_answer call its result says so; after a reply, the user.
-                    let called = messages.last().is_some_and(|m| !m.tool_calls.is_empty());
-                    let note = format!("Error: the answer was not accepted: {why}");
-                    messages.push(if called {
-                        Message::tool(note)
-                    } else {
-                        Message::user(note)
-                    });
+                    stop::not_accepted(&mut messages, &why);
                     if step == cfg.max_steps {
                         return Ok(stop(self, None, StopReason::MaxSteps, messages));
                     }
@@ -300,7 +280,7 @@ impl<'a> Run<'a> {
                 }
             }
         }
-        self.stop_hooks(StopReason::MaxSteps, None).await;
+        self.stop_hooks(StopReason::MaxSteps, None, cancel).await;
         Ok(self.finish(
             None,
             cfg.max_steps,
@@ -308,26 +288,6 @@ impl<'a> Run<'a> {
             messages,
             started.elapsed(),
         ))
-    }
-
-    /// Runs the `stop` hooks (not for a cancelled run: an interrupt should not wait on
-    /// them); returns why, when one rejected the answer.
-    async fn stop_hooks(&mut self, stop: StopReason, answer: Option<&Value>) -> Option<String> {
-        let gate = self.gate.clone()?;
-        if stop == StopReason::Cancelled {
-            return None;
-        }
-        let name = serde_json::to_value(stop)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let rejected = gate.stop(&name, answer, &tx).await;
-        drop(tx);
-        while let Ok(e) = rx.try_recv() {
-            self.emit(e);
-        }
-        rejected
     }
 
     /// Records the run's state after `step` (see [`resume`]).

@@ -15,11 +15,11 @@ use serde::Deserialize;
 use crate::permissions::{Approval, ApprovalRequest, Approver};
 
 /// How long the client's user has to answer.
-const ANSWER_WITHIN: Duration = Duration::from_secs(600);
+pub(super) const ANSWER_WITHIN: Duration = Duration::from_secs(600);
 
 /// The form the client fills in.
 #[derive(Debug, Deserialize, JsonSchema)]
-struct Answer {
+pub(super) struct Answer {
     /// Run this call?
     allow: bool,
     /// Also run later calls of this tool in this run without asking.
@@ -68,35 +68,54 @@ impl Approver for Elicit {
     fn ask(&self, request: ApprovalRequest) -> BoxFuture<'static, Approval> {
         let (peer, fallback) = (self.peer.clone(), self.fallback.clone());
         Box::pin(async move {
-            let message = format!(
-                "The agent wants to call {} ({}, {}).\nWhy it asks: {}\nArguments:\n{}",
-                request.tool,
-                request.source,
-                request.annotations.describe(),
-                request.why,
-                serde_json::to_string_pretty(&request.arguments).unwrap_or_default()
-            );
             match peer
-                .elicit_with_timeout::<Answer>(message, Some(ANSWER_WITHIN))
+                .elicit_with_timeout::<Answer>(question(&request), Some(ANSWER_WITHIN))
                 .await
             {
-                Ok(Some(a)) if a.allow && a.for_this_run == Some(true) => Approval::ForRun,
-                Ok(Some(a)) if a.allow => Approval::Once,
-                Ok(Some(a)) => Approval::No(a.reason),
+                Ok(Some(a)) => answer_of(a),
                 Ok(None)
                 | Err(ElicitationError::UserDeclined | ElicitationError::UserCancelled) => {
                     Approval::No(None)
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot ask the MCP client; the server's rules decide");
-                    match fallback {
-                        Some(f) => f.ask(request).await,
-                        None => Approval::No(Some(format!(
-                            "the MCP client could not be asked ({e}), and this server does not allow it otherwise"
-                        ))),
-                    }
-                }
+                // A client that cannot be asked after all: the server's own answer.
+                Err(ElicitationError::CapabilityNotSupported) => match fallback {
+                    Some(f) => f.ask(request).await,
+                    None => Approval::No(Some(
+                        "the MCP client cannot be asked, and this server does not allow it otherwise".into(),
+                    )),
+                },
+                // One that could be asked and did not answer (in time, or in the form) said no.
+                Err(e) => Approval::No(Some(format!("the MCP client did not answer: {e}"))),
             }
         })
+    }
+}
+
+/// The question put to the client: the tool, where it comes from, what it says of itself,
+/// why it is asked about, its arguments.
+pub(super) fn question(request: &ApprovalRequest) -> String {
+    format!(
+        "The agent wants to call {} ({}, {}).\nWhy it asks: {}\nArguments:\n{}",
+        request.tool,
+        request.source,
+        request.annotations.describe(),
+        request.why,
+        serde_json::to_string_pretty(&request.arguments).unwrap_or_default()
+    )
+}
+
+/// What a filled-in form says.
+pub(super) fn answer_of(a: Answer) -> Approval {
+    match a {
+        Answer {
+            allow: false,
+            reason,
+            ..
+        } => Approval::No(reason),
+        Answer {
+            for_this_run: Some(true),
+            ..
+        } => Approval::ForRun,
+        Answer { .. } => Approval::Once,
     }
 }

@@ -84,6 +84,8 @@ pub(super) struct State {
     pub(super) waiting: AtomicUsize,
     /// `run_task` calls running as MCP tasks (the tasks extension), and their results.
     pub(super) tasks: TaskManager,
+    /// Runs waiting for their clients' answers to `input_required` results.
+    pub(super) parking: super::mrtr::Parking,
 }
 
 impl State {
@@ -129,6 +131,7 @@ impl Server {
             slots,
             waiting: AtomicUsize::new(0),
             tasks: TaskManager::new(),
+            parking: Default::default(),
         };
         Ok(Server {
             state: Arc::new(state),
@@ -214,6 +217,14 @@ impl ServerHandler for Server {
     ) -> Result<CallToolResponse, ErrorData> {
         let args = Value::Object(request.arguments.clone().unwrap_or_default());
         if request.name == "run_task" {
+            // A retry carrying the client's answer to a question of a run waiting here.
+            if let Some(handle) = &request.request_state {
+                return self
+                    .state
+                    .parking
+                    .resume(handle, request.input_responses.as_ref(), &cx.ct)
+                    .await;
+            }
             let prepared = self.state.prepare(&args)?;
             let token = cx.meta.get_progress_token();
             // A client that speaks the tasks extension gets a task at once and polls it; the run
@@ -224,10 +235,31 @@ impl ServerHandler for Server {
                 let task = self.state.tasks.spawn(options, make);
                 return Ok(CallToolResponse::Task(CreateTaskResult::new(task)));
             }
+            // Where the server cannot send requests (2026-07-28 on), a client that takes forms
+            // is asked by `input_required` results while the run waits.
+            let by_result = cx
+                .protocol_version()
+                .is_some_and(|v| v >= rmcp::model::ProtocolVersion::V_2026_07_28)
+                && cx.client_capabilities().is_some_and(|c| {
+                    c.elicitation
+                        .as_ref()
+                        .is_some_and(|e| e.url.is_none() || e.form.is_some())
+                });
+            if by_result {
+                return super::mrtr::start(
+                    self.state.clone(),
+                    prepared,
+                    cx.peer.clone(),
+                    token,
+                    &cx.ct,
+                )
+                .await;
+            }
             let report = run::Report {
                 peer: cx.peer.clone(),
                 token,
                 task: None,
+                approver: None,
             };
             return self
                 .state

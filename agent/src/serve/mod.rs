@@ -22,6 +22,7 @@ mod approve;
 mod conformance;
 mod handler;
 mod http;
+mod mrtr;
 mod run;
 
 pub use handler::{ServeOptions, Server};

@@ -115,6 +115,9 @@ pub(super) struct Report {
     pub peer: Peer<RoleServer>,
     pub token: Option<ProgressToken>,
     pub task: Option<TaskContext>,
+    /// Who is asked about the run's calls, when not the client by elicitation requests (or
+    /// the server's own approver where it cannot be asked).
+    pub approver: Option<Arc<dyn crate::permissions::Approver>>,
 }
 
 /// A checked `run_task` call, ready to run: its task and settings.
@@ -154,6 +157,7 @@ pub(super) fn as_task(
                 peer,
                 token,
                 task: Some(cx.clone()),
+                approver: None,
             };
             let run = state.execute(prepared, report, ct.clone());
             tokio::pin!(run);
@@ -253,13 +257,15 @@ impl State {
             if over.hooks.is_some() {
                 return Err("hooks: this server does not let tasks run commands (start it with --trust-tasks, or set hooks in its settings)".into());
             }
-            // A task may make the server's rules stricter, not looser.
+            // A task may add deny rules, nothing else: an ask rule or a default of its own
+            // would put a call the server denies to the client, who answers for itself.
             if let Some(p) = &over.permissions
                 && (!p.allow.is_empty()
-                    || p.default == Some(crate::permissions::Mode::Allow)
+                    || !p.ask.is_empty()
+                    || p.default.is_some()
                     || p.annotations.is_some())
             {
-                return Err("permissions: a task may add ask and deny rules and a stricter default here; allow rules, `default: allow` and `annotations` need a server started with --trust-tasks".into());
+                return Err("permissions: a task may add deny rules only here; allow and ask rules, `default` and `annotations` need a server started with --trust-tasks".into());
             }
             if over.wasm_policy.is_some() {
                 return Err("wasm_policy: this server does not let tasks grant wasm tools access (start it with --trust-tasks, or set policies in --defaults)".into());
@@ -456,7 +462,11 @@ impl State {
             .with_access(access.clone())
             .runner();
         // The client whose task it is is asked, when it can be.
-        if let Some(e) = super::approve::Elicit::for_client(&report.peer, access.approver.clone()) {
+        if let Some(a) = report.approver.clone() {
+            agent.approver(a);
+        } else if let Some(e) =
+            super::approve::Elicit::for_client(&report.peer, access.approver.clone())
+        {
             agent.approver(Arc::new(e));
         }
         agent.observe(Box::new(trace));

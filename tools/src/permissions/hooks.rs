@@ -74,7 +74,7 @@ impl CommandHook {
     pub fn sees(&self, tool: &str, arguments: &Value) -> bool {
         self.matcher
             .as_ref()
-            .is_none_or(|m| m.matches(tool, arguments))
+            .is_none_or(|m| m.matches_with(tool, arguments, super::Each::Any))
     }
 }
 
@@ -183,15 +183,36 @@ pub struct HookRun {
     pub answer: HookAnswer,
 }
 
+/// A hook's process group, killed when the hook ends, overruns its timeout or is dropped (a
+/// cancelled run): no process a hook started outlives it.
+struct Group(Option<i32>);
+
+impl Group {
+    fn kill(&self) {
+        if let Some(pid) = self.0 {
+            // SAFETY: killpg only sends a signal, to the group the hook leads.
+            unsafe {
+                libc::killpg(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// Runs `hook` on `input` in `cwd`: the JSON on stdin, the answer from stdout, exit code 2 a
-/// block with stderr as its reason. The hook's process group is killed when it overruns its
-/// timeout, so a hook's children cannot keep it alive.
+/// block with stderr as its reason. The hook leads its own process group, which is killed when
+/// the hook exits (what it left running goes with it), overruns its timeout, or is dropped.
 pub async fn run_command(hook: &CommandHook, input: &HookInput, cwd: &Path) -> HookRun {
     let start = Instant::now();
     let limit = hook
         .timeout
-        .filter(|t| t.is_finite() && *t > 0.0)
-        .map(Duration::from_secs_f64)
+        .filter(|t| *t > 0.0)
+        .and_then(|t| Duration::try_from_secs_f64(t).ok())
         .unwrap_or(DEFAULT_HOOK_TIMEOUT);
     let mut run = HookRun {
         command: hook.command.clone(),
@@ -223,7 +244,7 @@ pub async fn run_command(hook: &CommandHook, input: &HookInput, cwd: &Path) -> H
             return run;
         }
     };
-    let pid = child.id();
+    let group = Group(child.id().and_then(|p| i32::try_from(p).ok()));
     let json = serde_json::to_vec(input).unwrap_or_default();
     let (mut stdin, mut out, mut err) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take());
@@ -233,21 +254,17 @@ pub async fn run_command(hook: &CommandHook, input: &HookInput, cwd: &Path) -> H
             let _ = s.write_all(&json).await;
             let _ = s.shutdown().await;
         }
-        let (o, e, status) = tokio::join!(
-            read_capped(out.take()),
-            read_capped(err.take()),
-            child.wait()
-        );
-        (o, e, status)
+        let exited = async {
+            let status = child.wait().await;
+            // Whatever it left running (and holding its pipes open) goes with it.
+            group.kill();
+            status
+        };
+        tokio::join!(read_capped(out.take()), read_capped(err.take()), exited)
     };
     match tokio::time::timeout(limit, talk).await {
         Err(_) => {
-            if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-                // SAFETY: killpg only sends a signal; the group is the hook's own.
-                unsafe {
-                    libc::killpg(pid, libc::SIGKILL);
-                }
-            }
+            group.kill();
             run.error = Some(format!(
                 "did not finish within {}s and was killed",
                 limit.as_secs_f64()
@@ -261,18 +278,10 @@ pub async fn run_command(hook: &CommandHook, input: &HookInput, cwd: &Path) -> H
                 Ok(status) => {
                     run.exit_code = status.code();
                     match status.code() {
-                        Some(0) => {
-                            let text = run.stdout.trim();
-                            // An object is an answer; other text is only recorded.
-                            if text.starts_with('{') {
-                                match serde_json::from_str::<HookAnswer>(text) {
-                                    Ok(a) => run.answer = a,
-                                    Err(e) => {
-                                        run.error = Some(format!("its answer is not one: {e}"))
-                                    }
-                                }
-                            }
-                        }
+                        Some(0) => match answer_in(&run.stdout) {
+                            Ok(a) => run.answer = a.unwrap_or_default(),
+                            Err(e) => run.error = Some(e),
+                        },
                         Some(2) => {
                             let why = run.stderr.trim();
                             run.answer = HookAnswer::deny(if why.is_empty() {
@@ -295,6 +304,29 @@ pub async fn run_command(hook: &CommandHook, input: &HookInput, cwd: &Path) -> H
     }
     run.seconds = start.elapsed().as_secs_f64();
     run
+}
+
+/// The answer in a hook's stdout: all of it, or its last line, when that is a JSON object;
+/// other text is only recorded. An object anywhere else is an error rather than ignored, so
+/// that a hook that prints before its answer cannot have it pass unread.
+fn answer_in(stdout: &str) -> Result<Option<HookAnswer>, String> {
+    let parse = |t: &str| {
+        serde_json::from_str::<HookAnswer>(t)
+            .map(Some)
+            .map_err(|e| format!("its answer is not one: {e}"))
+    };
+    let text = stdout.trim();
+    if text.starts_with('{') {
+        return parse(text);
+    }
+    let last = text.lines().next_back().unwrap_or_default().trim();
+    if last.starts_with('{') {
+        return parse(last);
+    }
+    if text.lines().any(|l| l.trim_start().starts_with('{')) {
+        return Err("its answer must be the whole of its output or its last line".into());
+    }
+    Ok(None)
 }
 
 /// The first [`MAX_OUTPUT`] bytes of `pipe`, as text; the rest is read and dropped, so a
@@ -374,9 +406,20 @@ mod tests {
         // Exit 2 blocks with stderr.
         let r = run("echo 'not there' >&2; exit 2", None).await;
         assert_eq!((r.error, r.answer), (None, HookAnswer::deny("not there")));
-        // Plain text is recorded, not an answer.
+        // Plain text is recorded, not an answer; an answer may follow text, on the last line.
         let r = run("echo looks fine", None).await;
         assert_eq!((r.error, r.answer), (None, HookAnswer::default()));
+        let r = run(
+            r#"echo checking; echo '{"decision": "deny", "reason": "no"}'"#,
+            None,
+        )
+        .await;
+        assert_eq!((r.error, r.answer), (None, HookAnswer::deny("no")));
+        let r = run(r#"echo x; echo '{"decision": "deny"}'; echo done"#, None).await;
+        assert_eq!(
+            r.error.as_deref(),
+            Some("its answer must be the whole of its output or its last line")
+        );
         // Failures: another exit code, a bad answer, a signal, a timeout.
         let r = run("echo oops >&2; exit 3", None).await;
         assert_eq!(r.error.as_deref(), Some("exited with status 3: oops"));
@@ -396,6 +439,23 @@ mod tests {
             Some("did not finish within 0.5s and was killed")
         );
         assert!(r.seconds < 10.0, "{}", r.seconds);
+        // What a hook leaves running when it exits goes with it (and does not hold it up).
+        let marker = std::env::temp_dir().join(format!("agent-hook-left-{}", std::process::id()));
+        let r = run(
+            &format!("(sleep 2; touch {}) & echo ok", marker.display()),
+            Some(20.0),
+        )
+        .await;
+        assert_eq!(
+            (r.error, r.exit_code, r.stdout.trim()),
+            (None, Some(0), "ok")
+        );
+        assert!(r.seconds < 2.0, "{}", r.seconds);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(!marker.exists());
+        // An absurd timeout is the default, not a panic.
+        let r = run("true", Some(1e300)).await;
+        assert_eq!(r.error, None);
     }
 
     #[test]

@@ -8,4 +8,4 @@ mod rules;
 
 pub use hooks::{CommandHook, HookAnswer, HookEvent, HookInput, HookRun, HookSpecs};
 pub use policy::{Mode, Permissions, Reason};
-pub use rules::{Rule, RuleError};
+pub use rules::{Each, Rule, RuleError};

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::Rule;
+use super::{Each, Rule};
 use crate::ToolAnnotations;
 
 /// What happens to a call.
@@ -118,12 +118,13 @@ impl Permissions {
         arguments: &Value,
         annotations: &ToolAnnotations,
     ) -> (Mode, Reason) {
-        for (mode, rules) in [
-            (Mode::Deny, &self.deny),
-            (Mode::Ask, &self.ask),
-            (Mode::Allow, &self.allow),
+        // A list argument: deny and ask rules see any element, allow rules need them all.
+        for (mode, rules, each) in [
+            (Mode::Deny, &self.deny, Each::Any),
+            (Mode::Ask, &self.ask, Each::Any),
+            (Mode::Allow, &self.allow, Each::All),
         ] {
-            if let Some(r) = rules.iter().find(|r| r.matches(tool, arguments)) {
+            if let Some(r) = rules.iter().find(|r| r.matches_with(tool, arguments, each)) {
                 return (
                     mode,
                     Reason::Rule {

@@ -4,9 +4,10 @@
 //!   `fs__*`, `wasm:text`, `fs__write_file(path: "/tmp/**")`,
 //!   `calc(/options/precision: 0..=10, expression: "*")`.
 //! Name globs: `*` any run of characters, `?` one. A condition's key is a top-level argument
-//! name or a JSON pointer (`/a/b`); its value a quoted glob for strings (`*` stops at `/`,
-//! `**` does not) or a number range (`1..10`, `1..=10`, `..5`, `3..`). All conditions must hold;
-//! a missing argument fails its condition.
+//! name or a JSON pointer (`/a/b`); its value a quoted glob (for a pattern written as a path,
+//! `*` stops at `/`, `**` does not, and the value's `.`/`..` are resolved) or a number range
+//! (`1..10`, `1..=10`, `..5`, `3..`). All conditions must hold; a missing argument fails its
+//! condition; an array argument matches when all (allow) or any (deny, ask) of its elements do.
 
 use serde_json::Value;
 
@@ -191,33 +192,77 @@ fn test(value: &str) -> Result<Test, String> {
     })
 }
 
+/// How a condition reads an array argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Each {
+    /// Every element must match (allow rules: one allowed path must not let others through).
+    All,
+    /// One element matching is enough (deny and ask rules, hooks' matchers: a forbidden path
+    /// among allowed ones is still forbidden).
+    Any,
+}
+
 impl Rule {
-    /// Whether the call `tool(arguments)` matches.
-    pub fn matches(&self, tool: &str, arguments: &Value) -> bool {
+    /// Whether the call `tool(arguments)` matches, an array argument matching when `each`
+    /// of its elements does.
+    pub fn matches_with(&self, tool: &str, arguments: &Value, each: Each) -> bool {
         glob(&self.name, tool, false)
             && self.conditions.iter().all(|c| {
                 let Some(v) = arguments.pointer(&c.pointer) else {
                     return false;
                 };
-                match (&c.test, v) {
-                    (Test::Glob(g), Value::String(s)) => glob(g, &normalize(s), true),
-                    (Test::Glob(g), other @ (Value::Number(_) | Value::Bool(_))) => {
-                        glob(g, &other.to_string(), true)
+                match (v, each) {
+                    // An empty list holds nothing forbidden, and allows nothing either.
+                    (Value::Array(items), Each::All) => {
+                        !items.is_empty() && items.iter().all(|v| c.test.holds(v))
                     }
-                    (
-                        Test::Range {
-                            low,
-                            high,
-                            inclusive,
-                        },
-                        Value::Number(n),
-                    ) => n.as_f64().is_some_and(|x| {
-                        low.is_none_or(|l| x >= l)
-                            && high.is_none_or(|h| if *inclusive { x <= h } else { x < h })
-                    }),
-                    _ => false,
+                    (Value::Array(items), Each::Any) => items.iter().any(|v| c.test.holds(v)),
+                    (v, _) => c.test.holds(v),
                 }
             })
+    }
+
+    /// Whether the call matches, as an allow rule reads it ([`Each::All`]).
+    pub fn matches(&self, tool: &str, arguments: &Value) -> bool {
+        self.matches_with(tool, arguments, Each::All)
+    }
+}
+
+impl Test {
+    fn holds(&self, v: &Value) -> bool {
+        match (self, v) {
+            (Test::Glob(g), Value::String(s)) => glob_value(g, s),
+            (Test::Glob(g), other @ (Value::Number(_) | Value::Bool(_))) => {
+                glob_value(g, &other.to_string())
+            }
+            (
+                Test::Range {
+                    low,
+                    high,
+                    inclusive,
+                },
+                Value::Number(n),
+            ) => n.as_f64().is_some_and(|x| {
+                low.is_none_or(|l| x >= l)
+                    && high.is_none_or(|h| if *inclusive { x <= h } else { x < h })
+            }),
+            _ => false,
+        }
+    }
+}
+
+/// A value glob: a pattern written as a path (starting with `/`, `./`, `../` or `~/`) is
+/// matched as one (`*` stops at `/`, `**` does not, the value's `.` and `..` resolved); any
+/// other pattern is text, where `*` is any run of characters (`"*BEGIN PRIVATE KEY*"` finds
+/// a key whose base64 has slashes in it; a URL keeps its `//`).
+fn glob_value(pattern: &str, value: &str) -> bool {
+    let path = ["/", "./", "../", "~/"]
+        .iter()
+        .any(|p| pattern.starts_with(p));
+    if path {
+        glob(pattern, &normalize(value), true)
+    } else {
+        glob(pattern, value, false)
     }
 }
 
@@ -353,12 +398,31 @@ mod tests {
 
     #[test]
     fn globs_and_ranges() {
-        // `?` never matches a path separator in values; `**` crosses them.
-        assert!(rule(r#"t(p: "a?c")"#).matches("t", &json!({"p": "abc"})));
-        assert!(!rule(r#"t(p: "a?c")"#).matches("t", &json!({"p": "a/c"})));
+        // In a pattern written as a path, `*` and `?` never match a `/`; `**` crosses them.
+        assert!(rule(r#"t(p: "/a?c")"#).matches("t", &json!({"p": "/abc"})));
+        assert!(!rule(r#"t(p: "/a?c")"#).matches("t", &json!({"p": "/a/c"})));
+        assert!(!rule(r#"t(p: "./*.md")"#).matches("t", &json!({"p": "./docs/a.md"})));
         assert!(rule(r#"t(p: "/x/**/y")"#).matches("t", &json!({"p": "/x/a/b/y"})));
-        // A prefix is a glob ending in `*` (or `**` for paths).
+        // Any other pattern is text: `*` is any run, slashes and all, and nothing is resolved.
         assert!(rule(r#"t(cmd: "git *")"#).matches("t", &json!({"cmd": "git status"})));
+        assert!(rule(r#"t(cmd: "rm *")"#).matches("t", &json!({"cmd": "rm -rf /"})));
+        let key = rule(r#"t(content: "*BEGIN PRIVATE KEY*")"#);
+        assert!(key.matches(
+            "t",
+            &json!({"content": "ab/c+d\n-----BEGIN PRIVATE KEY-----"})
+        ));
+        assert!(
+            rule(r#"t(url: "https://example.com/*")"#)
+                .matches("t", &json!({"url": "https://example.com/a/b"}))
+        );
+        // Arrays: an allow rule needs every element, a deny rule one.
+        let paths = rule(r#"t(paths: "/ok/**")"#);
+        let mixed = json!({"paths": ["/ok/a", "/etc/passwd"]});
+        assert!(!paths.matches_with("t", &mixed, Each::All));
+        assert!(paths.matches_with("t", &mixed, Each::Any));
+        assert!(paths.matches_with("t", &json!({"paths": ["/ok/a", "/ok/b"]}), Each::All));
+        assert!(!paths.matches_with("t", &json!({"paths": []}), Each::All));
+        assert!(!paths.matches_with("t", &json!({"paths": []}), Each::Any));
         // Exclusive and open ranges; a string is not a number.
         let r = rule("t(n: 1..3)");
         assert_eq!(
