@@ -374,3 +374,91 @@ fn an_mcp_client_approves_and_declines_over_elicitation() {
         [(true, "the user declined this call".to_string())]
     );
 }
+
+/// Hooks with the real model and server: a pre_tool hook moves the write the model asks for
+/// into the one folder the rules allow, and a post_tool hook sees what the server answered.
+#[test]
+fn hooks_redirect_a_write_and_see_its_result() {
+    let dir = tmp_dir("perm-hooks");
+    std::fs::create_dir_all(dir.join("safe")).unwrap();
+    let rewrite = dir.join("rewrite.py");
+    std::fs::write(
+        &rewrite,
+        format!(
+            "import json, os, sys\ncall = json.load(sys.stdin)\nargs = call['arguments']\nname = os.path.basename(args.get('path', '').rstrip('/')) or 'out.txt'\nargs['path'] = os.path.join({safe:?}, name)\nprint(json.dumps({{'arguments': args}}))\n",
+            safe = dir.join("safe").display().to_string()
+        ),
+    )
+    .unwrap();
+    let seen = dir.join("post.json");
+    let task = write_task(
+        &dir,
+        &format!(
+            "permissions:\n  allow: ['fs__write_file(path: \"{d}/safe/**\")']\n  default: deny\nhooks:\n  pre_tool: [{{match: fs__write_file, command: 'python3 {r}'}}]\n  post_tool: [{{match: fs__write_file, command: 'cat > {s}'}}]\n",
+            d = dir.display(),
+            r = rewrite.display(),
+            s = seen.display()
+        ),
+        &format!(
+            "Write the word hello to the file {}.",
+            dir.join("notes.txt").display()
+        ),
+    );
+    let trace = dir.join("trace.jsonl");
+    let o = agent_in(
+        &dir,
+        &[
+            "run",
+            task.to_str().unwrap(),
+            "--json",
+            "--trace",
+            trace.to_str().unwrap(),
+        ],
+    );
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+    let ev = events(&o);
+    let decided = ev
+        .iter()
+        .find(|e| e["event"] == "permission")
+        .expect("a permission event");
+    let path = decided["arguments"]["path"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        path.starts_with(&format!("{}/safe/", dir.display())),
+        "{decided}"
+    );
+    assert_eq!(
+        (&decided["decision"], &decided["by"]),
+        (&json!("allow"), &json!("rule")),
+        "{decided}"
+    );
+    // The server wrote where the hook said, and the post hook saw its answer.
+    assert!(Path::new(&path).is_file(), "{path}");
+    let post: Value = serde_json::from_str(&std::fs::read_to_string(&seen).unwrap()).unwrap();
+    assert_eq!(
+        (&post["event"], &post["tool"], &post["arguments"]["path"]),
+        (&json!("post_tool"), &json!("fs__write_file"), &json!(path))
+    );
+    let content = post["result"]["content"].as_str().unwrap_or_default();
+    assert!(
+        content.contains(&format!("Successfully wrote to {path}")),
+        "{post}"
+    );
+    // Both hooks ran, and nothing was written outside safe/ but this test's own files.
+    let hooks: Vec<&Value> = ev
+        .iter()
+        .filter(|e| e["event"] == "hook")
+        .map(|e| &e["hook"])
+        .collect();
+    assert_eq!(hooks, [&json!("pre_tool"), &json!("post_tool")]);
+    let outside: Vec<String> = walk(&dir)
+        .into_iter()
+        .filter(|f| !f.starts_with("safe/"))
+        .collect();
+    assert_eq!(
+        outside,
+        ["post.json", "rewrite.py", "trace.jsonl", "write.md"]
+    );
+}

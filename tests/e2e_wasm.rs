@@ -153,7 +153,8 @@ fn a_wasm_tool_and_an_mcp_server_of_one_name_are_refused() {
 fn tools_show_their_policy_and_bad_policies_are_refused() {
     let o = agent(&["tools", "--task", "examples/tasks/strawberry.md"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("text__count  (wasm:text (no files; no environment; no network; memory 64 MiB, cpu 2000 ms, wall 10000 ms, output 64 KiB))"), "{}", stdout(&o));
+    // With what the sandbox makes of it: read-only, so the permissions let it run.
+    assert!(stdout(&o).contains("text__count  (wasm:text (no files; no environment; no network; memory 64 MiB, cpu 2000 ms, wall 10000 ms, output 64 KiB), read-only; allow: the tool is annotated readOnlyHint)"), "{}", stdout(&o));
     let dir = tmp_dir("wasm-policy");
     let task = dir.join("t.md");
     std::fs::write(&task, "---\ntools: [wasm:text]\nwasm_policy:\n  text:\n    preopens: [{host: /, guest: /root}]\n---\nx\n").unwrap();
