@@ -220,7 +220,7 @@ fn cli_overrides_win_over_the_file() {
 const BAD: &[(&str, &str)] = &[
     (
         "unknown_key.md",
-        "3: modle: unknown key; allowed keys: model, device, isq, max_steps, max_result_bytes, max_result_tokens, compact, compact_at, loop_repeats, max_calls, parallel_calls, time_limit, tool_timeout, tools, thinking, sampling, output, tool_choice, tool_format, mcp_servers, wasm_policy",
+        "3: modle: unknown key; allowed keys: model, device, isq, max_steps, max_result_bytes, max_result_tokens, compact, compact_at, loop_repeats, max_calls, parallel_calls, time_limit, tool_timeout, tools, thinking, sampling, output, tool_choice, tool_format, mcp_servers, wasm_policy, permissions, hooks",
     ),
     (
         "compact_at_too_high.md",
